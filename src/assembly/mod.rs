@@ -1,0 +1,201 @@
+//! Assembly of M = Σ_s P_sᵀ m_s P_s and b = Σ_s P_sᵀ (∂ρ/∂q_I − c_s v_I) (DESIGN §1).
+//!
+//! The sparsity pattern of M (coordinates i, j coupled when their nodes share a site: graph
+//! distance ≤ 2 for node-centred sites) depends on the graph alone. [`MassPattern`] builds it once,
+//! in CSR with sorted columns and both triangles, together with *gather lists*: for every stored
+//! entry of M (and every coordinate of b) the positions in the site-derivative buffer that add
+//! up to it. Refilling M and b is then a parallel, write-conflict-free, deterministic gather.
+
+use crate::density::SiteLayout;
+use crate::lagrangian::Lagrangian;
+use rayon::prelude::*;
+
+/// Pattern of M plus gather lists into the concatenated site-derivative records.
+#[derive(Clone, Debug)]
+pub struct MassPattern {
+    /// Coordinates N = n·d.
+    pub n: usize,
+    /// CSR row pointers (N + 1).
+    pub indptr: Vec<usize>,
+    /// CSR column indices, sorted within each row.
+    pub indices: Vec<usize>,
+    /// Offset of each term's records in the derivative buffer, plus the total at the end.
+    pub term_offsets: Vec<usize>,
+    m_ptr: Vec<usize>,
+    m_src: Vec<usize>,
+    b_ptr: Vec<usize>,
+    b_src: Vec<[usize; 2]>,
+}
+
+impl MassPattern {
+    /// Build the pattern and gather lists for a Lagrangian: O(Σ_s (kd)²) work.
+    pub fn new(lag: &Lagrangian) -> MassPattern {
+        let n = lag.n_coords();
+        let d = lag.dof;
+        let mut term_offsets = vec![0usize];
+        for t in &lag.terms {
+            let last = *term_offsets.last().unwrap();
+            term_offsets.push(last + t.sites.len() * t.density.layout().stride());
+        }
+        // Pass 1: row counts with duplicates, then columns, then sort + dedup per row.
+        let mut cnt = vec![0usize; n + 1];
+        for t in &lag.terms {
+            let k = t.sites.arity;
+            for s in 0..t.sites.len() {
+                for &a in t.sites.neighbourhood(s) {
+                    for c in 0..d {
+                        cnt[a * d + c] += k * d;
+                    }
+                }
+            }
+        }
+        let mut ptr = vec![0usize; n + 1];
+        for i in 0..n {
+            ptr[i + 1] = ptr[i] + cnt[i];
+        }
+        let mut cols = vec![0usize; ptr[n]];
+        let mut fill = ptr.clone();
+        for t in &lag.terms {
+            for s in 0..t.sites.len() {
+                let nb = t.sites.neighbourhood(s);
+                for &a in nb {
+                    for ca in 0..d {
+                        let r = a * d + ca;
+                        for &b in nb {
+                            for cb in 0..d {
+                                cols[fill[r]] = b * d + cb;
+                                fill[r] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut rows: Vec<&mut [usize]> = Vec::with_capacity(n);
+        {
+            let mut rest = cols.as_mut_slice();
+            for i in 0..n {
+                let (head, tail) = rest.split_at_mut(ptr[i + 1] - ptr[i]);
+                rows.push(head);
+                rest = tail;
+            }
+        }
+        let lens: Vec<usize> = rows
+            .par_iter_mut()
+            .map(|r| {
+                r.sort_unstable();
+                let mut w = 0;
+                for i in 0..r.len() {
+                    if i == 0 || r[i] != r[w - 1] {
+                        r[w] = r[i];
+                        w += 1;
+                    }
+                }
+                w
+            })
+            .collect();
+        let mut indptr = vec![0usize; n + 1];
+        for i in 0..n {
+            indptr[i + 1] = indptr[i] + lens[i];
+        }
+        let mut indices = Vec::with_capacity(indptr[n]);
+        for i in 0..n {
+            indices.extend_from_slice(&cols[ptr[i]..ptr[i] + lens[i]]);
+        }
+        drop(cols);
+        let position = |r: usize, c: usize| -> usize {
+            let row = &indices[indptr[r]..indptr[r + 1]];
+            indptr[r] + row.binary_search(&c).expect("column in pattern")
+        };
+
+        // Gather lists for M: count, then fill.
+        let nnz = indices.len();
+        let mut m_ptr = vec![0usize; nnz + 1];
+        let mut b_ptr = vec![0usize; n + 1];
+        for t in &lag.terms {
+            for s in 0..t.sites.len() {
+                let nb = t.sites.neighbourhood(s);
+                for &a in nb {
+                    for ca in 0..d {
+                        b_ptr[a * d + ca + 1] += 1;
+                        for &b in nb {
+                            for cb in 0..d {
+                                m_ptr[position(a * d + ca, b * d + cb) + 1] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for e in 0..nnz {
+            m_ptr[e + 1] += m_ptr[e];
+        }
+        for i in 0..n {
+            b_ptr[i + 1] += b_ptr[i];
+        }
+        let mut m_src = vec![0usize; m_ptr[nnz]];
+        let mut b_src = vec![[0usize; 2]; b_ptr[n]];
+        let mut m_fill = m_ptr.clone();
+        let mut b_fill = b_ptr.clone();
+        for (ti, t) in lag.terms.iter().enumerate() {
+            let lay: SiteLayout = t.density.layout();
+            let kd = lay.kd;
+            for s in 0..t.sites.len() {
+                let base = term_offsets[ti] + s * lay.stride();
+                let nb = t.sites.neighbourhood(s);
+                for (ia, &a) in nb.iter().enumerate() {
+                    for ca in 0..d {
+                        let la = ia * d + ca;
+                        let r = a * d + ca;
+                        b_src[b_fill[r]] = [base + lay.grad_q() + la, base + lay.cv() + la];
+                        b_fill[r] += 1;
+                        for (ib, &b) in nb.iter().enumerate() {
+                            for cb in 0..d {
+                                let lb = ib * d + cb;
+                                let e = position(r, b * d + cb);
+                                m_src[m_fill[e]] = base + lay.mass() + la * kd + lb;
+                                m_fill[e] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        MassPattern { n, indptr, indices, term_offsets, m_ptr, m_src, b_ptr, b_src }
+    }
+
+    /// Stored entries of M.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Length of the derivative buffer the gather lists index.
+    pub fn derivs_len(&self) -> usize {
+        *self.term_offsets.last().unwrap()
+    }
+
+    /// Gather M's values (CSR order) and b from the site-derivative buffer, in parallel.
+    pub fn assemble(&self, derivs: &[f64], mass: &mut [f64], b: &mut [f64]) {
+        const CHUNK: usize = 4096;
+        mass.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, out)| {
+            let e0 = ci * CHUNK;
+            for (k, m) in out.iter_mut().enumerate() {
+                let e = e0 + k;
+                *m = self.m_src[self.m_ptr[e]..self.m_ptr[e + 1]].iter().map(|&j| derivs[j]).sum();
+            }
+        });
+        b.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, out)| {
+            let i0 = ci * CHUNK;
+            for (k, bi) in out.iter_mut().enumerate() {
+                let i = i0 + k;
+                *bi = self.b_src[self.b_ptr[i]..self.b_ptr[i + 1]].iter().map(|&[g, c]| derivs[g] - derivs[c]).sum();
+            }
+        });
+    }
+
+    /// The adjoint of the b-gather: scatter a per-coordinate vector λ back to the sites
+    /// (λ_I for every site), used by training.
+    pub fn gather_lists(&self) -> (&[usize], &[[usize; 2]]) {
+        (&self.b_ptr, &self.b_src)
+    }
+}

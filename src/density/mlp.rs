@@ -1,0 +1,531 @@
+//! Softplus MLP densities with exact input derivatives (DESIGN §2).
+//!
+//! ρ(x) = w_Lᵀ a_{L-1} + b_L, a_l = σ(z_l), z_l = W_l a_{l-1} + b_l, a_0 = x (normalised).
+//!
+//! Forward tangents J_{l+1} = W_{l+1} diag(σ'(z_l)) J_l are propagated only along the D = kd + 1
+//! directions we need (the kd velocity unit vectors and the direction (v_I, 0) in the q slots),
+//! the backward adjoint δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l) gives ∇ρ, and the exact Hessian is
+//! ∇²ρ = Σ_l J_lᵀ diag(δ_l ⊙ σ''(z_l)) J_l restricted to those directions.
+//!
+//! Performance choices: the columns of a whole block of sites (value column + D tangent columns
+//! per site) are stacked so each hidden layer is one GEMM `W_{l+1} · [a | σ'⊙T]` of width
+//! B·(D + 1), and the backward pass one GEMM `W_lᵀ · G` of width B, both through faer's GEMM
+//! (AVX-512/AVX2 kernels chosen at run time). Per site this is (kd + 3)·Σ h_l h_{l-1}
+//! multiply-adds; the Hessian contraction is O(D² h) and the activations O(h).
+
+use super::{Density, SiteLayout};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+/// A fully connected softplus network `sizes[0] → sizes[1] → … → 1` with input normalisation.
+///
+/// Weights are stored row-major (C order) as `out × in`, the layout of the HDF5 model schema.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    /// Layer sizes, input first, last entry 1.
+    pub sizes: Vec<usize>,
+    /// `weights[l]` is `sizes[l+1] × sizes[l]`, row-major.
+    pub weights: Vec<Vec<f64>>,
+    /// `biases[l]` has `sizes[l+1]` entries.
+    pub biases: Vec<Vec<f64>>,
+    /// The network sees (x - input_shift) / input_scale.
+    pub input_shift: Vec<f64>,
+    pub input_scale: Vec<f64>,
+}
+
+impl Mlp {
+    /// The paper's initialisation (appendix C; DESIGN §4): biases 0, weights N(0, σ²) with
+    /// σ = (1/√n)·{2.2 first layer; 0.58·i hidden layer i; n output layer}, n the layer's larger
+    /// dimension. Deterministic for a given seed.
+    pub fn paper_init(sizes: &[usize], seed: u64) -> Mlp {
+        assert!(sizes.len() >= 2 && *sizes.last().unwrap() == 1);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let nl = sizes.len() - 1;
+        let mut weights = Vec::with_capacity(nl);
+        let mut biases = Vec::with_capacity(nl);
+        for l in 0..nl {
+            let (fan_in, fan_out) = (sizes[l], sizes[l + 1]);
+            let n = fan_in.max(fan_out) as f64;
+            let factor = if l == 0 {
+                2.2
+            } else if l == nl - 1 {
+                n
+            } else {
+                0.58 * l as f64
+            };
+            let std = factor / n.sqrt();
+            let normal = Normal::new(0.0, std).expect("finite std");
+            weights.push((0..fan_in * fan_out).map(|_| normal.sample(&mut rng)).collect());
+            biases.push(vec![0.0; fan_out]);
+        }
+        Mlp {
+            sizes: sizes.to_vec(),
+            weights,
+            biases,
+            input_shift: vec![0.0; sizes[0]],
+            input_scale: vec![1.0; sizes[0]],
+        }
+    }
+
+    /// Number of hidden layers.
+    pub fn n_hidden(&self) -> usize {
+        self.sizes.len() - 2
+    }
+
+    /// Total number of trainable parameters.
+    pub fn n_params(&self) -> usize {
+        self.weights.iter().map(Vec::len).sum::<usize>() + self.biases.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Check internal consistency (shapes, finite values, positive scales).
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::Error;
+        if self.sizes.len() < 2 || *self.sizes.last().unwrap() != 1 {
+            return Err(Error::input(format!("MLP layer sizes {:?} must end in 1", self.sizes)));
+        }
+        if self.weights.len() != self.sizes.len() - 1 || self.biases.len() != self.sizes.len() - 1 {
+            return Err(Error::input("MLP has the wrong number of layers for its sizes"));
+        }
+        for l in 0..self.weights.len() {
+            if self.weights[l].len() != self.sizes[l] * self.sizes[l + 1] || self.biases[l].len() != self.sizes[l + 1] {
+                return Err(Error::input(format!("MLP layer {l} has the wrong shape for sizes {:?}", self.sizes)));
+            }
+            crate::error::check_finite(&format!("layer {l} weight"), &self.weights[l])?;
+            crate::error::check_finite(&format!("layer {l} bias"), &self.biases[l])?;
+        }
+        if self.input_shift.len() != self.sizes[0] || self.input_scale.len() != self.sizes[0] {
+            return Err(Error::input("MLP input normalisation has the wrong length"));
+        }
+        crate::error::check_finite("input_shift", &self.input_shift)?;
+        if self.input_scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(Error::input("MLP input_scale must be finite and positive"));
+        }
+        Ok(())
+    }
+
+    /// Plain forward pass for one input (no derivatives); used by tests and baselines.
+    pub fn forward(&self, x: &[f64]) -> f64 {
+        let mut a: Vec<f64> = x
+            .iter()
+            .zip(&self.input_shift)
+            .zip(&self.input_scale)
+            .map(|((x, m), s)| (x - m) / s)
+            .collect();
+        let nl = self.weights.len();
+        for l in 0..nl {
+            let (nin, nout) = (self.sizes[l], self.sizes[l + 1]);
+            let mut z = self.biases[l].clone();
+            for (i, zi) in z.iter_mut().enumerate() {
+                let row = &self.weights[l][i * nin..(i + 1) * nin];
+                *zi += row.iter().zip(&a).map(|(w, a)| w * a).sum::<f64>();
+            }
+            a = if l + 1 < nl { z.iter().map(|&z| softplus(z)).collect() } else { z };
+            debug_assert_eq!(a.len(), nout);
+        }
+        a[0]
+    }
+}
+
+/// softplus(z) = ln(1 + eᶻ), with σ' = sigmoid and σ'' = sigmoid·(1 − sigmoid), all evaluated
+/// stably from e = exp(−|z|).
+#[inline(always)]
+pub fn softplus_derivs(z: f64) -> (f64, f64, f64) {
+    let e = (-z.abs()).exp();
+    let inv = 1.0 / (1.0 + e);
+    let sp = z.max(0.0) + e.ln_1p();
+    let sig = if z >= 0.0 { inv } else { e * inv };
+    (sp, sig, e * inv * inv)
+}
+
+#[inline]
+pub fn softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// An [`Mlp`] used as a site density with `arity` nodes of `dof` coordinates and `n_features`
+/// extra inputs; input length 2·arity·dof + n_features must equal `mlp.sizes[0]`.
+#[derive(Clone, Debug)]
+pub struct MlpDensity {
+    pub mlp: Mlp,
+    arity: usize,
+    dof: usize,
+    n_features: usize,
+    /// First layer with the input normalisation folded in: W₀' = W₀ diag(1/scale),
+    /// b₀' = b₀ − W₀' shift (row-major, like `Mlp::weights`).
+    w0: Vec<f64>,
+    b0: Vec<f64>,
+}
+
+impl MlpDensity {
+    pub fn new(mlp: Mlp, arity: usize, dof: usize, n_features: usize) -> crate::Result<Self> {
+        mlp.validate()?;
+        let p = 2 * arity * dof + n_features;
+        if mlp.sizes[0] != p {
+            return Err(crate::Error::input(format!(
+                "MLP input size {} does not match the site input 2·{arity}·{dof} + {n_features} = {p}",
+                mlp.sizes[0]
+            )));
+        }
+        if mlp.n_hidden() == 0 {
+            return Err(crate::Error::input("an MLP density needs at least one hidden layer (a linear density has no mass matrix)"));
+        }
+        let h = mlp.sizes[1];
+        let mut w0 = mlp.weights[0].clone();
+        let mut b0 = mlp.biases[0].clone();
+        for i in 0..h {
+            for j in 0..p {
+                w0[i * p + j] /= mlp.input_scale[j];
+                b0[i] -= w0[i * p + j] * mlp.input_shift[j];
+            }
+        }
+        Ok(MlpDensity { mlp, arity, dof, n_features, w0, b0 })
+    }
+
+    fn weight(&self, l: usize) -> MatRef<'_, f64> {
+        let (nin, nout) = (self.mlp.sizes[l], self.mlp.sizes[l + 1]);
+        if l == 0 {
+            MatRef::from_row_major_slice(&self.w0, nout, nin)
+        } else {
+            MatRef::from_row_major_slice(&self.mlp.weights[l], nout, nin)
+        }
+    }
+
+    fn bias(&self, l: usize) -> &[f64] {
+        if l == 0 {
+            &self.b0
+        } else {
+            &self.mlp.biases[l]
+        }
+    }
+}
+
+impl Density for MlpDensity {
+    fn arity(&self) -> usize {
+        self.arity
+    }
+    fn dof(&self) -> usize {
+        self.dof
+    }
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+    fn name(&self) -> String {
+        let s: Vec<String> = self.mlp.sizes.iter().map(|s| s.to_string()).collect();
+        format!("softplus mlp {}", s.join("-"))
+    }
+
+    fn eval_block(&self, x: &[f64], nb: usize, out: &mut [f64]) {
+        let lay = self.layout();
+        let kd = lay.kd;
+        let p = self.input_len();
+        let dd = kd + 1; // tangent directions: kd velocity units + (v_I, 0)
+        let nh = self.mlp.n_hidden();
+        let sizes = &self.mlp.sizes;
+        debug_assert_eq!(x.len(), p * nb);
+        debug_assert_eq!(out.len(), lay.stride() * nb);
+        let width = nb * (1 + dd);
+
+        // r[l]: h_l × B(1+D) column-major: [z_l (B cols) | T_l (B·D cols, col s·D + j)].
+        let mut r: Vec<Vec<f64>> = (0..nh).map(|l| vec![0.0; sizes[l + 1] * width]).collect();
+        let mut sd: Vec<Vec<f64>> = (0..nh).map(|l| vec![0.0; sizes[l + 1] * nb]).collect(); // σ'
+        let mut sdd: Vec<Vec<f64>> = (0..nh).map(|l| vec![0.0; sizes[l + 1] * nb]).collect(); // σ''
+        let hmax = sizes[1..=nh].iter().copied().max().unwrap_or(1);
+        let mut u = vec![0.0; hmax * width];
+
+        // Layer 0: z_0 = W₀'x + b₀', tangents T_0 = W₀' · directions.
+        let h0 = sizes[1];
+        let w0 = self.weight(0);
+        {
+            let (z, t) = r[0].split_at_mut(h0 * nb);
+            matmul(
+                MatMut::from_column_major_slice_mut(z, h0, nb),
+                Accum::Replace,
+                w0,
+                MatRef::from_column_major_slice(x, p, nb),
+                1.0,
+                Par::Seq,
+            );
+            for s in 0..nb {
+                let zs = &mut z[s * h0..(s + 1) * h0];
+                for (zi, bi) in zs.iter_mut().zip(&self.b0) {
+                    *zi += bi;
+                }
+            }
+            // c-direction: W₀'[:, 0..kd] · v_I, into scratch u then copied to column s·D + kd.
+            let tmp = &mut u[..h0 * nb];
+            matmul(
+                MatMut::from_column_major_slice_mut(tmp, h0, nb),
+                Accum::Replace,
+                w0.subcols(0, kd),
+                MatRef::from_column_major_slice(x, p, nb).subrows(kd, kd),
+                1.0,
+                Par::Seq,
+            );
+            for s in 0..nb {
+                let base = s * dd * h0;
+                for j in 0..kd {
+                    let col = &mut t[base + j * h0..base + (j + 1) * h0];
+                    for (i, c) in col.iter_mut().enumerate() {
+                        *c = self.w0[i * p + kd + j];
+                    }
+                }
+                t[base + kd * h0..base + (kd + 1) * h0].copy_from_slice(&tmp[s * h0..(s + 1) * h0]);
+            }
+        }
+
+        // Hidden layers forward.
+        let mut rho_acc = vec![0.0; nb];
+        for l in 0..nh {
+            let h = sizes[l + 1];
+            let (rl, rest) = r.split_at_mut(l + 1);
+            let rl = &mut rl[l];
+            let (z, t) = rl.split_at(h * nb);
+            let sdl = &mut sd[l];
+            let sddl = &mut sdd[l];
+            // activations: u[:, s] = σ(z), σ', σ''
+            for k in 0..h * nb {
+                let (a, s1, s2) = softplus_derivs(z[k]);
+                u[k] = a;
+                sdl[k] = s1;
+                sddl[k] = s2;
+            }
+            if l + 1 < nh {
+                // u[:, B + s·D + j] = σ'(z_s) ⊙ T[:, s·D + j]
+                for s in 0..nb {
+                    let sds = &sdl[s * h..(s + 1) * h];
+                    for j in 0..dd {
+                        let off = (s * dd + j) * h;
+                        let src = &t[off..off + h];
+                        let dst = &mut u[h * nb + off..h * nb + off + h];
+                        for i in 0..h {
+                            dst[i] = sds[i] * src[i];
+                        }
+                    }
+                }
+                let hn = sizes[l + 2];
+                let rn = &mut rest[0];
+                matmul(
+                    MatMut::from_column_major_slice_mut(rn, hn, width),
+                    Accum::Replace,
+                    self.weight(l + 1),
+                    MatRef::from_column_major_slice(&u[..h * width], h, width),
+                    1.0,
+                    Par::Seq,
+                );
+                let b = self.bias(l + 1);
+                for s in 0..nb {
+                    for (zi, bi) in rn[s * hn..(s + 1) * hn].iter_mut().zip(b) {
+                        *zi += bi;
+                    }
+                }
+            } else {
+                // output layer: ρ = w_L · a + b_L
+                let wl = &self.mlp.weights[nh];
+                let bl = self.mlp.biases[nh][0];
+                for s in 0..nb {
+                    let a = &u[s * h..(s + 1) * h];
+                    rho_acc[s] = bl + a.iter().zip(wl).map(|(a, w)| a * w).sum::<f64>();
+                }
+            }
+        }
+
+        // Backward: δ_{nh-1} = w_L; Hessian terms; δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l).
+        let mut delta = vec![0.0; hmax * nb];
+        let mut g = vec![0.0; hmax * nb];
+        {
+            let h = sizes[nh];
+            let wl = &self.mlp.weights[nh];
+            for s in 0..nb {
+                delta[s * h..(s + 1) * h].copy_from_slice(wl);
+            }
+        }
+        let mut hess = vec![0.0; nb * dd * dd];
+        let mut grad_x = vec![0.0; p * nb];
+        let mut wj = vec![0.0; hmax];
+        for l in (0..nh).rev() {
+            let h = sizes[l + 1];
+            let t = &r[l][h * nb..];
+            let (sdl, sddl) = (&sd[l], &sdd[l]);
+            for s in 0..nb {
+                let ds = &delta[s * h..(s + 1) * h];
+                let ss = &sddl[s * h..(s + 1) * h];
+                let hs = &mut hess[s * dd * dd..(s + 1) * dd * dd];
+                for j in 0..kd {
+                    let tj = &t[(s * dd + j) * h..(s * dd + j + 1) * h];
+                    for i in 0..h {
+                        wj[i] = ds[i] * ss[i] * tj[i];
+                    }
+                    for k in j..dd {
+                        let tk = &t[(s * dd + k) * h..(s * dd + k + 1) * h];
+                        let mut acc = 0.0;
+                        for i in 0..h {
+                            acc += wj[i] * tk[i];
+                        }
+                        hs[j * dd + k] += acc;
+                    }
+                }
+                let gs = &mut g[s * h..(s + 1) * h];
+                let sds = &sdl[s * h..(s + 1) * h];
+                for i in 0..h {
+                    gs[i] = sds[i] * ds[i];
+                }
+            }
+            let gmat = MatRef::from_column_major_slice(&g[..h * nb], h, nb);
+            if l > 0 {
+                let hp = sizes[l];
+                matmul(
+                    MatMut::from_column_major_slice_mut(&mut delta[..hp * nb], hp, nb),
+                    Accum::Replace,
+                    self.weight(l).transpose(),
+                    gmat,
+                    1.0,
+                    Par::Seq,
+                );
+            } else {
+                matmul(
+                    MatMut::from_column_major_slice_mut(&mut grad_x, p, nb),
+                    Accum::Replace,
+                    self.weight(0).transpose(),
+                    gmat,
+                    1.0,
+                    Par::Seq,
+                );
+            }
+        }
+
+        // Write records.
+        let stride = lay.stride();
+        for s in 0..nb {
+            let rec = &mut out[s * stride..(s + 1) * stride];
+            rec[SiteLayout::RHO] = rho_acc[s];
+            rec[lay.grad_q()..lay.grad_q() + kd].copy_from_slice(&grad_x[s * p..s * p + kd]);
+            rec[lay.grad_v()..lay.grad_v() + kd].copy_from_slice(&grad_x[s * p + kd..s * p + 2 * kd]);
+            let hs = &hess[s * dd * dd..(s + 1) * dd * dd];
+            let m = lay.mass();
+            for j in 0..kd {
+                for k in j..kd {
+                    rec[m + j * kd + k] = hs[j * dd + k];
+                    rec[m + k * kd + j] = hs[j * dd + k];
+                }
+                rec[lay.cv() + j] = hs[j * dd + kd];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::density::eval_one;
+
+    fn random_x(p: usize, seed: u64) -> Vec<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = Normal::new(0.0, 1.0).unwrap();
+        (0..p).map(|_| n.sample(&mut rng)).collect()
+    }
+
+    #[test]
+    fn softplus_is_stable() {
+        for z in [-800.0, -40.0, -1.0, 0.0, 1.0, 40.0, 800.0] {
+            let (a, s1, s2) = softplus_derivs(z);
+            assert!(a.is_finite() && s1.is_finite() && s2.is_finite());
+            assert!((a - softplus(z)).abs() <= 1e-15 * a.abs().max(1.0));
+        }
+        let (a, s1, s2) = softplus_derivs(0.3);
+        assert!((a - (1.0f64 + 0.3f64.exp()).ln()).abs() < 1e-15);
+        let sig = 1.0 / (1.0 + (-0.3f64).exp());
+        assert!((s1 - sig).abs() < 1e-15 && (s2 - sig * (1.0 - sig)).abs() < 1e-15);
+    }
+
+    /// ρ, ∂ρ/∂x, m_s, c_s·v against central finite differences of the plain forward pass.
+    #[test]
+    fn exact_derivatives_match_finite_differences() {
+        for (arity, dof, nf, hidden) in [(3, 1, 0, vec![16, 16]), (1, 2, 0, vec![12, 12, 12]), (2, 2, 1, vec![10])] {
+            let kd = arity * dof;
+            let p = 2 * kd + nf;
+            let mut sizes = vec![p];
+            sizes.extend(&hidden);
+            sizes.push(1);
+            let mut mlp = Mlp::paper_init(&sizes, 7);
+            mlp.input_shift = random_x(p, 3).iter().map(|x| 0.1 * x).collect();
+            mlp.input_scale = random_x(p, 4).iter().map(|x| 1.0 + 0.2 * x.abs()).collect();
+            let dens = MlpDensity::new(mlp.clone(), arity, dof, nf).unwrap();
+            let lay = dens.layout();
+            for trial in 0..4 {
+                let x = random_x(p, 100 + trial);
+                let rec = eval_one(&dens, &x);
+                assert!((rec[0] - mlp.forward(&x)).abs() < 1e-12 * (1.0 + rec[0].abs()));
+                let f = |x: &[f64]| mlp.forward(x);
+                let eps = 1e-5;
+                // gradient
+                for i in 0..2 * kd {
+                    let mut xp = x.clone();
+                    let mut xm = x.clone();
+                    xp[i] += eps;
+                    xm[i] -= eps;
+                    let fd = (f(&xp) - f(&xm)) / (2.0 * eps);
+                    let exact = if i < kd { rec[lay.grad_q() + i] } else { rec[lay.grad_v() + i - kd] };
+                    assert!((fd - exact).abs() < 1e-7 * (1.0 + exact.abs()), "grad {i}: fd {fd} exact {exact}");
+                }
+                // second derivatives: m_s = ∂²ρ/∂v∂v, c_s v = Σ_k ∂²ρ/∂v_j∂q_k v_k
+                let grad = |x: &[f64], i: usize| {
+                    let mut xp = x.to_vec();
+                    let mut xm = x.to_vec();
+                    xp[i] += eps;
+                    xm[i] -= eps;
+                    (f(&xp) - f(&xm)) / (2.0 * eps)
+                };
+                let e2 = 1e-4;
+                for j in 0..kd {
+                    for k in 0..kd {
+                        let mut xp = x.clone();
+                        let mut xm = x.clone();
+                        xp[kd + k] += e2;
+                        xm[kd + k] -= e2;
+                        let fd = (grad(&xp, kd + j) - grad(&xm, kd + j)) / (2.0 * e2);
+                        let exact = rec[lay.mass() + j * kd + k];
+                        assert!((fd - exact).abs() < 1e-5 * (1.0 + exact.abs()), "m[{j},{k}] fd {fd} exact {exact}");
+                    }
+                    let mut xp = x.clone();
+                    let mut xm = x.clone();
+                    for k in 0..kd {
+                        xp[k] += e2 * x[kd + k];
+                        xm[k] -= e2 * x[kd + k];
+                    }
+                    let fd = (grad(&xp, kd + j) - grad(&xm, kd + j)) / (2.0 * e2);
+                    let exact = rec[lay.cv() + j];
+                    assert!((fd - exact).abs() < 1e-5 * (1.0 + exact.abs()), "cv[{j}] fd {fd} exact {exact}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_evaluation_equals_single_site() {
+        let dens = MlpDensity::new(Mlp::paper_init(&[6, 20, 20, 1], 1), 3, 1, 0).unwrap();
+        let nb = 37;
+        let x = random_x(6 * nb, 9);
+        let stride = dens.layout().stride();
+        let mut out = vec![0.0; stride * nb];
+        dens.eval_block(&x, nb, &mut out);
+        for s in [0, 5, 36] {
+            let one = eval_one(&dens, &x[s * 6..(s + 1) * 6]);
+            for (a, b) in one.iter().zip(&out[s * stride..(s + 1) * stride]) {
+                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn paper_init_scales() {
+        let m = Mlp::paper_init(&[4, 500, 500, 1], 0);
+        let std = |w: &Vec<f64>| (w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64).sqrt();
+        assert!((std(&m.weights[0]) - 2.2 / 500f64.sqrt()).abs() < 0.05 * 2.2 / 500f64.sqrt());
+        assert!((std(&m.weights[1]) - 0.58 / 500f64.sqrt()).abs() < 0.02 * 0.58 / 500f64.sqrt());
+        assert!((std(&m.weights[2]) - 500f64.sqrt()).abs() < 0.2 * 500f64.sqrt());
+        assert_eq!(m, Mlp::paper_init(&[4, 500, 500, 1], 0));
+    }
+}

@@ -1,0 +1,171 @@
+//! The Euler–Lagrange solve (paper eq. 6): q̈ = M⁻¹(∂L/∂q − C q̇).
+//!
+//! [`Dynamics`] owns a Lagrangian, its mass-matrix pattern and a solver plan; every call
+//! evaluates all site densities in parallel blocks, gathers M and b, factorises M once and
+//! solves. One-off work (pattern, orderings, symbolic factorisation, buffers) happens in
+//! [`Dynamics::new`].
+
+use crate::assembly::MassPattern;
+use crate::graph::GraphKind;
+use crate::lagrangian::Lagrangian;
+use crate::solve::{Solver, SolverKind};
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+/// Sites per density call: a block's columns form one GEMM per layer.
+pub const SITE_BLOCK: usize = 64;
+
+/// Accelerations, energy and local derivatives of a Lagrangian system.
+pub struct Dynamics {
+    pub lagrangian: Lagrangian,
+    pub pattern: MassPattern,
+    pub solver: Solver,
+    /// Concatenated site records of every term (see [`crate::density::SiteLayout`]).
+    pub derivs: Vec<f64>,
+    /// M's values in `pattern` CSR order.
+    pub mass: Vec<f64>,
+    /// b = ∂L/∂q − C q̇.
+    pub rhs: Vec<f64>,
+}
+
+impl std::fmt::Debug for Dynamics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dynamics")
+            .field("n_coords", &self.pattern.n)
+            .field("nnz", &self.pattern.nnz())
+            .field("solver", &self.solver.kind())
+            .finish()
+    }
+}
+
+impl Dynamics {
+    /// Build the pattern and the solver plan (one-off set-up).
+    pub fn new(lagrangian: Lagrangian, solver: SolverKind, graph_kind: GraphKind) -> Result<Dynamics> {
+        if lagrangian.terms.is_empty() {
+            return Err(Error::input("the Lagrangian has no terms"));
+        }
+        let pattern = MassPattern::new(&lagrangian);
+        let solver = Solver::new(solver, &pattern, graph_kind, lagrangian.dof)?;
+        let derivs = vec![0.0; pattern.derivs_len()];
+        let mass = vec![0.0; pattern.nnz()];
+        let rhs = vec![0.0; pattern.n];
+        Ok(Dynamics { lagrangian, pattern, solver, derivs, mass, rhs })
+    }
+
+    pub fn n_coords(&self) -> usize {
+        self.pattern.n
+    }
+
+    /// Evaluate every site's ρ, gradients, m_s and c_s·v_I at (q, v) into `self.derivs`.
+    pub fn evaluate_sites(&mut self, q: &[f64], v: &[f64]) -> Result<()> {
+        self.lagrangian.check_state(q, v)?;
+        let d = self.lagrangian.dof;
+        let mut rest = self.derivs.as_mut_slice();
+        for term in &self.lagrangian.terms {
+            let dens = term.density.as_ref();
+            let stride = dens.layout().stride();
+            let (mine, tail) = rest.split_at_mut(term.sites.len() * stride);
+            rest = tail;
+            let p = dens.input_len();
+            let (k, nf) = (term.sites.arity, term.sites.n_features);
+            let kd = k * d;
+            let sites = &term.sites;
+            mine.par_chunks_mut(SITE_BLOCK * stride).enumerate().for_each_init(
+                || vec![0.0; SITE_BLOCK * p],
+                |x, (bi, out)| {
+                    let nb = out.len() / stride;
+                    let s0 = bi * SITE_BLOCK;
+                    for j in 0..nb {
+                        let s = s0 + j;
+                        let col = &mut x[j * p..(j + 1) * p];
+                        for (a, &node) in sites.neighbourhood(s).iter().enumerate() {
+                            for c in 0..d {
+                                col[a * d + c] = q[node * d + c];
+                                col[kd + a * d + c] = v[node * d + c];
+                            }
+                        }
+                        col[2 * kd..].copy_from_slice(&sites.features[s * nf..(s + 1) * nf]);
+                    }
+                    dens.eval_block(&x[..nb * p], nb, out);
+                },
+            );
+            if let Some(i) = mine.iter().position(|x| !x.is_finite()) {
+                let s = i / stride;
+                return Err(Error::Singular(format!(
+                    "density '{}' is not finite at site {s} (nodes {:?}); the state may be outside its domain",
+                    dens.name(),
+                    term.sites.neighbourhood(s)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gather M and b from the site records.
+    pub fn assemble(&mut self) {
+        self.pattern.assemble(&self.derivs, &mut self.mass, &mut self.rhs);
+    }
+
+    /// Accelerations q̈ at (q, v) written into `a`.
+    pub fn accelerations_into(&mut self, q: &[f64], v: &[f64], a: &mut [f64]) -> Result<()> {
+        if a.len() != self.n_coords() {
+            return Err(Error::input(format!("acceleration buffer has {} values, need {}", a.len(), self.n_coords())));
+        }
+        self.evaluate_sites(q, v)?;
+        self.assemble();
+        self.solver.factorize(&self.pattern, &self.mass)?;
+        a.copy_from_slice(&self.rhs);
+        self.solver.solve_in_place(a)
+    }
+
+    /// Accelerations q̈ at (q, v).
+    pub fn accelerations(&mut self, q: &[f64], v: &[f64]) -> Result<Vec<f64>> {
+        let mut a = vec![0.0; self.n_coords()];
+        self.accelerations_into(q, v, &mut a)?;
+        Ok(a)
+    }
+
+    /// Sum over sites of a function of each site's record.
+    fn site_sum(&self, f: impl Fn(&[f64], &[f64], crate::density::SiteLayout) -> f64 + Sync, v: &[f64]) -> f64 {
+        let d = self.lagrangian.dof;
+        let mut total = 0.0;
+        for (ti, term) in self.lagrangian.terms.iter().enumerate() {
+            let lay = term.density.layout();
+            let stride = lay.stride();
+            let recs = &self.derivs[self.pattern.term_offsets[ti]..self.pattern.term_offsets[ti + 1]];
+            total += recs
+                .par_chunks(stride)
+                .enumerate()
+                .map(|(s, rec)| {
+                    let vi: Vec<f64> = term.sites.neighbourhood(s).iter().flat_map(|&n| (0..d).map(move |c| v[n * d + c])).collect();
+                    f(rec, &vi, lay)
+                })
+                .sum::<f64>();
+        }
+        total
+    }
+
+    /// L(q, v) = Σ_s ρ_s.
+    pub fn lagrangian_value(&mut self, q: &[f64], v: &[f64]) -> Result<f64> {
+        self.evaluate_sites(q, v)?;
+        Ok(self.site_sum(|rec, _, _| rec[0], v))
+    }
+
+    /// Energy E = Σ_i v_i ∂L/∂v_i − L, conserved by the exact dynamics.
+    pub fn energy(&mut self, q: &[f64], v: &[f64]) -> Result<f64> {
+        self.evaluate_sites(q, v)?;
+        Ok(self.site_sum(
+            |rec, vi, lay| {
+                let gv = &rec[lay.grad_v()..lay.grad_v() + lay.kd];
+                gv.iter().zip(vi).map(|(g, v)| g * v).sum::<f64>() - rec[0]
+            },
+            v,
+        ))
+    }
+
+    /// The assembled mass matrix as an sprs CSR matrix (after an evaluation).
+    pub fn mass_matrix(&self) -> sprs::CsMat<f64> {
+        let n = self.pattern.n;
+        sprs::CsMat::new((n, n), self.pattern.indptr.clone(), self.pattern.indices.clone(), self.mass.clone())
+    }
+}
