@@ -13,6 +13,7 @@
 //! where the paper's dense pseudo-inverse is O(n³).
 
 pub mod assembly;
+pub mod bench;
 pub mod density;
 pub mod dynamics;
 pub mod error;

@@ -1,1 +1,6 @@
-fn main() {}
+//! The `lgn` binary: see `lgn --help`.
+mod cli;
+
+fn main() {
+    std::process::exit(cli::run());
+}

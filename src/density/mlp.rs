@@ -129,21 +129,8 @@ impl Mlp {
     }
 }
 
-/// softplus(z) = ln(1 + eᶻ), with σ' = sigmoid and σ'' = sigmoid·(1 − sigmoid), all evaluated
-/// stably from e = exp(−|z|).
-#[inline(always)]
-pub fn softplus_derivs(z: f64) -> (f64, f64, f64) {
-    let e = (-z.abs()).exp();
-    let inv = 1.0 / (1.0 + e);
-    let sp = z.max(0.0) + e.ln_1p();
-    let sig = if z >= 0.0 { inv } else { e * inv };
-    (sp, sig, e * inv * inv)
-}
-
-#[inline]
-pub fn softplus(z: f64) -> f64 {
-    z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
+pub use super::activation::{softplus, softplus_derivs};
+use super::activation::{dot, softplus_slices};
 
 /// An [`Mlp`] used as a site density with `arity` nodes of `dof` coordinates and `n_features`
 /// extra inputs; input length 2·arity·dof + n_features must equal `mlp.sizes[0]`.
@@ -157,6 +144,9 @@ pub struct MlpDensity {
     /// b₀' = b₀ − W₀' shift (row-major, like `Mlp::weights`).
     w0: Vec<f64>,
     b0: Vec<f64>,
+    /// Columns of W₀' for the velocity slots, column-major h₀ × kd: the (constant) layer-0
+    /// tangents along the velocity unit vectors.
+    w0_vcols: Vec<f64>,
 }
 
 impl MlpDensity {
@@ -181,7 +171,14 @@ impl MlpDensity {
                 b0[i] -= w0[i * p + j] * mlp.input_shift[j];
             }
         }
-        Ok(MlpDensity { mlp, arity, dof, n_features, w0, b0 })
+        let kd = arity * dof;
+        let mut w0_vcols = vec![0.0; h * kd];
+        for j in 0..kd {
+            for i in 0..h {
+                w0_vcols[j * h + i] = w0[i * p + kd + j];
+            }
+        }
+        Ok(MlpDensity { mlp, arity, dof, n_features, w0, b0, w0_vcols })
     }
 
     fn weight(&self, l: usize) -> MatRef<'_, f64> {
@@ -266,12 +263,7 @@ impl Density for MlpDensity {
             );
             for s in 0..nb {
                 let base = s * dd * h0;
-                for j in 0..kd {
-                    let col = &mut t[base + j * h0..base + (j + 1) * h0];
-                    for (i, c) in col.iter_mut().enumerate() {
-                        *c = self.w0[i * p + kd + j];
-                    }
-                }
+                t[base..base + kd * h0].copy_from_slice(&self.w0_vcols);
                 t[base + kd * h0..base + (kd + 1) * h0].copy_from_slice(&tmp[s * h0..(s + 1) * h0]);
             }
         }
@@ -286,12 +278,7 @@ impl Density for MlpDensity {
             let sdl = &mut sd[l];
             let sddl = &mut sdd[l];
             // activations: u[:, s] = σ(z), σ', σ''
-            for k in 0..h * nb {
-                let (a, s1, s2) = softplus_derivs(z[k]);
-                u[k] = a;
-                sdl[k] = s1;
-                sddl[k] = s2;
-            }
+            softplus_slices(z, &mut u[..h * nb], sdl, sddl);
             if l + 1 < nh {
                 // u[:, B + s·D + j] = σ'(z_s) ⊙ T[:, s·D + j]
                 for s in 0..nb {
@@ -300,8 +287,8 @@ impl Density for MlpDensity {
                         let off = (s * dd + j) * h;
                         let src = &t[off..off + h];
                         let dst = &mut u[h * nb + off..h * nb + off + h];
-                        for i in 0..h {
-                            dst[i] = sds[i] * src[i];
+                        for ((d, a), b) in dst.iter_mut().zip(sds).zip(src) {
+                            *d = a * b;
                         }
                     }
                 }
@@ -327,7 +314,7 @@ impl Density for MlpDensity {
                 let bl = self.mlp.biases[nh][0];
                 for s in 0..nb {
                     let a = &u[s * h..(s + 1) * h];
-                    rho_acc[s] = bl + a.iter().zip(wl).map(|(a, w)| a * w).sum::<f64>();
+                    rho_acc[s] = bl + dot(a, wl);
                 }
             }
         }
@@ -355,22 +342,18 @@ impl Density for MlpDensity {
                 let hs = &mut hess[s * dd * dd..(s + 1) * dd * dd];
                 for j in 0..kd {
                     let tj = &t[(s * dd + j) * h..(s * dd + j + 1) * h];
-                    for i in 0..h {
-                        wj[i] = ds[i] * ss[i] * tj[i];
+                    for (((w, a), b), c) in wj[..h].iter_mut().zip(ds).zip(ss).zip(tj) {
+                        *w = a * b * c;
                     }
                     for k in j..dd {
                         let tk = &t[(s * dd + k) * h..(s * dd + k + 1) * h];
-                        let mut acc = 0.0;
-                        for i in 0..h {
-                            acc += wj[i] * tk[i];
-                        }
-                        hs[j * dd + k] += acc;
+                        hs[j * dd + k] += dot(&wj[..h], tk);
                     }
                 }
                 let gs = &mut g[s * h..(s + 1) * h];
                 let sds = &sdl[s * h..(s + 1) * h];
-                for i in 0..h {
-                    gs[i] = sds[i] * ds[i];
+                for ((g, a), b) in gs.iter_mut().zip(sds).zip(ds) {
+                    *g = a * b;
                 }
             }
             let gmat = MatRef::from_column_major_slice(&g[..h * nb], h, nb);

@@ -9,6 +9,7 @@
 //! m_s = ∂²ρ/∂v_I∂v_I and the mixed term c_s·v_I with c_s = ∂²ρ/∂v_I∂q_I — exactly what the
 //! Euler–Lagrange assembly needs (the matrix C is never formed).
 
+pub mod activation;
 pub mod analytic;
 pub mod mlp;
 

@@ -1,0 +1,157 @@
+//! `lgn accel`: accelerations of a named system at one state.
+
+use lgn::solve::SolverKind;
+use lgn::systems::{self, DensityChoice};
+use lgn::{Error, Result};
+use std::path::Path;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SystemName {
+    /// Falling ball, state "q1,q2,v1,v2", gravity along q1.
+    Ball,
+    /// Double pendulum (m = l = 1), state "θ1,θ2,ω1,ω2".
+    Dblpend,
+    /// Relativistic particle, state "q,qdot" with |qdot| < 1.
+    Relativistic,
+    /// 1D wave on a periodic grid of --n points; --state FILE.h5 with datasets q, qdot.
+    Wave1d,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DensityKind {
+    /// The system's closed-form Lagrangian density.
+    Analytic,
+    /// A randomly initialised softplus MLP (paper initialisation) — see --hidden/--layers/--seed.
+    Mlp,
+}
+
+/// Compute q̈ = M⁻¹(∂L/∂q − C q̇) at one state.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded")]
+pub struct AccelArgs {
+    /// Which system.
+    #[arg(long, value_enum)]
+    pub system: SystemName,
+    /// The state: comma-separated "q…,q̇…" values for small systems, or an HDF5 file with
+    /// float64 datasets `q` and `qdot` at the root (wave1d).
+    #[arg(long)]
+    pub state: String,
+    /// Gravitational acceleration (ball, dblpend, relativistic).
+    #[arg(long, default_value_t = 9.8)]
+    pub g: f64,
+    /// Grid points of the periodic wave domain (length 1).
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Grid spacing (default 1/n).
+    #[arg(long)]
+    pub dx: Option<f64>,
+    /// Density: the closed form or an MLP.
+    #[arg(long, value_enum, default_value_t = DensityKind::Analytic)]
+    pub density: DensityKind,
+    /// MLP hidden width.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// MLP hidden layers.
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    /// MLP initialisation seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Linear solver for M q̈ = b.
+    #[arg(long, value_enum, default_value_t = SolverKind::Auto)]
+    pub solver: SolverKind,
+    /// Print one JSON object {"a": [...], ...} instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_list(s: &str) -> Result<Vec<f64>> {
+    s.split(',')
+        .enumerate()
+        .map(|(i, t)| {
+            t.trim()
+                .parse::<f64>()
+                .map_err(|_| Error::input(format!("--state value {} ('{}') is not a number", i + 1, t.trim())))
+        })
+        .collect()
+}
+
+/// Read a state from "a,b,c,d" (split in half into q and q̇) or an HDF5 file.
+fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (q, v) = if Path::new(s).exists() || s.ends_with(".h5") || s.ends_with(".hdf5") {
+        super::io_glue::read_state(Path::new(s))?
+    } else {
+        let vals = parse_list(s)?;
+        if vals.len() % 2 != 0 {
+            return Err(Error::input(format!(
+                "--state has {} values; it needs q and q̇ of equal length",
+                vals.len()
+            )));
+        }
+        let h = vals.len() / 2;
+        (vals[..h].to_vec(), vals[h..].to_vec())
+    };
+    if let Some(n) = expect {
+        if q.len() != n || v.len() != n {
+            return Err(Error::input(format!(
+                "state length mismatch: q has {} values and qdot {}, this system has {n} coordinates",
+                q.len(),
+                v.len()
+            )));
+        }
+    }
+    Ok((q, v))
+}
+
+pub fn run(args: AccelArgs) -> Result<()> {
+    let density = match args.density {
+        DensityKind::Analytic => DensityChoice::Analytic,
+        DensityKind::Mlp => DensityChoice::Mlp { hidden: args.hidden, layers: args.layers, seed: args.seed },
+    };
+    if !args.g.is_finite() {
+        return Err(Error::input("--g must be finite"));
+    }
+    let (mut dy, q, v) = match args.system {
+        SystemName::Ball => {
+            let (q, v) = read_state(&args.state, Some(2))?;
+            (systems::ball(args.g, &density, args.solver)?, q, v)
+        }
+        SystemName::Dblpend => {
+            let (q, v) = read_state(&args.state, Some(2))?;
+            (systems::dblpend(args.g, &density, args.solver)?, q, v)
+        }
+        SystemName::Relativistic => {
+            let (q, v) = read_state(&args.state, Some(1))?;
+            if let Some(x) = v.iter().find(|x| x.abs() >= 1.0) {
+                return Err(Error::input(format!("the relativistic particle needs |qdot| < 1, got qdot = {x}")));
+            }
+            (systems::relativistic(args.g, &density, args.solver)?, q, v)
+        }
+        SystemName::Wave1d => {
+            let (q, v) = read_state(&args.state, args.n)?;
+            let n = args.n.unwrap_or(q.len());
+            let dx = args.dx.unwrap_or(1.0 / n as f64);
+            (systems::wave1d(n, dx, &density, args.solver)?, q, v)
+        }
+    };
+    let a = dy.accelerations(&q, &v)?;
+    if args.json {
+        let out = serde_json::json!({
+            "a": a,
+            "system": format!("{:?}", args.system).to_lowercase(),
+            "solver": dy.solver.kind().to_string(),
+            "n_coords": a.len(),
+        });
+        println!("{out}");
+    } else {
+        println!("system: {:?}, solver: {}, {} coordinates", args.system, dy.solver.kind(), a.len());
+        let show = a.len().min(20);
+        for (i, x) in a.iter().take(show).enumerate() {
+            println!("a[{i}] = {x:.12e}");
+        }
+        if a.len() > show {
+            println!("… {} more (use --json for all)", a.len() - show);
+        }
+    }
+    Ok(())
+}
