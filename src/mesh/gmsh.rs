@@ -809,3 +809,299 @@ pub fn msh22(mesh: &TriMesh, w: &mut impl Write) -> std::io::Result<()> {
     }
     writeln!(w, "$EndElements")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::generate::{disk, square};
+
+    fn parse(text: &str) -> Result<MshImport> {
+        parse_msh(text.as_bytes(), Path::new("test.msh"))
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn to_string(mesh: &TriMesh, v41: bool) -> String {
+        let mut buf = Vec::new();
+        if v41 {
+            msh41(mesh, &mut buf).unwrap();
+        } else {
+            msh22(mesh, &mut buf).unwrap();
+        }
+        String::from_utf8(buf).unwrap()
+    }
+
+    /// A Gmsh-like 4.1 file: geometry points, boundary lines, non-contiguous node tags in several
+    /// blocks (one parametric), a clockwise triangle and an unused node.
+    const V41: &str = "$MeshFormat
+4.1 0 8
+$EndMeshFormat
+$PhysicalNames
+1
+2 7 \"plate\"
+$EndPhysicalNames
+$Entities
+2 0 1 0
+1 0 0 0 0
+2 1 0 0 0
+3 0 0 0 1 1 0 1 7 0
+$EndEntities
+$Nodes
+3 6 10 90
+0 1 0 1
+10
+0 0 0
+1 2 1 2
+20
+30
+1 0 0 0.5
+0 1 0 0.25
+2 3 0 3
+40
+50
+90
+1 1 0
+-1 0.5 0
+7 7 0
+$EndNodes
+$Elements
+3 5 1 105
+0 1 15 1
+1 10
+1 4 1 1
+2 10 20
+2 3 2 3
+100 10 20 40
+101 10 30 50
+105 10 30 40
+$EndElements
+";
+
+    #[test]
+    fn reads_gmsh_like_v41() {
+        let imp = parse(V41).unwrap();
+        let m = &imp.mesh;
+        assert_eq!(imp.version, "4.1");
+        // Node 90 is used by nothing; 10 20 30 40 50 are kept.
+        assert_eq!(m.n_nodes(), 5);
+        assert_eq!(imp.node_tags, vec![10, 20, 30, 40, 50]);
+        assert_eq!(imp.triangle_tags, vec![100, 101, 105]);
+        assert_eq!(m.n_triangles(), 3);
+        let joined = imp.notes.join("\n");
+        assert!(joined.contains("1 × type 15 (1-node point)"), "{joined}");
+        assert!(joined.contains("1 × type 1 (2-node line)"), "{joined}");
+        assert!(joined.contains("dropped 1 node"), "{joined}");
+        assert!(joined.contains("reoriented 1"), "{joined}");
+        // Triangle 105 = (10, 30, 40) = (0,0), (0,1), (1,1): clockwise in the file.
+        let area = 1.5;
+        assert!((m.area() - area).abs() < 1e-14, "{}", m.area());
+    }
+
+    const V22: &str = "$MeshFormat
+2.2 0 8
+$EndMeshFormat
+$Nodes
+5
+7 0 0 0
+3 1 0 0
+12 1 1 0
+5 0 1 0
+100 9 9 0
+$EndNodes
+$Elements
+4
+1 15 2 0 1 7
+2 1 2 0 1 7 3
+3 2 2 1 1 7 3 12
+4 2 3 1 1 0 7 12 5
+$EndElements
+";
+
+    #[test]
+    fn reads_v22_with_tags_and_unused_nodes() {
+        let imp = parse(V22).unwrap();
+        assert_eq!(imp.version, "2.2");
+        assert_eq!(imp.node_tags, vec![7, 3, 12, 5]);
+        assert_eq!(imp.triangle_tags, vec![3, 4]);
+        assert!((imp.mesh.area() - 1.0).abs() < 1e-15);
+        assert_eq!(imp.mesh.boundary, vec![true; 4]);
+        assert_eq!(imp.notes.len(), 3, "{:?}", imp.notes);
+    }
+
+    #[test]
+    fn write_read_roundtrip_is_exact() {
+        let meshes = [
+            square(5).unwrap(),
+            crate::mesh::generate::perturb_interior(&disk(1.0, 4).unwrap(), 0.2, 5).unwrap(),
+        ];
+        for m in &meshes {
+            for v41 in [true, false] {
+                let imp = parse(&to_string(m, v41)).unwrap();
+                assert_eq!(&imp.mesh, m);
+                assert!(imp.notes.is_empty(), "{:?}", imp.notes);
+                assert_eq!(imp.node_tags, (1..=m.n_nodes() as u64).collect::<Vec<_>>());
+            }
+        }
+        // And through real files.
+        let dir = std::env::temp_dir().join(format!("lgn-gmsh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p41 = dir.join("a.msh");
+        let p22 = dir.join("b.msh");
+        write_msh41(&meshes[1], &p41).unwrap();
+        write_msh22(&meshes[1], &p22).unwrap();
+        let (a, _) = read_msh(&p41).unwrap();
+        let (b, _) = read_msh(&p22).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, meshes[1]);
+        let e = read_msh(dir.join("missing.msh")).unwrap_err().to_string();
+        assert!(e.contains("missing.msh") && e.contains("cannot read"), "{e}");
+        let e = write_msh41(&a, dir.join("no/such/dir.msh")).unwrap_err().to_string();
+        assert!(e.contains("cannot write"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn format_errors_are_clear() {
+        let e = err("$MeshFormat\n4.1 1 8\n\u{1}\0\0\0\n$EndMeshFormat\n$Nodes\n\u{ff}\u{fe}");
+        assert!(e.contains("test.msh: line 2: binary MSH is not supported, re-export as ASCII"), "{e}");
+        let e = err("$MeshFormat\n3.0 0 8\n$EndMeshFormat\n");
+        assert!(e.contains("line 2") && e.contains("unknown MSH version '3.0'"), "{e}");
+        let e = err("$MeshFormat\n4 0 8\n$EndMeshFormat\n");
+        assert!(e.contains("4.0 is not supported"), "{e}");
+        let e = err("$NOD\n3\n$ENDNOD\n");
+        assert!(e.contains("line 1") && e.contains("must start with $MeshFormat"), "{e}");
+        assert!(err("").contains("empty file"));
+        assert!(err("$MeshFormat\n4.1\n$EndMeshFormat\n").contains("malformed $MeshFormat"));
+        let e = err("$MeshFormat\n4.1 0 8\n$EndMeshFormat\n$Elements\n0 0 0 0\n$EndElements\n");
+        assert!(e.contains("no $Nodes section"), "{e}");
+        let e = err("$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n0\n$EndNodes\n");
+        assert!(e.contains("no $Elements section"), "{e}");
+        let bin = b"$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n1\n1 0 0 \xff\n$EndNodes\n";
+        let e = parse_msh(bin, Path::new("x.msh")).unwrap_err().to_string();
+        assert!(e.contains("x.msh: line 6: invalid (non-text) byte"), "{e}");
+    }
+
+    #[test]
+    fn content_errors_name_the_line() {
+        // Truncated: no $EndElements.
+        let cut = &V22[..V22.find("$EndElements").unwrap()];
+        let e = err(cut);
+        assert!(e.contains("line 12") && e.contains("$Elements section is not closed"), "{e}");
+        // Counts larger than the data.
+        let e = err(&V22.replace("\n4\n1 15", "\n5\n1 15"));
+        assert!(e.contains("line 18") && e.contains("ends before"), "{e}");
+        // Counts smaller than the data.
+        let e = err(&V22.replace("\n4\n1 15", "\n3\n1 15"));
+        assert!(e.contains("line 17") && e.contains("unexpected data '4'"), "{e}");
+        // Unknown node.
+        let e = err(&V22.replace("3 2 2 1 1 7 3 12", "3 2 2 1 1 7 3 13"));
+        assert!(e.contains("line 16") && e.contains("references node 13"), "{e}");
+        // Non-numeric tokens.
+        let e = err(&V22.replace("12 1 1 0", "12 1 abc 0"));
+        assert!(e.contains("line 8") && e.contains("found 'abc'"), "{e}");
+        let e = err(&V22.replace("12 1 1 0", "12 1 nan 0"));
+        assert!(e.contains("line 8") && e.contains("not finite"), "{e}");
+        let e = err(&V41.replace("101 10 30 50", "101 10 x 50"));
+        assert!(e.contains("line 40") && e.contains("found 'x'"), "{e}");
+        // Duplicate node tag.
+        let e = err(&V22.replace("5 0 1 0", "3 0 1 0"));
+        assert!(e.contains("line 9") && e.contains("node tag 3 is defined twice"), "{e}");
+        // No triangles.
+        let e = err(&V22.replace("\n4\n1 15", "\n2\n1 15").replace("3 2 2 1 1 7 3 12\n4 2 3 1 1 0 7 12 5\n", ""));
+        assert!(e.contains("line 12") && e.contains("no 3-node triangles"), "{e}");
+        assert!(e.contains("2-node line"), "{e}");
+        // Only second-order triangles.
+        let e = err("$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n6\n1 0 0 0\n2 1 0 0\n3 0 1 0\n4 .5 0 0\n5 .5 .5 0\n6 0 .5 0\n$EndNodes\n$Elements\n1\n1 9 0 1 2 3 4 5 6\n$EndElements\n");
+        assert!(e.contains("6-node second-order triangle") && e.contains("ElementOrder = 1"), "{e}");
+        // Non-planar.
+        let e = err(&V22.replace("12 1 1 0", "12 1 1 0.5"));
+        assert!(e.contains("test.msh: mesh is not planar") && e.contains("node 12"), "{e}");
+        // Planar but shifted: accepted with a note.
+        let ok = parse(&V22.replace(" 0\n", " 2\n")).unwrap();
+        assert!(ok.notes.iter().any(|n| n.contains("z = 2")), "{:?}", ok.notes);
+        // Degenerate triangle.
+        let e = err(&V22.replace("3 2 2 1 1 7 3 12", "3 2 2 1 1 7 3 7"));
+        assert!(e.contains("line 16") && e.contains("degenerate"), "{e}");
+        // Overlapping triangles (duplicate).
+        let e = err(&V22.replace("4 2 3 1 1 0 7 12 5", "4 2 3 1 1 0 7 3 12"));
+        assert!(e.contains("invalid triangle mesh") && e.contains("overlap"), "{e}");
+        // 4.1 header/blocks mismatch.
+        let e = err(&V41.replace("3 6 10 90", "3 7 10 90"));
+        assert!(e.contains("declares 7 nodes but its blocks contain 6"), "{e}");
+        // Stray text between sections.
+        let e = err(&V22.replace("$EndNodes\n", "$EndNodes\nhello\n"));
+        assert!(e.contains("line 12") && e.contains("outside any section"), "{e}");
+        // Duplicate section.
+        let e = err(&format!("{V22}$Nodes\n0\n$EndNodes\n"));
+        assert!(e.contains("second $Nodes"), "{e}");
+    }
+
+    #[test]
+    fn unknown_element_types_are_skipped_by_line() {
+        let t = V22.replace("1 15 2 0 1 7\n", "1 77 2 0 1 7 3 12 5 9 9\n");
+        let imp = parse(&t).unwrap();
+        assert!(imp.notes.iter().any(|n| n.contains("type 77 (unknown type)")), "{:?}", imp.notes);
+    }
+
+    fn lcg(s: &mut u64) -> u64 {
+        *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *s >> 33
+    }
+
+    #[test]
+    fn never_panics_on_truncated_or_garbage_input() {
+        for v41 in [true, false] {
+            let text = to_string(&square(2).unwrap(), v41);
+            let bytes = text.as_bytes();
+            // Every strict prefix that lacks the closing "$EndElements" line is an error.
+            for len in 0..bytes.len() - 1 {
+                let r = parse_msh(&bytes[..len], Path::new("t.msh"));
+                assert!(r.is_err(), "prefix of length {len} parsed");
+            }
+            // Random byte mutations: Ok or Err, never a panic.
+            let mut s = 42u64;
+            for _ in 0..2000 {
+                let mut b = bytes.to_vec();
+                for _ in 0..1 + lcg(&mut s) % 4 {
+                    let i = (lcg(&mut s) as usize) % b.len();
+                    b[i] = match lcg(&mut s) % 4 {
+                        0 => b' ',
+                        1 => b'\n',
+                        2 => b"0123456789-.e$"[(lcg(&mut s) % 14) as usize],
+                        _ => lcg(&mut s) as u8,
+                    };
+                }
+                let _ = parse_msh(&b, Path::new("t.msh"));
+            }
+            // Token-level garbage: random lines of the file shuffled.
+            let lines: Vec<&str> = text.lines().collect();
+            for _ in 0..500 {
+                let mut out = String::new();
+                for _ in 0..lcg(&mut s) % 40 {
+                    out.push_str(lines[(lcg(&mut s) as usize) % lines.len()]);
+                    out.push('\n');
+                }
+                let _ = parse(&out);
+            }
+        }
+        // Pure random bytes, and hostile headers.
+        let mut s = 7u64;
+        for _ in 0..500 {
+            let n = (lcg(&mut s) % 300) as usize;
+            let b: Vec<u8> = (0..n).map(|_| lcg(&mut s) as u8).collect();
+            assert!(parse_msh(&b, Path::new("g.msh")).is_err());
+            let mut t = b"$MeshFormat\n4.1 0 8\n$EndMeshFormat\n".to_vec();
+            t.extend_from_slice(&b);
+            assert!(parse_msh(&t, Path::new("g.msh")).is_err());
+        }
+        let huge = "$MeshFormat\n4.1 0 8\n$EndMeshFormat\n$Nodes\n18446744073709551615 18446744073709551615 1 2\n$EndNodes\n$Elements\n1 1 1 1\n2 1 2 99999999999999\n1 1 2 3\n$EndElements\n";
+        assert!(parse(huge).is_err());
+        let huge = "$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n1\n1 0 0 0\n$EndNodes\n$Elements\n1\n1 2 18446744073709551615 1\n$EndElements\n";
+        assert!(parse(huge).is_err());
+    }
+}
