@@ -18,7 +18,11 @@ fn main() -> lgn::error::Result<()> {
         ("disk_coarse", disk(1.0, 12)?, "disk(1.0, 12)"),
         ("disk_fine", disk(1.0, 35)?, "disk(1.0, 35)"),
         ("lshape", l_shape(12)?, "l_shape(12)"),
-        ("annulus", annulus(0.5, 1.0, 8, 72)?, "annulus(0.5, 1.0, 8, 72)"),
+        (
+            "annulus",
+            annulus(0.5, 1.0, 8, 72)?,
+            "annulus(0.5, 1.0, 8, 72)",
+        ),
     ];
     println!("| file | generator | nodes | triangles | boundary nodes | area | h_mean |");
     println!("|---|---|---|---|---|---|---|");

@@ -8,11 +8,15 @@ use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 
 fn shipped(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("meshes").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("meshes")
+        .join(name)
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// Area of a regular k-gon inscribed in a circle of radius r.
@@ -41,37 +45,70 @@ fn check_consistent(m: &TriMesh, holes: usize) {
 
 #[test]
 fn shipped_meshes_read_with_expected_counts() {
-    // (file, nodes, triangles, boundary nodes, area, area tolerance, holes, generator)
-    type Gen = fn() -> TriMesh;
-    let cases: [(&str, usize, usize, usize, f64, f64, usize, Gen); 6] = [
-        ("square_coarse.msh", 400, 722, 76, 1.0, 1e-12, 0, || square(19).unwrap()),
-        ("square_fine.msh", 3600, 6962, 236, 1.0, 1e-12, 0, || square(59).unwrap()),
-        ("disk_coarse.msh", 469, 864, 72, ngon(1.0, 72), 1e-13, 0, || disk(1.0, 12).unwrap()),
-        ("disk_fine.msh", 3781, 7350, 210, ngon(1.0, 210), 1e-13, 0, || disk(1.0, 35).unwrap()),
-        ("lshape.msh", 481, 864, 96, 0.75, 1e-12, 0, || l_shape(12).unwrap()),
-        (
+    struct Case {
+        file: &'static str,
+        nodes: usize,
+        tris: usize,
+        boundary: usize,
+        area: f64,
+        holes: usize,
+        gen: fn() -> TriMesh,
+    }
+    let case = |file, nodes, tris, boundary, area, holes, gen| Case {
+        file,
+        nodes,
+        tris,
+        boundary,
+        area,
+        holes,
+        gen,
+    };
+    let cases = [
+        case("square_coarse.msh", 400, 722, 76, 1.0, 0, || {
+            square(19).unwrap()
+        }),
+        case("square_fine.msh", 3600, 6962, 236, 1.0, 0, || {
+            square(59).unwrap()
+        }),
+        case("disk_coarse.msh", 469, 864, 72, ngon(1.0, 72), 0, || {
+            disk(1.0, 12).unwrap()
+        }),
+        case("disk_fine.msh", 3781, 7350, 210, ngon(1.0, 210), 0, || {
+            disk(1.0, 35).unwrap()
+        }),
+        case("lshape.msh", 481, 864, 96, 0.75, 0, || l_shape(12).unwrap()),
+        case(
             "annulus.msh",
             648,
             1152,
             144,
             ngon(1.0, 72) - ngon(0.5, 72),
-            1e-13,
             1,
             || annulus(0.5, 1.0, 8, 72).unwrap(),
         ),
     ];
-    for (file, nodes, tris, nb, area, tol, holes, gen) in cases {
+    for c in cases {
+        let (file, nodes, tris, nb, area, holes, gen) =
+            (c.file, c.nodes, c.tris, c.boundary, c.area, c.holes, c.gen);
+        let tol = 1e-12;
         let path = shipped(file);
         let (m, notes) = read_msh(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(notes.is_empty(), "{file}: {notes:?}");
         assert_eq!(m.n_nodes(), nodes, "{file}");
         assert_eq!(m.n_triangles(), tris, "{file}");
         assert_eq!(m.n_boundary(), nb, "{file}");
-        assert!((m.area() - area).abs() < tol * area, "{file}: {} vs {area}", m.area());
+        assert!(
+            (m.area() - area).abs() < tol * area,
+            "{file}: {} vs {area}",
+            m.area()
+        );
         check_consistent(&m, holes);
         // The file is exactly what the generator makes (shortest round-trip float printing).
         assert_eq!(m, gen(), "{file} differs from its generator");
-        assert!(std::fs::metadata(&path).unwrap().len() < 400_000, "{file} too big");
+        assert!(
+            std::fs::metadata(&path).unwrap().len() < 400_000,
+            "{file} too big"
+        );
     }
 }
 
@@ -89,7 +126,11 @@ fn shipped_boundary_flags_match_the_geometry() {
     let (a, _) = read_msh(shipped("annulus.msh")).unwrap();
     for (p, &b) in a.positions.iter().zip(&a.boundary) {
         let r = p[0].hypot(p[1]);
-        assert_eq!((r - 1.0).abs() < 1e-12 || (r - 0.5).abs() < 1e-12, b, "{p:?}");
+        assert_eq!(
+            (r - 1.0).abs() < 1e-12 || (r - 0.5).abs() < 1e-12,
+            b,
+            "{p:?}"
+        );
     }
     let (l, _) = read_msh(shipped("lshape.msh")).unwrap();
     for (p, &b) in l.positions.iter().zip(&l.boundary) {
@@ -130,8 +171,14 @@ fn real_gmsh_files_v41_and_v22() {
         let exact = 2.0 - PI * 0.04;
         assert!((m.area() - exact).abs() < 0.01 * exact, "{}", m.area());
         let notes = imp.notes.join("\n");
-        assert!(notes.contains("skipped 5 × type 15 (1-node point)"), "{notes}");
-        assert!(notes.contains("skipped 43 × type 1 (2-node line)"), "{notes}");
+        assert!(
+            notes.contains("skipped 5 × type 15 (1-node point)"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("skipped 43 × type 1 (2-node line)"),
+            "{notes}"
+        );
         check_consistent(m, 1);
     }
     assert_eq!(a.mesh, b.mesh);

@@ -198,7 +198,12 @@ impl Fem {
         check_len("phidot", phidot, self.n_nodes())?;
         let mut kphi = vec![0.0; self.n_nodes()];
         self.apply_stiffness(phi, &mut kphi)?;
-        let kin = 0.5 * phidot.iter().zip(&self.mass).map(|(v, m)| m * v * v).sum::<f64>();
+        let kin = 0.5
+            * phidot
+                .iter()
+                .zip(&self.mass)
+                .map(|(v, m)| m * v * v)
+                .sum::<f64>();
         let pot = 0.5 * phi.iter().zip(&kphi).map(|(a, b)| a * b).sum::<f64>();
         Ok(kin + pot)
     }
@@ -239,6 +244,7 @@ mod tests {
     }
 
     /// Symmetric eigenvalues by cyclic Jacobi rotations (small dense matrices, tests only).
+    #[allow(clippy::needless_range_loop)]
     fn jacobi_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
         let n = a.len();
         for _sweep in 0..100 {
@@ -319,7 +325,12 @@ mod tests {
             assert!((k[b][a] + 0.5 * c).abs() < 1e-13);
         }
         for (i, row) in k.iter().enumerate() {
-            let off: f64 = row.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| v).sum();
+            let off: f64 = row
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, v)| v)
+                .sum();
             assert!((row[i] + off).abs() < 1e-13);
         }
     }
@@ -335,9 +346,9 @@ mod tests {
             Fem::new(&m).apply_stiffness(&ones, &mut z).unwrap();
             assert!(z.iter().all(|v| v.abs() < 1e-12));
             let d = dense(&k);
-            for i in 0..d.len() {
-                for j in 0..d.len() {
-                    assert_eq!(d[i][j], d[j][i]);
+            for (i, row) in d.iter().enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    assert_eq!(*v, d[j][i]);
                 }
             }
             assert_eq!(k.nnz(), m.n_nodes() + 2 * m.edges().len());
@@ -348,7 +359,11 @@ mod tests {
     fn linear_functions_have_exact_energy() {
         for m in meshes() {
             let (a, b, c) = (0.7, -1.3, 2.5);
-            let phi: Vec<f64> = m.positions.iter().map(|p| a * p[0] + b * p[1] + c).collect();
+            let phi: Vec<f64> = m
+                .positions
+                .iter()
+                .map(|p| a * p[0] + b * p[1] + c)
+                .collect();
             let kphi = apply_stiffness(&m, &phi).unwrap();
             let e: f64 = phi.iter().zip(&kphi).map(|(x, y)| x * y).sum();
             let expect = (a * a + b * b) * m.area();
@@ -361,14 +376,19 @@ mod tests {
         let m = perturb_interior(&disk(1.0, 3).unwrap(), 0.25, 11).unwrap();
         let ev = jacobi_eigenvalues(dense(&stiffness(&m)));
         assert!(ev[0].abs() < 1e-10, "{ev:?}");
-        assert!(ev[1] > 1e-3, "connected mesh: one zero eigenvalue, got {ev:?}");
+        assert!(
+            ev[1] > 1e-3,
+            "connected mesh: one zero eigenvalue, got {ev:?}"
+        );
         for m in meshes() {
             let k = stiffness(&m);
             let mut s = 12345u64;
             for _ in 0..50 {
                 let x: Vec<f64> = (0..m.n_nodes())
                     .map(|_| {
-                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
                     })
                     .collect();
@@ -416,14 +436,21 @@ mod tests {
         assert!(errs[3] < 2e-3 * PI * PI, "{errs:?}");
         for w in errs.windows(2) {
             let ratio = w[0] / w[1];
-            assert!(ratio > 3.5 && ratio < 4.5, "second order expected: {errs:?}");
+            assert!(
+                ratio > 3.5 && ratio < 4.5,
+                "second order expected: {errs:?}"
+            );
         }
     }
 
     #[test]
     fn energy_lagrangian_and_site_sum_agree() {
         let m = disk(1.0, 4).unwrap();
-        let phi: Vec<f64> = m.positions.iter().map(|p| (2.0 * p[0]).sin() + p[1] * p[1]).collect();
+        let phi: Vec<f64> = m
+            .positions
+            .iter()
+            .map(|p| (2.0 * p[0]).sin() + p[1] * p[1])
+            .collect();
         let phidot: Vec<f64> = m.positions.iter().map(|p| p[0] - 0.3 * p[1]).collect();
         let e = fem_energy(&m, &phi, &phidot).unwrap();
         let l = fem_lagrangian(&m, &phi, &phidot).unwrap();
@@ -433,7 +460,9 @@ mod tests {
             .triangles
             .iter()
             .enumerate()
-            .map(|(t, tri)| local_lagrangian(m.corners(t), tri.map(|v| phi[v]), tri.map(|v| phidot[v])))
+            .map(|(t, tri)| {
+                local_lagrangian(m.corners(t), tri.map(|v| phi[v]), tri.map(|v| phidot[v]))
+            })
             .sum();
         assert!((sites - l).abs() < 1e-13);
         let mut acc = vec![0.0; m.n_nodes()];
@@ -450,7 +479,11 @@ mod tests {
     fn leapfrog_conserves_energy() {
         let m = disk(1.0, 6).unwrap();
         let fem = Fem::new(&m);
-        let mut phi: Vec<f64> = m.positions.iter().map(|p| (-8.0 * (p[0] * p[0] + p[1] * p[1])).exp()).collect();
+        let mut phi: Vec<f64> = m
+            .positions
+            .iter()
+            .map(|p| (-8.0 * (p[0] * p[0] + p[1] * p[1])).exp())
+            .collect();
         let mut v = vec![0.0; m.n_nodes()];
         let e0 = fem.energy(&phi, &v).unwrap();
         let dt = 0.2 * m.h_mean();

@@ -60,7 +60,9 @@ pub fn unit_square_nodes(target_nodes: usize) -> Result<TriMesh> {
 /// 1 + 3 n (n+1) nodes, 6 n² triangles. The area is that of the inscribed 6n-gon.
 pub fn disk(radius: f64, n_rings: usize) -> Result<TriMesh> {
     if !(radius.is_finite() && radius > 0.0) {
-        return Err(Error::input(format!("disk: radius must be > 0, got {radius}")));
+        return Err(Error::input(format!(
+            "disk: radius must be > 0, got {radius}"
+        )));
     }
     if n_rings == 0 || n_rings > 100_000 {
         return Err(Error::input(format!(
@@ -136,7 +138,9 @@ pub fn annulus(r_in: f64, r_out: f64, n_rings: usize, n_sectors: usize) -> Resul
 /// (2n+1)² − n² nodes, 6n² triangles.
 pub fn l_shape(n: usize) -> Result<TriMesh> {
     if n == 0 || n > 1 << 18 {
-        return Err(Error::input(format!("l_shape: n must be in 1..=262144, got {n}")));
+        return Err(Error::input(format!(
+            "l_shape: n must be in 1..=262144, got {n}"
+        )));
     }
     let m = 2 * n + 1;
     let inv = 1.0 / (2 * n) as f64;
@@ -233,7 +237,10 @@ mod tests {
     fn check(m: &TriMesh) {
         let mut v = m.clone();
         v.validate().unwrap();
-        assert_eq!(&v, m, "validate changed a generated mesh (orientation or boundary)");
+        assert_eq!(
+            &v, m,
+            "validate changed a generated mesh (orientation or boundary)"
+        );
         for t in 0..m.n_triangles() {
             let [a, b, c] = m.corners(t);
             assert!(signed_area2(a, b, c) > 0.0);
@@ -343,5 +350,22 @@ mod tests {
         assert_eq!(m.n_nodes(), 1_000_000);
         assert_eq!(m.n_triangles(), 2 * 999 * 999);
         assert!(dt < 2.0, "unit_square_nodes(1e6) took {dt:.3} s");
+        let t = std::time::Instant::now();
+        let e = m.edges();
+        let de = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let k = crate::mesh::fem::stiffness(&m);
+        let dk = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let mut v = m.clone();
+        v.validate().unwrap();
+        let dv = t.elapsed().as_secs_f64();
+        assert_eq!(e.len(), 3 * 999 * 999 + 2 * 999);
+        assert_eq!(k.nnz(), m.n_nodes() + 2 * e.len());
+        assert_eq!(v.boundary, m.boundary);
+        eprintln!(
+            "10^6 nodes: unit_square_nodes {dt:.3} s, edges {de:.3} s, stiffness {dk:.3} s, \
+             validate {dv:.3} s"
+        );
     }
 }

@@ -430,7 +430,10 @@ impl<'a> Parser<'a> {
             Error::file(path, "no $Nodes section: the file contains no mesh nodes")
         })?;
         let elems_sec = self.find("Elements")?.ok_or_else(|| {
-            Error::file(path, "no $Elements section: the file contains no mesh elements")
+            Error::file(
+                path,
+                "no $Elements section: the file contains no mesh elements",
+            )
         })?;
         let elems_line = elems_sec.start + 1;
         let nodes = match self.version {
@@ -507,8 +510,10 @@ impl<'a> Parser<'a> {
             ));
         }
         if zmin.0 != 0.0 {
-            self.notes
-                .push(format!("mesh lies in the plane z = {}; z is ignored", zmin.0));
+            self.notes.push(format!(
+                "mesh lies in the plane z = {}; z is ignored",
+                zmin.0
+            ));
         }
         for (k, t) in tris.nodes.iter().enumerate() {
             let [p0, p1, p2] = t.map(|v| [nodes.xyz[v][0], nodes.xyz[v][1]]);
@@ -959,8 +964,13 @@ $EndElements
         assert_eq!(a, b);
         assert_eq!(a, meshes[1]);
         let e = read_msh(dir.join("missing.msh")).unwrap_err().to_string();
-        assert!(e.contains("missing.msh") && e.contains("cannot read"), "{e}");
-        let e = write_msh41(&a, dir.join("no/such/dir.msh")).unwrap_err().to_string();
+        assert!(
+            e.contains("missing.msh") && e.contains("cannot read"),
+            "{e}"
+        );
+        let e = write_msh41(&a, dir.join("no/such/dir.msh"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot write"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -968,13 +978,22 @@ $EndElements
     #[test]
     fn format_errors_are_clear() {
         let e = err("$MeshFormat\n4.1 1 8\n\u{1}\0\0\0\n$EndMeshFormat\n$Nodes\n\u{ff}\u{fe}");
-        assert!(e.contains("test.msh: line 2: binary MSH is not supported, re-export as ASCII"), "{e}");
+        assert!(
+            e.contains("test.msh: line 2: binary MSH is not supported, re-export as ASCII"),
+            "{e}"
+        );
         let e = err("$MeshFormat\n3.0 0 8\n$EndMeshFormat\n");
-        assert!(e.contains("line 2") && e.contains("unknown MSH version '3.0'"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("unknown MSH version '3.0'"),
+            "{e}"
+        );
         let e = err("$MeshFormat\n4 0 8\n$EndMeshFormat\n");
         assert!(e.contains("4.0 is not supported"), "{e}");
         let e = err("$NOD\n3\n$ENDNOD\n");
-        assert!(e.contains("line 1") && e.contains("must start with $MeshFormat"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("must start with $MeshFormat"),
+            "{e}"
+        );
         assert!(err("").contains("empty file"));
         assert!(err("$MeshFormat\n4.1\n$EndMeshFormat\n").contains("malformed $MeshFormat"));
         let e = err("$MeshFormat\n4.1 0 8\n$EndMeshFormat\n$Elements\n0 0 0 0\n$EndElements\n");
@@ -991,16 +1010,25 @@ $EndElements
         // Truncated: no $EndElements.
         let cut = &V22[..V22.find("$EndElements").unwrap()];
         let e = err(cut);
-        assert!(e.contains("line 12") && e.contains("$Elements section is not closed"), "{e}");
+        assert!(
+            e.contains("line 12") && e.contains("$Elements section is not closed"),
+            "{e}"
+        );
         // Counts larger than the data.
         let e = err(&V22.replace("\n4\n1 15", "\n5\n1 15"));
         assert!(e.contains("line 18") && e.contains("ends before"), "{e}");
         // Counts smaller than the data.
         let e = err(&V22.replace("\n4\n1 15", "\n3\n1 15"));
-        assert!(e.contains("line 17") && e.contains("unexpected data '4'"), "{e}");
+        assert!(
+            e.contains("line 17") && e.contains("unexpected data '4'"),
+            "{e}"
+        );
         // Unknown node.
         let e = err(&V22.replace("3 2 2 1 1 7 3 12", "3 2 2 1 1 7 3 13"));
-        assert!(e.contains("line 16") && e.contains("references node 13"), "{e}");
+        assert!(
+            e.contains("line 16") && e.contains("references node 13"),
+            "{e}"
+        );
         // Non-numeric tokens.
         let e = err(&V22.replace("12 1 1 0", "12 1 abc 0"));
         assert!(e.contains("line 8") && e.contains("found 'abc'"), "{e}");
@@ -1010,32 +1038,59 @@ $EndElements
         assert!(e.contains("line 40") && e.contains("found 'x'"), "{e}");
         // Duplicate node tag.
         let e = err(&V22.replace("5 0 1 0", "3 0 1 0"));
-        assert!(e.contains("line 9") && e.contains("node tag 3 is defined twice"), "{e}");
+        assert!(
+            e.contains("line 9") && e.contains("node tag 3 is defined twice"),
+            "{e}"
+        );
         // No triangles.
-        let e = err(&V22.replace("\n4\n1 15", "\n2\n1 15").replace("3 2 2 1 1 7 3 12\n4 2 3 1 1 0 7 12 5\n", ""));
-        assert!(e.contains("line 12") && e.contains("no 3-node triangles"), "{e}");
+        let e = err(&V22
+            .replace("\n4\n1 15", "\n2\n1 15")
+            .replace("3 2 2 1 1 7 3 12\n4 2 3 1 1 0 7 12 5\n", ""));
+        assert!(
+            e.contains("line 12") && e.contains("no 3-node triangles"),
+            "{e}"
+        );
         assert!(e.contains("2-node line"), "{e}");
         // Only second-order triangles.
         let e = err("$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n6\n1 0 0 0\n2 1 0 0\n3 0 1 0\n4 .5 0 0\n5 .5 .5 0\n6 0 .5 0\n$EndNodes\n$Elements\n1\n1 9 0 1 2 3 4 5 6\n$EndElements\n");
-        assert!(e.contains("6-node second-order triangle") && e.contains("ElementOrder = 1"), "{e}");
+        assert!(
+            e.contains("6-node second-order triangle") && e.contains("ElementOrder = 1"),
+            "{e}"
+        );
         // Non-planar.
         let e = err(&V22.replace("12 1 1 0", "12 1 1 0.5"));
-        assert!(e.contains("test.msh: mesh is not planar") && e.contains("node 12"), "{e}");
+        assert!(
+            e.contains("test.msh: mesh is not planar") && e.contains("node 12"),
+            "{e}"
+        );
         // Planar but shifted: accepted with a note.
         let ok = parse(&V22.replace(" 0\n", " 2\n")).unwrap();
-        assert!(ok.notes.iter().any(|n| n.contains("z = 2")), "{:?}", ok.notes);
+        assert!(
+            ok.notes.iter().any(|n| n.contains("z = 2")),
+            "{:?}",
+            ok.notes
+        );
         // Degenerate triangle.
         let e = err(&V22.replace("3 2 2 1 1 7 3 12", "3 2 2 1 1 7 3 7"));
         assert!(e.contains("line 16") && e.contains("degenerate"), "{e}");
         // Overlapping triangles (duplicate).
         let e = err(&V22.replace("4 2 3 1 1 0 7 12 5", "4 2 3 1 1 0 7 3 12"));
-        assert!(e.contains("invalid triangle mesh") && e.contains("overlap"), "{e}");
+        assert!(
+            e.contains("invalid triangle mesh") && e.contains("overlap"),
+            "{e}"
+        );
         // 4.1 header/blocks mismatch.
         let e = err(&V41.replace("3 6 10 90", "3 7 10 90"));
-        assert!(e.contains("declares 7 nodes but its blocks contain 6"), "{e}");
+        assert!(
+            e.contains("declares 7 nodes but its blocks contain 6"),
+            "{e}"
+        );
         // Stray text between sections.
         let e = err(&V22.replace("$EndNodes\n", "$EndNodes\nhello\n"));
-        assert!(e.contains("line 12") && e.contains("outside any section"), "{e}");
+        assert!(
+            e.contains("line 12") && e.contains("outside any section"),
+            "{e}"
+        );
         // Duplicate section.
         let e = err(&format!("{V22}$Nodes\n0\n$EndNodes\n"));
         assert!(e.contains("second $Nodes"), "{e}");
@@ -1045,11 +1100,19 @@ $EndElements
     fn unknown_element_types_are_skipped_by_line() {
         let t = V22.replace("1 15 2 0 1 7\n", "1 77 2 0 1 7 3 12 5 9 9\n");
         let imp = parse(&t).unwrap();
-        assert!(imp.notes.iter().any(|n| n.contains("type 77 (unknown type)")), "{:?}", imp.notes);
+        assert!(
+            imp.notes
+                .iter()
+                .any(|n| n.contains("type 77 (unknown type)")),
+            "{:?}",
+            imp.notes
+        );
     }
 
     fn lcg(s: &mut u64) -> u64 {
-        *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *s >> 33
     }
 
@@ -1103,5 +1166,23 @@ $EndElements
         assert!(parse(huge).is_err());
         let huge = "$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n1\n1 0 0 0\n$EndNodes\n$Elements\n1\n1 2 18446744073709551615 1\n$EndElements\n";
         assert!(parse(huge).is_err());
+    }
+
+    /// 10^6-node round trip through a real file (slow in debug builds: run with --ignored).
+    #[test]
+    #[ignore]
+    fn large_file_roundtrip() {
+        let m = crate::mesh::generate::unit_square_nodes(1_000_000).unwrap();
+        let p = std::env::temp_dir().join(format!("lgn-large-{}.msh", std::process::id()));
+        let t = std::time::Instant::now();
+        write_msh41(&m, &p).unwrap();
+        let dw = t.elapsed().as_secs_f64();
+        let size = std::fs::metadata(&p).unwrap().len();
+        let t = std::time::Instant::now();
+        let (r, _) = read_msh(&p).unwrap();
+        let dr = t.elapsed().as_secs_f64();
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(r, m);
+        eprintln!("10^6 nodes, {size} bytes: write {dw:.2} s, read {dr:.2} s");
     }
 }

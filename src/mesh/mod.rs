@@ -60,7 +60,9 @@ pub(crate) fn is_degenerate(p0: [f64; 2], p1: [f64; 2], p2: [f64; 2]) -> bool {
         .iter()
         .map(|(a, b)| (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2))
         .fold(0.0f64, f64::max);
-    !(a2 > DEGENERATE_TOL * l2) || l2 == 0.0
+    // Written so that NaN areas count as degenerate.
+    let regular = a2 > DEGENERATE_TOL * l2 && l2 > 0.0;
+    !regular
 }
 
 /// What [`TriMesh::from_parts`] changed on its way to a valid mesh.
@@ -478,12 +480,19 @@ mod tests {
     #[test]
     fn rejects_bad_meshes() {
         let sq = vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
-        let err = |p: Vec<[f64; 2]>, t: Vec<[usize; 3]>| TriMesh::new(p, t).unwrap_err().to_string();
+        let err =
+            |p: Vec<[f64; 2]>, t: Vec<[usize; 3]>| TriMesh::new(p, t).unwrap_err().to_string();
         assert!(err(sq.clone(), vec![[0, 1, 7]]).contains("node 7"));
         assert!(err(sq.clone(), vec![]).contains("no triangles"));
         assert!(err(sq.clone(), vec![[0, 1, 1]]).contains("repeats"));
-        assert!(err(vec![[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]], vec![[0, 1, 2]]).contains("degenerate"));
-        assert!(err(vec![[0.0, 0.0], [f64::NAN, 0.0], [0.0, 1.0]], vec![[0, 1, 2]]).contains("non-finite"));
+        assert!(
+            err(vec![[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]], vec![[0, 1, 2]]).contains("degenerate")
+        );
+        assert!(err(
+            vec![[0.0, 0.0], [f64::NAN, 0.0], [0.0, 1.0]],
+            vec![[0, 1, 2]]
+        )
+        .contains("non-finite"));
         // Same triangle twice, and three triangles on one edge.
         assert!(err(sq.clone(), vec![[0, 1, 2], [0, 1, 2]]).contains("overlap"));
         let p5 = vec![[0.0, 0.0], [1.0, 0.0], [0.5, 1.0], [0.5, -1.0], [0.5, 2.0]];
