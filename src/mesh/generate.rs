@@ -79,7 +79,7 @@ pub fn disk(radius: f64, n_rings: usize) -> Result<TriMesh> {
         let r = radius * k as f64 / n as f64;
         for j in 0..6 * k {
             let th = 2.0 * PI * j as f64 / (6 * k) as f64;
-            positions.push([r * th.cos(), r * th.sin()]);
+            positions.push(polar(r, th));
         }
     }
     let mut triangles = Vec::with_capacity(6 * n * n);
@@ -117,7 +117,7 @@ pub fn annulus(r_in: f64, r_out: f64, n_rings: usize, n_sectors: usize) -> Resul
         let off = if l % 2 == 1 { 0.5 } else { 0.0 };
         for s in 0..n_sectors {
             let th = 2.0 * PI * (s as f64 + off) / n_sectors as f64;
-            positions.push([r * th.cos(), r * th.sin()]);
+            positions.push(polar(r, th));
         }
     }
     let mut triangles = Vec::with_capacity(2 * n_rings * n_sectors);
@@ -215,6 +215,12 @@ fn stitch_rings(a: (usize, usize, f64), b: (usize, usize, f64), out: &mut Vec<[u
             j += 1;
         }
     }
+}
+
+/// (r cos θ, r sin θ) with round-off residues (e.g. sin π ≈ 1.2e-16) snapped to exact zero.
+fn polar(r: f64, th: f64) -> [f64; 2] {
+    let snap = |v: f64| if v.abs() < 1e-14 { 0.0 } else { r * v };
+    [snap(th.cos()), snap(th.sin())]
 }
 
 fn splitmix64(mut z: u64) -> u64 {

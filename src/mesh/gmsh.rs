@@ -762,6 +762,16 @@ fn write_with(
     w.flush().map_err(err)
 }
 
+/// Shortest text that parses back to exactly `x` (Rust's round-trip formatting), in exponent
+/// form for very small or very large magnitudes.
+fn num(x: f64) -> String {
+    if x != 0.0 && (x.abs() < 1e-5 || x.abs() >= 1e15) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
 /// MSH 4.1 text of `mesh` into any writer.
 pub fn msh41(mesh: &TriMesh, w: &mut impl Write) -> std::io::Result<()> {
     let n = mesh.n_nodes();
@@ -772,7 +782,14 @@ pub fn msh41(mesh: &TriMesh, w: &mut impl Write) -> std::io::Result<()> {
     // numPoints numCurves numSurfaces numVolumes, then the surface:
     // tag minX minY minZ maxX maxY maxZ numPhysicalTags physicalTag numBoundingCurves
     writeln!(w, "$Entities\n0 0 1 0")?;
-    writeln!(w, "1 {} {} 0 {} {} 0 1 1 0", lo[0], lo[1], hi[0], hi[1])?;
+    writeln!(
+        w,
+        "1 {} {} 0 {} {} 0 1 1 0",
+        num(lo[0]),
+        num(lo[1]),
+        num(hi[0]),
+        num(hi[1])
+    )?;
     writeln!(w, "$EndEntities")?;
     // numEntityBlocks numNodes minNodeTag maxNodeTag; entityDim entityTag parametric numNodes
     writeln!(w, "$Nodes\n1 {n} 1 {n}\n2 1 0 {n}")?;
@@ -780,7 +797,7 @@ pub fn msh41(mesh: &TriMesh, w: &mut impl Write) -> std::io::Result<()> {
         writeln!(w, "{i}")?;
     }
     for p in &mesh.positions {
-        writeln!(w, "{} {} 0", p[0], p[1])?;
+        writeln!(w, "{} {} 0", num(p[0]), num(p[1]))?;
     }
     writeln!(w, "$EndNodes")?;
     // numEntityBlocks numElements minElementTag maxElementTag; entityDim entityTag type count
@@ -797,7 +814,7 @@ pub fn msh22(mesh: &TriMesh, w: &mut impl Write) -> std::io::Result<()> {
     writeln!(w, "$PhysicalNames\n1\n2 1 \"domain\"\n$EndPhysicalNames")?;
     writeln!(w, "$Nodes\n{}", mesh.n_nodes())?;
     for (i, p) in mesh.positions.iter().enumerate() {
-        writeln!(w, "{} {} {} 0", i + 1, p[0], p[1])?;
+        writeln!(w, "{} {} {} 0", i + 1, num(p[0]), num(p[1]))?;
     }
     writeln!(w, "$EndNodes")?;
     // elm-number elm-type number-of-tags physical elementary node-list
@@ -973,6 +990,26 @@ $EndElements
             .to_string();
         assert!(e.contains("cannot write"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn number_format_round_trips() {
+        for x in [
+            0.0,
+            -0.0,
+            1e-17,
+            -3.3e-300,
+            0.1,
+            1.0 / 3.0,
+            12345.678,
+            2e15,
+            -7e301,
+            5e-324,
+        ] {
+            assert_eq!(num(x).parse::<f64>().unwrap(), x, "{}", num(x));
+        }
+        assert_eq!(num(1.020538999289461e-17), "1.020538999289461e-17");
+        assert_eq!(num(0.5), "0.5");
     }
 
     #[test]
