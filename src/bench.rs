@@ -47,9 +47,11 @@ pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
@@ -57,9 +59,19 @@ pub fn peak_rss_mb() -> f64 {
 
 /// Time the acceleration of the wave LGN on a periodic ring of n nodes with a
 /// 6 → hidden^layers → 1 softplus MLP density (f64). `min_seconds` bounds the measuring time.
-pub fn accel(n: usize, hidden: usize, layers: usize, solver: SolverKind, min_seconds: f64) -> Result<AccelBench> {
+pub fn accel(
+    n: usize,
+    hidden: usize,
+    layers: usize,
+    solver: SolverKind,
+    min_seconds: f64,
+) -> Result<AccelBench> {
     let t0 = Instant::now();
-    let density = DensityChoice::Mlp { hidden, layers, seed: 0 };
+    let density = DensityChoice::Mlp {
+        hidden,
+        layers,
+        seed: 0,
+    };
     let mut dy = systems::wave1d(n, 1.0 / n as f64, &density, solver)?;
     let mut rng = StdRng::seed_from_u64(n as u64);
     let q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -113,7 +125,14 @@ pub fn gemm_gflops(m: usize, k: usize, n: usize, min_seconds: f64) -> f64 {
         (0..threads).into_par_iter().for_each(|_| {
             let mut c = Mat::<f64>::zeros(m, n);
             for _ in 0..reps_per_check {
-                matmul(c.as_mut(), Accum::Replace, a.as_ref(), b.as_ref(), 1.0, Par::Seq);
+                matmul(
+                    c.as_mut(),
+                    Accum::Replace,
+                    a.as_ref(),
+                    b.as_ref(),
+                    1.0,
+                    Par::Seq,
+                );
             }
             std::hint::black_box(&c);
         });

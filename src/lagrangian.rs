@@ -22,8 +22,18 @@ pub struct Lagrangian {
 
 impl Lagrangian {
     /// A Lagrangian with a single term; checks that the density fits the sites.
-    pub fn new(n_nodes: usize, dof: usize, sites: Sites, density: Arc<dyn Density>) -> Result<Lagrangian> {
-        Lagrangian { n_nodes, dof, terms: vec![] }.with_term(sites, density)
+    pub fn new(
+        n_nodes: usize,
+        dof: usize,
+        sites: Sites,
+        density: Arc<dyn Density>,
+    ) -> Result<Lagrangian> {
+        Lagrangian {
+            n_nodes,
+            dof,
+            terms: vec![],
+        }
+        .with_term(sites, density)
     }
 
     /// Add a term (e.g. edge terms next to node terms).
@@ -53,7 +63,10 @@ impl Lagrangian {
             )));
         }
         if let Some(&i) = sites.nodes.iter().find(|&&i| i >= self.n_nodes) {
-            return Err(Error::input(format!("a site refers to node {i} ≥ n = {}", self.n_nodes)));
+            return Err(Error::input(format!(
+                "a site refers to node {i} ≥ n = {}",
+                self.n_nodes
+            )));
         }
         self.terms.push(Term { sites, density });
         Ok(self)

@@ -19,6 +19,7 @@ pub mod dynamics;
 pub mod error;
 pub mod graph;
 pub mod lagrangian;
+pub mod mesh;
 pub mod sites;
 pub mod solve;
 pub mod systems;

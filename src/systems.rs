@@ -15,20 +15,38 @@ pub enum DensityChoice {
     /// The closed-form density of the system.
     Analytic,
     /// A softplus MLP with `layers` hidden layers of width `hidden`, paper initialisation.
-    Mlp { hidden: usize, layers: usize, seed: u64 },
+    Mlp {
+        hidden: usize,
+        layers: usize,
+        seed: u64,
+    },
     /// A given (e.g. trained) MLP.
     Trained(Mlp),
 }
 
-fn mlp_density(choice: &DensityChoice, arity: usize, dof: usize, analytic: Arc<dyn Density>) -> Result<Arc<dyn Density>> {
+fn mlp_density(
+    choice: &DensityChoice,
+    arity: usize,
+    dof: usize,
+    analytic: Arc<dyn Density>,
+) -> Result<Arc<dyn Density>> {
     let p = 2 * arity * dof;
     Ok(match choice {
         DensityChoice::Analytic => analytic,
-        DensityChoice::Mlp { hidden, layers, seed } => {
+        DensityChoice::Mlp {
+            hidden,
+            layers,
+            seed,
+        } => {
             let mut sizes = vec![p];
             sizes.extend(std::iter::repeat_n(*hidden, *layers));
             sizes.push(1);
-            Arc::new(MlpDensity::new(Mlp::paper_init(&sizes, *seed), arity, dof, 0)?)
+            Arc::new(MlpDensity::new(
+                Mlp::paper_init(&sizes, *seed),
+                arity,
+                dof,
+                0,
+            )?)
         }
         DensityChoice::Trained(mlp) => Arc::new(MlpDensity::new(mlp.clone(), arity, dof, 0)?),
     })
@@ -49,18 +67,26 @@ pub fn ball(g: f64, density: &DensityChoice, solver: SolverKind) -> Result<Dynam
 
 /// Double pendulum, m = l = 1 (paper §4.1).
 pub fn dblpend(g: f64, density: &DensityChoice, solver: SolverKind) -> Result<Dynamics> {
-    single_site(mlp_density(density, 1, 2, Arc::new(DoublePendulum::paper(g)))?, solver)
+    single_site(
+        mlp_density(density, 1, 2, Arc::new(DoublePendulum::paper(g)))?,
+        solver,
+    )
 }
 
 /// Relativistic particle (paper §4.2).
 pub fn relativistic(g: f64, density: &DensityChoice, solver: SolverKind) -> Result<Dynamics> {
-    single_site(mlp_density(density, 1, 1, Arc::new(Relativistic { g }))?, solver)
+    single_site(
+        mlp_density(density, 1, 1, Arc::new(Relativistic { g }))?,
+        solver,
+    )
 }
 
 /// 1D wave on a periodic ring of n nodes with sites (i−1, i, i+1) (paper §4.3).
 pub fn wave1d(n: usize, dx: f64, density: &DensityChoice, solver: SolverKind) -> Result<Dynamics> {
     if !(dx.is_finite() && dx > 0.0) {
-        return Err(crate::Error::input(format!("dx must be positive and finite, got {dx}")));
+        return Err(crate::Error::input(format!(
+            "dx must be positive and finite, got {dx}"
+        )));
     }
     let graph = Graph::ring(n, 1)?;
     let sites = Sites::stencil3(&graph)?;

@@ -12,14 +12,24 @@ use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den.max(1e-300)
 }
 
 #[test]
 fn falling_ball_is_exact() {
-    for solver in [SolverKind::Auto, SolverKind::Banded, SolverKind::Sparse, SolverKind::Dense] {
+    for solver in [
+        SolverKind::Auto,
+        SolverKind::Banded,
+        SolverKind::Sparse,
+        SolverKind::Dense,
+    ] {
         let mut dy = systems::ball(9.8, &DensityChoice::Analytic, solver).unwrap();
         let a = dy.accelerations(&[1.5, -2.0], &[0.3, 4.0]).unwrap();
         assert_eq!(a, vec![-9.8, 0.0], "solver {solver}");
@@ -44,7 +54,10 @@ fn double_pendulum_matches_closed_form_on_1000_states() {
     let mut rng = StdRng::seed_from_u64(1);
     let mut worst = 0.0f64;
     for _ in 0..1000 {
-        let q = [rng.random_range(0.0..std::f64::consts::TAU), rng.random_range(0.0..std::f64::consts::TAU)];
+        let q = [
+            rng.random_range(0.0..std::f64::consts::TAU),
+            rng.random_range(0.0..std::f64::consts::TAU),
+        ];
         let v = [rng.random_range(-10.0..10.0), rng.random_range(-10.0..10.0)];
         let a = dy.accelerations(&q, &v).unwrap();
         let truth = dblpend_closed_form(q[0], q[1], v[0], v[1], 9.8);
@@ -60,7 +73,10 @@ fn relativistic_matches_closed_form() {
     for v in [-0.99, -0.5, 0.0, 0.3, 0.9] {
         let a = dy.accelerations(&[0.7], &[v]).unwrap()[0];
         let truth = g * (1.0 - v * v).powf(2.5) / (1.0 + 2.0 * v * v);
-        assert!((a - truth).abs() <= 1e-12 * truth.abs(), "v = {v}: {a} vs {truth}");
+        assert!(
+            (a - truth).abs() <= 1e-12 * truth.abs(),
+            "v = {v}: {a} vs {truth}"
+        );
     }
     // Outside the domain |q̇| < 1: a clear error, not NaN.
     let err = dy.accelerations(&[0.0], &[1.5]).unwrap_err();
@@ -78,7 +94,11 @@ fn wave_density_gives_the_wide_stencil() {
         let a = dy.accelerations(&q, &v).unwrap();
         for i in 0..n {
             let truth = (q[(i + 2) % n] - 2.0 * q[i] + q[(i + n - 2) % n]) / (4.0 * dx * dx);
-            assert!((a[i] - truth).abs() <= 1e-12 * (1.0 + truth.abs()), "n={n} i={i}: {} vs {truth}", a[i]);
+            assert!(
+                (a[i] - truth).abs() <= 1e-12 * (1.0 + truth.abs()),
+                "n={n} i={i}: {} vs {truth}",
+                a[i]
+            );
         }
     }
 }
@@ -94,7 +114,11 @@ fn random_state(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
 fn sparse_and_banded_match_dense_pinv_on_rings() {
     for n in [8, 50, 200] {
         for seed in 0..3 {
-            let dens = DensityChoice::Mlp { hidden: 32, layers: 2, seed };
+            let dens = DensityChoice::Mlp {
+                hidden: 32,
+                layers: 2,
+                seed,
+            };
             let (q, v) = random_state(n, 100 + seed);
             let mut dense = systems::wave1d(n, 1.0 / n as f64, &dens, SolverKind::Dense).unwrap();
             let truth = dense.accelerations(&q, &v).unwrap();
@@ -107,7 +131,17 @@ fn sparse_and_banded_match_dense_pinv_on_rings() {
         }
     }
     // The ring's fold ordering gives a half-bandwidth of 4 (d = 1).
-    let dy = systems::wave1d(1000, 1e-3, &DensityChoice::Mlp { hidden: 8, layers: 2, seed: 0 }, SolverKind::Auto).unwrap();
+    let dy = systems::wave1d(
+        1000,
+        1e-3,
+        &DensityChoice::Mlp {
+            hidden: 8,
+            layers: 2,
+            seed: 0,
+        },
+        SolverKind::Auto,
+    )
+    .unwrap();
     assert_eq!(dy.solver.kind(), SolverKind::Banded);
     assert_eq!(dy.solver.bandwidth(), Some(4));
 }
@@ -141,9 +175,13 @@ fn sparse_and_banded_match_dense_pinv_on_a_random_graph() {
     for seed in 0..3 {
         let n = 40;
         let (q, v) = random_state(2 * n, seed);
-        let truth = random_graph_system(n, seed, SolverKind::Dense).accelerations(&q, &v).unwrap();
+        let truth = random_graph_system(n, seed, SolverKind::Dense)
+            .accelerations(&q, &v)
+            .unwrap();
         for solver in [SolverKind::Sparse, SolverKind::Banded, SolverKind::Auto] {
-            let a = random_graph_system(n, seed, solver).accelerations(&q, &v).unwrap();
+            let a = random_graph_system(n, seed, solver)
+                .accelerations(&q, &v)
+                .unwrap();
             let e = rel_err(&a, &truth);
             assert!(e < 1e-8, "seed={seed} solver={solver}: rel err {e:e}");
         }
@@ -153,13 +191,25 @@ fn sparse_and_banded_match_dense_pinv_on_a_random_graph() {
 #[test]
 fn mass_matrix_is_neighbour_of_neighbour_sparse() {
     let n = 30;
-    let dy = systems::wave1d(n, 0.1, &DensityChoice::Mlp { hidden: 8, layers: 1, seed: 3 }, SolverKind::Auto).unwrap();
+    let dy = systems::wave1d(
+        n,
+        0.1,
+        &DensityChoice::Mlp {
+            hidden: 8,
+            layers: 1,
+            seed: 3,
+        },
+        SolverKind::Auto,
+    )
+    .unwrap();
     // pentadiagonal with periodic corners: 5 entries per row
     assert_eq!(dy.pattern.nnz(), 5 * n);
     for r in 0..n {
         let cols = &dy.pattern.indices[dy.pattern.indptr[r]..dy.pattern.indptr[r + 1]];
         for &c in cols {
-            let dist = (r as isize - c as isize).rem_euclid(n as isize).min((c as isize - r as isize).rem_euclid(n as isize));
+            let dist = (r as isize - c as isize)
+                .rem_euclid(n as isize)
+                .min((c as isize - r as isize).rem_euclid(n as isize));
             assert!(dist <= 2);
         }
     }
@@ -177,18 +227,35 @@ fn energy_of_the_double_pendulum_matches_closed_form() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let mut dy = systems::wave1d(10, 0.1, &DensityChoice::Analytic, SolverKind::Auto).unwrap();
-    let e = dy.accelerations(&[0.0; 9], &[0.0; 10]).unwrap_err().to_string();
+    let e = dy
+        .accelerations(&[0.0; 9], &[0.0; 10])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("length mismatch"), "{e}");
     let mut q = vec![0.0; 10];
     q[4] = f64::NAN;
     let e = dy.accelerations(&q, &[0.0; 10]).unwrap_err().to_string();
     assert!(e.contains("q[4]") && e.contains("not finite"), "{e}");
-    let e = dy.accelerations(&[0.0; 10], &[f64::INFINITY; 10]).unwrap_err().to_string();
+    let e = dy
+        .accelerations(&[0.0; 10], &[f64::INFINITY; 10])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("qdot[0]"), "{e}");
-    assert!(systems::wave1d(2, 0.1, &DensityChoice::Analytic, SolverKind::Auto).unwrap_err().to_string().contains("at least 3"));
-    assert!(Graph::from_edges(0, &[], 1).unwrap_err().to_string().contains("empty"));
+    assert!(
+        systems::wave1d(2, 0.1, &DensityChoice::Analytic, SolverKind::Auto)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 3")
+    );
+    assert!(Graph::from_edges(0, &[], 1)
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
     // A Lagrangian without velocity dependence has a zero (singular) mass matrix.
-    let zero = Mlp { weights: vec![vec![0.0; 6 * 4], vec![0.0; 4]], ..Mlp::paper_init(&[6, 4, 1], 0) };
+    let zero = Mlp {
+        weights: vec![vec![0.0; 6 * 4], vec![0.0; 4]],
+        ..Mlp::paper_init(&[6, 4, 1], 0)
+    };
     let d: Arc<dyn Density> = Arc::new(MlpDensity::new(zero, 3, 1, 0).unwrap());
     let g = Graph::ring(6, 1).unwrap();
     for solver in [SolverKind::Banded, SolverKind::Sparse] {

@@ -161,7 +161,16 @@ impl MassPattern {
                 }
             }
         }
-        MassPattern { n, indptr, indices, term_offsets, m_ptr, m_src, b_ptr, b_src }
+        MassPattern {
+            n,
+            indptr,
+            indices,
+            term_offsets,
+            m_ptr,
+            m_src,
+            b_ptr,
+            b_src,
+        }
     }
 
     /// Stored entries of M.
@@ -177,18 +186,26 @@ impl MassPattern {
     /// Gather M's values (CSR order) and b from the site-derivative buffer, in parallel.
     pub fn assemble(&self, derivs: &[f64], mass: &mut [f64], b: &mut [f64]) {
         const CHUNK: usize = 4096;
-        mass.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, out)| {
-            let e0 = ci * CHUNK;
-            for (k, m) in out.iter_mut().enumerate() {
-                let e = e0 + k;
-                *m = self.m_src[self.m_ptr[e]..self.m_ptr[e + 1]].iter().map(|&j| derivs[j]).sum();
-            }
-        });
+        mass.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(ci, out)| {
+                let e0 = ci * CHUNK;
+                for (k, m) in out.iter_mut().enumerate() {
+                    let e = e0 + k;
+                    *m = self.m_src[self.m_ptr[e]..self.m_ptr[e + 1]]
+                        .iter()
+                        .map(|&j| derivs[j])
+                        .sum();
+                }
+            });
         b.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, out)| {
             let i0 = ci * CHUNK;
             for (k, bi) in out.iter_mut().enumerate() {
                 let i = i0 + k;
-                *bi = self.b_src[self.b_ptr[i]..self.b_ptr[i + 1]].iter().map(|&[g, c]| derivs[g] - derivs[c]).sum();
+                *bi = self.b_src[self.b_ptr[i]..self.b_ptr[i + 1]]
+                    .iter()
+                    .map(|&[g, c]| derivs[g] - derivs[c])
+                    .sum();
             }
         });
     }

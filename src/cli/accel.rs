@@ -27,7 +27,9 @@ pub enum DensityKind {
 
 /// Compute q̈ = M⁻¹(∂L/∂q − C q̇) at one state.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded")]
+#[command(
+    after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded"
+)]
 pub struct AccelArgs {
     /// Which system.
     #[arg(long, value_enum)]
@@ -69,9 +71,13 @@ fn parse_list(s: &str) -> Result<Vec<f64>> {
     s.split(',')
         .enumerate()
         .map(|(i, t)| {
-            t.trim()
-                .parse::<f64>()
-                .map_err(|_| Error::input(format!("--state value {} ('{}') is not a number", i + 1, t.trim())))
+            t.trim().parse::<f64>().map_err(|_| {
+                Error::input(format!(
+                    "--state value {} ('{}') is not a number",
+                    i + 1,
+                    t.trim()
+                ))
+            })
         })
         .collect()
 }
@@ -106,7 +112,11 @@ fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Vec<f64>)> {
 pub fn run(args: AccelArgs) -> Result<()> {
     let density = match args.density {
         DensityKind::Analytic => DensityChoice::Analytic,
-        DensityKind::Mlp => DensityChoice::Mlp { hidden: args.hidden, layers: args.layers, seed: args.seed },
+        DensityKind::Mlp => DensityChoice::Mlp {
+            hidden: args.hidden,
+            layers: args.layers,
+            seed: args.seed,
+        },
     };
     if !args.g.is_finite() {
         return Err(Error::input("--g must be finite"));
@@ -123,7 +133,9 @@ pub fn run(args: AccelArgs) -> Result<()> {
         SystemName::Relativistic => {
             let (q, v) = read_state(&args.state, Some(1))?;
             if let Some(x) = v.iter().find(|x| x.abs() >= 1.0) {
-                return Err(Error::input(format!("the relativistic particle needs |qdot| < 1, got qdot = {x}")));
+                return Err(Error::input(format!(
+                    "the relativistic particle needs |qdot| < 1, got qdot = {x}"
+                )));
             }
             (systems::relativistic(args.g, &density, args.solver)?, q, v)
         }
@@ -144,7 +156,12 @@ pub fn run(args: AccelArgs) -> Result<()> {
         });
         println!("{out}");
     } else {
-        println!("system: {:?}, solver: {}, {} coordinates", args.system, dy.solver.kind(), a.len());
+        println!(
+            "system: {:?}, solver: {}, {} coordinates",
+            args.system,
+            dy.solver.kind(),
+            a.len()
+        );
         let show = a.len().min(20);
         for (i, x) in a.iter().take(show).enumerate() {
             println!("a[{i}] = {x:.12e}");

@@ -13,7 +13,9 @@ pub enum BenchCommand {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  lgn bench accel --n 100000 --hidden 128 --solver sparse --json\n  lgn bench accel --n 1600 --hidden 128 --solver dense --json")]
+#[command(
+    after_help = "Examples:\n  lgn bench accel --n 100000 --hidden 128 --solver sparse --json\n  lgn bench accel --n 1600 --hidden 128 --solver dense --json"
+)]
 pub struct AccelBenchArgs {
     /// Grid points (nodes) of the ring.
     #[arg(long)]
@@ -54,7 +56,9 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Accel(a) => {
             if a.n == 0 || a.hidden == 0 || a.layers == 0 {
-                return Err(lgn::Error::input("--n, --hidden and --layers must be positive"));
+                return Err(lgn::Error::input(
+                    "--n, --hidden and --layers must be positive",
+                ));
             }
             let r = lgn::bench::accel(a.n, a.hidden, a.layers, a.solver, a.min_seconds)?;
             if a.json {
@@ -70,9 +74,15 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let gf = lgn::bench::gemm_gflops(g.m, g.k, g.cols, 2.0);
             let threads = rayon::current_num_threads();
             if g.json {
-                println!("{}", serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64"}));
+                println!(
+                    "{}",
+                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64"})
+                );
             } else {
-                println!("faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64)", g.m, g.k, g.cols);
+                println!(
+                    "faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64)",
+                    g.m, g.k, g.cols
+                );
             }
         }
     }

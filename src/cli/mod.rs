@@ -1,8 +1,8 @@
 //! The `lgn` command line: a thin layer over the library.
 
 mod accel;
-mod io_glue;
 mod bench;
+mod io_glue;
 
 use clap::{Parser, Subcommand};
 

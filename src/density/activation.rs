@@ -141,7 +141,11 @@ mod tests {
         for i in 0..=100_000 {
             let e = i as f64 / 100_000.0;
             let e = e * e * e; // dense near 0
-            let rel = if e == 0.0 { log1p_unit(e).abs() } else { (log1p_unit(e) - e.ln_1p()).abs() / e.ln_1p() };
+            let rel = if e == 0.0 {
+                log1p_unit(e).abs()
+            } else {
+                (log1p_unit(e) - e.ln_1p()).abs() / e.ln_1p()
+            };
             worst = worst.max(rel);
         }
         assert!(worst < 4e-16, "worst rel err {worst:e}");
@@ -156,7 +160,10 @@ mod tests {
             let sig = 1.0 / (1.0 + (-z).exp());
             assert!((a - sp).abs() <= 4e-16 * sp + 1e-300, "softplus({z})");
             assert!((s1 - sig).abs() <= 4e-16 * sig + 1e-300, "sigmoid({z})");
-            assert!((s2 - sig * (1.0 - sig)).abs() <= 1e-15 * (sig * (1.0 - sig)) + 1e-300, "sigmoid'({z})");
+            assert!(
+                (s2 - sig * (1.0 - sig)).abs() <= 1e-15 * (sig * (1.0 - sig)) + 1e-300,
+                "sigmoid'({z})"
+            );
         }
     }
 

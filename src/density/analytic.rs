@@ -25,7 +25,13 @@ pub struct DoublePendulum {
 impl DoublePendulum {
     /// The paper's configuration: m = l = 1.
     pub fn paper(g: f64) -> Self {
-        DoublePendulum { m1: 1.0, m2: 1.0, l1: 1.0, l2: 1.0, g }
+        DoublePendulum {
+            m1: 1.0,
+            m2: 1.0,
+            l1: 1.0,
+            l2: 1.0,
+            g,
+        }
     }
     /// Total energy T + V for a state.
     pub fn energy(&self, q: &[f64], v: &[f64]) -> f64 {
@@ -33,7 +39,8 @@ impl DoublePendulum {
         let t = 0.5 * (self.m1 + self.m2) * self.l1 * self.l1 * w1 * w1
             + 0.5 * self.m2 * self.l2 * self.l2 * w2 * w2
             + self.m2 * self.l1 * self.l2 * w1 * w2 * (t1 - t2).cos();
-        let y = -(self.m1 + self.m2) * self.g * self.l1 * t1.cos() - self.m2 * self.g * self.l2 * t2.cos();
+        let y = -(self.m1 + self.m2) * self.g * self.l1 * t1.cos()
+            - self.m2 * self.g * self.l2 * t2.cos();
         t + y
     }
 }
@@ -53,7 +60,14 @@ pub struct Wave1d {
     pub dx: f64,
 }
 
-fn for_each_site(x: &[f64], p: usize, nb: usize, out: &mut [f64], stride: usize, mut f: impl FnMut(&[f64], &mut [f64])) {
+fn for_each_site(
+    x: &[f64],
+    p: usize,
+    nb: usize,
+    out: &mut [f64],
+    stride: usize,
+    mut f: impl FnMut(&[f64], &mut [f64]),
+) {
     for s in 0..nb {
         let rec = &mut out[s * stride..(s + 1) * stride];
         rec.fill(0.0);
@@ -93,7 +107,10 @@ impl Density for DoublePendulum {
         2
     }
     fn name(&self) -> String {
-        format!("double pendulum (m = {}, {}; l = {}, {}; g = {})", self.m1, self.m2, self.l1, self.l2, self.g)
+        format!(
+            "double pendulum (m = {}, {}; l = {}, {}; g = {})",
+            self.m1, self.m2, self.l1, self.l2, self.g
+        )
     }
     fn eval_block(&self, x: &[f64], nb: usize, out: &mut [f64]) {
         let lay = self.layout();
@@ -102,7 +119,8 @@ impl Density for DoublePendulum {
             let (t1, t2, w1, w2) = (x[0], x[1], x[2], x[3]);
             let (sd, cd) = (t1 - t2).sin_cos();
             let k = m2 * l1 * l2;
-            r[SiteLayout::RHO] = self.energy(&x[0..2], &x[2..4]) - 2.0 * (-(m1 + m2) * g * l1 * t1.cos() - m2 * g * l2 * t2.cos());
+            r[SiteLayout::RHO] = self.energy(&x[0..2], &x[2..4])
+                - 2.0 * (-(m1 + m2) * g * l1 * t1.cos() - m2 * g * l2 * t2.cos());
             r[lay.grad_q()] = -k * w1 * w2 * sd - (m1 + m2) * g * l1 * t1.sin();
             r[lay.grad_q() + 1] = k * w1 * w2 * sd - m2 * g * l2 * t2.sin();
             r[lay.grad_v()] = (m1 + m2) * l1 * l1 * w1 + k * w2 * cd;

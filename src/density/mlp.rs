@@ -58,7 +58,11 @@ impl Mlp {
             };
             let std = factor / n.sqrt();
             let normal = Normal::new(0.0, std).expect("finite std");
-            weights.push((0..fan_in * fan_out).map(|_| normal.sample(&mut rng)).collect());
+            weights.push(
+                (0..fan_in * fan_out)
+                    .map(|_| normal.sample(&mut rng))
+                    .collect(),
+            );
             biases.push(vec![0.0; fan_out]);
         }
         Mlp {
@@ -77,21 +81,32 @@ impl Mlp {
 
     /// Total number of trainable parameters.
     pub fn n_params(&self) -> usize {
-        self.weights.iter().map(Vec::len).sum::<usize>() + self.biases.iter().map(Vec::len).sum::<usize>()
+        self.weights.iter().map(Vec::len).sum::<usize>()
+            + self.biases.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Check internal consistency (shapes, finite values, positive scales).
     pub fn validate(&self) -> crate::Result<()> {
         use crate::Error;
         if self.sizes.len() < 2 || *self.sizes.last().unwrap() != 1 {
-            return Err(Error::input(format!("MLP layer sizes {:?} must end in 1", self.sizes)));
+            return Err(Error::input(format!(
+                "MLP layer sizes {:?} must end in 1",
+                self.sizes
+            )));
         }
         if self.weights.len() != self.sizes.len() - 1 || self.biases.len() != self.sizes.len() - 1 {
-            return Err(Error::input("MLP has the wrong number of layers for its sizes"));
+            return Err(Error::input(
+                "MLP has the wrong number of layers for its sizes",
+            ));
         }
         for l in 0..self.weights.len() {
-            if self.weights[l].len() != self.sizes[l] * self.sizes[l + 1] || self.biases[l].len() != self.sizes[l + 1] {
-                return Err(Error::input(format!("MLP layer {l} has the wrong shape for sizes {:?}", self.sizes)));
+            if self.weights[l].len() != self.sizes[l] * self.sizes[l + 1]
+                || self.biases[l].len() != self.sizes[l + 1]
+            {
+                return Err(Error::input(format!(
+                    "MLP layer {l} has the wrong shape for sizes {:?}",
+                    self.sizes
+                )));
             }
             crate::error::check_finite(&format!("layer {l} weight"), &self.weights[l])?;
             crate::error::check_finite(&format!("layer {l} bias"), &self.biases[l])?;
@@ -100,7 +115,11 @@ impl Mlp {
             return Err(Error::input("MLP input normalisation has the wrong length"));
         }
         crate::error::check_finite("input_shift", &self.input_shift)?;
-        if self.input_scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        if self
+            .input_scale
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0))
+        {
             return Err(Error::input("MLP input_scale must be finite and positive"));
         }
         Ok(())
@@ -122,15 +141,19 @@ impl Mlp {
                 let row = &self.weights[l][i * nin..(i + 1) * nin];
                 *zi += row.iter().zip(&a).map(|(w, a)| w * a).sum::<f64>();
             }
-            a = if l + 1 < nl { z.iter().map(|&z| softplus(z)).collect() } else { z };
+            a = if l + 1 < nl {
+                z.iter().map(|&z| softplus(z)).collect()
+            } else {
+                z
+            };
             debug_assert_eq!(a.len(), nout);
         }
         a[0]
     }
 }
 
-pub use super::activation::{softplus, softplus_derivs};
 use super::activation::{dot, softplus_slices};
+pub use super::activation::{softplus, softplus_derivs};
 
 /// An [`Mlp`] used as a site density with `arity` nodes of `dof` coordinates and `n_features`
 /// extra inputs; input length 2·arity·dof + n_features must equal `mlp.sizes[0]`.
@@ -178,7 +201,15 @@ impl MlpDensity {
                 w0_vcols[j * h + i] = w0[i * p + kd + j];
             }
         }
-        Ok(MlpDensity { mlp, arity, dof, n_features, w0, b0, w0_vcols })
+        Ok(MlpDensity {
+            mlp,
+            arity,
+            dof,
+            n_features,
+            w0,
+            b0,
+            w0_vcols,
+        })
     }
 
     fn weight(&self, l: usize) -> MatRef<'_, f64> {
@@ -385,7 +416,8 @@ impl Density for MlpDensity {
             let rec = &mut out[s * stride..(s + 1) * stride];
             rec[SiteLayout::RHO] = rho_acc[s];
             rec[lay.grad_q()..lay.grad_q() + kd].copy_from_slice(&grad_x[s * p..s * p + kd]);
-            rec[lay.grad_v()..lay.grad_v() + kd].copy_from_slice(&grad_x[s * p + kd..s * p + 2 * kd]);
+            rec[lay.grad_v()..lay.grad_v() + kd]
+                .copy_from_slice(&grad_x[s * p + kd..s * p + 2 * kd]);
             let hs = &hess[s * dd * dd..(s + 1) * dd * dd];
             let m = lay.mass();
             for j in 0..kd {
@@ -426,7 +458,11 @@ mod tests {
     /// ρ, ∂ρ/∂x, m_s, c_s·v against central finite differences of the plain forward pass.
     #[test]
     fn exact_derivatives_match_finite_differences() {
-        for (arity, dof, nf, hidden) in [(3, 1, 0, vec![16, 16]), (1, 2, 0, vec![12, 12, 12]), (2, 2, 1, vec![10])] {
+        for (arity, dof, nf, hidden) in [
+            (3, 1, 0, vec![16, 16]),
+            (1, 2, 0, vec![12, 12, 12]),
+            (2, 2, 1, vec![10]),
+        ] {
             let kd = arity * dof;
             let p = 2 * kd + nf;
             let mut sizes = vec![p];
@@ -450,8 +486,15 @@ mod tests {
                     xp[i] += eps;
                     xm[i] -= eps;
                     let fd = (f(&xp) - f(&xm)) / (2.0 * eps);
-                    let exact = if i < kd { rec[lay.grad_q() + i] } else { rec[lay.grad_v() + i - kd] };
-                    assert!((fd - exact).abs() < 1e-7 * (1.0 + exact.abs()), "grad {i}: fd {fd} exact {exact}");
+                    let exact = if i < kd {
+                        rec[lay.grad_q() + i]
+                    } else {
+                        rec[lay.grad_v() + i - kd]
+                    };
+                    assert!(
+                        (fd - exact).abs() < 1e-7 * (1.0 + exact.abs()),
+                        "grad {i}: fd {fd} exact {exact}"
+                    );
                 }
                 // second derivatives: m_s = ∂²ρ/∂v∂v, c_s v = Σ_k ∂²ρ/∂v_j∂q_k v_k
                 let grad = |x: &[f64], i: usize| {
@@ -470,7 +513,10 @@ mod tests {
                         xm[kd + k] -= e2;
                         let fd = (grad(&xp, kd + j) - grad(&xm, kd + j)) / (2.0 * e2);
                         let exact = rec[lay.mass() + j * kd + k];
-                        assert!((fd - exact).abs() < 1e-5 * (1.0 + exact.abs()), "m[{j},{k}] fd {fd} exact {exact}");
+                        assert!(
+                            (fd - exact).abs() < 1e-5 * (1.0 + exact.abs()),
+                            "m[{j},{k}] fd {fd} exact {exact}"
+                        );
                     }
                     let mut xp = x.clone();
                     let mut xm = x.clone();
@@ -480,7 +526,10 @@ mod tests {
                     }
                     let fd = (grad(&xp, kd + j) - grad(&xm, kd + j)) / (2.0 * e2);
                     let exact = rec[lay.cv() + j];
-                    assert!((fd - exact).abs() < 1e-5 * (1.0 + exact.abs()), "cv[{j}] fd {fd} exact {exact}");
+                    assert!(
+                        (fd - exact).abs() < 1e-5 * (1.0 + exact.abs()),
+                        "cv[{j}] fd {fd} exact {exact}"
+                    );
                 }
             }
         }

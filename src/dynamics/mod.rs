@@ -40,7 +40,11 @@ impl std::fmt::Debug for Dynamics {
 
 impl Dynamics {
     /// Build the pattern and the solver plan (one-off set-up).
-    pub fn new(lagrangian: Lagrangian, solver: SolverKind, graph_kind: GraphKind) -> Result<Dynamics> {
+    pub fn new(
+        lagrangian: Lagrangian,
+        solver: SolverKind,
+        graph_kind: GraphKind,
+    ) -> Result<Dynamics> {
         if lagrangian.terms.is_empty() {
             return Err(Error::input("the Lagrangian has no terms"));
         }
@@ -49,7 +53,14 @@ impl Dynamics {
         let derivs = vec![0.0; pattern.derivs_len()];
         let mass = vec![0.0; pattern.nnz()];
         let rhs = vec![0.0; pattern.n];
-        Ok(Dynamics { lagrangian, pattern, solver, derivs, mass, rhs })
+        Ok(Dynamics {
+            lagrangian,
+            pattern,
+            solver,
+            derivs,
+            mass,
+            rhs,
+        })
     }
 
     pub fn n_coords(&self) -> usize {
@@ -70,25 +81,27 @@ impl Dynamics {
             let (k, nf) = (term.sites.arity, term.sites.n_features);
             let kd = k * d;
             let sites = &term.sites;
-            mine.par_chunks_mut(SITE_BLOCK * stride).enumerate().for_each_init(
-                || vec![0.0; SITE_BLOCK * p],
-                |x, (bi, out)| {
-                    let nb = out.len() / stride;
-                    let s0 = bi * SITE_BLOCK;
-                    for j in 0..nb {
-                        let s = s0 + j;
-                        let col = &mut x[j * p..(j + 1) * p];
-                        for (a, &node) in sites.neighbourhood(s).iter().enumerate() {
-                            for c in 0..d {
-                                col[a * d + c] = q[node * d + c];
-                                col[kd + a * d + c] = v[node * d + c];
+            mine.par_chunks_mut(SITE_BLOCK * stride)
+                .enumerate()
+                .for_each_init(
+                    || vec![0.0; SITE_BLOCK * p],
+                    |x, (bi, out)| {
+                        let nb = out.len() / stride;
+                        let s0 = bi * SITE_BLOCK;
+                        for j in 0..nb {
+                            let s = s0 + j;
+                            let col = &mut x[j * p..(j + 1) * p];
+                            for (a, &node) in sites.neighbourhood(s).iter().enumerate() {
+                                for c in 0..d {
+                                    col[a * d + c] = q[node * d + c];
+                                    col[kd + a * d + c] = v[node * d + c];
+                                }
                             }
+                            col[2 * kd..].copy_from_slice(&sites.features[s * nf..(s + 1) * nf]);
                         }
-                        col[2 * kd..].copy_from_slice(&sites.features[s * nf..(s + 1) * nf]);
-                    }
-                    dens.eval_block(&x[..nb * p], nb, out);
-                },
-            );
+                        dens.eval_block(&x[..nb * p], nb, out);
+                    },
+                );
             if let Some(i) = mine.iter().position(|x| !x.is_finite()) {
                 let s = i / stride;
                 return Err(Error::Singular(format!(
@@ -103,13 +116,18 @@ impl Dynamics {
 
     /// Gather M and b from the site records.
     pub fn assemble(&mut self) {
-        self.pattern.assemble(&self.derivs, &mut self.mass, &mut self.rhs);
+        self.pattern
+            .assemble(&self.derivs, &mut self.mass, &mut self.rhs);
     }
 
     /// Accelerations q̈ at (q, v) written into `a`.
     pub fn accelerations_into(&mut self, q: &[f64], v: &[f64], a: &mut [f64]) -> Result<()> {
         if a.len() != self.n_coords() {
-            return Err(Error::input(format!("acceleration buffer has {} values, need {}", a.len(), self.n_coords())));
+            return Err(Error::input(format!(
+                "acceleration buffer has {} values, need {}",
+                a.len(),
+                self.n_coords()
+            )));
         }
         self.evaluate_sites(q, v)?;
         self.assemble();
@@ -126,18 +144,28 @@ impl Dynamics {
     }
 
     /// Sum over sites of a function of each site's record.
-    fn site_sum(&self, f: impl Fn(&[f64], &[f64], crate::density::SiteLayout) -> f64 + Sync, v: &[f64]) -> f64 {
+    fn site_sum(
+        &self,
+        f: impl Fn(&[f64], &[f64], crate::density::SiteLayout) -> f64 + Sync,
+        v: &[f64],
+    ) -> f64 {
         let d = self.lagrangian.dof;
         let mut total = 0.0;
         for (ti, term) in self.lagrangian.terms.iter().enumerate() {
             let lay = term.density.layout();
             let stride = lay.stride();
-            let recs = &self.derivs[self.pattern.term_offsets[ti]..self.pattern.term_offsets[ti + 1]];
+            let recs =
+                &self.derivs[self.pattern.term_offsets[ti]..self.pattern.term_offsets[ti + 1]];
             total += recs
                 .par_chunks(stride)
                 .enumerate()
                 .map(|(s, rec)| {
-                    let vi: Vec<f64> = term.sites.neighbourhood(s).iter().flat_map(|&n| (0..d).map(move |c| v[n * d + c])).collect();
+                    let vi: Vec<f64> = term
+                        .sites
+                        .neighbourhood(s)
+                        .iter()
+                        .flat_map(|&n| (0..d).map(move |c| v[n * d + c]))
+                        .collect();
                     f(rec, &vi, lay)
                 })
                 .sum::<f64>();
@@ -166,6 +194,11 @@ impl Dynamics {
     /// The assembled mass matrix as an sprs CSR matrix (after an evaluation).
     pub fn mass_matrix(&self) -> sprs::CsMat<f64> {
         let n = self.pattern.n;
-        sprs::CsMat::new((n, n), self.pattern.indptr.clone(), self.pattern.indices.clone(), self.mass.clone())
+        sprs::CsMat::new(
+            (n, n),
+            self.pattern.indptr.clone(),
+            self.pattern.indices.clone(),
+            self.mass.clone(),
+        )
     }
 }

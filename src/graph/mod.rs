@@ -11,7 +11,11 @@ pub enum GraphKind {
     /// Open 1D grid: i ~ i±1.
     Chain,
     /// 2D grid of nx × ny nodes (node = x + nx·y), optionally periodic in both directions.
-    Grid { nx: usize, ny: usize, periodic: bool },
+    Grid {
+        nx: usize,
+        ny: usize,
+        periodic: bool,
+    },
     /// One node carrying all coordinates: small dense systems such as the double pendulum.
     SingleNode,
     /// Any other graph (edge list, mesh).
@@ -27,7 +31,12 @@ pub struct Graph {
 }
 
 impl Graph {
-    fn build(n: usize, dof: usize, kind: GraphKind, edges: impl IntoIterator<Item = (usize, usize)>) -> Graph {
+    fn build(
+        n: usize,
+        dof: usize,
+        kind: GraphKind,
+        edges: impl IntoIterator<Item = (usize, usize)>,
+    ) -> Graph {
         let mut graph = UnGraph::with_capacity(n, 0);
         for _ in 0..n {
             graph.add_node(());
@@ -40,7 +49,9 @@ impl Graph {
 
     fn check_dof(dof: usize) -> Result<()> {
         if dof == 0 {
-            return Err(Error::input("coordinates per node (dof) must be at least 1"));
+            return Err(Error::input(
+                "coordinates per node (dof) must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -49,18 +60,32 @@ impl Graph {
     pub fn ring(n: usize, dof: usize) -> Result<Graph> {
         Self::check_dof(dof)?;
         if n < 3 {
-            return Err(Error::input(format!("a periodic ring needs at least 3 nodes, got n = {n}")));
+            return Err(Error::input(format!(
+                "a periodic ring needs at least 3 nodes, got n = {n}"
+            )));
         }
-        Ok(Self::build(n, dof, GraphKind::Ring, (0..n).map(|i| (i, (i + 1) % n))))
+        Ok(Self::build(
+            n,
+            dof,
+            GraphKind::Ring,
+            (0..n).map(|i| (i, (i + 1) % n)),
+        ))
     }
 
     /// Open chain of n ≥ 2 nodes.
     pub fn chain(n: usize, dof: usize) -> Result<Graph> {
         Self::check_dof(dof)?;
         if n < 2 {
-            return Err(Error::input(format!("an open chain needs at least 2 nodes, got n = {n}")));
+            return Err(Error::input(format!(
+                "an open chain needs at least 2 nodes, got n = {n}"
+            )));
         }
-        Ok(Self::build(n, dof, GraphKind::Chain, (0..n - 1).map(|i| (i, i + 1))))
+        Ok(Self::build(
+            n,
+            dof,
+            GraphKind::Chain,
+            (0..n - 1).map(|i| (i, i + 1)),
+        ))
     }
 
     /// nx × ny grid, node index x + nx·y; periodic grids need nx, ny ≥ 3.
@@ -68,7 +93,9 @@ impl Graph {
         Self::check_dof(dof)?;
         let min = if periodic { 3 } else { 1 };
         if nx < min || ny < min || nx * ny < 2 {
-            return Err(Error::input(format!("grid {nx} × {ny} is too small (periodic: {periodic})")));
+            return Err(Error::input(format!(
+                "grid {nx} × {ny} is too small (periodic: {periodic})"
+            )));
         }
         let mut edges = Vec::with_capacity(2 * nx * ny);
         for y in 0..ny {
@@ -82,7 +109,12 @@ impl Graph {
                 }
             }
         }
-        Ok(Self::build(nx * ny, dof, GraphKind::Grid { nx, ny, periodic }, edges))
+        Ok(Self::build(
+            nx * ny,
+            dof,
+            GraphKind::Grid { nx, ny, periodic },
+            edges,
+        ))
     }
 
     /// General graph from an undirected edge list (0-based). Self-loops and out-of-range
@@ -95,10 +127,14 @@ impl Graph {
         let mut clean: Vec<(usize, usize)> = Vec::with_capacity(edges.len());
         for (k, &(a, b)) in edges.iter().enumerate() {
             if a >= n || b >= n {
-                return Err(Error::input(format!("edge {k} = ({a}, {b}) refers to a node ≥ n = {n}")));
+                return Err(Error::input(format!(
+                    "edge {k} = ({a}, {b}) refers to a node ≥ n = {n}"
+                )));
             }
             if a == b {
-                return Err(Error::input(format!("edge {k} = ({a}, {b}) is a self-loop")));
+                return Err(Error::input(format!(
+                    "edge {k} = ({a}, {b}) is a self-loop"
+                )));
             }
             clean.push((a.min(b), a.max(b)));
         }
@@ -128,7 +164,11 @@ impl Graph {
 
     /// Sorted neighbours of node i (without i).
     pub fn neighbours(&self, i: usize) -> Vec<usize> {
-        let mut nb: Vec<usize> = self.graph.neighbors(NodeIndex::new(i)).map(|n| n.index()).collect();
+        let mut nb: Vec<usize> = self
+            .graph
+            .neighbors(NodeIndex::new(i))
+            .map(|n| n.index())
+            .collect();
         nb.sort_unstable();
         nb.dedup();
         nb
@@ -166,7 +206,12 @@ mod tests {
         assert!(Graph::from_edges(0, &[], 1).is_err());
         assert!(Graph::from_edges(3, &[(0, 3)], 1).is_err());
         assert!(Graph::from_edges(3, &[(1, 1)], 1).is_err());
-        assert_eq!(Graph::from_edges(3, &[(0, 1), (1, 0)], 1).unwrap().n_edges(), 1);
+        assert_eq!(
+            Graph::from_edges(3, &[(0, 1), (1, 0)], 1)
+                .unwrap()
+                .n_edges(),
+            1
+        );
         assert_eq!(Graph::single_node(2).unwrap().n_coords(), 2);
     }
 }

@@ -24,15 +24,26 @@ impl Sites {
     /// Explicit sites; every index must be below `n_nodes`.
     pub fn explicit(arity: usize, nodes: Vec<usize>, n_nodes: usize) -> Result<Sites> {
         if arity == 0 || nodes.len() % arity != 0 {
-            return Err(Error::input(format!("site list of length {} is not a multiple of arity {arity}", nodes.len())));
+            return Err(Error::input(format!(
+                "site list of length {} is not a multiple of arity {arity}",
+                nodes.len()
+            )));
         }
         if let Some((k, &i)) = nodes.iter().enumerate().find(|(_, &i)| i >= n_nodes) {
-            return Err(Error::input(format!("site {} refers to node {i} ≥ n = {n_nodes}", k / arity)));
+            return Err(Error::input(format!(
+                "site {} refers to node {i} ≥ n = {n_nodes}",
+                k / arity
+            )));
         }
         if nodes.is_empty() {
             return Err(Error::input("no sites"));
         }
-        Ok(Sites { arity, nodes, n_features: 0, features: vec![] })
+        Ok(Sites {
+            arity,
+            nodes,
+            n_features: 0,
+            features: vec![],
+        })
     }
 
     /// Attach per-site features (`len × n_features`, site-major).
@@ -54,10 +65,14 @@ impl Sites {
     pub fn stencil3(graph: &Graph) -> Result<Sites> {
         let n = graph.n_nodes();
         let nodes: Vec<usize> = match graph.kind {
-            GraphKind::Ring => (0..n).flat_map(|i| [(i + n - 1) % n, i, (i + 1) % n]).collect(),
+            GraphKind::Ring => (0..n)
+                .flat_map(|i| [(i + n - 1) % n, i, (i + 1) % n])
+                .collect(),
             GraphKind::Chain if n >= 3 => (1..n - 1).flat_map(|i| [i - 1, i, i + 1]).collect(),
             _ => {
-                return Err(Error::input("3-point stencil sites need a ring (n ≥ 3) or a chain (n ≥ 3)"));
+                return Err(Error::input(
+                    "3-point stencil sites need a ring (n ≥ 3) or a chain (n ≥ 3)",
+                ));
             }
         };
         Sites::explicit(3, nodes, n)
@@ -93,13 +108,24 @@ impl Sites {
         if graph.n_edges() == 0 {
             return Err(Error::input("the graph has no edges"));
         }
-        Sites::explicit(2, graph.edges().into_iter().flat_map(|(a, b)| [a, b]).collect(), graph.n_nodes())
+        Sites::explicit(
+            2,
+            graph
+                .edges()
+                .into_iter()
+                .flat_map(|(a, b)| [a, b])
+                .collect(),
+            graph.n_nodes(),
+        )
     }
 
     /// The single site of a one-node graph (small dense systems).
     pub fn single(graph: &Graph) -> Result<Sites> {
         if graph.n_nodes() != 1 {
-            return Err(Error::input(format!("a single-site system needs a one-node graph, got {} nodes", graph.n_nodes())));
+            return Err(Error::input(format!(
+                "a single-site system needs a one-node graph, got {} nodes",
+                graph.n_nodes()
+            )));
         }
         Sites::explicit(1, vec![0], 1)
     }
@@ -133,7 +159,10 @@ mod tests {
         assert_eq!(s.len(), 4);
         assert_eq!(s.neighbourhood(0), &[3, 0, 1]);
         let chain = Graph::chain(4, 1).unwrap();
-        assert_eq!(Sites::stencil3(&chain).unwrap().neighbourhood(0), &[0, 1, 2]);
+        assert_eq!(
+            Sites::stencil3(&chain).unwrap().neighbourhood(0),
+            &[0, 1, 2]
+        );
         let grid = Graph::grid(3, 3, true, 1).unwrap();
         assert_eq!(Sites::node_centred(&grid).unwrap().arity, 5);
         assert!(Sites::node_centred(&Graph::grid(3, 3, false, 1).unwrap()).is_err());

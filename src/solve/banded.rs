@@ -29,7 +29,13 @@ impl Banded {
             iperm[old] = new;
         }
         let bw = bandwidth(n, indptr, indices, &iperm);
-        Banded { perm, iperm, bw, band: vec![0.0; n * (bw + 1)], factored: false }
+        Banded {
+            perm,
+            iperm,
+            bw,
+            band: vec![0.0; n * (bw + 1)],
+            factored: false,
+        }
     }
 
     /// Factorise M (CSR values matching the pattern given to `new`).
@@ -53,7 +59,9 @@ impl Banded {
             }
         }
         if scale == 0.0 {
-            return Err(Error::Singular("the mass matrix is zero (the Lagrangian does not depend on the velocities)".into()));
+            return Err(Error::Singular(
+                "the mass matrix is zero (the Lagrangian does not depend on the velocities)".into(),
+            ));
         }
         let tol = PIVOT_TOL * scale;
         let band = &mut self.band;

@@ -77,14 +77,24 @@ pub struct Solver {
 
 impl Solver {
     /// Plan a solver for the pattern; `graph_kind` lets the ring use its fold ordering.
-    pub fn new(kind: SolverKind, pattern: &MassPattern, graph_kind: GraphKind, dof: usize) -> Result<Solver> {
+    pub fn new(
+        kind: SolverKind,
+        pattern: &MassPattern,
+        graph_kind: GraphKind,
+        dof: usize,
+    ) -> Result<Solver> {
         let n = pattern.n;
         let (ip, ix) = (&pattern.indptr, &pattern.indices);
         let resolved = match kind {
             SolverKind::Auto => {
                 let b = best_banded(pattern, graph_kind, dof);
                 if b.bw <= AUTO_MAX_BANDWIDTH {
-                    return Ok(Solver { kind: SolverKind::Banded, plan: Plan::Banded(b), work: vec![], used_lu_fallback: false });
+                    return Ok(Solver {
+                        kind: SolverKind::Banded,
+                        plan: Plan::Banded(b),
+                        work: vec![],
+                        used_lu_fallback: false,
+                    });
                 }
                 SolverKind::Sparse
             }
@@ -96,7 +106,11 @@ impl Solver {
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
                 let symbolic = SymbolicLlt::try_new(sym, Side::Lower)
                     .map_err(|e| Error::input(format!("sparse symbolic analysis failed: {e:?}")))?;
-                Plan::Sparse { symbolic, symbolic_lu: None, factor: None }
+                Plan::Sparse {
+                    symbolic,
+                    symbolic_lu: None,
+                    factor: None,
+                }
             }
             SolverKind::Dense => {
                 if n > 20_000 {
@@ -109,7 +123,12 @@ impl Solver {
             }
             SolverKind::Auto => unreachable!(),
         };
-        Ok(Solver { kind: resolved, plan, work: vec![], used_lu_fallback: false })
+        Ok(Solver {
+            kind: resolved,
+            plan,
+            work: vec![],
+            used_lu_fallback: false,
+        })
     }
 
     /// The solver actually in use (`Auto` resolved).
@@ -139,7 +158,11 @@ impl Solver {
         self.used_lu_fallback = false;
         match &mut self.plan {
             Plan::Banded(b) => b.factorize(ip, ix, values),
-            Plan::Sparse { symbolic, symbolic_lu, factor } => {
+            Plan::Sparse {
+                symbolic,
+                symbolic_lu,
+                factor,
+            } => {
                 *factor = None;
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
                 let mat = SparseColMatRef::new(sym, values);
@@ -147,10 +170,9 @@ impl Solver {
                     Ok(llt) => *factor = Some(SparseFactor::Llt(llt)),
                     Err(_) => {
                         if symbolic_lu.is_none() {
-                            *symbolic_lu = Some(
-                                SymbolicLu::try_new(sym)
-                                    .map_err(|e| Error::input(format!("sparse LU symbolic analysis failed: {e:?}")))?,
-                            );
+                            *symbolic_lu = Some(SymbolicLu::try_new(sym).map_err(|e| {
+                                Error::input(format!("sparse LU symbolic analysis failed: {e:?}"))
+                            })?);
                         }
                         let lu = Lu::try_new_with_symbolic(symbolic_lu.clone().unwrap(), mat).map_err(|e| {
                             Error::Singular(format!("sparse LU failed ({e:?}); try --solver dense for a pseudo-inverse"))
@@ -168,7 +190,9 @@ impl Solver {
                         m[(r, ix[e])] = values[e];
                     }
                 }
-                let svd = m.svd().map_err(|e| Error::Singular(format!("SVD did not converge: {e:?}")))?;
+                let svd = m
+                    .svd()
+                    .map_err(|e| Error::Singular(format!("SVD did not converge: {e:?}")))?;
                 *pinv = Some(svd.pseudoinverse());
                 Ok(())
             }
@@ -219,7 +243,10 @@ fn best_banded(pattern: &MassPattern, graph_kind: GraphKind, dof: usize) -> Band
     if graph_kind == GraphKind::Ring {
         cands.push(ordering::fold(n / dof, dof));
     }
-    if !matches!(graph_kind, GraphKind::Ring | GraphKind::Chain | GraphKind::SingleNode) {
+    if !matches!(
+        graph_kind,
+        GraphKind::Ring | GraphKind::Chain | GraphKind::SingleNode
+    ) {
         cands.push(ordering::rcm(n, ip, ix));
     }
     let best = cands

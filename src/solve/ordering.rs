@@ -14,7 +14,10 @@ pub fn fold(n: usize, d: usize) -> Vec<usize> {
             nodes.push(hi);
         }
     }
-    nodes.into_iter().flat_map(|i| (0..d).map(move |c| i * d + c)).collect()
+    nodes
+        .into_iter()
+        .flat_map(|i| (0..d).map(move |c| i * d + c))
+        .collect()
 }
 
 /// Reverse Cuthill–McKee ordering of a symmetric CSR pattern (`perm[new] = old`); each
@@ -37,7 +40,12 @@ pub fn rcm(n: usize, indptr: &[usize], indices: &[usize]) -> Vec<usize> {
             let v = order[head];
             head += 1;
             nb.clear();
-            nb.extend(indices[indptr[v]..indptr[v + 1]].iter().copied().filter(|&u| !visited[u]));
+            nb.extend(
+                indices[indptr[v]..indptr[v + 1]]
+                    .iter()
+                    .copied()
+                    .filter(|&u| !visited[u]),
+            );
             nb.sort_by_key(|&u| deg[u]);
             for &u in &nb {
                 if !visited[u] {
