@@ -89,7 +89,12 @@ fn put_str_attr(loc: &hdf5::Location, name: &str, v: &str) {
 }
 
 fn put_i64_attr(loc: &hdf5::Location, name: &str, v: i64) {
-    loc.new_attr::<i64>().shape(()).create(name).unwrap().write_scalar(&v).unwrap();
+    loc.new_attr::<i64>()
+        .shape(())
+        .create(name)
+        .unwrap()
+        .write_scalar(&v)
+        .unwrap();
 }
 
 /// An HDF5 file with the lgn header of `kind`.
@@ -107,15 +112,20 @@ fn ring(n: usize) -> Vec<[usize; 2]> {
 fn sample_graph() -> GraphData {
     let n = 5;
     let mut g = GraphData::new(n, 2, ring(n));
-    g.positions = Some(Array2::from_shape_fn((n, 3), |(i, j)| (i as f64).sin() + j as f64 * 0.1));
-    g.node_features = Some(Array2::from_shape_fn((n, 2), |(i, j)| (i * 10 + j) as f64 / 3.0));
+    g.positions = Some(Array2::from_shape_fn((n, 3), |(i, j)| {
+        (i as f64).sin() + j as f64 * 0.1
+    }));
+    g.node_features = Some(Array2::from_shape_fn((n, 2), |(i, j)| {
+        (i * 10 + j) as f64 / 3.0
+    }));
     g.edge_features = Some(Array2::from_shape_fn((n, 1), |(i, _)| 1.0 / (i + 1) as f64));
     g.boundary = Some(vec![true, false, false, false, true]);
     g.sites = Some(array![[0usize, 1, 2], [2, 3, 4]]);
     g.triangles = Some(vec![[0, 1, 2], [0, 2, 3]]);
     g.attrs.insert("name".into(), AttrValue::from("pentagon"));
     g.attrs.insert("spacing".into(), AttrValue::Float(0.25));
-    g.attrs.insert("tags".into(), AttrValue::Ints(vec![3, 1, 4]));
+    g.attrs
+        .insert("tags".into(), AttrValue::Ints(vec![3, 1, 4]));
     g
 }
 
@@ -164,10 +174,18 @@ fn sample_trajectories(b: usize, t: usize, d: usize) -> TrajectoryData {
         system: Some("pendulum".into()),
         params,
         t: Array1::from_shape_fn(t, |k| k as f64 * 0.01),
-        q: Array3::from_shape_fn((b, t, d), |(i, k, j)| (i as f64 + 0.3 * k as f64 + j as f64).sin()),
-        qdot: Array3::from_shape_fn((b, t, d), |(i, k, j)| (i as f64 - 0.1 * k as f64 * j as f64).cos()),
-        qddot: Some(Array3::from_shape_fn((b, t, d), |(i, k, j)| (i * k * j) as f64 / 7.0)),
-        energy: Some(Array2::from_shape_fn((b, t), |(i, k)| i as f64 + 1e-3 * k as f64)),
+        q: Array3::from_shape_fn((b, t, d), |(i, k, j)| {
+            (i as f64 + 0.3 * k as f64 + j as f64).sin()
+        }),
+        qdot: Array3::from_shape_fn((b, t, d), |(i, k, j)| {
+            (i as f64 - 0.1 * k as f64 * j as f64).cos()
+        }),
+        qddot: Some(Array3::from_shape_fn((b, t, d), |(i, k, j)| {
+            (i * k * j) as f64 / 7.0
+        })),
+        energy: Some(Array2::from_shape_fn((b, t), |(i, k)| {
+            i as f64 + 1e-3 * k as f64
+        })),
     }
 }
 
@@ -224,7 +242,10 @@ fn plain_state_file_without_lgn_attributes() {
         let q = Array2::from_shape_fn((3, 2), |(i, j)| (i * 2 + j) as f32 * 0.5);
         f.new_dataset_builder().with_data(&q).create("q").unwrap();
         let qd = Array2::from_shape_fn((3, 2), |(i, j)| (i + j) as f64);
-        f.new_dataset_builder().with_data(&qd).create("qdot").unwrap();
+        f.new_dataset_builder()
+            .with_data(&qd)
+            .create("qdot")
+            .unwrap();
     }
     let s = StateData::read(&p).unwrap();
     assert_eq!(s.q, array![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
@@ -233,7 +254,10 @@ fn plain_state_file_without_lgn_attributes() {
     assert_eq!(s.system, None);
     let r = info(&p).unwrap();
     assert!(!r.is_lgn);
-    assert!(r.notes.iter().any(|n| n.contains("plain state file")), "{r}");
+    assert!(
+        r.notes.iter().any(|n| n.contains("plain state file")),
+        "{r}"
+    );
 }
 
 #[test]
@@ -270,9 +294,14 @@ fn trajectories_round_trip_chunked_and_compressed() {
     // Layout: chunked along time, deflate-compressed, unlimited along T.
     let f = hdf5::File::open(&p).unwrap();
     let q = f.dataset("q").unwrap();
-    assert_eq!(q.chunk(), Some(vec![1, 4096, 4]));
+    assert_eq!(q.chunk(), Some(vec![1, 50, 4]));
+    assert_eq!(f.dataset("t").unwrap().chunk(), Some(vec![50]));
     assert!(q.is_resizable());
-    assert!(q.filters().contains(&hdf5::filters::Filter::Deflate(4)), "{:?}", q.filters());
+    assert!(
+        q.filters().contains(&hdf5::filters::Filter::Deflate(4)),
+        "{:?}",
+        q.filters()
+    );
     // Without the optional datasets.
     let p2 = dir.path("t2.h5");
     let mut tr2 = sample_trajectories(1, 5, 2);
@@ -294,7 +323,10 @@ fn model_round_trip() {
     // NaN in the loss history: compare it separately (NaN != NaN).
     let (tb, tm) = (back.training.clone().unwrap(), m.training.clone().unwrap());
     assert!(tb.loss_history[2].is_nan());
-    assert_eq!(tb.loss_history.slice(s![..2]), tm.loss_history.slice(s![..2]));
+    assert_eq!(
+        tb.loss_history.slice(s![..2]),
+        tm.loss_history.slice(s![..2])
+    );
     assert_eq!(tb.seed, u64::MAX - 5);
     let strip = |mut x: ModelData| {
         x.training.as_mut().unwrap().loss_history[2] = 0.0;
@@ -349,7 +381,11 @@ fn streaming_writer_round_trip_and_temp_handling() {
     assert_eq!(back, want);
     let f = hdf5::File::open(&p).unwrap();
     assert_eq!(f.dataset("qdot").unwrap().chunk(), Some(vec![1, 5, 3]));
-    assert!(f.dataset("qdot").unwrap().filters().contains(&hdf5::filters::Filter::Deflate(6)));
+    assert!(f
+        .dataset("qdot")
+        .unwrap()
+        .filters()
+        .contains(&hdf5::filters::Filter::Deflate(6)));
 }
 
 #[test]
@@ -368,15 +404,35 @@ fn streaming_writer_dropped_or_failing_leaves_nothing() {
     let mut w = TrajectoryWriter::create(&p, 1, 2, &opts, false).unwrap();
     w.push_frame(0.0, q.view(), q.view(), None, None).unwrap();
     // Time must increase.
-    assert_file_err(w.push_frame(0.0, q.view(), q.view(), None, None), &p, Some("/t"), &["frame 1", "not after"]);
+    assert_file_err(
+        w.push_frame(0.0, q.view(), q.view(), None, None),
+        &p,
+        Some("/t"),
+        &["frame 1", "not after"],
+    );
     // Non-finite values are refused with the frame and index.
     let bad = array![[0.0, f64::NAN]];
-    assert_file_err(w.push_frame(1.0, bad.view(), q.view(), None, None), &p, Some("/q"), &["frame 1", "[0, 1]", "NaN"]);
+    assert_file_err(
+        w.push_frame(1.0, bad.view(), q.view(), None, None),
+        &p,
+        Some("/q"),
+        &["frame 1", "[0, 1]", "NaN"],
+    );
     // Wrong shape.
     let wrong = Array2::<f64>::zeros((2, 2));
-    assert_file_err(w.push_frame(1.0, q.view(), wrong.view(), None, None), &p, Some("/qdot"), &["shape"]);
+    assert_file_err(
+        w.push_frame(1.0, q.view(), wrong.view(), None, None),
+        &p,
+        Some("/qdot"),
+        &["shape"],
+    );
     // qddot given although not configured.
-    assert_file_err(w.push_frame(1.0, q.view(), q.view(), Some(q.view()), None), &p, Some("/qddot"), &["without"]);
+    assert_file_err(
+        w.push_frame(1.0, q.view(), q.view(), Some(q.view()), None),
+        &p,
+        Some("/qddot"),
+        &["without"],
+    );
     w.push_frame(1.0, q.view(), q.view(), None, None).unwrap();
     drop(w);
     assert!(dir.files().is_empty());
@@ -386,7 +442,12 @@ fn streaming_writer_dropped_or_failing_leaves_nothing() {
     assert_file_err(w.finish(), &p, None, &["no frames"]);
     assert!(dir.files().is_empty());
     // B = 0 is refused up front.
-    assert_file_err(TrajectoryWriter::create(&p, 0, 2, &opts, false).map(|_| ()), &p, None, &["B = 0"]);
+    assert_file_err(
+        TrajectoryWriter::create(&p, 0, 2, &opts, false).map(|_| ()),
+        &p,
+        None,
+        &["B = 0"],
+    );
 }
 
 #[test]
@@ -395,7 +456,12 @@ fn streaming_writer_respects_force() {
     let p = dir.path("x.h5");
     std::fs::write(&p, b"precious").unwrap();
     let opts = TrajectoryWriterOptions::default();
-    assert_file_err(TrajectoryWriter::create(&p, 1, 1, &opts, false).map(|_| ()), &p, None, &["--force"]);
+    assert_file_err(
+        TrajectoryWriter::create(&p, 1, 1, &opts, false).map(|_| ()),
+        &p,
+        None,
+        &["--force"],
+    );
     let mut w = TrajectoryWriter::create(&p, 1, 1, &opts, true).unwrap();
     let q = array![[2.0]];
     w.push_frame(0.5, q.view(), q.view(), None, None).unwrap();
@@ -417,7 +483,12 @@ fn no_overwrite_without_force() {
     g1.write(&p, false).unwrap();
     let before = std::fs::read(&p).unwrap();
     let g2 = GraphData::new(3, 1, vec![[0, 1], [1, 2]]);
-    assert_file_err(g2.write(&p, false), &p, None, &["already exists", "--force"]);
+    assert_file_err(
+        g2.write(&p, false),
+        &p,
+        None,
+        &["already exists", "--force"],
+    );
     assert_eq!(std::fs::read(&p).unwrap(), before);
     assert_eq!(GraphData::read(&p).unwrap(), g1);
     g2.write(&p, true).unwrap();
@@ -430,16 +501,31 @@ fn invalid_data_is_not_written() {
     let dir = TmpDir::new("refuse");
     let p = dir.path("g.h5");
     let g = GraphData::new(3, 1, vec![[0, 3]]);
-    assert_file_err(g.write(&p, false), &p, Some("/edges"), &["refusing", "outside 0..3"]);
+    assert_file_err(
+        g.write(&p, false),
+        &p,
+        Some("/edges"),
+        &["refusing", "outside 0..3"],
+    );
     let s = StateData::new(array![1.0, f64::INFINITY], array![0.0, 0.0]);
     assert_file_err(s.write(&p, false), &p, Some("/q"), &["inf"]);
     let mut m = sample_model();
     m.layers[1].bias = Array1::zeros(3);
-    assert_file_err(m.write(&p, false), &p, Some("/layers/1/bias"), &["length 3", "expected 8"]);
+    assert_file_err(
+        m.write(&p, false),
+        &p,
+        Some("/layers/1/bias"),
+        &["length 3", "expected 8"],
+    );
     assert!(dir.files().is_empty(), "{:?}", dir.files());
     // Output directory missing.
     let q = dir.path("no/such/dir/g.h5");
-    assert_file_err(GraphData::new(1, 1, vec![]).write(&q, false), &q, None, &["does not exist"]);
+    assert_file_err(
+        GraphData::new(1, 1, vec![]).write(&q, false),
+        &q,
+        None,
+        &["does not exist"],
+    );
 }
 
 // ------------------------------------------------------------------ bad input
@@ -458,7 +544,12 @@ fn not_hdf5_truncated_and_missing_files() {
     assert_file_err(ModelData::read(&empty), &empty, None, &["not an HDF5 file"]);
 
     let missing = dir.path("missing.h5");
-    assert_file_err(SamplesData::read(&missing), &missing, None, &["cannot open"]);
+    assert_file_err(
+        SamplesData::read(&missing),
+        &missing,
+        None,
+        &["cannot open"],
+    );
 
     // A truncated copy of a valid file.
     let good = dir.path("good.h5");
@@ -495,7 +586,10 @@ fn graph_validation_errors() {
         p
     };
     let edges = |f: &hdf5::File, e: Array2<i64>| {
-        f.new_dataset_builder().with_data(&e).create("edges").unwrap();
+        f.new_dataset_builder()
+            .with_data(&e)
+            .create("edges")
+            .unwrap();
     };
     let base = |f: &hdf5::File| {
         put_i64_attr(f, "n_nodes", 4);
@@ -503,7 +597,12 @@ fn graph_validation_errors() {
     };
 
     let p = mk("no_edges.h5", &|f| base(f));
-    assert_file_err(GraphData::read(&p), &p, Some("/edges"), &["required dataset is missing"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/edges"),
+        &["required dataset is missing"],
+    );
 
     let p = mk("no_n.h5", &|f| {
         put_i64_attr(f, "dof", 1);
@@ -516,25 +615,48 @@ fn graph_validation_errors() {
         put_i64_attr(f, "dof", 1);
         edges(f, array![[0, 1]]);
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/@n_nodes"), &["string", "expected an integer"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/@n_nodes"),
+        &["string", "expected an integer"],
+    );
 
     let p = mk("oob.h5", &|f| {
         base(f);
         edges(f, array![[0, 1], [1, 4]]);
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/edges"), &["edge 1", "(1, 4)", "n_nodes = 4"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/edges"),
+        &["edge 1", "(1, 4)", "n_nodes = 4"],
+    );
 
     let p = mk("neg.h5", &|f| {
         base(f);
         edges(f, array![[0, 1], [-1, 2]]);
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/edges"), &["-1", "[1, 0]", "negative"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/edges"),
+        &["-1", "[1, 0]", "negative"],
+    );
 
     let p = mk("float_edges.h5", &|f| {
         base(f);
-        f.new_dataset_builder().with_data(&array![[0.0, 1.0]]).create("edges").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![[0.0, 1.0]])
+            .create("edges")
+            .unwrap();
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/edges"), &["float64", "integer"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/edges"),
+        &["float64", "integer"],
+    );
 
     let p = mk("edges_3col.h5", &|f| {
         base(f);
@@ -544,39 +666,79 @@ fn graph_validation_errors() {
 
     let p = mk("edges_1d.h5", &|f| {
         base(f);
-        f.new_dataset_builder().with_data(&array![0i64, 1]).create("edges").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![0i64, 1])
+            .create("edges")
+            .unwrap();
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/edges"), &["rank 1", "expected rank 2"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/edges"),
+        &["rank 1", "expected rank 2"],
+    );
 
     let p = mk("pos_rows.h5", &|f| {
         base(f);
         edges(f, array![[0, 1]]);
-        f.new_dataset_builder().with_data(&Array2::<f64>::zeros((3, 2))).create("positions").unwrap();
+        f.new_dataset_builder()
+            .with_data(&Array2::<f64>::zeros((3, 2)))
+            .create("positions")
+            .unwrap();
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/positions"), &["3 rows", "expected 4"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/positions"),
+        &["3 rows", "expected 4"],
+    );
 
     let p = mk("pos_nan.h5", &|f| {
         base(f);
         edges(f, array![[0, 1]]);
         let mut a = Array2::<f64>::zeros((4, 2));
         a[[2, 1]] = f64::NAN;
-        f.new_dataset_builder().with_data(&a).create("positions").unwrap();
+        f.new_dataset_builder()
+            .with_data(&a)
+            .create("positions")
+            .unwrap();
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/positions"), &["[2, 1]", "NaN"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/positions"),
+        &["[2, 1]", "NaN"],
+    );
 
     let p = mk("boundary.h5", &|f| {
         base(f);
         edges(f, array![[0, 1]]);
-        f.new_dataset_builder().with_data(&array![0u8, 1, 2, 0]).create("boundary").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![0u8, 1, 2, 0])
+            .create("boundary")
+            .unwrap();
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/boundary"), &["index 2 is 2", "0 or 1"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/boundary"),
+        &["index 2 is 2", "0 or 1"],
+    );
 
     let p = mk("sites.h5", &|f| {
         base(f);
         edges(f, array![[0, 1]]);
-        f.new_dataset_builder().with_data(&array![[0i64, 1], [2, 9]]).create("sites").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![[0i64, 1], [2, 9]])
+            .create("sites")
+            .unwrap();
     });
-    assert_file_err(GraphData::read(&p), &p, Some("/sites"), &["9", "[1, 1]", "out of range"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/sites"),
+        &["9", "[1, 1]", "out of range"],
+    );
 
     let p = mk("dup.h5", &|f| {
         base(f);
@@ -591,7 +753,12 @@ fn graph_validation_errors() {
         base(&f);
         edges(&f, array![[0, 1]]);
     }
-    assert_file_err(GraphData::read(&p), &p, Some("/@lgn_kind"), &["'samples'", "expected a 'graph'"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/@lgn_kind"),
+        &["'samples'", "expected a 'graph'"],
+    );
 
     // A newer schema version.
     let p = dir.path("v2.h5");
@@ -602,11 +769,19 @@ fn graph_validation_errors() {
         base(&f);
         edges(&f, array![[0, 1]]);
     }
-    assert_file_err(GraphData::read(&p), &p, Some("/@lgn_schema_version"), &["version 2"]);
+    assert_file_err(
+        GraphData::read(&p),
+        &p,
+        Some("/@lgn_schema_version"),
+        &["version 2"],
+    );
 
     // Several problems: the error names the first and counts the rest.
     let p = mk("many.h5", &|f| {
-        f.new_dataset_builder().with_data(&array![[0.5, 1.0]]).create("edges").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![[0.5, 1.0]])
+            .create("edges")
+            .unwrap();
     });
     let (_, loc, msg) = file_err(GraphData::read(&p).unwrap_err());
     assert_eq!(loc.as_deref(), Some("/@n_nodes"));
@@ -625,10 +800,18 @@ fn state_samples_trajectory_validation_errors() {
     let p = dir.path("s_int.h5");
     {
         let f = h5_with_header(&p, "state");
-        f.new_dataset_builder().with_data(&array![1i64, 2]).create("q").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![1i64, 2])
+            .create("q")
+            .unwrap();
         f64ds(&f, "qdot", &arr(&[2], 0.0));
     }
-    assert_file_err(read_state(&p), &p, Some("/q"), &["int64", "expected float64"]);
+    assert_file_err(
+        read_state(&p),
+        &p,
+        Some("/q"),
+        &["int64", "expected float64"],
+    );
 
     // state: strings where numbers expected
     let p = dir.path("s_str.h5");
@@ -638,7 +821,12 @@ fn state_samples_trajectory_validation_errors() {
         f.new_dataset_builder().with_data(&v).create("q").unwrap();
         f64ds(&f, "qdot", &arr(&[1], 0.0));
     }
-    assert_file_err(read_state(&p), &p, Some("/q"), &["string", "expected float64"]);
+    assert_file_err(
+        read_state(&p),
+        &p,
+        Some("/q"),
+        &["string", "expected float64"],
+    );
 
     // state: length mismatch
     let p = dir.path("s_len.h5");
@@ -687,7 +875,12 @@ fn state_samples_trajectory_validation_errors() {
         a[[2, 0]] = f64::NAN;
         f64ds(&f, "qddot", &a);
     }
-    assert_file_err(SamplesData::read(&p), &p, Some("/qddot"), &["[2, 0]", "NaN"]);
+    assert_file_err(
+        SamplesData::read(&p),
+        &p,
+        Some("/qddot"),
+        &["[2, 0]", "NaN"],
+    );
 
     // samples: wrong rank
     let p = dir.path("sm_rank.h5");
@@ -697,7 +890,12 @@ fn state_samples_trajectory_validation_errors() {
         f64ds(&f, "qdot", &arr(&[3, 2], 1.0));
         f64ds(&f, "qddot", &arr(&[3, 2], 1.0));
     }
-    assert_file_err(SamplesData::read(&p), &p, Some("/q"), &["rank 1", "expected rank 2"]);
+    assert_file_err(
+        SamplesData::read(&p),
+        &p,
+        Some("/q"),
+        &["rank 1", "expected rank 2"],
+    );
 
     // samples: shape mismatch and weights of the wrong length
     let p = dir.path("sm_shape.h5");
@@ -708,7 +906,12 @@ fn state_samples_trajectory_validation_errors() {
         f64ds(&f, "qddot", &arr(&[3, 2], 1.0));
         f64ds(&f, "weights", &arr(&[4], 1.0));
     }
-    assert_file_err(SamplesData::read(&p), &p, Some("/weights"), &["length 4", "3 samples"]);
+    assert_file_err(
+        SamplesData::read(&p),
+        &p,
+        Some("/weights"),
+        &["length 4", "3 samples"],
+    );
 
     // samples: float32 data is accepted and widened
     let p = dir.path("sm_f32.h5");
@@ -726,23 +929,45 @@ fn state_samples_trajectory_validation_errors() {
     let p = dir.path("tr_t.h5");
     {
         let f = h5_with_header(&p, "trajectories");
-        f64ds(&f, "t", &ndarray::Array1::from_shape_fn(4, |k| k as f64).into_dyn());
+        f64ds(
+            &f,
+            "t",
+            &ndarray::Array1::from_shape_fn(4, |k| k as f64).into_dyn(),
+        );
         f64ds(&f, "q", &arr(&[2, 5, 3], 0.0));
         f64ds(&f, "qdot", &arr(&[2, 5, 3], 0.0));
     }
-    assert_file_err(TrajectoryData::read(&p), &p, Some("/t"), &["length 4", "T = 5"]);
+    assert_file_err(
+        TrajectoryData::read(&p),
+        &p,
+        Some("/t"),
+        &["length 4", "T = 5"],
+    );
     let p = dir.path("tr_b.h5");
     {
         let f = h5_with_header(&p, "trajectories");
-        f64ds(&f, "t", &ndarray::Array1::from_shape_fn(5, |k| k as f64).into_dyn());
+        f64ds(
+            &f,
+            "t",
+            &ndarray::Array1::from_shape_fn(5, |k| k as f64).into_dyn(),
+        );
         f64ds(&f, "q", &arr(&[2, 5, 3], 0.0));
         f64ds(&f, "qdot", &arr(&[1, 5, 3], 0.0));
     }
-    assert_file_err(TrajectoryData::read(&p), &p, Some("/qdot"), &["[1, 5, 3]", "[2, 5, 3]"]);
+    assert_file_err(
+        TrajectoryData::read(&p),
+        &p,
+        Some("/qdot"),
+        &["[1, 5, 3]", "[2, 5, 3]"],
+    );
     let p = dir.path("tr_e.h5");
     {
         let f = h5_with_header(&p, "trajectories");
-        f64ds(&f, "t", &ndarray::Array1::from_shape_fn(5, |k| k as f64).into_dyn());
+        f64ds(
+            &f,
+            "t",
+            &ndarray::Array1::from_shape_fn(5, |k| k as f64).into_dyn(),
+        );
         f64ds(&f, "q", &arr(&[2, 5, 3], 0.0));
         f64ds(&f, "qdot", &arr(&[2, 5, 3], 0.0));
         f64ds(&f, "energy", &arr(&[5, 2], 0.0));
@@ -755,7 +980,12 @@ fn state_samples_trajectory_validation_errors() {
         f64ds(&f, "q", &arr(&[1, 3, 1], 0.0));
         f64ds(&f, "qdot", &arr(&[1, 3, 1], 0.0));
     }
-    assert_file_err(TrajectoryData::read(&p), &p, Some("/t"), &["strictly increasing", "t[2]"]);
+    assert_file_err(
+        TrajectoryData::read(&p),
+        &p,
+        Some("/t"),
+        &["strictly increasing", "t[2]"],
+    );
     let p = dir.path("tr_sys.h5");
     {
         let f = h5_with_header(&p, "trajectories");
@@ -764,7 +994,12 @@ fn state_samples_trajectory_validation_errors() {
         f64ds(&f, "qdot", &arr(&[1, 1, 1], 0.0));
         put_i64_attr(&f, "system", 3);
     }
-    assert_file_err(TrajectoryData::read(&p), &p, Some("/@system"), &["int64", "expected a string"]);
+    assert_file_err(
+        TrajectoryData::read(&p),
+        &p,
+        Some("/@system"),
+        &["int64", "expected a string"],
+    );
 }
 
 #[test]
@@ -782,12 +1017,25 @@ fn model_validation_errors() {
     };
     let p = broken("w_shape.h5", &|f| {
         f.unlink("layers/1/weight").unwrap();
-        f.new_dataset_builder().with_data(&Array2::<f64>::zeros((8, 7))).create("layers/1/weight").unwrap();
+        f.new_dataset_builder()
+            .with_data(&Array2::<f64>::zeros((8, 7)))
+            .create("layers/1/weight")
+            .unwrap();
     });
-    assert_file_err(ModelData::read(&p), &p, Some("/layers/1/weight"), &["[8, 7]", "(8, 8)"]);
+    assert_file_err(
+        ModelData::read(&p),
+        &p,
+        Some("/layers/1/weight"),
+        &["[8, 7]", "(8, 8)"],
+    );
 
     let p = broken("no_bias.h5", &|f| f.unlink("layers/2/bias").unwrap());
-    assert_file_err(ModelData::read(&p), &p, Some("/layers/2/bias"), &["missing"]);
+    assert_file_err(
+        ModelData::read(&p),
+        &p,
+        Some("/layers/2/bias"),
+        &["missing"],
+    );
 
     let p = broken("no_layers.h5", &|f| f.unlink("layers").unwrap());
     assert_file_err(ModelData::read(&p), &p, Some("/layers"), &["missing"]);
@@ -796,31 +1044,62 @@ fn model_validation_errors() {
         f.delete_attr("model_kind").unwrap();
         put_str_attr(f, "model_kind", "transformer");
     });
-    assert_file_err(ModelData::read(&p), &p, Some("/@model_kind"), &["transformer", "lnn"]);
+    assert_file_err(
+        ModelData::read(&p),
+        &p,
+        Some("/@model_kind"),
+        &["transformer", "lnn"],
+    );
 
     let p = broken("scale.h5", &|f| {
         f.unlink("input_scale").unwrap();
-        f.new_dataset_builder().with_data(&array![1.0, 0.0, 1.0, 1.0]).create("input_scale").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![1.0, 0.0, 1.0, 1.0])
+            .create("input_scale")
+            .unwrap();
     });
-    assert_file_err(ModelData::read(&p), &p, Some("/input_scale"), &["[1]", "> 0"]);
+    assert_file_err(
+        ModelData::read(&p),
+        &p,
+        Some("/input_scale"),
+        &["[1]", "> 0"],
+    );
 
     let p = broken("sizes.h5", &|f| {
         f.unlink("layer_sizes").unwrap();
-        f.new_dataset_builder().with_data(&array![4.0, 8.0, 8.0, 1.0]).create("layer_sizes").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![4.0, 8.0, 8.0, 1.0])
+            .create("layer_sizes")
+            .unwrap();
     });
-    assert_file_err(ModelData::read(&p), &p, Some("/layer_sizes"), &["float64", "integer"]);
+    assert_file_err(
+        ModelData::read(&p),
+        &p,
+        Some("/layer_sizes"),
+        &["float64", "integer"],
+    );
 
     let p = broken("seed.h5", &|f| {
         let t = f.group("training").unwrap();
         t.delete_attr("seed").unwrap();
         put_str_attr(&t, "seed", "42");
     });
-    assert_file_err(ModelData::read(&p), &p, Some("/training@seed"), &["string", "integer"]);
+    assert_file_err(
+        ModelData::read(&p),
+        &p,
+        Some("/training@seed"),
+        &["string", "integer"],
+    );
 
     let p = broken("extra_layer.h5", &|f| {
         f.create_group("layers/extra").unwrap();
     });
-    assert_file_err(ModelData::read(&p), &p, Some("/layers/extra"), &["unexpected"]);
+    assert_file_err(
+        ModelData::read(&p),
+        &p,
+        Some("/layers/extra"),
+        &["unexpected"],
+    );
 }
 
 // ------------------------------------------------------------------ info
@@ -837,11 +1116,18 @@ fn info_reports_contents_and_problems() {
     let q = r.datasets.iter().find(|d| d.path == "/q").unwrap();
     assert_eq!(q.shape, vec![2, 10, 3]);
     assert_eq!(q.dtype, "float64");
-    assert!(q.filters.contains(&"deflate(4)".to_string()), "{:?}", q.filters);
+    assert!(
+        q.filters.contains(&"deflate(4)".to_string()),
+        "{:?}",
+        q.filters
+    );
     let g = r.attributes.iter().find(|a| a.name == "g").unwrap();
     assert_eq!(g.value, Ok(AttrValue::Float(9.81)));
     let text = r.to_string();
-    assert!(text.contains("kind: trajectories (lgn schema version 1)"), "{text}");
+    assert!(
+        text.contains("kind: trajectories (lgn schema version 1)"),
+        "{text}"
+    );
     assert!(text.contains("schema: valid"), "{text}");
     assert!(text.contains("/@system = \"pendulum\""), "{text}");
     let j = r.to_json();
@@ -856,15 +1142,27 @@ fn info_reports_contents_and_problems() {
     let r = info(&pm).unwrap();
     assert!(r.valid, "{r}");
     assert!(r.groups.contains(&"/layers/2".to_string()));
-    assert!(r.datasets.iter().any(|d| d.path == "/training/val_loss_history" && d.shape == vec![3]));
-    assert!(r.attributes.iter().any(|a| a.object == "/training" && a.name == "seed"));
+    assert!(r
+        .datasets
+        .iter()
+        .any(|d| d.path == "/training/val_loss_history" && d.shape == vec![3]));
+    assert!(r
+        .attributes
+        .iter()
+        .any(|a| a.object == "/training" && a.name == "seed"));
 
     // An invalid lgn file: all problems are listed.
     let bad = dir.path("bad.h5");
     {
         let f = h5_with_header(&bad, "samples");
-        f.new_dataset_builder().with_data(&array![[1i64, 2]]).create("q").unwrap();
-        f.new_dataset_builder().with_data(&array![[1.0, f64::NAN]]).create("qdot").unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![[1i64, 2]])
+            .create("q")
+            .unwrap();
+        f.new_dataset_builder()
+            .with_data(&array![[1.0, f64::NAN]])
+            .create("qdot")
+            .unwrap();
     }
     let r = info(&bad).unwrap();
     assert!(r.is_lgn && !r.valid);
@@ -879,7 +1177,10 @@ fn info_reports_contents_and_problems() {
     {
         let f = hdf5::File::create(&other).unwrap();
         let g = f.create_group("sim").unwrap();
-        g.new_dataset_builder().with_data(&array![1u16, 2, 3]).create("counts").unwrap();
+        g.new_dataset_builder()
+            .with_data(&array![1u16, 2, 3])
+            .create("counts")
+            .unwrap();
         put_str_attr(&g, "author", "someone");
     }
     let r = info(&other).unwrap();
@@ -897,7 +1198,9 @@ fn info_reports_contents_and_problems() {
 // ------------------------------------------------------------------ h5py interop
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 #[test]
@@ -913,7 +1216,10 @@ fn h5py_fixtures_ring_graph() {
     }
     let nf = g.node_features.unwrap();
     assert_eq!(nf.row(3).to_vec(), vec![3.0, 9.0]);
-    assert_eq!(g.boundary.unwrap(), vec![true, false, false, false, false, false]);
+    assert_eq!(
+        g.boundary.unwrap(),
+        vec![true, false, false, false, false, false]
+    );
     assert_eq!(g.triangles.unwrap(), vec![[0, 1, 2], [0, 2, 4]]);
     assert_eq!(g.attrs.get("name"), Some(&AttrValue::from("ring6")));
     assert!(g.edge_features.is_none() && g.sites.is_none());
@@ -967,7 +1273,10 @@ fn h5py_fixtures_trajectories() {
                 assert_eq!(t.q[[b, k, d]], v);
                 assert_eq!(t.qdot[[b, k, d]], -v * 0.5);
             }
-            assert_eq!(t.energy.as_ref().unwrap()[[b, k]], 10.0 * b as f64 + k as f64);
+            assert_eq!(
+                t.energy.as_ref().unwrap()[[b, k]],
+                10.0 * b as f64 + k as f64
+            );
         }
     }
     assert!(t.qddot.is_none());

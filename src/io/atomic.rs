@@ -131,7 +131,11 @@ mod tests {
         let a = AtomicOutput::new(&target, false).unwrap();
         std::fs::write(a.tmp_path(), b"x").unwrap();
         let tmp = a.tmp_path().to_path_buf();
-        assert!(tmp.file_name().unwrap().to_string_lossy().starts_with(".out.h5.tmp-"));
+        assert!(tmp
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".out.h5.tmp-"));
         a.commit().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"x");
         assert!(!tmp.exists());

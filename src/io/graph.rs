@@ -40,7 +40,9 @@ fn to_usize(ctx: &mut Ctx, name: &str, a: &Array2<i64>, what: &str) -> Option<Ar
     if let Some(((i, j), x)) = a.indexed_iter().find(|(_, x)| **x < 0) {
         ctx.problem(
             super::h5::loc(name),
-            format!("{what} index {x} at [{i}, {j}] is negative (indices are 0-based node numbers)"),
+            format!(
+                "{what} index {x} at [{i}, {j}] is negative (indices are 0-based node numbers)"
+            ),
         );
         return None;
     }
@@ -84,7 +86,10 @@ impl GraphData {
         // Column counts are checked before conversion so messages name the dataset.
         let edges = edges.and_then(|e| {
             if e.ncols() != 2 {
-                ctx.problem("/edges", format!("has shape {:?}, expected (E, 2)", e.shape()));
+                ctx.problem(
+                    "/edges",
+                    format!("has shape {:?}, expected (E, 2)", e.shape()),
+                );
                 return None;
             }
             to_usize(ctx, "edges", &e, "node")
@@ -92,7 +97,10 @@ impl GraphData {
         let sites = sites.and_then(|s| to_usize(ctx, "sites", &s, "node"));
         let triangles = triangles.and_then(|t| {
             if t.ncols() != 3 {
-                ctx.problem("/triangles", format!("has shape {:?}, expected (T, 3)", t.shape()));
+                ctx.problem(
+                    "/triangles",
+                    format!("has shape {:?}, expected (T, 3)", t.shape()),
+                );
                 return None;
             }
             to_usize(ctx, "triangles", &t, "node")
@@ -106,7 +114,8 @@ impl GraphData {
             edge_features,
             boundary,
             sites,
-            triangles: triangles.map(|t| t.rows().into_iter().map(|r| [r[0], r[1], r[2]]).collect()),
+            triangles: triangles
+                .map(|t| t.rows().into_iter().map(|r| [r[0], r[1], r[2]]).collect()),
             attrs,
         };
         if !ctx.ok() {
@@ -136,14 +145,19 @@ impl GraphData {
             add("/@n_nodes", "is 0, a graph needs at least one node".into());
         }
         if self.dof == 0 {
-            add("/@dof", "is 0, expected at least one coordinate per node".into());
+            add(
+                "/@dof",
+                "is 0, expected at least one coordinate per node".into(),
+            );
         }
         let mut seen = HashSet::new();
         for (i, &[a, b]) in self.edges.iter().enumerate() {
             if a >= n || b >= n {
                 add(
                     "/edges",
-                    format!("edge {i} = ({a}, {b}) refers to a node outside 0..{n} (n_nodes = {n})"),
+                    format!(
+                        "edge {i} = ({a}, {b}) refers to a node outside 0..{n} (n_nodes = {n})"
+                    ),
                 );
                 break;
             }
@@ -159,11 +173,24 @@ impl GraphData {
                 break;
             }
         }
-        let rows = |a: &Option<Array2<f64>>| a.as_ref().map(|a| (a.nrows(), a.ncols(), a.iter().find(|x| !x.is_finite()).copied()));
+        let rows = |a: &Option<Array2<f64>>| {
+            a.as_ref().map(|a| {
+                (
+                    a.nrows(),
+                    a.ncols(),
+                    a.iter().find(|x| !x.is_finite()).copied(),
+                )
+            })
+        };
         for (name, a, want, what) in [
             ("/positions", &self.positions, n, "n_nodes"),
             ("/node_features", &self.node_features, n, "n_nodes"),
-            ("/edge_features", &self.edge_features, self.edges.len(), "the number of edges"),
+            (
+                "/edge_features",
+                &self.edge_features,
+                self.edges.len(),
+                "the number of edges",
+            ),
         ] {
             if let Some((r, c, bad)) = rows(a) {
                 if r != want {
@@ -178,20 +205,36 @@ impl GraphData {
         }
         if let Some(b) = &self.boundary {
             if b.len() != n {
-                add("/boundary", format!("has length {}, expected {n} (n_nodes)", b.len()));
+                add(
+                    "/boundary",
+                    format!("has length {}, expected {n} (n_nodes)", b.len()),
+                );
             }
         }
         if let Some(s) = &self.sites {
             if s.ncols() == 0 {
-                add("/sites", "has 0 columns, expected (S, k) with k >= 1".into());
+                add(
+                    "/sites",
+                    "has 0 columns, expected (S, k) with k >= 1".into(),
+                );
             }
             if let Some(((i, j), x)) = s.indexed_iter().find(|(_, x)| **x >= n) {
-                add("/sites", format!("node index {x} at [{i}, {j}] is out of range (n_nodes = {n})"));
+                add(
+                    "/sites",
+                    format!("node index {x} at [{i}, {j}] is out of range (n_nodes = {n})"),
+                );
             }
         }
         if let Some(t) = &self.triangles {
-            if let Some((i, tri)) = t.iter().enumerate().find(|(_, t)| t.iter().any(|x| *x >= n)) {
-                add("/triangles", format!("triangle {i} = {tri:?} refers to a node outside 0..{n}"));
+            if let Some((i, tri)) = t
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.iter().any(|x| *x >= n))
+            {
+                add(
+                    "/triangles",
+                    format!("triangle {i} = {tri:?} refers to a node outside 0..{n}"),
+                );
             }
         }
         p
@@ -201,13 +244,18 @@ impl GraphData {
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
         if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(path, p.location, format!("refusing to write: {}", p.msg)));
+            return Err(Error::file_at(
+                path,
+                p.location,
+                format!("refusing to write: {}", p.msg),
+            ));
         }
         guard(path, || {
             let out = Out::create(path, force, Kind::Graph)?;
             out.attr("/", "n_nodes", &AttrValue::Int(self.n_nodes as i64))?;
             out.attr("/", "dof", &AttrValue::Int(self.dof as i64))?;
-            let edges = Array2::from_shape_fn((self.edges.len(), 2), |(i, j)| self.edges[i][j] as i64);
+            let edges =
+                Array2::from_shape_fn((self.edges.len(), 2), |(i, j)| self.edges[i][j] as i64);
             out.i64("edges", &edges)?;
             for (name, a) in [
                 ("positions", &self.positions),
@@ -233,5 +281,26 @@ impl GraphData {
             out.extra_attrs("/", &self.attrs, RESERVED)?;
             out.commit().map(|_| ())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_of_in_memory_graphs() {
+        assert!(GraphData::new(3, 1, vec![[0, 1], [1, 2]])
+            .problems()
+            .is_empty());
+        let p = GraphData::new(3, 1, vec![[0, 0]]).problems();
+        assert!(p[0].msg.contains("self-loop"), "{p:?}");
+        let p = GraphData::new(0, 1, vec![]).problems();
+        assert_eq!(p[0].location, "/@n_nodes");
+        let mut g = GraphData::new(2, 1, vec![[0, 1]]);
+        g.edge_features = Some(Array2::zeros((2, 1)));
+        g.boundary = Some(vec![true]);
+        let locs: Vec<_> = g.problems().into_iter().map(|p| p.location).collect();
+        assert_eq!(locs, vec!["/edge_features", "/boundary"]);
     }
 }

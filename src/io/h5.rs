@@ -57,7 +57,8 @@ fn has_signature(path: &Path) -> std::io::Result<bool> {
 
 /// Open an existing HDF5 file read-only, with clear messages for the usual failures.
 pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
     if meta.is_dir() {
         return Err(Error::file(path, "is a directory, expected an HDF5 file"));
     }
@@ -74,7 +75,10 @@ pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
     hdf5::File::open(path).map_err(|e| {
         Error::file(
             path,
-            format!("corrupt or truncated HDF5 file, cannot open it: {}", h5msg(&e)),
+            format!(
+                "corrupt or truncated HDF5 file, cannot open it: {}",
+                h5msg(&e)
+            ),
         )
     })
 }
@@ -132,12 +136,18 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
     match &td {
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Boolean => {
             let v: Vec<i64> = if matches!(td, TypeDescriptor::Boolean) {
-                attr.read_raw::<bool>().map_err(e)?.into_iter().map(i64::from).collect()
+                attr.read_raw::<bool>()
+                    .map_err(e)?
+                    .into_iter()
+                    .map(i64::from)
+                    .collect()
             } else if matches!(td, TypeDescriptor::Unsigned(IntSize::U8)) {
                 let raw = attr.read_raw::<u64>().map_err(e)?;
                 let mut out = Vec::with_capacity(raw.len());
                 for x in raw {
-                    out.push(i64::try_from(x).map_err(|_| format!("value {x} does not fit int64"))?);
+                    out.push(
+                        i64::try_from(x).map_err(|_| format!("value {x} does not fit int64"))?,
+                    );
                 }
                 out
             } else {
@@ -148,7 +158,11 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
             } else if shape.len() == 1 {
                 Ok(AttrValue::Ints(v))
             } else {
-                Err(format!("{}-dimensional {} attribute", shape.len(), type_name(&td)))
+                Err(format!(
+                    "{}-dimensional {} attribute",
+                    shape.len(),
+                    type_name(&td)
+                ))
             }
         }
         TypeDescriptor::Float(_) => {
@@ -158,22 +172,36 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
             } else if shape.len() == 1 {
                 Ok(AttrValue::Floats(v))
             } else {
-                Err(format!("{}-dimensional {} attribute", shape.len(), type_name(&td)))
+                Err(format!(
+                    "{}-dimensional {} attribute",
+                    shape.len(),
+                    type_name(&td)
+                ))
             }
         }
         t if is_string(t) => {
             if !scalar {
-                return Err(format!("string attribute with shape {shape:?}, expected a scalar"));
+                return Err(format!(
+                    "string attribute with shape {shape:?}, expected a scalar"
+                ));
             }
             let s = match t {
-                TypeDescriptor::VarLenUnicode => attr.read_raw::<VarLenUnicode>().map_err(e)?[0].to_string(),
-                TypeDescriptor::VarLenAscii => attr.read_raw::<VarLenAscii>().map_err(e)?[0].to_string(),
+                TypeDescriptor::VarLenUnicode => {
+                    attr.read_raw::<VarLenUnicode>().map_err(e)?[0].to_string()
+                }
+                TypeDescriptor::VarLenAscii => {
+                    attr.read_raw::<VarLenAscii>().map_err(e)?[0].to_string()
+                }
                 TypeDescriptor::FixedAscii(n) if *n <= 4096 => {
-                    let v = attr.read_raw::<hdf5::types::FixedAscii<4096>>().map_err(e)?;
+                    let v = attr
+                        .read_raw::<hdf5::types::FixedAscii<4096>>()
+                        .map_err(e)?;
                     v[0].as_str().trim_end_matches(['\0', ' ']).to_string()
                 }
                 TypeDescriptor::FixedUnicode(n) if *n <= 4096 => {
-                    let v = attr.read_raw::<hdf5::types::FixedUnicode<4096>>().map_err(e)?;
+                    let v = attr
+                        .read_raw::<hdf5::types::FixedUnicode<4096>>()
+                        .map_err(e)?;
                     v[0].as_str().trim_end_matches(['\0', ' ']).to_string()
                 }
                 _ => return Err("fixed-length string longer than 4096 bytes".into()),
@@ -268,7 +296,10 @@ impl Ctx {
         }
         match value {
             Some(v) => Ok(v),
-            None => Err(Error::file(&self.path, "file does not follow the lgn schema")),
+            None => Err(Error::file(
+                &self.path,
+                "file does not follow the lgn schema",
+            )),
         }
     }
 
@@ -337,7 +368,13 @@ impl Ctx {
     }
 
     /// Open a dataset, check element type and rank; returns it with its shape.
-    fn checked(&mut self, name: &str, required: bool, want: Want, ndim: usize) -> Option<(Dataset, Vec<usize>)> {
+    fn checked(
+        &mut self,
+        name: &str,
+        required: bool,
+        want: Want,
+        ndim: usize,
+    ) -> Option<(Dataset, Vec<usize>)> {
         let ds = self.dataset(name, required)?;
         let td = match descriptor(&ds) {
             Ok(t) => t,
@@ -346,11 +383,14 @@ impl Ctx {
                 return None;
             }
         };
-        let ok = match (want, &td) {
-            (Want::Float, TypeDescriptor::Float(_)) => true,
-            (Want::Int, TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (want, &td),
+            (Want::Float, TypeDescriptor::Float(_))
+                | (
+                    Want::Int,
+                    TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)
+                )
+        );
         if !ok {
             let expected = match want {
                 Want::Float => "float64",
@@ -394,14 +434,20 @@ impl Ctx {
                 if finite {
                     if let Some((i, x)) = a.iter().enumerate().find(|(_, x)| !x.is_finite()) {
                         let idx = unravel(i, a.shape());
-                        self.problem(loc(name), format!("value at index {idx:?} is {x}, expected a finite number"));
+                        self.problem(
+                            loc(name),
+                            format!("value at index {idx:?} is {x}, expected a finite number"),
+                        );
                         return None;
                     }
                 }
                 Some(a)
             }
             Err(e) => {
-                self.problem(loc(name), format!("cannot read data (corrupt file?): {}", h5msg(&e)));
+                self.problem(
+                    loc(name),
+                    format!("cannot read data (corrupt file?): {}", h5msg(&e)),
+                );
                 None
             }
         }
@@ -410,20 +456,29 @@ impl Ctx {
     fn read_i64(&mut self, name: &str, ds: &Dataset) -> Option<ArrayD<i64>> {
         let td = descriptor(ds).ok()?;
         let r = if matches!(td, TypeDescriptor::Unsigned(IntSize::U8)) {
-            ds.read_dyn::<u64>().map(|a| a.mapv(|x| i64::try_from(x).unwrap_or(i64::MAX)))
+            ds.read_dyn::<u64>()
+                .map(|a| a.mapv(|x| i64::try_from(x).unwrap_or(i64::MAX)))
         } else {
             ds.read_dyn::<i64>()
         };
         match r {
             Ok(a) => Some(a),
             Err(e) => {
-                self.problem(loc(name), format!("cannot read data (corrupt file?): {}", h5msg(&e)));
+                self.problem(
+                    loc(name),
+                    format!("cannot read data (corrupt file?): {}", h5msg(&e)),
+                );
                 None
             }
         }
     }
 
-    fn f64_nd<D: Dimension>(&mut self, name: &str, required: bool, finite: bool) -> Option<ndarray::Array<f64, D>> {
+    fn f64_nd<D: Dimension>(
+        &mut self,
+        name: &str,
+        required: bool,
+        finite: bool,
+    ) -> Option<ndarray::Array<f64, D>> {
         let ndim = D::NDIM.unwrap_or(0);
         let (ds, _) = self.checked(name, required, Want::Float, ndim)?;
         let a = self.read_f64(name, &ds, finite)?;
@@ -451,7 +506,10 @@ impl Ctx {
         let (ds, shape) = self.checked(name, true, Want::Float, want)?;
         let a = self.read_f64(name, &ds, true)?;
         let n = a.len();
-        Some((Array1::from_shape_vec(n, a.into_iter().collect()).ok()?, shape))
+        Some((
+            Array1::from_shape_vec(n, a.into_iter().collect()).ok()?,
+            shape,
+        ))
     }
 
     pub fn i64_1d(&mut self, name: &str, required: bool) -> Option<Array1<i64>> {
@@ -468,7 +526,10 @@ impl Ctx {
         let ds = self.dataset(name, required)?;
         if let Ok(TypeDescriptor::Boolean) = descriptor(&ds) {
             if ds.ndim() != 1 {
-                self.problem(loc(name), format!("has rank {}, expected rank 1", ds.ndim()));
+                self.problem(
+                    loc(name),
+                    format!("has rank {}, expected rank 1", ds.ndim()),
+                );
                 return None;
             }
             return match ds.read_raw::<bool>() {
@@ -481,7 +542,10 @@ impl Ctx {
         }
         let v = self.i64_1d(name, true)?;
         if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| **x != 0 && **x != 1) {
-            self.problem(loc(name), format!("value at index {i} is {x}, expected 0 or 1"));
+            self.problem(
+                loc(name),
+                format!("value at index {i} is {x}, expected 0 or 1"),
+            );
             return None;
         }
         Some(v.iter().map(|x| *x == 1).collect())
@@ -492,7 +556,10 @@ impl Ctx {
         let Ok(location) = self.file.group(obj) else {
             return None;
         };
-        let exists = location.attr_names().map(|v| v.iter().any(|n| n == name)).unwrap_or(false);
+        let exists = location
+            .attr_names()
+            .map(|v| v.iter().any(|n| n == name))
+            .unwrap_or(false);
         if !exists {
             if required {
                 self.problem(attr_loc(obj, name), "required attribute is missing");
@@ -545,7 +612,10 @@ impl Ctx {
         match usize::try_from(v) {
             Ok(u) => Some(u),
             Err(_) => {
-                self.problem(attr_loc(obj, name), format!("is {v}, expected a non-negative integer"));
+                self.problem(
+                    attr_loc(obj, name),
+                    format!("is {v}, expected a non-negative integer"),
+                );
                 None
             }
         }
@@ -562,15 +632,24 @@ impl Ctx {
             .and_then(|a| descriptor(&a).ok())
             .is_some_and(|t| matches!(t, TypeDescriptor::Unsigned(_)));
         if is_unsigned {
-            let scalar = g.attr(name).ok().map(|a| a.shape().iter().product::<usize>() == 1);
+            let scalar = g
+                .attr(name)
+                .ok()
+                .map(|a| a.shape().iter().product::<usize>() == 1);
             match g.attr(name).and_then(|a| a.read_raw::<u64>()) {
                 Ok(v) if scalar == Some(true) => return Some(v[0]),
                 Ok(v) => {
-                    self.problem(attr_loc(obj, name), format!("has {} values, expected a scalar", v.len()));
+                    self.problem(
+                        attr_loc(obj, name),
+                        format!("has {} values, expected a scalar", v.len()),
+                    );
                     return None;
                 }
                 Err(e) => {
-                    self.problem(attr_loc(obj, name), format!("cannot read value: {}", h5msg(&e)));
+                    self.problem(
+                        attr_loc(obj, name),
+                        format!("cannot read value: {}", h5msg(&e)),
+                    );
                     return None;
                 }
             }
@@ -579,7 +658,10 @@ impl Ctx {
         match u64::try_from(v) {
             Ok(u) => Some(u),
             Err(_) => {
-                self.problem(attr_loc(obj, name), format!("is {v}, expected a non-negative integer"));
+                self.problem(
+                    attr_loc(obj, name),
+                    format!("is {v}, expected a non-negative integer"),
+                );
                 None
             }
         }
@@ -615,7 +697,10 @@ impl Ctx {
             if x.is_finite() {
                 out.insert(k, x);
             } else {
-                self.problem(attr_loc("/", &k), format!("parameter is {x}, expected a finite number"));
+                self.problem(
+                    attr_loc("/", &k),
+                    format!("parameter is {x}, expected a finite number"),
+                );
             }
         }
         out
@@ -631,7 +716,11 @@ impl Ctx {
             Some(k) if k == expected => {}
             Some(k) => self.problem(
                 "/@lgn_kind",
-                format!("this is an lgn '{}' file, expected a '{}' file", k.as_str(), expected.as_str()),
+                format!(
+                    "this is an lgn '{}' file, expected a '{}' file",
+                    k.as_str(),
+                    expected.as_str()
+                ),
             ),
             None => self.problem("/@lgn_kind", format!("unknown lgn kind '{kind}'")),
         }
@@ -694,7 +783,11 @@ impl Out {
     }
 
     pub fn err(&self, location: &str, e: hdf5::Error) -> Error {
-        Error::file_at(self.path(), location, format!("cannot write: {}", h5msg(&e)))
+        Error::file_at(
+            self.path(),
+            location,
+            format!("cannot write: {}", h5msg(&e)),
+        )
     }
 
     pub fn group(&self, name: &str) -> Result<Group> {
@@ -724,7 +817,12 @@ impl Out {
     }
 
     /// Write free-form attributes, skipping names reserved by the schema.
-    pub fn extra_attrs(&self, obj: &str, attrs: &BTreeMap<String, AttrValue>, reserved: &[&str]) -> Result<()> {
+    pub fn extra_attrs(
+        &self,
+        obj: &str,
+        attrs: &BTreeMap<String, AttrValue>,
+        reserved: &[&str],
+    ) -> Result<()> {
         for (k, v) in attrs {
             if !reserved.contains(&k.as_str()) {
                 self.attr(obj, k, v)?;
@@ -733,7 +831,11 @@ impl Out {
         Ok(())
     }
 
-    pub fn f64<'a, D: Dimension>(&self, name: &str, a: impl Into<ArrayView<'a, f64, D>>) -> Result<()> {
+    pub fn f64<'a, D: Dimension>(
+        &self,
+        name: &str,
+        a: impl Into<ArrayView<'a, f64, D>>,
+    ) -> Result<()> {
         let v: ArrayView<'a, f64, D> = a.into();
         let v = v.as_standard_layout();
         self.file()
@@ -744,7 +846,11 @@ impl Out {
             .map_err(|e| self.err(&loc(name), e))
     }
 
-    pub fn i64<'a, D: Dimension>(&self, name: &str, a: impl Into<ArrayView<'a, i64, D>>) -> Result<()> {
+    pub fn i64<'a, D: Dimension>(
+        &self,
+        name: &str,
+        a: impl Into<ArrayView<'a, i64, D>>,
+    ) -> Result<()> {
         let v: ArrayView<'a, i64, D> = a.into();
         let v = v.as_standard_layout();
         self.file()
@@ -785,12 +891,23 @@ pub(crate) fn write_attr(l: &Location, name: &str, v: &AttrValue) -> hdf5::Resul
             let s: VarLenUnicode = s
                 .parse()
                 .map_err(|_| hdf5::Error::from("string contains a NUL byte"))?;
-            l.new_attr::<VarLenUnicode>().shape(()).create(name)?.write_scalar(&s)
+            l.new_attr::<VarLenUnicode>()
+                .shape(())
+                .create(name)?
+                .write_scalar(&s)
         }
         AttrValue::Int(i) => l.new_attr::<i64>().shape(()).create(name)?.write_scalar(i),
         AttrValue::Float(x) => l.new_attr::<f64>().shape(()).create(name)?.write_scalar(x),
-        AttrValue::Ints(v) => l.new_attr_builder().with_data(v.as_slice()).create(name).map(|_| ()),
-        AttrValue::Floats(v) => l.new_attr_builder().with_data(v.as_slice()).create(name).map(|_| ()),
+        AttrValue::Ints(v) => l
+            .new_attr_builder()
+            .with_data(v.as_slice())
+            .create(name)
+            .map(|_| ()),
+        AttrValue::Floats(v) => l
+            .new_attr_builder()
+            .with_data(v.as_slice())
+            .create(name)
+            .map(|_| ()),
     }
 }
 
@@ -810,4 +927,108 @@ pub(crate) fn check_finite_out<'a, D: Dimension>(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("lgn-h5unit-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn unravel_is_c_order() {
+        assert_eq!(unravel(0, &[2, 3]), vec![0, 0]);
+        assert_eq!(unravel(5, &[2, 3]), vec![1, 2]);
+        assert_eq!(unravel(7, &[2, 2, 3]), vec![1, 0, 1]);
+        assert_eq!(unravel(4, &[5]), vec![4]);
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(loc("edges"), "/edges");
+        assert_eq!(loc("/layers/0/weight"), "/layers/0/weight");
+        assert_eq!(attr_loc("/", "n_nodes"), "/@n_nodes");
+        assert_eq!(attr_loc("training", "seed"), "/training@seed");
+    }
+
+    #[test]
+    fn signature_detection() {
+        let p = tmp("sig.txt");
+        std::fs::write(&p, b"hello, not hdf5 at all").unwrap();
+        assert!(!has_signature(&p).unwrap());
+        let e = open_read(&p).unwrap_err().to_string();
+        assert!(e.contains("not an HDF5 file"), "{e}");
+        // Signature after a 512-byte user block is found.
+        let mut v = vec![0u8; 512];
+        v.extend_from_slice(HDF5_SIGNATURE);
+        std::fs::write(&p, &v).unwrap();
+        assert!(has_signature(&p).unwrap());
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn type_names() {
+        assert_eq!(type_name(&TypeDescriptor::Float(FloatSize::U8)), "float64");
+        assert_eq!(type_name(&TypeDescriptor::Float(FloatSize::U4)), "float32");
+        assert_eq!(type_name(&TypeDescriptor::Integer(IntSize::U8)), "int64");
+        assert_eq!(type_name(&TypeDescriptor::Unsigned(IntSize::U1)), "uint8");
+        assert!(type_name(&TypeDescriptor::VarLenUnicode).starts_with("string"));
+    }
+
+    #[test]
+    fn attribute_values_round_trip() {
+        let p = tmp("attrs.h5");
+        let f = hdf5::File::create(&p).unwrap();
+        let vals = [
+            ("s", AttrValue::Str("héllo".into())),
+            ("i", AttrValue::Int(-7)),
+            ("x", AttrValue::Float(0.1)),
+            ("iv", AttrValue::Ints(vec![1, 2, 3])),
+            ("xv", AttrValue::Floats(vec![0.5, -1e300])),
+        ];
+        for (n, v) in &vals {
+            write_attr(&f, n, v).unwrap();
+        }
+        // Overwriting replaces.
+        write_attr(&f, "i", &AttrValue::Int(8)).unwrap();
+        for (n, v) in &vals {
+            let got = read_attr_value(&f.attr(n).unwrap()).unwrap();
+            if *n == "i" {
+                assert_eq!(got, AttrValue::Int(8));
+            } else {
+                assert_eq!(&got, v);
+            }
+        }
+        // uint64 beyond int64 is reported, not wrapped.
+        f.new_attr::<u64>()
+            .shape(())
+            .create("big")
+            .unwrap()
+            .write_scalar(&u64::MAX)
+            .unwrap();
+        let e = read_attr_value(&f.attr("big").unwrap()).unwrap_err();
+        assert!(e.contains("does not fit"), "{e}");
+        drop(f);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn finish_reports_first_problem_and_count() {
+        let p = tmp("finish.h5");
+        hdf5::File::create(&p).unwrap();
+        let mut ctx = Ctx::open(&p).unwrap();
+        assert!(ctx.f64_1d("q", true).is_none());
+        assert!(ctx.attr_usize("/", "dof", true).is_none());
+        let e = ctx.finish::<()>(Some(())).unwrap_err();
+        match e {
+            Error::File { location, msg, .. } => {
+                assert_eq!(location.as_deref(), Some("/q"));
+                assert!(msg.contains("and 1 more problem;"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_file(&p).unwrap();
+    }
 }

@@ -86,7 +86,8 @@ fn attrs_of(w: &mut Walk, object: &str, loc: &hdf5::Location) {
     let names = match loc.attr_names() {
         Ok(n) => n,
         Err(e) => {
-            w.notes.push(format!("{object}: cannot list attributes: {}", h5msg(&e)));
+            w.notes
+                .push(format!("{object}: cannot list attributes: {}", h5msg(&e)));
             return;
         }
     };
@@ -105,13 +106,16 @@ fn attrs_of(w: &mut Walk, object: &str, loc: &hdf5::Location) {
 
 fn walk(w: &mut Walk, g: &Group, prefix: &str, depth: usize) {
     if depth > MAX_DEPTH || w.groups.len() + w.datasets.len() > MAX_OBJECTS {
-        w.notes.push(format!("{prefix}: not listed (too deep or too many objects)"));
+        w.notes.push(format!(
+            "{prefix}: not listed (too deep or too many objects)"
+        ));
         return;
     }
     let names = match g.member_names() {
         Ok(n) => n,
         Err(e) => {
-            w.notes.push(format!("{prefix}: cannot list members: {}", h5msg(&e)));
+            w.notes
+                .push(format!("{prefix}: cannot list members: {}", h5msg(&e)));
             return;
         }
     };
@@ -124,7 +128,9 @@ fn walk(w: &mut Walk, g: &Group, prefix: &str, depth: usize) {
                     attrs_of(w, &path, &sub);
                     walk(w, &sub, &path, depth + 1);
                 }
-                Err(e) => w.notes.push(format!("{path}: cannot open group: {}", h5msg(&e))),
+                Err(e) => w
+                    .notes
+                    .push(format!("{path}: cannot open group: {}", h5msg(&e))),
             },
             Ok(LocationType::Dataset) => match g.dataset(&name) {
                 Ok(ds) => {
@@ -142,10 +148,14 @@ fn walk(w: &mut Walk, g: &Group, prefix: &str, depth: usize) {
                     });
                     attrs_of(w, &path, &ds);
                 }
-                Err(e) => w.notes.push(format!("{path}: cannot open dataset: {}", h5msg(&e))),
+                Err(e) => w
+                    .notes
+                    .push(format!("{path}: cannot open dataset: {}", h5msg(&e))),
             },
             Ok(_) => w.notes.push(format!("{path}: named datatype (ignored)")),
-            Err(e) => w.notes.push(format!("{path}: unresolvable link: {}", h5msg(&e))),
+            Err(e) => w
+                .notes
+                .push(format!("{path}: unresolvable link: {}", h5msg(&e))),
         }
     }
 }
@@ -226,7 +236,10 @@ pub fn info(path: impl AsRef<Path>) -> Result<InfoReport> {
             Some(AttrValue::Int(i)) => Some(i),
             _ => None,
         };
-        let is_lgn = w.attributes.iter().any(|a| a.object == "/" && a.name == "lgn_kind");
+        let is_lgn = w
+            .attributes
+            .iter()
+            .any(|a| a.object == "/" && a.name == "lgn_kind");
         drop(ctx);
         let mut problems = validate(path)?;
         let mut notes = std::mem::take(&mut w.notes);
@@ -241,8 +254,13 @@ pub fn info(path: impl AsRef<Path>) -> Result<InfoReport> {
             let has = |n: &str| w.datasets.iter().any(|d| d.path == n);
             if has("/q") && has("/qdot") {
                 match StateData::read(path) {
-                    Ok(_) => notes.push("readable as a plain state file (float datasets q and qdot at the root)".into()),
-                    Err(e) => notes.push(format!("has q and qdot but is not a usable state file: {e}")),
+                    Ok(_) => notes.push(
+                        "readable as a plain state file (float datasets q and qdot at the root)"
+                            .into(),
+                    ),
+                    Err(e) => notes.push(format!(
+                        "has q and qdot but is not a usable state file: {e}"
+                    )),
                 }
             }
         } else {
@@ -298,7 +316,12 @@ impl InfoReport {
 
 impl fmt::Display for InfoReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "file: {} ({} bytes)", self.path.display(), self.file_size)?;
+        writeln!(
+            f,
+            "file: {} ({} bytes)",
+            self.path.display(),
+            self.file_size
+        )?;
         match (&self.kind, self.is_lgn) {
             (Some(k), _) => match self.schema_version {
                 Some(v) => writeln!(f, "kind: {k} (lgn schema version {v})")?,
@@ -312,7 +335,11 @@ impl fmt::Display for InfoReport {
                 writeln!(f, "schema: valid")?;
             } else {
                 let n = self.problems.len();
-                writeln!(f, "schema: INVALID ({n} problem{})", if n == 1 { "" } else { "s" })?;
+                writeln!(
+                    f,
+                    "schema: INVALID ({n} problem{})",
+                    if n == 1 { "" } else { "s" }
+                )?;
                 for p in &self.problems {
                     writeln!(f, "  - {p}")?;
                 }
@@ -331,12 +358,23 @@ impl fmt::Display for InfoReport {
         if self.datasets.is_empty() {
             writeln!(f, "  (none)")?;
         }
-        let w = self.datasets.iter().map(|d| d.path.len()).max().unwrap_or(0);
+        let w = self
+            .datasets
+            .iter()
+            .map(|d| d.path.len())
+            .max()
+            .unwrap_or(0);
         for d in &self.datasets {
-            let shape = if d.shape.is_empty() {
-                "scalar".to_string()
-            } else {
-                format!("({})", d.shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "))
+            let shape = match d.shape.as_slice() {
+                [] => "scalar".to_string(),
+                [n] => format!("({n},)"),
+                s => format!(
+                    "({})",
+                    s.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             write!(f, "  {:<w$}  {:<8} {}", d.path, d.dtype, shape)?;
             if let Some(c) = &d.chunks {

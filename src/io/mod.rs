@@ -184,3 +184,35 @@ impl From<f64> for AttrValue {
         AttrValue::Float(x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_and_print() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+            assert_eq!(k.to_string(), k.as_str());
+        }
+        assert_eq!(Kind::parse("trajectory"), None);
+        assert_eq!(Kind::Trajectories.as_str(), "trajectories");
+    }
+
+    #[test]
+    fn attr_values_to_json() {
+        assert_eq!(AttrValue::from("a").to_json(), serde_json::json!("a"));
+        assert_eq!(AttrValue::from(3i64).to_json(), serde_json::json!(3));
+        assert_eq!(AttrValue::from(0.5).to_json(), serde_json::json!(0.5));
+        assert_eq!(
+            AttrValue::Float(f64::NAN).to_json(),
+            serde_json::json!("NaN")
+        );
+        assert_eq!(
+            AttrValue::Floats(vec![1.0, f64::INFINITY]).to_json(),
+            serde_json::json!([1.0, "inf"])
+        );
+        assert_eq!(AttrValue::Ints(vec![1, 2]).to_string(), "[1, 2]");
+        assert_eq!(AttrValue::from("x").to_string(), "\"x\"");
+    }
+}

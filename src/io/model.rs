@@ -110,7 +110,10 @@ impl ModelData {
         let n_features = ctx.attr_usize("/", "n_features", true);
         let layer_sizes = ctx.i64_1d("layer_sizes", true).and_then(|a| {
             if let Some((i, x)) = a.iter().enumerate().find(|(_, x)| **x < 1) {
-                ctx.problem("/layer_sizes", format!("value at index [{i}] is {x}, expected a layer width >= 1"));
+                ctx.problem(
+                    "/layer_sizes",
+                    format!("value at index [{i}] is {x}, expected a layer width >= 1"),
+                );
                 return None;
             }
             Some(a.iter().map(|x| *x as usize).collect::<Vec<_>>())
@@ -132,11 +135,21 @@ impl ModelData {
                 }
                 i += 1;
             }
-            let members = ctx.file.group("layers").and_then(|g| g.member_names()).unwrap_or_default();
-            if let Some(m) = members.iter().find(|m| m.parse::<usize>().map_or(true, |k| k >= i)) {
+            let members = ctx
+                .file
+                .group("layers")
+                .and_then(|g| g.member_names())
+                .unwrap_or_default();
+            if let Some(m) = members
+                .iter()
+                .find(|m| m.parse::<usize>().map_or(true, |k| k >= i))
+            {
                 ctx.problem(
                     format!("/layers/{m}"),
-                    format!("unexpected member; layers must be named 0, 1, ..., {}", i.saturating_sub(1)),
+                    format!(
+                        "unexpected member; layers must be named 0, 1, ..., {}",
+                        i.saturating_sub(1)
+                    ),
                 );
             }
         }
@@ -190,10 +203,18 @@ impl ModelData {
     pub fn problems(&self) -> Vec<Problem> {
         let mut p = Vec::new();
         if !MODEL_KINDS.contains(&self.model_kind.as_str()) {
-            prob(&mut p, "/@model_kind", format!("is '{}', expected one of {MODEL_KINDS:?}", self.model_kind));
+            prob(
+                &mut p,
+                "/@model_kind",
+                format!("is '{}', expected one of {MODEL_KINDS:?}", self.model_kind),
+            );
         }
         if !ACTIVATIONS.contains(&self.activation.as_str()) {
-            prob(&mut p, "/@activation", format!("is '{}', expected one of {ACTIVATIONS:?}", self.activation));
+            prob(
+                &mut p,
+                "/@activation",
+                format!("is '{}', expected one of {ACTIVATIONS:?}", self.activation),
+            );
         }
         if self.arity == 0 {
             prob(&mut p, "/@arity", "is 0, expected >= 1".into());
@@ -203,11 +224,19 @@ impl ModelData {
         }
         let sizes = &self.layer_sizes;
         if sizes.len() < 2 {
-            prob(&mut p, "/layer_sizes", format!("is {sizes:?}, expected at least an input and an output width"));
+            prob(
+                &mut p,
+                "/layer_sizes",
+                format!("is {sizes:?}, expected at least an input and an output width"),
+            );
             return p;
         }
         if let Some(i) = sizes.iter().position(|s| *s == 0) {
-            prob(&mut p, "/layer_sizes", format!("value at index [{i}] is 0, expected a layer width >= 1"));
+            prob(
+                &mut p,
+                "/layer_sizes",
+                format!("value at index [{i}] is 0, expected a layer width >= 1"),
+            );
         }
         if self.layers.len() != sizes.len() - 1 {
             prob(
@@ -227,34 +256,73 @@ impl ModelData {
                     prob(
                         &mut p,
                         format!("/layers/{i}/weight"),
-                        format!("has shape {:?}, expected (out, in) = {want:?} from layer_sizes", l.weight.shape()),
+                        format!(
+                            "has shape {:?}, expected (out, in) = {want:?} from layer_sizes",
+                            l.weight.shape()
+                        ),
                     );
                 }
                 if l.bias.len() != sizes[i + 1] {
                     prob(
                         &mut p,
                         format!("/layers/{i}/bias"),
-                        format!("has length {}, expected {} from layer_sizes", l.bias.len(), sizes[i + 1]),
+                        format!(
+                            "has length {}, expected {} from layer_sizes",
+                            l.bias.len(),
+                            sizes[i + 1]
+                        ),
                     );
                 }
             }
             if let Some(((r, c), x)) = l.weight.indexed_iter().find(|(_, x)| !x.is_finite()) {
-                prob(&mut p, format!("/layers/{i}/weight"), format!("value at index [{r}, {c}] is {x}, expected a finite number"));
+                prob(
+                    &mut p,
+                    format!("/layers/{i}/weight"),
+                    format!("value at index [{r}, {c}] is {x}, expected a finite number"),
+                );
             }
             if let Some((r, x)) = l.bias.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                prob(&mut p, format!("/layers/{i}/bias"), format!("value at index [{r}] is {x}, expected a finite number"));
+                prob(
+                    &mut p,
+                    format!("/layers/{i}/bias"),
+                    format!("value at index [{r}] is {x}, expected a finite number"),
+                );
             }
         }
-        for (name, a) in [("/input_shift", &self.input_shift), ("/input_scale", &self.input_scale)] {
+        for (name, a) in [
+            ("/input_shift", &self.input_shift),
+            ("/input_scale", &self.input_scale),
+        ] {
             if a.len() != sizes[0] {
-                prob(&mut p, name, format!("has length {}, expected the input width {}", a.len(), sizes[0]));
+                prob(
+                    &mut p,
+                    name,
+                    format!(
+                        "has length {}, expected the input width {}",
+                        a.len(),
+                        sizes[0]
+                    ),
+                );
             }
             if let Some((r, x)) = a.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                prob(&mut p, name, format!("value at index [{r}] is {x}, expected a finite number"));
+                prob(
+                    &mut p,
+                    name,
+                    format!("value at index [{r}] is {x}, expected a finite number"),
+                );
             }
         }
-        if let Some((r, x)) = self.input_scale.iter().enumerate().find(|(_, x)| **x <= 0.0) {
-            prob(&mut p, "/input_scale", format!("value at index [{r}] is {x}, expected > 0"));
+        if let Some((r, x)) = self
+            .input_scale
+            .iter()
+            .enumerate()
+            .find(|(_, x)| **x <= 0.0)
+        {
+            prob(
+                &mut p,
+                "/input_scale",
+                format!("value at index [{r}] is {x}, expected > 0"),
+            );
         }
         p
     }
@@ -263,7 +331,11 @@ impl ModelData {
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
         if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(path, p.location, format!("refusing to write: {}", p.msg)));
+            return Err(Error::file_at(
+                path,
+                p.location,
+                format!("refusing to write: {}", p.msg),
+            ));
         }
         guard(path, || {
             let out = Out::create(path, force, Kind::Model)?;
@@ -288,8 +360,15 @@ impl ModelData {
             if let Some(t) = &self.training {
                 out.group("training")?;
                 out.attr_u64("training", "seed", t.seed)?;
-                out.attr("training", "data_file", &AttrValue::Str(t.data_file.clone()))?;
-                out.attr_u64("training", "epochs", t.epochs)?;
+                out.attr(
+                    "training",
+                    "data_file",
+                    &AttrValue::Str(t.data_file.clone()),
+                )?;
+                let epochs = i64::try_from(t.epochs).map_err(|_| {
+                    Error::file_at(path, "/training@epochs", "epochs does not fit int64")
+                })?;
+                out.attr("training", "epochs", &AttrValue::Int(epochs))?;
                 out.f64("training/loss_history", &t.loss_history)?;
                 out.f64("training/val_loss_history", &t.val_loss_history)?;
                 out.extra_attrs("training", &t.attrs, TRAINING_RESERVED)?;

@@ -29,10 +29,12 @@ pub struct SamplesData {
 const RESERVED: &[&str] = &["lgn_kind", "lgn_schema_version", "system"];
 
 pub(crate) fn finite_problem2(name: &str, a: &Array2<f64>) -> Option<Problem> {
-    a.indexed_iter().find(|(_, x)| !x.is_finite()).map(|((i, j), x)| Problem {
-        location: name.into(),
-        msg: format!("value at index [{i}, {j}] is {x}, expected a finite number"),
-    })
+    a.indexed_iter()
+        .find(|(_, x)| !x.is_finite())
+        .map(|((i, j), x)| Problem {
+            location: name.into(),
+            msg: format!("value at index [{i}, {j}] is {x}, expected a finite number"),
+        })
 }
 
 impl SamplesData {
@@ -96,7 +98,10 @@ impl SamplesData {
             if a.shape() != shape {
                 p.push(Problem {
                     location: name.into(),
-                    msg: format!("has shape {:?} but /q has shape {shape:?}; they must match", a.shape()),
+                    msg: format!(
+                        "has shape {:?} but /q has shape {shape:?}; they must match",
+                        a.shape()
+                    ),
                 });
             }
         }
@@ -104,17 +109,29 @@ impl SamplesData {
             if w.len() != shape[0] {
                 p.push(Problem {
                     location: "/weights".into(),
-                    msg: format!("has length {} but there are {} samples (rows of /q)", w.len(), shape[0]),
+                    msg: format!(
+                        "has length {} but there are {} samples (rows of /q)",
+                        w.len(),
+                        shape[0]
+                    ),
                 });
             }
-            if let Some((i, x)) = w.iter().enumerate().find(|(_, x)| !x.is_finite() || **x < 0.0) {
+            if let Some((i, x)) = w
+                .iter()
+                .enumerate()
+                .find(|(_, x)| !x.is_finite() || **x < 0.0)
+            {
                 p.push(Problem {
                     location: "/weights".into(),
                     msg: format!("value at index [{i}] is {x}, expected a finite number >= 0"),
                 });
             }
         }
-        for (name, a) in [("/q", &self.q), ("/qdot", &self.qdot), ("/qddot", &self.qddot)] {
+        for (name, a) in [
+            ("/q", &self.q),
+            ("/qdot", &self.qdot),
+            ("/qddot", &self.qddot),
+        ] {
             p.extend(finite_problem2(name, a));
         }
         for (k, v) in &self.params {
@@ -132,7 +149,11 @@ impl SamplesData {
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
         if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(path, p.location, format!("refusing to write: {}", p.msg)));
+            return Err(Error::file_at(
+                path,
+                p.location,
+                format!("refusing to write: {}", p.msg),
+            ));
         }
         guard(path, || {
             let out = Out::create(path, force, Kind::Samples)?;

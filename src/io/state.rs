@@ -82,7 +82,11 @@ impl StateData {
             if n * d != q.len() {
                 ctx.problem(
                     "/q",
-                    format!("has {} values, expected n_nodes * dof = {n} * {d} = {}", q.len(), n * d),
+                    format!(
+                        "has {} values, expected n_nodes * dof = {n} * {d} = {}",
+                        q.len(),
+                        n * d
+                    ),
                 );
             }
         }
@@ -118,22 +122,38 @@ impl StateData {
         if self.q.len() != self.qdot.len() {
             add(
                 "/qdot",
-                format!("has length {} but /q has length {}", self.qdot.len(), self.q.len()),
+                format!(
+                    "has length {} but /q has length {}",
+                    self.qdot.len(),
+                    self.q.len()
+                ),
             );
         }
         if let Some(d) = self.dof {
             if d == 0 || self.q.len() % d != 0 {
-                add("/@dof", format!("is {d}, which does not divide the length of /q ({})", self.q.len()));
+                add(
+                    "/@dof",
+                    format!(
+                        "is {d}, which does not divide the length of /q ({})",
+                        self.q.len()
+                    ),
+                );
             }
         }
         for (name, a) in [("/q", &self.q), ("/qdot", &self.qdot)] {
             if let Some((i, x)) = a.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                add(name, format!("value at index [{i}] is {x}, expected a finite number"));
+                add(
+                    name,
+                    format!("value at index [{i}] is {x}, expected a finite number"),
+                );
             }
         }
         for (k, v) in &self.params {
             if !v.is_finite() {
-                add(&format!("/@{k}"), format!("parameter is {v}, expected a finite number"));
+                add(
+                    &format!("/@{k}"),
+                    format!("parameter is {v}, expected a finite number"),
+                );
             }
         }
         p
@@ -143,7 +163,11 @@ impl StateData {
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
         if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(path, p.location, format!("refusing to write: {}", p.msg)));
+            return Err(Error::file_at(
+                path,
+                p.location,
+                format!("refusing to write: {}", p.msg),
+            ));
         }
         guard(path, || {
             let out = Out::create(path, force, Kind::State)?;

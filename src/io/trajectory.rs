@@ -33,10 +33,12 @@ pub struct TrajectoryData {
 const RESERVED: &[&str] = &["lgn_kind", "lgn_schema_version", "system"];
 
 fn finite_problem3(name: &str, a: &Array3<f64>) -> Option<Problem> {
-    a.indexed_iter().find(|(_, x)| !x.is_finite()).map(|((i, j, k), x)| Problem {
-        location: name.into(),
-        msg: format!("value at index [{i}, {j}, {k}] is {x}, expected a finite number"),
-    })
+    a.indexed_iter()
+        .find(|(_, x)| !x.is_finite())
+        .map(|((i, j, k), x)| Problem {
+            location: name.into(),
+            msg: format!("value at index [{i}, {j}, {k}] is {x}, expected a finite number"),
+        })
 }
 
 fn t_problem(t: &Array1<f64>) -> Option<Problem> {
@@ -50,7 +52,9 @@ fn t_problem(t: &Array1<f64>) -> Option<Problem> {
         return p("is empty, a trajectory needs at least one frame".into());
     }
     if let Some((i, x)) = t.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        return p(format!("value at index [{i}] is {x}, expected a finite number"));
+        return p(format!(
+            "value at index [{i}] is {x}, expected a finite number"
+        ));
     }
     if let Some(i) = (1..t.len()).find(|&i| t[i] <= t[i - 1]) {
         return p(format!(
@@ -144,7 +148,10 @@ impl TrajectoryData {
             if a.shape() != shape.as_slice() {
                 p.push(Problem {
                     location: name.to_string(),
-                    msg: format!("has shape {:?} but /q has shape {shape:?}; they must match", a.shape()),
+                    msg: format!(
+                        "has shape {:?} but /q has shape {shape:?}; they must match",
+                        a.shape()
+                    ),
                 });
             }
         }
@@ -152,7 +159,11 @@ impl TrajectoryData {
             if e.shape() != &shape[..2] {
                 p.push(Problem {
                     location: "/energy".into(),
-                    msg: format!("has shape {:?}, expected (B, T) = {:?}", e.shape(), &shape[..2]),
+                    msg: format!(
+                        "has shape {:?}, expected (B, T) = {:?}",
+                        e.shape(),
+                        &shape[..2]
+                    ),
                 });
             }
             p.extend(finite_problem2("/energy", e));
@@ -177,13 +188,19 @@ impl TrajectoryData {
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
         if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(path, p.location, format!("refusing to write: {}", p.msg)));
+            return Err(Error::file_at(
+                path,
+                p.location,
+                format!("refusing to write: {}", p.msg),
+            ));
         }
         let opts = TrajectoryWriterOptions {
             system: self.system.clone(),
             params: self.params.clone(),
             with_qddot: self.qddot.is_some(),
             with_energy: self.energy.is_some(),
+            // The whole trajectory is known: no chunk needs to be longer than it.
+            chunk_frames: Some(default_chunk_frames(self.dim()).min(self.n_frames().max(1))),
             ..Default::default()
         };
         let mut w = TrajectoryWriter::create(path, self.n_batch(), self.dim(), &opts, force)?;
@@ -293,12 +310,22 @@ impl TrajectoryWriter {
             ));
         }
         if opts.deflate > 9 {
-            return Err(Error::input(format!("deflate level {} is not in 0..=9", opts.deflate)));
+            return Err(Error::input(format!(
+                "deflate level {} is not in 0..=9",
+                opts.deflate
+            )));
         }
         if let Some((k, v)) = opts.params.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::file_at(path, format!("/@{k}"), format!("refusing to write non-finite parameter {v}")));
+            return Err(Error::file_at(
+                path,
+                format!("/@{k}"),
+                format!("refusing to write non-finite parameter {v}"),
+            ));
         }
-        let chunk = opts.chunk_frames.unwrap_or_else(|| default_chunk_frames(dim)).max(1);
+        let chunk = opts
+            .chunk_frames
+            .unwrap_or_else(|| default_chunk_frames(dim))
+            .max(1);
         // Buffer at most one chunk, and at most ~64 MiB over all buffered arrays.
         let per_frame = 8 * n_batch * dim * (2 + usize::from(opts.with_qddot));
         let cap = chunk.min(((64usize << 20) / per_frame.max(1)).max(1));
@@ -313,20 +340,30 @@ impl TrajectoryWriter {
                 }
             }
             let compress = opts.deflate > 0 && hdf5::filters::deflate_available();
-            let make = |name: &str, extents: Vec<Extent>, chunk_dims: Vec<usize>| -> Result<Dataset> {
-                let mut b = out.file().new_dataset::<f64>().chunk(chunk_dims);
-                if compress {
-                    b = b.shuffle().deflate(opts.deflate);
-                }
-                b.shape(SimpleExtents::from_vec(extents))
-                    .create(name)
-                    .map_err(|e| out.err(&format!("/{name}"), e))
+            let make =
+                |name: &str, extents: Vec<Extent>, chunk_dims: Vec<usize>| -> Result<Dataset> {
+                    let mut b = out.file().new_dataset::<f64>().chunk(chunk_dims);
+                    if compress {
+                        b = b.shuffle().deflate(opts.deflate);
+                    }
+                    b.shape(SimpleExtents::from_vec(extents))
+                        .create(name)
+                        .map_err(|e| out.err(&format!("/{name}"), e))
+                };
+            // t and energy are small per frame: longer chunks unless the caller chose the length.
+            let t_chunk = if opts.chunk_frames.is_some() {
+                chunk
+            } else {
+                chunk.max(1024)
             };
-            let t_chunk = chunk.max(1024);
             let q3 = |name: &str| {
                 make(
                     name,
-                    vec![Extent::fixed(n_batch), Extent::resizable(0), Extent::fixed(dim)],
+                    vec![
+                        Extent::fixed(n_batch),
+                        Extent::resizable(0),
+                        Extent::fixed(dim),
+                    ],
                     vec![1, chunk, dim],
                 )
             };
@@ -334,7 +371,11 @@ impl TrajectoryWriter {
                 t: make("t", vec![Extent::resizable(0)], vec![t_chunk])?,
                 q: q3("q")?,
                 qdot: q3("qdot")?,
-                qddot: if opts.with_qddot { Some(q3("qddot")?) } else { None },
+                qddot: if opts.with_qddot {
+                    Some(q3("qddot")?)
+                } else {
+                    None
+                },
                 energy: if opts.with_energy {
                     Some(make(
                         "energy",
@@ -384,11 +425,19 @@ impl TrajectoryWriter {
         if a.dim() != (self.n_batch, self.dim) {
             return Err(self.frame_err(
                 what,
-                format!("has shape {:?}, expected (B, D) = ({}, {})", a.shape(), self.n_batch, self.dim),
+                format!(
+                    "has shape {:?}, expected (B, D) = ({}, {})",
+                    a.shape(),
+                    self.n_batch,
+                    self.dim
+                ),
             ));
         }
         if let Some(((b, d), x)) = a.indexed_iter().find(|(_, x)| !x.is_finite()) {
-            return Err(self.frame_err(what, format!("value at [{b}, {d}] is {x}, refusing to write non-finite values")));
+            return Err(self.frame_err(
+                what,
+                format!("value at [{b}, {d}] is {x}, refusing to write non-finite values"),
+            ));
         }
         Ok(())
     }
@@ -408,7 +457,10 @@ impl TrajectoryWriter {
         }
         if let Some(last) = self.last_t {
             if t <= last {
-                return Err(self.frame_err("t", format!("time {t} is not after the previous frame's {last}")));
+                return Err(self.frame_err(
+                    "t",
+                    format!("time {t} is not after the previous frame's {last}"),
+                ));
             }
         }
         self.check2("q", &q)?;
@@ -416,21 +468,47 @@ impl TrajectoryWriter {
         match (&self.qddot_buf, &qddot) {
             (Some(_), Some(a)) => self.check2("qddot", a)?,
             (None, None) => {}
-            (Some(_), None) => return Err(self.frame_err("qddot", "missing (the writer was created with_qddot)".into())),
-            (None, Some(_)) => return Err(self.frame_err("qddot", "given, but the writer was created without with_qddot".into())),
+            (Some(_), None) => {
+                return Err(self.frame_err(
+                    "qddot",
+                    "missing (the writer was created with_qddot)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(self.frame_err(
+                    "qddot",
+                    "given, but the writer was created without with_qddot".into(),
+                ))
+            }
         }
         match (&self.e_buf, &energy) {
             (Some(_), Some(e)) => {
                 if e.len() != self.n_batch {
-                    return Err(self.frame_err("energy", format!("has length {}, expected B = {}", e.len(), self.n_batch)));
+                    return Err(self.frame_err(
+                        "energy",
+                        format!("has length {}, expected B = {}", e.len(), self.n_batch),
+                    ));
                 }
                 if let Some((b, x)) = e.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                    return Err(self.frame_err("energy", format!("value at [{b}] is {x}, refusing to write non-finite values")));
+                    return Err(self.frame_err(
+                        "energy",
+                        format!("value at [{b}] is {x}, refusing to write non-finite values"),
+                    ));
                 }
             }
             (None, None) => {}
-            (Some(_), None) => return Err(self.frame_err("energy", "missing (the writer was created with_energy)".into())),
-            (None, Some(_)) => return Err(self.frame_err("energy", "given, but the writer was created without with_energy".into())),
+            (Some(_), None) => {
+                return Err(self.frame_err(
+                    "energy",
+                    "missing (the writer was created with_energy)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(self.frame_err(
+                    "energy",
+                    "given, but the writer was created without with_energy".into(),
+                ))
+            }
         }
         let k = self.buffered;
         self.t_buf.push(t);
@@ -460,16 +538,22 @@ impl TrajectoryWriter {
         let (b, d) = (self.n_batch, self.dim);
         let path = self.out.path().to_path_buf();
         let err = |name: &str, e: hdf5::Error| {
-            Error::file_at(&path, format!("/{name}"), format!("cannot append frames: {}", h5msg(&e)))
+            Error::file_at(
+                &path,
+                format!("/{name}"),
+                format!("cannot append frames: {}", h5msg(&e)),
+            )
         };
         let ds = &self.ds;
         ds.t.resize(n1).map_err(|e| err("t", e))?;
-        ds.t.write_slice(&self.t_buf[..k], n0..n1).map_err(|e| err("t", e))?;
+        ds.t.write_slice(&self.t_buf[..k], n0..n1)
+            .map_err(|e| err("t", e))?;
         let q3 = |name: &str, dset: &Dataset, buf: &Array3<f64>| -> Result<()> {
             dset.resize((b, n1, d)).map_err(|e| err(name, e))?;
             let v = buf.slice(s![.., ..k, ..]);
             let v = v.as_standard_layout();
-            dset.write_slice(&v, s![.., n0..n1, ..]).map_err(|e| err(name, e))
+            dset.write_slice(&v, s![.., n0..n1, ..])
+                .map_err(|e| err(name, e))
         };
         q3("q", &ds.q, &self.q_buf)?;
         q3("qdot", &ds.qdot, &self.qdot_buf)?;
@@ -480,7 +564,8 @@ impl TrajectoryWriter {
             dset.resize((b, n1)).map_err(|e| err("energy", e))?;
             let v = buf.slice(s![.., ..k]);
             let v = v.as_standard_layout();
-            dset.write_slice(&v, s![.., n0..n1]).map_err(|e| err("energy", e))?;
+            dset.write_slice(&v, s![.., n0..n1])
+                .map_err(|e| err("energy", e))?;
         }
         self.written = n1;
         self.buffered = 0;
@@ -491,7 +576,10 @@ impl TrajectoryWriter {
     /// Write the remaining frames, close the file and move it into place. Returns the path.
     pub fn finish(mut self) -> Result<PathBuf> {
         if self.n_frames() == 0 {
-            return Err(Error::file(self.out.path(), "no frames were written; not creating an empty trajectories file"));
+            return Err(Error::file(
+                self.out.path(),
+                "no frames were written; not creating an empty trajectories file",
+            ));
         }
         let path = self.out.path().to_path_buf();
         guard(&path, || {
@@ -500,5 +588,33 @@ impl TrajectoryWriter {
             drop(ds);
             out.commit()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_lengths() {
+        assert_eq!(default_chunk_frames(2), 4096);
+        assert_eq!(default_chunk_frames(1000), 16);
+        assert_eq!(default_chunk_frames(1_000_000), 1);
+    }
+
+    #[test]
+    fn problems_of_in_memory_trajectories() {
+        let mut t = TrajectoryData {
+            t: ndarray::array![0.0, 0.5],
+            q: Array3::zeros((1, 2, 2)),
+            qdot: Array3::zeros((1, 2, 2)),
+            ..Default::default()
+        };
+        assert!(t.problems().is_empty());
+        t.t[1] = -1.0;
+        assert_eq!(t.problems()[0].location, "/t");
+        t.t[1] = 1.0;
+        t.energy = Some(Array2::zeros((2, 1)));
+        assert_eq!(t.problems()[0].location, "/energy");
     }
 }
