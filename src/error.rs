@@ -37,11 +37,7 @@ impl Error {
         }
     }
     /// Shorthand for [`Error::File`] with a location inside the file.
-    pub fn file_at(
-        path: impl Into<PathBuf>,
-        location: impl Into<String>,
-        msg: impl Into<String>,
-    ) -> Self {
+    pub fn file_at(path: impl Into<PathBuf>, location: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::File {
             path: path.into(),
             location: Some(location.into()),
