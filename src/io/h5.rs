@@ -130,8 +130,24 @@ fn is_string(td: &TypeDescriptor) -> bool {
 /// Read any attribute into an [`AttrValue`] (scalars, 1-D numeric arrays, scalar strings).
 pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<AttrValue, String> {
     let td = descriptor(attr)?;
-    let shape = attr.shape();
+    let space = attr
+        .space()
+        .map_err(|e| format!("cannot read shape: {}", h5msg(&e)))?;
+    if space.is_null() {
+        return Err(format!(
+            "empty (null dataspace) {} attribute",
+            type_name(&td)
+        ));
+    }
+    let shape = space.shape();
     let scalar = shape.iter().product::<usize>() == 1 && shape.len() <= 1;
+    let first = |n: usize| -> std::result::Result<(), String> {
+        if n == 0 {
+            Err("attribute holds no value".into())
+        } else {
+            Ok(())
+        }
+    };
     let e = |e: hdf5::Error| format!("cannot read value: {}", h5msg(&e));
     match &td {
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Boolean => {
@@ -154,6 +170,7 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
                 attr.read_raw::<i64>().map_err(e)?
             };
             if scalar {
+                first(v.len())?;
                 Ok(AttrValue::Int(v[0]))
             } else if shape.len() == 1 {
                 Ok(AttrValue::Ints(v))
@@ -168,6 +185,7 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
         TypeDescriptor::Float(_) => {
             let v = attr.read_raw::<f64>().map_err(e)?;
             if scalar {
+                first(v.len())?;
                 Ok(AttrValue::Float(v[0]))
             } else if shape.len() == 1 {
                 Ok(AttrValue::Floats(v))
@@ -196,13 +214,21 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
                     let v = attr
                         .read_raw::<hdf5::types::FixedAscii<4096>>()
                         .map_err(e)?;
-                    v[0].as_str().trim_end_matches(['\0', ' ']).to_string()
+                    v.first()
+                        .ok_or("attribute holds no value")?
+                        .as_str()
+                        .trim_end_matches(['\0', ' '])
+                        .to_string()
                 }
                 TypeDescriptor::FixedUnicode(n) if *n <= 4096 => {
                     let v = attr
                         .read_raw::<hdf5::types::FixedUnicode<4096>>()
                         .map_err(e)?;
-                    v[0].as_str().trim_end_matches(['\0', ' ']).to_string()
+                    v.first()
+                        .ok_or("attribute holds no value")?
+                        .as_str()
+                        .trim_end_matches(['\0', ' '])
+                        .to_string()
                 }
                 _ => return Err("fixed-length string longer than 4096 bytes".into()),
             };
@@ -637,7 +663,7 @@ impl Ctx {
                 .ok()
                 .map(|a| a.shape().iter().product::<usize>() == 1);
             match g.attr(name).and_then(|a| a.read_raw::<u64>()) {
-                Ok(v) if scalar == Some(true) => return Some(v[0]),
+                Ok(v) if scalar == Some(true) && v.len() == 1 => return Some(v[0]),
                 Ok(v) => {
                     self.problem(
                         attr_loc(obj, name),
@@ -1001,6 +1027,13 @@ mod tests {
                 assert_eq!(&got, v);
             }
         }
+        // Null dataspace (h5py.Empty) is reported, not a panic.
+        f.new_attr::<f64>()
+            .shape(hdf5::Extents::Null)
+            .create("empty")
+            .unwrap();
+        let e = read_attr_value(&f.attr("empty").unwrap()).unwrap_err();
+        assert!(e.contains("null dataspace"), "{e}");
         // uint64 beyond int64 is reported, not wrapped.
         f.new_attr::<u64>()
             .shape(())
