@@ -16,22 +16,36 @@ fn state(n: usize) -> (Vec<f64>, Vec<f64>) {
 
 fn bench(c: &mut Criterion, solver: SolverKind, ns: &[usize]) {
     let mut group = c.benchmark_group(format!("accel_{solver}"));
-    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    let density = DensityChoice::Mlp { hidden: 128, layers: 2, seed: 0 };
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let density = DensityChoice::Mlp {
+        hidden: 128,
+        layers: 2,
+        seed: 0,
+    };
     for &n in ns {
         let mut dy = systems::wave1d(n, 1.0 / n as f64, &density, solver).expect("system");
         let (q, v) = state(n);
         let mut a = vec![0.0; n];
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| dy.accelerations_into(&q, &v, &mut a).expect("accelerations"))
+            b.iter(|| {
+                dy.accelerations_into(&q, &v, &mut a)
+                    .expect("accelerations")
+            })
         });
     }
     group.finish();
 }
 
 fn sparse(c: &mut Criterion) {
-    bench(c, SolverKind::Sparse, &[64, 256, 1024, 4096, 16_384, 100_000, 1_000_000]);
+    bench(
+        c,
+        SolverKind::Sparse,
+        &[64, 256, 1024, 4096, 16_384, 100_000, 1_000_000],
+    );
 }
 
 fn banded(c: &mut Criterion) {
