@@ -261,7 +261,14 @@ impl Density for MlpDensity {
         let hsum: usize = sizes[1..=nh].iter().sum();
         // One per-thread workspace, carved into the pass's buffers: no allocation or zeroing
         // per block (only the Hessian accumulator is cleared).
-        let need = hsum * width + 2 * hsum * nb + hmax * width + nb + 2 * hmax * nb + nb * dd * dd + p * nb + hmax;
+        let need = hsum * width
+            + 2 * hsum * nb
+            + hmax * width
+            + nb
+            + 2 * hmax * nb
+            + nb * dd * dd
+            + p * nb
+            + hmax;
         WORKSPACE.with(|cell| {
             let mut ws = cell.borrow_mut();
             if ws.len() < need {
@@ -285,7 +292,23 @@ impl Density for MlpDensity {
             hess.fill(0.0);
             let grad_x = take(p * nb);
             let wj = take(hmax);
-            self.passes(x, nb, out, Buffers { r: &mut r, sd: &mut sd, sdd: &mut sdd, u, rho_acc, delta, g, hess, grad_x, wj });
+            self.passes(
+                x,
+                nb,
+                out,
+                Buffers {
+                    r: &mut r,
+                    sd: &mut sd,
+                    sdd: &mut sdd,
+                    u,
+                    rho_acc,
+                    delta,
+                    g,
+                    hess,
+                    grad_x,
+                    wj,
+                },
+            );
         });
     }
 }
@@ -311,7 +334,18 @@ struct Buffers<'a, 'b> {
 impl MlpDensity {
     /// The forward-tangent and backward passes for one block (DESIGN §2).
     fn passes(&self, x: &[f64], nb: usize, out: &mut [f64], buf: Buffers<'_, '_>) {
-        let Buffers { r, sd, sdd, u, rho_acc, delta, g, hess, grad_x, wj } = buf;
+        let Buffers {
+            r,
+            sd,
+            sdd,
+            u,
+            rho_acc,
+            delta,
+            g,
+            hess,
+            grad_x,
+            wj,
+        } = buf;
         let lay = self.layout();
         let kd = lay.kd;
         let p = self.input_len();

@@ -49,7 +49,7 @@ impl std::fmt::Display for SolverKind {
 pub const AUTO_MAX_BANDWIDTH: usize = 24;
 
 enum Plan {
-    Banded(Banded),
+    Banded(Box<Banded>),
     Sparse {
         symbolic: SymbolicLlt<usize>,
         symbolic_lu: Option<SymbolicLu<usize>>,
@@ -62,7 +62,7 @@ enum Plan {
 
 enum SparseFactor {
     Llt(Llt<usize, f64>),
-    Lu(Lu<usize, f64>),
+    Lu(Box<Lu<usize, f64>>),
 }
 
 /// A linear solver bound to one sparsity pattern: symbolic work done once, numeric
@@ -91,7 +91,7 @@ impl Solver {
                 if b.bw <= AUTO_MAX_BANDWIDTH {
                     return Ok(Solver {
                         kind: SolverKind::Banded,
-                        plan: Plan::Banded(b),
+                        plan: Plan::Banded(Box::new(b)),
                         work: vec![],
                         used_lu_fallback: false,
                     });
@@ -101,7 +101,7 @@ impl Solver {
             k => k,
         };
         let plan = match resolved {
-            SolverKind::Banded => Plan::Banded(best_banded(pattern, graph_kind, dof)),
+            SolverKind::Banded => Plan::Banded(Box::new(best_banded(pattern, graph_kind, dof))),
             SolverKind::Sparse => {
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
                 let symbolic = SymbolicLlt::try_new(sym, Side::Lower)
@@ -178,7 +178,7 @@ impl Solver {
                             Error::Singular(format!("sparse LU failed ({e:?}); try --solver dense for a pseudo-inverse"))
                         })?;
                         self.used_lu_fallback = true;
-                        *factor = Some(SparseFactor::Lu(lu));
+                        *factor = Some(SparseFactor::Lu(Box::new(lu)));
                     }
                 }
                 Ok(())
