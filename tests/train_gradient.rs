@@ -26,7 +26,7 @@ fn normal(rng: &mut StdRng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
-/// Compare an exact gradient with central differences of `f` on the parameters `which`.
+/// Compare an exact gradient with fourth-order central differences of `f` on the parameters `which`.
 /// Error per parameter: |fd − g| / max(|g|, 1e-3·‖g‖∞); returns the worst.
 fn fd_check(
     theta: &[f64],
@@ -41,13 +41,20 @@ fn fd_check(
     let mut th = theta.to_vec();
     for &i in which {
         let h = eps * (1.0 + theta[i].abs());
-        th[i] = theta[i] + h;
-        let fp = f(&th);
-        th[i] = theta[i] - h;
-        let fm = f(&th);
-        th[i] = theta[i];
-        let fd = (fp - fm) / (2.0 * h);
+        let mut at = |x: f64| {
+            th[i] = theta[i] + x;
+            let v = f(&th);
+            th[i] = theta[i];
+            v
+        };
+        // fourth-order central difference (Richardson): truncation O(h⁴)
+        let d1 = at(h) - at(-h);
+        let d2 = at(2.0 * h) - at(-2.0 * h);
+        let fd = (8.0 * d1 - d2) / (12.0 * h);
         let err = (fd - exact[i]).abs() / exact[i].abs().max(1e-3 * gmax);
+        if err > worst && std::env::var("FD_DEBUG").is_ok() {
+            println!("  param {i}: fd {fd:.12e} exact {:.12e}", exact[i]);
+        }
         worst = worst.max(err);
     }
     worst
@@ -115,7 +122,7 @@ fn dblpend_lnn_gradient_matches_finite_differences() {
             lnn_dense_loss_grad(&d, &data, &idx, loss, false).unwrap().0
         };
         let all: Vec<usize> = (0..theta.len()).collect();
-        let worst = fd_check(&theta, &g, &all, 1e-5, &mut f);
+        let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
         println!("dblpend LNN {loss:?}: {} params, worst rel err {worst:.2e}", theta.len());
         assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
     }
@@ -177,7 +184,7 @@ fn ring_lgn_gradient_matches_finite_differences() {
             l
         };
         let all: Vec<usize> = (0..theta.len()).collect();
-        let worst = fd_check(&theta, &g, &all, 1e-5, &mut f);
+        let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
         println!("ring n=16 LGN {loss:?}: {} params, worst rel err {worst:.2e}", theta.len());
         assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
     }
@@ -205,8 +212,8 @@ fn random_graph_node_and_edge_terms_gradient() {
     let ne = edge_sites.len();
     let efeats: Vec<f64> = (0..ne).map(|_| 0.5 + rng.random::<f64>()).collect();
     let edge_sites = edge_sites.with_features(1, efeats).unwrap();
-    let node_mlp = random_mlp(&[5, 8, 8, 1], 7, 0.05);
-    let edge_mlp = random_mlp(&[9, 8, 1], 8, 0.05);
+    let node_mlp = random_mlp(&[5, 8, 8, 1], 7, 0.01);
+    let edge_mlp = random_mlp(&[9, 8, 1], 8, 0.01);
     let lag = Lagrangian::new(n, 2, node_sites, Arc::new(Ball { g: 1.0 }))
         .unwrap()
         .with_term(
@@ -257,7 +264,7 @@ fn random_graph_node_and_edge_terms_gradient() {
         .0
     };
     let all: Vec<usize> = (0..theta.len()).collect();
-    let worst = fd_check(&theta, &g, &all, 1e-5, &mut f);
+    let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
     println!(
         "random graph node+edge: {} params, worst rel err {worst:.2e}",
         theta.len()
@@ -284,7 +291,7 @@ fn hnn_and_mlp_baseline_gradients() {
         hnn_loss_grad(&d, &data, &idx, LossKind::Mse, false).unwrap().0
     };
     let all: Vec<usize> = (0..theta.len()).collect();
-    let worst = fd_check(&theta, &g, &all, 1e-5, &mut f);
+    let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
     println!("HNN: worst rel err {worst:.2e}");
     assert!(worst < 1e-6, "HNN worst relative error {worst:e}");
 
@@ -300,7 +307,7 @@ fn hnn_and_mlp_baseline_gradients() {
         mlp_loss_grad(&m, &data2, &idx, LossKind::L1, false).unwrap().0
     };
     let all: Vec<usize> = (0..theta.len()).collect();
-    let worst = fd_check(&theta, &g, &all, 1e-5, &mut f);
+    let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
     println!("MLP baseline: worst rel err {worst:.2e}");
     assert!(worst < 1e-6, "MLP worst relative error {worst:e}");
 }
