@@ -3,6 +3,7 @@
 mod accel;
 mod bench;
 mod io_glue;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -23,7 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Accelerations q̈ of a system at one state.
     Accel(accel::AccelArgs),
-    /// Benchmarks: acceleration evaluation, GEMM peak.
+    /// Train an LNN / LGN / MLP / HNN on a samples file (exact adjoint gradients).
+    Train(train::TrainArgs),
+    /// Benchmarks: acceleration evaluation, training steps, GEMM peak.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
@@ -31,9 +34,11 @@ pub enum Command {
 /// Run the CLI; returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
+    lgn::bench::configure_allocator();
     let result = match cli.command {
         Command::Accel(a) => accel::run(a),
         Command::Bench(b) => bench::run(b),
+        Command::Train(t) => train::run(t),
     };
     match result {
         Ok(()) => 0,
