@@ -169,7 +169,12 @@ pub struct TrainBench {
 /// Time full training steps (loss, gradient through the Euler–Lagrange solve, Adam update) of a
 /// 4 → hidden^layers → 1 softplus LNN for the double pendulum on random states and targets
 /// (like the JAX reference `jax_dblpend_train.py`), f64.
-pub fn train_step(hidden: usize, layers: usize, batch: usize, min_seconds: f64) -> Result<TrainBench> {
+pub fn train_step(
+    hidden: usize,
+    layers: usize,
+    batch: usize,
+    min_seconds: f64,
+) -> Result<TrainBench> {
     use crate::train::gradient::{lnn_dense_loss_grad, Samples};
     use crate::train::hyperdual::{adjoint_flops_per_site, flatten, unflatten};
     use crate::train::{Adam, LossKind};

@@ -123,7 +123,10 @@ fn dblpend_lnn_gradient_matches_finite_differences() {
         };
         let all: Vec<usize> = (0..theta.len()).collect();
         let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
-        println!("dblpend LNN {loss:?}: {} params, worst rel err {worst:.2e}", theta.len());
+        println!(
+            "dblpend LNN {loss:?}: {} params, worst rel err {worst:.2e}",
+            theta.len()
+        );
         assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
     }
 }
@@ -134,11 +137,16 @@ fn dense_and_graph_paths_agree() {
     let (dens, data) = dblpend_case();
     let idx: Vec<usize> = (0..data.n).collect();
     let (l1, g1) = lnn_dense_loss_grad(&dens, &data, &idx, LossKind::Mse, true).unwrap();
-    let mut dy =
-        lgn::systems::single_site(Arc::new(dens.clone()), SolverKind::Auto).unwrap();
-    let (l2, g2) =
-        lnn_graph_loss_grad(&mut dy, &[Some(&dens.mlp)], &data, &idx, LossKind::Mse, true)
-            .unwrap();
+    let mut dy = lgn::systems::single_site(Arc::new(dens.clone()), SolverKind::Auto).unwrap();
+    let (l2, g2) = lnn_graph_loss_grad(
+        &mut dy,
+        &[Some(&dens.mlp)],
+        &data,
+        &idx,
+        LossKind::Mse,
+        true,
+    )
+    .unwrap();
     assert!((l1 - l2).abs() < 1e-12 * l1.abs(), "{l1} vs {l2}");
     let gmax = g1.iter().fold(0.0f64, |a, x| a.max(x.abs()));
     let diff = g1
@@ -185,7 +193,10 @@ fn ring_lgn_gradient_matches_finite_differences() {
         };
         let all: Vec<usize> = (0..theta.len()).collect();
         let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
-        println!("ring n=16 LGN {loss:?}: {} params, worst rel err {worst:.2e}", theta.len());
+        println!(
+            "ring n=16 LGN {loss:?}: {} params, worst rel err {worst:.2e}",
+            theta.len()
+        );
         assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
     }
 }
@@ -288,7 +299,9 @@ fn hnn_and_mlp_baseline_gradients() {
         let mut m = hmlp.clone();
         unflatten(&mut m, th);
         let d = MlpDensity::new(m, 1, 2, 0).unwrap();
-        hnn_loss_grad(&d, &data, &idx, LossKind::Mse, false).unwrap().0
+        hnn_loss_grad(&d, &data, &idx, LossKind::Mse, false)
+            .unwrap()
+            .0
     };
     let all: Vec<usize> = (0..theta.len()).collect();
     let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
@@ -304,7 +317,9 @@ fn hnn_and_mlp_baseline_gradients() {
     let mut f = |th: &[f64]| {
         let mut m = vm.clone();
         unflatten(&mut m, th);
-        mlp_loss_grad(&m, &data2, &idx, LossKind::L1, false).unwrap().0
+        mlp_loss_grad(&m, &data2, &idx, LossKind::L1, false)
+            .unwrap()
+            .0
     };
     let all: Vec<usize> = (0..theta.len()).collect();
     let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);

@@ -22,7 +22,9 @@ pub enum TrainBenchSystem {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  lgn bench train --system dblpend --hidden 128 --layers 2 --batch 512 --json")]
+#[command(
+    after_help = "Example:\n  lgn bench train --system dblpend --hidden 128 --layers 2 --batch 512 --json"
+)]
 pub struct TrainBenchArgs {
     #[arg(long, value_enum, default_value_t = TrainBenchSystem::Dblpend)]
     pub system: TrainBenchSystem,

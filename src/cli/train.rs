@@ -81,14 +81,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map_err(|e| Error::file(&args.data, e.to_string()))?;
     let d = raw.q.ncols();
     let system = raw.system.clone().unwrap_or_default();
-    let mut model = TrainedModel::init(
-        args.model,
-        &system,
-        d,
-        args.hidden,
-        args.layers,
-        args.seed,
-    )?;
+    let mut model =
+        TrainedModel::init(args.model, &system, d, args.hidden, args.layers, args.seed)?;
     model.params = raw.params.clone();
     if args.model == ModelKind::Lgn {
         model.params.insert("n".into(), d as f64);
@@ -136,9 +130,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.set_length(p.total_steps as u64);
         bar.set_position(p.step as u64);
         bar.set_prefix(p.epoch.to_string());
-        let val = p
-            .val_loss
-            .map_or("–".to_string(), |v| format!("{v:.4e}"));
+        let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.4e}"));
         bar.set_message(format!(
             "loss {:.4e}  val {val}  {:.0} samples/s",
             p.loss, p.samples_per_second
@@ -164,7 +156,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "schedule".into(),
         AttrValue::Str(format!("{:?}", args.schedule).to_lowercase()),
     );
-    attrs.insert("best_epoch".into(), AttrValue::Int(report.best_epoch as i64));
+    attrs.insert(
+        "best_epoch".into(),
+        AttrValue::Int(report.best_epoch as i64),
+    );
     attrs.insert("val_fraction".into(), AttrValue::Float(args.val_fraction));
     if let Some(c) = args.clip {
         attrs.insert("clip".into(), AttrValue::Float(c));

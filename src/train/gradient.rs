@@ -238,11 +238,7 @@ pub fn lnn_dense_block(
     let mut rec = vec![0.0; stride * nb];
     dens.eval_block(&x, nb, &mut rec);
     let want = grad.is_some();
-    let mut xin = if want {
-        vec![0.0; p * 4 * nb]
-    } else {
-        vec![]
-    };
+    let mut xin = if want { vec![0.0; p * 4 * nb] } else { vec![] };
     let mut m = vec![0.0; d * d];
     let mut a = vec![0.0; d];
     let mut g = vec![0.0; d];

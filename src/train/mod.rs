@@ -171,12 +171,8 @@ impl TrainedModel {
     /// simulation). `n` is the number of ring nodes for lgn models (default: the training
     /// grid's `n`); ignored for lnn.
     pub fn dynamics(&self, n: Option<usize>, solver: SolverKind) -> Result<Dynamics> {
-        let dens: Arc<dyn Density> = Arc::new(MlpDensity::new(
-            self.net.clone(),
-            self.arity,
-            self.dof,
-            0,
-        )?);
+        let dens: Arc<dyn Density> =
+            Arc::new(MlpDensity::new(self.net.clone(), self.arity, self.dof, 0)?);
         match self.kind {
             ModelKind::Lnn => crate::systems::single_site(dens, solver),
             ModelKind::Lgn => {
@@ -287,7 +283,10 @@ impl TrainedModel {
         if md.n_features != 0 {
             return Err(bad(
                 "/@n_features",
-                format!("{} site features are not supported by trained models", md.n_features),
+                format!(
+                    "{} site features are not supported by trained models",
+                    md.n_features
+                ),
             ));
         }
         let mut params = BTreeMap::new();
@@ -335,8 +334,12 @@ impl TrainedModel {
             params,
             hnn_coords,
         };
-        m.validate()
-            .map_err(|e| Error::file(path, format!("the network does not fit a '{}' model: {e}", kind.as_str())))?;
+        m.validate().map_err(|e| {
+            Error::file(
+                path,
+                format!("the network does not fit a '{}' model: {e}", kind.as_str()),
+            )
+        })?;
         Ok(m)
     }
 
@@ -530,7 +533,10 @@ impl TrainConfig {
             return Err(Error::input("--batch must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::input(format!("--lr must be positive, got {}", self.lr)));
+            return Err(Error::input(format!(
+                "--lr must be positive, got {}",
+                self.lr
+            )));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(Error::input("--weight-decay must be ≥ 0"));
@@ -732,8 +738,10 @@ pub fn train(
                 }
             };
             if !l.is_finite() || g.iter().any(|x| !x.is_finite()) {
-                report.stopped_by_error =
-                    Some(format!("epoch {}: the loss or its gradient is not finite", epoch + 1));
+                report.stopped_by_error = Some(format!(
+                    "epoch {}: the loss or its gradient is not finite",
+                    epoch + 1
+                ));
                 break 'epochs;
             }
             if let Some(c) = cfg.clip {

@@ -112,7 +112,9 @@ mod tests {
         assert_eq!(Schedule::Piecewise.lr(1.0, 0, 9), 1.0);
         assert_eq!(Schedule::Piecewise.lr(1.0, 3, 9), 0.1);
         assert_eq!(Schedule::Piecewise.lr(1.0, 6, 9), 0.01);
-        let oc: Vec<f64> = (0..100).map(|t| Schedule::Onecycle.lr(1.0, t, 100)).collect();
+        let oc: Vec<f64> = (0..100)
+            .map(|t| Schedule::Onecycle.lr(1.0, t, 100))
+            .collect();
         assert!((oc[0] - 0.04).abs() < 1e-12);
         assert!((oc[30] - 1.0).abs() < 1e-12);
         assert!(oc[99] < 0.01 && oc[99] > 0.0);
