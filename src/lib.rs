@@ -24,5 +24,6 @@ pub mod mesh;
 pub mod sites;
 pub mod solve;
 pub mod systems;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -34,9 +34,12 @@ pub enum DensityKind {
     after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded"
 )]
 pub struct AccelArgs {
-    /// Which system.
-    #[arg(long, value_enum)]
-    pub system: SystemName,
+    /// Which system (not needed with --model).
+    #[arg(long, value_enum, required_unless_present = "model")]
+    pub system: Option<SystemName>,
+    /// A trained model file (`lgn train --out`): the system and density come from it.
+    #[arg(long, conflicts_with_all = ["system", "density"])]
+    pub model: Option<std::path::PathBuf>,
     /// The state: comma-separated "q…,q̇…" values for small systems, or an HDF5 file with
     /// float64 datasets `q` and `qdot` at the root (wave1d).
     #[arg(long)]
@@ -168,7 +171,44 @@ fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Vec<f64>)> {
     Ok((q, v))
 }
 
+fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
+    let model = lgn::train::load_model(path)?;
+    let (q, v) = read_state(&args.state, None)?;
+    let a = model.predict(&q, &v, args.solver)?;
+    if args.json {
+        let out = serde_json::json!({
+            "a": a,
+            "system": model.system,
+            "model": path.display().to_string(),
+            "model_kind": model.kind.as_str(),
+            "n_coords": a.len(),
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "model: {} ({}, system '{}'), {} coordinates",
+            path.display(),
+            model.kind.as_str(),
+            model.system,
+            a.len()
+        );
+        for (i, x) in a.iter().take(20).enumerate() {
+            println!("a[{i}] = {x:.12e}");
+        }
+        if a.len() > 20 {
+            println!("… {} more (use --json for all)", a.len() - 20);
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: AccelArgs) -> Result<()> {
+    if let Some(path) = &args.model {
+        return run_model(&args, path);
+    }
+    let Some(system) = args.system else {
+        return Err(Error::input("--system or --model is required"));
+    };
     let density = match args.density {
         DensityKind::Analytic => DensityChoice::Analytic,
         DensityKind::Mlp => DensityChoice::Mlp {
@@ -180,7 +220,7 @@ pub fn run(args: AccelArgs) -> Result<()> {
     if !args.g.is_finite() {
         return Err(Error::input("--g must be finite"));
     }
-    let (mut dy, q, v) = match args.system {
+    let (mut dy, q, v) = match system {
         SystemName::Ball => {
             let (q, v) = read_state(&args.state, Some(2))?;
             (systems::ball(args.g, &density, args.solver)?, q, v)
@@ -227,7 +267,7 @@ pub fn run(args: AccelArgs) -> Result<()> {
     if args.json {
         let out = serde_json::json!({
             "a": a,
-            "system": format!("{:?}", args.system).to_lowercase(),
+            "system": format!("{system:?}").to_lowercase(),
             "solver": dy.solver.kind().to_string(),
             "n_coords": a.len(),
         });
@@ -235,7 +275,7 @@ pub fn run(args: AccelArgs) -> Result<()> {
     } else {
         println!(
             "system: {:?}, solver: {}, {} coordinates",
-            args.system,
+            system,
             dy.solver.kind(),
             a.len()
         );

@@ -10,6 +10,39 @@ pub enum BenchCommand {
     Accel(AccelBenchArgs),
     /// faer GEMM throughput on all threads: the machine's practical matrix-multiply peak.
     Gemm(GemmArgs),
+    /// Full training steps (loss, exact adjoint gradient, Adam) of the single-site
+    /// double-pendulum LNN 4 → H×L → 1 on random states (f64), like the JAX reference.
+    Train(TrainBenchArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainBenchSystem {
+    /// Double pendulum LNN (one site, 2 coordinates).
+    Dblpend,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  lgn bench train --system dblpend --hidden 128 --layers 2 --batch 512 --json"
+)]
+pub struct TrainBenchArgs {
+    #[arg(long, value_enum, default_value_t = TrainBenchSystem::Dblpend)]
+    pub system: TrainBenchSystem,
+    /// Hidden width H.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// Hidden layers L.
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 512)]
+    pub batch: usize,
+    /// Keep stepping for at least this long (median step time reported).
+    #[arg(long, default_value_t = 3.0)]
+    pub min_seconds: f64,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -67,6 +100,22 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 println!(
                     "n = {}, solver = {}, hidden = {}×{}: {:.6} s per acceleration ({:.3} µs/node, {} reps, {} threads), set-up {:.4} s, MLP {:.1} GFLOP/s, peak RSS {:.0} MB",
                     r.n, r.solver, r.hidden, r.layers, r.seconds, r.seconds_per_node * 1e6, r.reps, r.threads, r.setup_seconds, r.mlp_gflops, r.peak_rss_mb
+                );
+            }
+        }
+        BenchCommand::Train(t) => {
+            if t.hidden == 0 || t.layers == 0 || t.batch == 0 {
+                return Err(lgn::Error::input(
+                    "--hidden, --layers and --batch must be positive",
+                ));
+            }
+            let r = lgn::bench::train_step(t.hidden, t.layers, t.batch, t.min_seconds)?;
+            if t.json {
+                println!("{}", serde_json::to_string(&r).expect("serialisable"));
+            } else {
+                println!(
+                    "dblpend LNN 4-{}x{}-1, batch {}: {:.0} samples/s ({:.6} s/step, {} steps, {} threads), {:.1} GFLOP/s",
+                    r.hidden, r.layers, r.batch, r.samples_per_second, r.seconds_per_step, r.steps, r.threads, r.gflops
                 );
             }
         }

@@ -4,6 +4,7 @@ mod accel;
 mod bench;
 mod info;
 mod io_glue;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -24,7 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Accelerations q̈ of a system at one state.
     Accel(accel::AccelArgs),
-    /// Benchmarks: acceleration evaluation, GEMM peak.
+    /// Train an LNN / LGN / MLP / HNN on a samples file (exact adjoint gradients).
+    Train(train::TrainArgs),
+    /// Benchmarks: acceleration evaluation, training steps, GEMM peak.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Summarise an lgn HDF5 file (graph, state, samples, trajectories, model) and validate it.
@@ -34,10 +37,12 @@ pub enum Command {
 /// Run the CLI; returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
+    lgn::bench::configure_allocator();
     let result = match cli.command {
         Command::Accel(a) => accel::run(a),
         Command::Bench(b) => bench::run(b),
         Command::Info(i) => info::run(i),
+        Command::Train(t) => train::run(t),
     };
     match result {
         Ok(()) => 0,

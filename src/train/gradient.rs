@@ -1,0 +1,501 @@
+//! Loss and exact parameter gradient of Lagrangian models through the Euler–Lagrange solve
+//! (adjoint method, DESIGN §3).
+//!
+//! For each sample: a = M⁻¹ b (DESIGN §1), λ = M⁻¹ ∂ℓ/∂a (M symmetric, so the same
+//! factorisation serves), then
+//!
+//! ```text
+//! dℓ/dθ = λᵀ(∂b/∂θ − (∂M/∂θ) a) = ∂/∂θ Σ_s S_s(θ),  S_s = D_(λ_I,0) ρ − D_(0,λ_I) D_(v_I,a_I) ρ
+//! ```
+//!
+//! with q, v, a, λ held fixed; ∂S_s/∂θ comes from [`adjoint_block`].
+//!
+//! Two paths:
+//! * [`lnn_dense_block`]: single-site LNNs (double pendulum, relativistic particle): the sites of
+//!   *all* samples of a block go through one `eval_block` and one `adjoint_block` call (every
+//!   layer a GEMM over the block), and each kd × kd mass matrix is solved by a small dense LU
+//!   with partial pivoting.
+//! * [`lnn_graph_sample`]: any graph and any number of MLP terms (ring LGN, node + edge terms):
+//!   the sample's [`Dynamics`] assembles and factorises the sparse/banded M, the same
+//!   factorisation gives λ, and the sites go through `adjoint_block` in fixed blocks.
+//!
+//! Determinism: partial gradients are kept per fixed block (or fixed group of blocks) and
+//! summed in block order, never in rayon's dynamic reduction order.
+
+use super::hyperdual::{adjoint_block, n_params};
+use super::loss::LossKind;
+use crate::density::{Density, Mlp, MlpDensity};
+use crate::dynamics::{Dynamics, SITE_BLOCK};
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+/// LU factorisation with partial pivoting of a small dense row-major n × n matrix, in place.
+/// Returns the pivot order, or `None` if a pivot is below `1e-13·max|M|` (numerically singular).
+pub fn small_lu(m: &mut [f64], n: usize) -> Option<Vec<usize>> {
+    let scale = m.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+    if !(scale.is_finite() && scale > 0.0) {
+        return None;
+    }
+    let mut piv: Vec<usize> = (0..n).collect();
+    for k in 0..n {
+        let (mut best, mut bi) = (m[k * n + k].abs(), k);
+        for i in k + 1..n {
+            if m[i * n + k].abs() > best {
+                best = m[i * n + k].abs();
+                bi = i;
+            }
+        }
+        if best <= 1e-13 * scale {
+            return None;
+        }
+        if bi != k {
+            for j in 0..n {
+                m.swap(k * n + j, bi * n + j);
+            }
+            piv.swap(k, bi);
+        }
+        let d = m[k * n + k];
+        for i in k + 1..n {
+            let f = m[i * n + k] / d;
+            m[i * n + k] = f;
+            for j in k + 1..n {
+                m[i * n + j] -= f * m[k * n + j];
+            }
+        }
+    }
+    Some(piv)
+}
+
+/// Solve with a factorisation from [`small_lu`]; `x` holds b on entry.
+pub fn small_lu_solve(lu: &[f64], piv: &[usize], n: usize, x: &mut [f64]) {
+    let b: Vec<f64> = piv.iter().map(|&p| x[p]).collect();
+    x[..n].copy_from_slice(&b);
+    for i in 0..n {
+        let mut s = x[i];
+        for j in 0..i {
+            s -= lu[i * n + j] * x[j];
+        }
+        x[i] = s;
+    }
+    for i in (0..n).rev() {
+        let mut s = x[i];
+        for j in i + 1..n {
+            s -= lu[i * n + j] * x[j];
+        }
+        x[i] = s / lu[i * n + i];
+    }
+}
+
+/// Training samples: `n` rows of inputs (`in_dim`, e.g. (q, q̇)) and targets (`out_dim`, e.g. q̈),
+/// row-major, with optional non-negative weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Samples {
+    pub n: usize,
+    pub in_dim: usize,
+    pub out_dim: usize,
+    pub input: Vec<f64>,
+    pub target: Vec<f64>,
+    pub weights: Option<Vec<f64>>,
+}
+
+impl Samples {
+    /// Check shapes and values; names the first problem.
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        input: Vec<f64>,
+        target: Vec<f64>,
+        weights: Option<Vec<f64>>,
+    ) -> Result<Samples> {
+        if in_dim == 0 || out_dim == 0 {
+            return Err(Error::input("sample dimensions must be positive"));
+        }
+        if input.len() % in_dim != 0 {
+            return Err(Error::input(format!(
+                "{} input values are not a multiple of the input dimension {in_dim}",
+                input.len()
+            )));
+        }
+        let n = input.len() / in_dim;
+        if n == 0 {
+            return Err(Error::input("the data set is empty (0 samples)"));
+        }
+        if target.len() != n * out_dim {
+            return Err(Error::input(format!(
+                "{n} samples need {} target values ({out_dim} each), got {}",
+                n * out_dim,
+                target.len()
+            )));
+        }
+        if let Some(i) = input.iter().position(|x| !x.is_finite()) {
+            return Err(Error::input(format!(
+                "sample {} has a non-finite input value {} (column {})",
+                i / in_dim,
+                input[i],
+                i % in_dim
+            )));
+        }
+        if let Some(i) = target.iter().position(|x| !x.is_finite()) {
+            return Err(Error::input(format!(
+                "sample {} has a non-finite target value {} (column {})",
+                i / out_dim,
+                target[i],
+                i % out_dim
+            )));
+        }
+        if let Some(w) = &weights {
+            if w.len() != n {
+                return Err(Error::input(format!(
+                    "{} weights given for {n} samples",
+                    w.len()
+                )));
+            }
+            if let Some(i) = w.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
+                return Err(Error::input(format!(
+                    "weight of sample {i} is {}, need a finite value ≥ 0",
+                    w[i]
+                )));
+            }
+            if w.iter().sum::<f64>() <= 0.0 {
+                return Err(Error::input("all sample weights are zero"));
+            }
+        }
+        Ok(Samples {
+            n,
+            in_dim,
+            out_dim,
+            input,
+            target,
+            weights,
+        })
+    }
+
+    pub fn weight(&self, i: usize) -> f64 {
+        self.weights.as_ref().map_or(1.0, |w| w[i])
+    }
+
+    pub fn input_row(&self, i: usize) -> &[f64] {
+        &self.input[i * self.in_dim..(i + 1) * self.in_dim]
+    }
+
+    pub fn target_row(&self, i: usize) -> &[f64] {
+        &self.target[i * self.out_dim..(i + 1) * self.out_dim]
+    }
+
+    /// 1/(D Σ_{i∈idx} w_i): the loss normalisation of a minibatch (see [`super::loss`]).
+    pub fn inv_norm(&self, idx: &[usize]) -> f64 {
+        let sw: f64 = idx.iter().map(|&i| self.weight(i)).sum();
+        1.0 / (self.out_dim as f64 * sw)
+    }
+
+    /// The subset `idx` as a new data set.
+    pub fn subset(&self, idx: &[usize]) -> Samples {
+        Samples {
+            n: idx.len(),
+            in_dim: self.in_dim,
+            out_dim: self.out_dim,
+            input: idx
+                .iter()
+                .flat_map(|&i| self.input_row(i).iter().copied())
+                .collect(),
+            target: idx
+                .iter()
+                .flat_map(|&i| self.target_row(i).iter().copied())
+                .collect(),
+            weights: self
+                .weights
+                .as_ref()
+                .map(|w| idx.iter().map(|&i| w[i]).collect()),
+        }
+    }
+}
+
+/// Samples per block of the dense single-site paths (one GEMM per layer per block).
+pub const SAMPLE_BLOCK: usize = 128;
+
+/// Loss (and, with `grad`, its exact gradient accumulated into `grad`) of a single-site LNN
+/// (arity 1, dof D = `data.out_dim`, input (q, q̇)) over the samples `idx` of one block.
+/// `inv_norm` is the minibatch normalisation [`Samples::inv_norm`]. Returns the block's share
+/// of the loss.
+pub fn lnn_dense_block(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    inv_norm: f64,
+    grad: Option<&mut [f64]>,
+) -> Result<f64> {
+    let d = data.out_dim;
+    let p = 2 * d;
+    let nb = idx.len();
+    let lay = dens.layout();
+    debug_assert_eq!(lay.kd, d);
+    let stride = lay.stride();
+    let mut x = vec![0.0; p * nb];
+    for (j, &i) in idx.iter().enumerate() {
+        x[j * p..(j + 1) * p].copy_from_slice(data.input_row(i));
+    }
+    let mut rec = vec![0.0; stride * nb];
+    dens.eval_block(&x, nb, &mut rec);
+    let want = grad.is_some();
+    let mut xin = if want { vec![0.0; p * 4 * nb] } else { vec![] };
+    let mut m = vec![0.0; d * d];
+    let mut a = vec![0.0; d];
+    let mut g = vec![0.0; d];
+    let mut total = 0.0;
+    for (j, &i) in idx.iter().enumerate() {
+        let r = &rec[j * stride..(j + 1) * stride];
+        m.copy_from_slice(&r[lay.mass()..lay.mass() + d * d]);
+        for c in 0..d {
+            a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
+        }
+        let piv = small_lu(&mut m, d).ok_or_else(|| {
+            Error::Singular(format!(
+                "the learned mass matrix ∂²L/∂q̇² is singular or not finite at sample {i} (state {:?})",
+                data.input_row(i)
+            ))
+        })?;
+        small_lu_solve(&m, &piv, d, &mut a);
+        if let Some(c) = a.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Singular(format!(
+                "non-finite acceleration a[{c}] at sample {i}"
+            )));
+        }
+        let scale = data.weight(i) * inv_norm;
+        total += loss.sample(&a, data.target_row(i), scale, &mut g);
+        if want {
+            // λ = M⁻¹ ∂ℓ/∂a (M symmetric).
+            small_lu_solve(&m, &piv, d, &mut g);
+            let xr = data.input_row(i);
+            let col = |c: usize| (c * nb + j) * p;
+            xin[col(0)..col(0) + p].copy_from_slice(xr);
+            let u1 = col(1);
+            xin[u1..u1 + d].fill(0.0);
+            xin[u1 + d..u1 + p].copy_from_slice(&g);
+            let u2 = col(2);
+            xin[u2..u2 + d].copy_from_slice(&xr[d..]);
+            xin[u2 + d..u2 + p].copy_from_slice(&a);
+            let u3 = col(3);
+            xin[u3..u3 + d].copy_from_slice(&g);
+            xin[u3 + d..u3 + p].fill(0.0);
+        }
+    }
+    if let Some(grad) = grad {
+        adjoint_block(&dens.mlp, &mut xin, nb, grad);
+    }
+    Ok(total)
+}
+
+/// Partial results of fixed blocks summed in block order: (loss, gradient).
+pub(crate) fn sum_partials(parts: Vec<(f64, Vec<f64>)>, np: usize) -> (f64, Vec<f64>) {
+    let mut g = vec![0.0; np];
+    let mut l = 0.0;
+    for (pl, pg) in parts {
+        l += pl;
+        for (a, b) in g.iter_mut().zip(&pg) {
+            *a += b;
+        }
+    }
+    (l, g)
+}
+
+/// Loss and gradient of a single-site LNN over the minibatch `idx`, parallel over fixed blocks
+/// of [`SAMPLE_BLOCK`] samples (deterministic for any thread count).
+pub fn lnn_dense_loss_grad(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    want_grad: bool,
+) -> Result<(f64, Vec<f64>)> {
+    let np = if want_grad {
+        n_params(&dens.mlp.sizes)
+    } else {
+        0
+    };
+    let inv = data.inv_norm(idx);
+    let parts: Vec<Result<(f64, Vec<f64>)>> = idx
+        .par_chunks(SAMPLE_BLOCK)
+        .map(|chunk| {
+            let mut g = vec![0.0; np];
+            let l = lnn_dense_block(
+                dens,
+                data,
+                chunk,
+                loss,
+                inv,
+                want_grad.then_some(g.as_mut_slice()),
+            )?;
+            Ok((l, g))
+        })
+        .collect();
+    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(sum_partials(parts, np))
+}
+
+/// Offsets of each term's parameters in the concatenated parameter vector (fixed terms, `None`,
+/// take no room).
+pub fn term_offsets(mlps: &[Option<&Mlp>]) -> Vec<usize> {
+    let mut o = vec![0];
+    for m in mlps {
+        let last = *o.last().unwrap();
+        o.push(last + m.map_or(0, |m| n_params(&m.sizes)));
+    }
+    o
+}
+
+/// Number of site-block groups whose gradients are kept apart (fixed, so the summation order
+/// does not depend on the thread count).
+const GRAPH_GROUPS: usize = 16;
+
+/// One sample of a graph Lagrangian with MLP terms: returns the sample's loss
+/// `scale·Σ_j f(a_j − y_j)` and accumulates its exact gradient into `grad` (concatenated per-term
+/// parameters, see [`term_offsets`]). `mlps[t]` must be the network of `dy.lagrangian.terms[t]`,
+/// or `None` for a fixed (untrained) term such as a known kinetic energy.
+#[allow(clippy::too_many_arguments)]
+pub fn lnn_graph_sample(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    q: &[f64],
+    v: &[f64],
+    target: &[f64],
+    scale: f64,
+    loss: LossKind,
+    grad: Option<&mut [f64]>,
+) -> Result<f64> {
+    if mlps.len() != dy.lagrangian.terms.len() {
+        return Err(Error::input(format!(
+            "{} networks given for {} Lagrangian terms",
+            mlps.len(),
+            dy.lagrangian.terms.len()
+        )));
+    }
+    let n = dy.n_coords();
+    let a = dy.accelerations(q, v)?;
+    let mut lam = vec![0.0; n];
+    let l = loss.sample(&a, target, scale, &mut lam);
+    let Some(grad) = grad else {
+        return Ok(l);
+    };
+    dy.solver.solve_in_place(&dy.pattern, &mut lam)?;
+    let d = dy.lagrangian.dof;
+    let offs = term_offsets(mlps);
+    for (t, term) in dy.lagrangian.terms.iter().enumerate() {
+        let Some(mlp) = mlps[t] else {
+            continue;
+        };
+        let sites = &term.sites;
+        let (k, nf) = (sites.arity, sites.n_features);
+        let kd = k * d;
+        let p = 2 * kd + nf;
+        if mlp.sizes[0] != p {
+            return Err(Error::input(format!(
+                "network {t} has input size {} but its sites need {p}",
+                mlp.sizes[0]
+            )));
+        }
+        let ns = sites.len();
+        let nblocks = ns.div_ceil(SITE_BLOCK);
+        let groups = nblocks.min(GRAPH_GROUPS);
+        let per = nblocks.div_ceil(groups);
+        let np = offs[t + 1] - offs[t];
+        let (a, lam) = (&a, &lam);
+        let parts: Vec<Vec<f64>> = (0..groups)
+            .into_par_iter()
+            .map(|gi| {
+                let mut g = vec![0.0; np];
+                let mut xin = vec![0.0; p * 4 * SITE_BLOCK];
+                for b in gi * per..((gi + 1) * per).min(nblocks) {
+                    let s0 = b * SITE_BLOCK;
+                    let nb = (ns - s0).min(SITE_BLOCK);
+                    let xin = &mut xin[..p * 4 * nb];
+                    xin.fill(0.0);
+                    for j in 0..nb {
+                        let s = s0 + j;
+                        let col = |c: usize| (c * nb + j) * p;
+                        for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
+                            for c in 0..d {
+                                let (li, gi) = (ia * d + c, node * d + c);
+                                xin[col(0) + li] = q[gi];
+                                xin[col(0) + kd + li] = v[gi];
+                                xin[col(1) + kd + li] = lam[gi];
+                                xin[col(2) + li] = v[gi];
+                                xin[col(2) + kd + li] = a[gi];
+                                xin[col(3) + li] = lam[gi];
+                            }
+                        }
+                        xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
+                    }
+                    adjoint_block(mlp, xin, nb, &mut g);
+                }
+                g
+            })
+            .collect();
+        let gt = &mut grad[offs[t]..offs[t + 1]];
+        for pg in parts {
+            for (x, y) in gt.iter_mut().zip(&pg) {
+                *x += y;
+            }
+        }
+    }
+    Ok(l)
+}
+
+/// Loss and gradient of a graph Lagrangian over samples `idx` (each row of `data.input` a whole
+/// state (q, q̇) of the graph, targets q̈), processed one sample after another; site blocks are
+/// parallel inside each sample. `dy`'s densities must be built from `mlps`.
+pub fn lnn_graph_loss_grad(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    want_grad: bool,
+) -> Result<(f64, Vec<f64>)> {
+    let n = dy.n_coords();
+    if data.in_dim != 2 * n || data.out_dim != n {
+        return Err(Error::input(format!(
+            "the data has states of dimension {} and targets of {}, the graph model needs {} and {n}",
+            data.in_dim / 2,
+            data.out_dim,
+            n
+        )));
+    }
+    let np = *term_offsets(mlps).last().unwrap();
+    let mut grad = vec![0.0; if want_grad { np } else { 0 }];
+    let inv = data.inv_norm(idx);
+    let mut total = 0.0;
+    for &i in idx {
+        let row = data.input_row(i);
+        let scale = data.weight(i) * inv;
+        total += lnn_graph_sample(
+            dy,
+            mlps,
+            &row[..n],
+            &row[n..],
+            data.target_row(i),
+            scale,
+            loss,
+            want_grad.then_some(grad.as_mut_slice()),
+        )
+        .map_err(|e| match e {
+            Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
+            e => e,
+        })?;
+    }
+    Ok((total, grad))
+}
+
+/// Replace the densities of `dy` by MLP densities of the given networks (same sites/arity);
+/// `None` leaves a term unchanged.
+pub fn set_mlp_terms(dy: &mut Dynamics, mlps: &[Option<&Mlp>]) -> Result<()> {
+    let d = dy.lagrangian.dof;
+    for (term, mlp) in dy.lagrangian.terms.iter_mut().zip(mlps) {
+        let Some(mlp) = mlp else {
+            continue;
+        };
+        let dens = MlpDensity::new((*mlp).clone(), term.sites.arity, d, term.sites.n_features)?;
+        term.density = std::sync::Arc::new(dens) as std::sync::Arc<dyn Density>;
+    }
+    Ok(())
+}

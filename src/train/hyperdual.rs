@@ -1,0 +1,273 @@
+//! Batched hyper-dual forward pass through a scalar softplus MLP and its reverse sweep for the
+//! parameter gradient of S_s = D_{u3} ρ − D_{u1} D_{u2} ρ (DESIGN §3).
+//!
+//! # Channels
+//!
+//! The design's five channels (value, ε1 = u1, ε2 = u2, ε3 = u3, ε1ε2) are reduced to four by
+//! linearity: the ε3 and ε1ε2 channels propagate through the same linear maps and are only ever
+//! needed as the difference A3 − A12 at the output, so we carry Y = Z3 − Z12 directly:
+//!
+//! ```text
+//! pre-activations   z_l, Z1_l, Z2_l, Y_l           (Z1 = D_{u1} z, Z2 = D_{u2} z)
+//! activations       a0 = σ(z)
+//!                   A1 = σ'(z) Z1,  A2 = σ'(z) Z2
+//!                   AY = σ'(z) Y − σ''(z) Z1 Z2   (= D_{u3}a − D_{u1}D_{u2}a)
+//! next layer        [z Z1 Z2 Y]_{l+1} = W_{l+1} [a0 A1 A2 AY]_l + [b, 0, 0, 0]
+//! input             [x̃ ũ1 ũ2 ũ3] with x̃ = (x − shift)/scale, ũ = u/scale
+//! output            S = w_L · AY_{L−1}
+//! ```
+//!
+//! # Reverse sweep (holding x, u1, u2, u3 fixed)
+//!
+//! With adjoints Ā0, Ā1, Ā2, ĀY of the activation channels (at the last hidden layer
+//! ĀY = w_L and the others vanish):
+//!
+//! ```text
+//! Ȳ  = ĀY σ'
+//! Z̄1 = Ā1 σ' − ĀY σ'' Z2
+//! Z̄2 = Ā2 σ' − ĀY σ'' Z1
+//! z̄  = Ā0 σ' + σ''(Ā1 Z1 + Ā2 Z2 + ĀY Y) − ĀY σ''' Z1 Z2
+//! W̄_l += [z̄ Z̄1 Z̄2 Ȳ] · [a0 A1 A2 AY]_{l−1}ᵀ,   b̄_l += Σ_s z̄_s,
+//! [Ā0 Ā1 Ā2 ĀY]_{l−1} = W_lᵀ [z̄ Z̄1 Z̄2 Ȳ],        w̄_L += Σ_s AY_s.
+//! ```
+//!
+//! For softplus σ' = sigmoid =: s, σ'' = s(1 − s), σ''' = σ''(1 − 2s).
+//!
+//! The four channels of all `nb` sites of a block are stacked channel-major (column c·nb + s),
+//! so each layer is one GEMM of width 4·nb forward and two (Wᵀ·Z̄ and Z̄·Aᵀ) backward, all
+//! through faer with `Par::Seq` (callers parallelise over blocks). With u1 = u2 = 0 the same
+//! pass gives ∂/∂θ D_{u3} ρ, the first-order case used by the HNN baseline.
+
+use crate::density::activation::{dot, softplus_slices};
+use crate::density::Mlp;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Offsets of each layer's weight and bias inside the flat parameter vector: layer l occupies
+/// `[w_off, w_off + out·in)` (row-major weight) followed by `out` biases.
+pub fn param_offsets(sizes: &[usize]) -> Vec<(usize, usize)> {
+    let mut offs = Vec::with_capacity(sizes.len() - 1);
+    let mut o = 0;
+    for l in 0..sizes.len() - 1 {
+        let w = o;
+        o += sizes[l] * sizes[l + 1];
+        offs.push((w, o));
+        o += sizes[l + 1];
+    }
+    offs
+}
+
+/// Number of trainable parameters of a network with these layer sizes.
+pub fn n_params(sizes: &[usize]) -> usize {
+    (0..sizes.len() - 1)
+        .map(|l| sizes[l] * sizes[l + 1] + sizes[l + 1])
+        .sum()
+}
+
+/// The parameters of `mlp` as one flat vector: per layer, the row-major weight then the bias.
+pub fn flatten(mlp: &Mlp) -> Vec<f64> {
+    let mut v = Vec::with_capacity(n_params(&mlp.sizes));
+    for (w, b) in mlp.weights.iter().zip(&mlp.biases) {
+        v.extend_from_slice(w);
+        v.extend_from_slice(b);
+    }
+    v
+}
+
+/// Write a flat parameter vector (see [`flatten`]) back into `mlp`.
+pub fn unflatten(mlp: &mut Mlp, theta: &[f64]) {
+    assert_eq!(theta.len(), n_params(&mlp.sizes), "parameter vector length");
+    let mut o = 0;
+    for (w, b) in mlp.weights.iter_mut().zip(mlp.biases.iter_mut()) {
+        let (nw, nb) = (w.len(), b.len());
+        w.copy_from_slice(&theta[o..o + nw]);
+        o += nw;
+        b.copy_from_slice(&theta[o..o + nb]);
+        o += nb;
+    }
+}
+
+/// Normalise a channel-stacked input block in place: column c·nb + s of the `p × 4nb` matrix
+/// holds channel c of site s; channel 0 gets (x − shift)/scale, the tangents u/scale.
+fn normalise_input(mlp: &Mlp, xin: &mut [f64], nb: usize) {
+    let p = mlp.sizes[0];
+    for (col, xs) in xin.chunks_exact_mut(p).enumerate() {
+        if col < nb {
+            for ((x, m), s) in xs.iter_mut().zip(&mlp.input_shift).zip(&mlp.input_scale) {
+                *x = (*x - m) / s;
+            }
+        } else {
+            for (x, s) in xs.iter_mut().zip(&mlp.input_scale) {
+                *x /= s;
+            }
+        }
+    }
+}
+
+/// Accumulate ∂/∂θ Σ_s S_s into `grad` (flat layout of [`flatten`]) for one block of `nb` sites
+/// and return Σ_s S_s.
+///
+/// `xin` is column-major `p × 4nb` with the raw (un-normalised) inputs: columns `0..nb` the site
+/// inputs x_s, then `nb` columns each of u1, u2, u3 (zero in feature slots). It is normalised in
+/// place. The network must end in a single output.
+pub fn adjoint_block(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &mut [f64]) -> f64 {
+    let sizes = &mlp.sizes;
+    let p = sizes[0];
+    let nh = sizes.len() - 2;
+    debug_assert!(nh >= 1 && sizes[nh + 1] == 1);
+    debug_assert_eq!(xin.len(), p * 4 * nb);
+    let w4 = 4 * nb;
+    let offs = param_offsets(sizes);
+    normalise_input(mlp, xin, nb);
+
+    // Forward: z[l] (h × 4nb pre-activation channels), a[l] (activation channels), σ', σ'', σ'''.
+    let mut zs: Vec<Vec<f64>> = Vec::with_capacity(nh);
+    let mut acts: Vec<Vec<f64>> = Vec::with_capacity(nh);
+    let mut s1s: Vec<Vec<f64>> = Vec::with_capacity(nh);
+    let mut s2s: Vec<Vec<f64>> = Vec::with_capacity(nh);
+    let mut s3s: Vec<Vec<f64>> = Vec::with_capacity(nh);
+    for l in 0..nh {
+        let (hp, h) = (sizes[l], sizes[l + 1]);
+        let hn = h * nb;
+        let mut z = vec![0.0; h * w4];
+        {
+            let prev: &[f64] = if l == 0 { xin } else { &acts[l - 1] };
+            matmul(
+                MatMut::from_column_major_slice_mut(&mut z, h, w4),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&mlp.weights[l], h, hp),
+                MatRef::from_column_major_slice(prev, hp, w4),
+                1.0,
+                Par::Seq,
+            );
+        }
+        let b = &mlp.biases[l];
+        for zc in z[..hn].chunks_exact_mut(h) {
+            for (zi, bi) in zc.iter_mut().zip(b) {
+                *zi += bi;
+            }
+        }
+        let mut a = vec![0.0; h * w4];
+        let mut s1 = vec![0.0; hn];
+        let mut s2 = vec![0.0; hn];
+        softplus_slices(&z[..hn], &mut a[..hn], &mut s1, &mut s2);
+        let s3: Vec<f64> = s1
+            .iter()
+            .zip(&s2)
+            .map(|(&s, &ss)| ss * (1.0 - 2.0 * s))
+            .collect();
+        {
+            let (_, zt) = z.split_at(hn);
+            let (z1, zt) = zt.split_at(hn);
+            let (z2, y) = zt.split_at(hn);
+            let (_, at) = a.split_at_mut(hn);
+            let (a1, at) = at.split_at_mut(hn);
+            let (a2, ay) = at.split_at_mut(hn);
+            for i in 0..hn {
+                a1[i] = s1[i] * z1[i];
+                a2[i] = s1[i] * z2[i];
+                ay[i] = s1[i] * y[i] - s2[i] * z1[i] * z2[i];
+            }
+        }
+        zs.push(z);
+        acts.push(a);
+        s1s.push(s1);
+        s2s.push(s2);
+        s3s.push(s3);
+    }
+
+    // Output layer: S = w_L · AY.
+    let hl = sizes[nh];
+    let wl = &mlp.weights[nh];
+    let ay_last = &acts[nh - 1][3 * hl * nb..];
+    let mut s_total = 0.0;
+    {
+        let gw = &mut grad[offs[nh].0..offs[nh].0 + hl];
+        for ays in ay_last.chunks_exact(hl) {
+            s_total += dot(wl, ays);
+            for (g, a) in gw.iter_mut().zip(ays) {
+                *g += a;
+            }
+        }
+    }
+
+    // Reverse sweep.
+    let mut abar = vec![0.0; hl * w4];
+    for c in abar[3 * hl * nb..].chunks_exact_mut(hl) {
+        c.copy_from_slice(wl);
+    }
+    let mut zbar = Vec::new();
+    for l in (0..nh).rev() {
+        let (hp, h) = (sizes[l], sizes[l + 1]);
+        let hn = h * nb;
+        zbar.clear();
+        zbar.resize(h * w4, 0.0);
+        {
+            let z = &zs[l];
+            let (s1, s2, s3) = (&s1s[l], &s2s[l], &s3s[l]);
+            let (ab0, abt) = abar.split_at(hn);
+            let (ab1, abt) = abt.split_at(hn);
+            let (ab2, aby) = abt.split_at(hn);
+            let (z1, zt) = z[hn..].split_at(hn);
+            let (z2, y) = zt.split_at(hn);
+            let (zb0, zbt) = zbar.split_at_mut(hn);
+            let (zb1, zbt) = zbt.split_at_mut(hn);
+            let (zb2, zby) = zbt.split_at_mut(hn);
+            for i in 0..hn {
+                let (a0b, a1b, a2b, ayb) = (ab0[i], ab1[i], ab2[i], aby[i]);
+                zby[i] = ayb * s1[i];
+                zb1[i] = a1b * s1[i] - ayb * s2[i] * z2[i];
+                zb2[i] = a2b * s1[i] - ayb * s2[i] * z1[i];
+                zb0[i] = a0b * s1[i] + s2[i] * (a1b * z1[i] + a2b * z2[i] + ayb * y[i])
+                    - ayb * s3[i] * z1[i] * z2[i];
+            }
+        }
+        let (woff, boff) = offs[l];
+        {
+            let gb = &mut grad[boff..boff + h];
+            for zc in zbar[..hn].chunks_exact(h) {
+                for (g, v) in gb.iter_mut().zip(zc) {
+                    *g += v;
+                }
+            }
+        }
+        let prev: &[f64] = if l == 0 { xin } else { &acts[l - 1] };
+        matmul(
+            MatMut::from_row_major_slice_mut(&mut grad[woff..woff + h * hp], h, hp),
+            Accum::Add,
+            MatRef::from_column_major_slice(&zbar, h, w4),
+            MatRef::from_column_major_slice(prev, hp, w4).transpose(),
+            1.0,
+            Par::Seq,
+        );
+        if l > 0 {
+            abar.clear();
+            abar.resize(hp * w4, 0.0);
+            matmul(
+                MatMut::from_column_major_slice_mut(&mut abar, hp, w4),
+                Accum::Replace,
+                MatRef::from_row_major_slice(&mlp.weights[l], h, hp).transpose(),
+                MatRef::from_column_major_slice(&zbar, h, w4),
+                1.0,
+                Par::Seq,
+            );
+        }
+    }
+    s_total
+}
+
+/// Flops of [`adjoint_block`] per site (multiply-adds of the three GEMMs per layer counted as 2).
+pub fn adjoint_flops_per_site(sizes: &[usize]) -> f64 {
+    let nh = sizes.len() - 2;
+    let mut macs = 0.0;
+    for l in 0..nh {
+        let mn = (sizes[l] * sizes[l + 1]) as f64;
+        macs += 4.0 * mn; // forward
+        macs += 4.0 * mn; // weight gradient
+        if l > 0 {
+            macs += 4.0 * mn; // Wᵀ Z̄
+        }
+    }
+    macs += sizes[nh] as f64;
+    2.0 * macs
+}

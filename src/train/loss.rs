@@ -1,0 +1,88 @@
+//! Losses on predicted accelerations (or, for the HNN, phase-space velocities).
+//!
+//! For a minibatch 𝔅 with per-sample weights w_n (1 when the data has none) and D outputs:
+//!
+//! ```text
+//! MSE: ℓ = Σ_{n∈𝔅} w_n Σ_j (a_nj − y_nj)²  / (D Σ_{n∈𝔅} w_n)
+//! L1:  ℓ = Σ_{n∈𝔅} w_n Σ_j |a_nj − y_nj|  / (D Σ_{n∈𝔅} w_n)
+//! ```
+//!
+//! (unweighted MSE = `jnp.mean((a − y)²)`, the reference's loss). ∂ℓ/∂a_nj = w_n f'(r_nj)/(D Σw)
+//! with f'(r) = 2r (MSE) or sign(r) (L1; 0 at r = 0, the subgradient of least norm).
+
+/// Which loss to minimise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// Mean squared error.
+    Mse,
+    /// Mean absolute error.
+    L1,
+}
+
+impl LossKind {
+    /// f(r) for one residual.
+    #[inline]
+    pub fn value(self, r: f64) -> f64 {
+        match self {
+            LossKind::Mse => r * r,
+            LossKind::L1 => r.abs(),
+        }
+    }
+
+    /// f'(r).
+    #[inline]
+    pub fn deriv(self, r: f64) -> f64 {
+        match self {
+            LossKind::Mse => 2.0 * r,
+            LossKind::L1 => {
+                if r > 0.0 {
+                    1.0
+                } else if r < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// Add one sample's loss (scaled by `scale` = w_n/(D Σw)) and write ∂ℓ/∂pred into `g`.
+    #[inline]
+    pub fn sample(self, pred: &[f64], target: &[f64], scale: f64, g: &mut [f64]) -> f64 {
+        let mut l = 0.0;
+        for ((gi, p), t) in g.iter_mut().zip(pred).zip(target) {
+            let r = p - t;
+            l += self.value(r);
+            *gi = scale * self.deriv(r);
+        }
+        scale * l
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Mse => "mse",
+            LossKind::L1 => "l1",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_differences() {
+        for k in [LossKind::Mse, LossKind::L1] {
+            for r in [-1.3, -0.2, 0.4, 2.0] {
+                let h = 1e-6;
+                let fd = (k.value(r + h) - k.value(r - h)) / (2.0 * h);
+                assert!((fd - k.deriv(r)).abs() < 1e-8, "{k:?} at {r}");
+            }
+        }
+        let mut g = [0.0; 2];
+        let l = LossKind::Mse.sample(&[1.0, 2.0], &[0.0, 0.0], 0.5, &mut g);
+        assert_eq!(l, 2.5);
+        assert_eq!(g, [1.0, 2.0]);
+    }
+}

@@ -1,0 +1,796 @@
+//! Training: losses on accelerations, exact parameter gradients through the Euler–Lagrange solve
+//! (adjoint method, DESIGN §3), Adam, schedules, baselines, and model files.
+//!
+//! * [`hyperdual`]: the batched hyper-dual forward pass and its reverse sweep (∂S_s/∂θ).
+//! * [`gradient`]: loss + gradient of Lagrangian models (single-site dense path, any-graph path).
+//! * [`baselines`]: plain MLP (q, q̇) → q̈ and HNN H(x, y).
+//! * [`loss`], [`optim`]: MSE/L1 with weights; Adam + L2, schedules, clipping.
+//! * this module: [`TrainedModel`] (what a model file holds; [`load_model`] / [`TrainedModel::save`]),
+//!   [`prepare_samples`] (samples file → training pairs), and [`train`] (the loop: seeded
+//!   shuffling, minibatches, validation split, best checkpoint, interruption).
+//!
+//! Determinism: with the same seed and thread count a run is bit-for-bit reproducible — the
+//! shuffles come from one `StdRng`, and all gradient reductions sum fixed blocks in fixed order.
+
+pub mod baselines;
+pub mod gradient;
+pub mod hyperdual;
+pub mod loss;
+pub mod optim;
+
+use crate::density::{Density, Mlp, MlpDensity};
+use crate::dynamics::Dynamics;
+use crate::graph::Graph;
+use crate::io::{AttrValue, LayerData, ModelData, SamplesData, TrainingData};
+use crate::lagrangian::Lagrangian;
+use crate::sites::Sites;
+use crate::solve::SolverKind;
+use crate::{Error, Result};
+use baselines::DenseKind;
+pub use gradient::Samples;
+pub use loss::LossKind;
+use ndarray::{Array1, Array2};
+pub use optim::{Adam, Schedule};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Which model is trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Lagrangian neural network: one site holding all coordinates (double pendulum, …).
+    Lnn,
+    /// Lagrangian graph network on a periodic ring, sites (i−1, i, i+1), one coordinate per node.
+    Lgn,
+    /// Plain MLP baseline (q, q̇) → q̈.
+    Mlp,
+    /// Hamiltonian neural network H(x, y).
+    Hnn,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Lnn => "lnn",
+            ModelKind::Lgn => "lgn",
+            ModelKind::Mlp => "mlp",
+            ModelKind::Hnn => "hnn",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ModelKind> {
+        [
+            ModelKind::Lnn,
+            ModelKind::Lgn,
+            ModelKind::Mlp,
+            ModelKind::Hnn,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// The HNN's second coordinate y.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HnnCoords {
+    /// y = q̇ (raw velocity): targets (q̇, q̈).
+    Velocity,
+    /// y = p = ∂L/∂q̇ of the system's known Lagrangian: targets (q̇, ṗ) with
+    /// ṗ = d/dt ∂L/∂q̇ = M q̈ + C q̇ evaluated on the data.
+    Momentum,
+}
+
+impl HnnCoords {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HnnCoords::Velocity => "velocity",
+            HnnCoords::Momentum => "momentum",
+        }
+    }
+}
+
+/// A trained (or initialised) model: everything a model file holds.
+#[derive(Clone, Debug)]
+pub struct TrainedModel {
+    pub kind: ModelKind,
+    /// The physical system of the training data ("dblpend", "wave1d", …).
+    pub system: String,
+    /// Nodes per site and coordinates per node of the density (lnn: 1 and D; lgn: 3 and 1).
+    pub arity: usize,
+    pub dof: usize,
+    /// The network: scalar output for lnn/lgn/hnn, D outputs for the plain MLP.
+    pub net: Mlp,
+    /// System parameters copied from the data (g, dx, n, …).
+    pub params: BTreeMap<String, f64>,
+    /// For HNNs: what y is.
+    pub hnn_coords: Option<HnnCoords>,
+}
+
+impl TrainedModel {
+    /// A freshly initialised model for data with `d` coordinates per sample (paper init, seed).
+    pub fn init(
+        kind: ModelKind,
+        system: &str,
+        d: usize,
+        hidden: usize,
+        layers: usize,
+        seed: u64,
+    ) -> Result<TrainedModel> {
+        if hidden == 0 || layers == 0 {
+            return Err(Error::input("--hidden and --layers must be at least 1"));
+        }
+        if d == 0 {
+            return Err(Error::input("the data has 0 coordinates per sample"));
+        }
+        let (arity, dof, p, out) = match kind {
+            ModelKind::Lnn | ModelKind::Hnn => (1, d, 2 * d, 1),
+            ModelKind::Lgn => {
+                if d < 3 {
+                    return Err(Error::input(format!(
+                        "an lgn model needs a ring of at least 3 nodes; the data has {d} coordinates per sample"
+                    )));
+                }
+                (3, 1, 6, 1)
+            }
+            ModelKind::Mlp => (1, d, 2 * d, d),
+        };
+        let mut sizes = vec![p];
+        sizes.extend(std::iter::repeat_n(hidden, layers));
+        sizes.push(out);
+        let net = if out == 1 {
+            Mlp::paper_init(&sizes, seed)
+        } else {
+            baselines::vector_mlp_init(&sizes, seed)
+        };
+        Ok(TrainedModel {
+            kind,
+            system: system.to_string(),
+            arity,
+            dof,
+            net,
+            params: BTreeMap::new(),
+            hnn_coords: None,
+        })
+    }
+
+    /// Check the network against the model kind.
+    pub fn validate(&self) -> Result<()> {
+        match self.kind {
+            ModelKind::Mlp => baselines::validate_any_output(&self.net),
+            _ => MlpDensity::new(self.net.clone(), self.arity, self.dof, 0).map(|_| ()),
+        }
+    }
+
+    /// The Lagrangian system of an lnn/lgn model as a [`Dynamics`] (for accelerations and
+    /// simulation). `n` is the number of ring nodes for lgn models (default: the training
+    /// grid's `n`); ignored for lnn.
+    pub fn dynamics(&self, n: Option<usize>, solver: SolverKind) -> Result<Dynamics> {
+        let dens: Arc<dyn Density> =
+            Arc::new(MlpDensity::new(self.net.clone(), self.arity, self.dof, 0)?);
+        match self.kind {
+            ModelKind::Lnn => crate::systems::single_site(dens, solver),
+            ModelKind::Lgn => {
+                let n = n
+                    .or_else(|| self.params.get("n").map(|&x| x as usize))
+                    .ok_or_else(|| Error::input("an lgn model needs the number of ring nodes n"))?;
+                let graph = Graph::ring(n, 1)?;
+                let sites = Sites::stencil3(&graph)?;
+                Dynamics::new(Lagrangian::new(n, 1, sites, dens)?, solver, graph.kind)
+            }
+            k => Err(Error::input(format!(
+                "a '{}' model has no Lagrangian; use TrainedModel::predict",
+                k.as_str()
+            ))),
+        }
+    }
+
+    /// Predicted accelerations q̈ at (q, q̇). HNNs in velocity coordinates give q̈ = ẏ; HNNs in
+    /// momentum coordinates predict ṗ, not q̈, and are refused.
+    pub fn predict(&self, q: &[f64], v: &[f64], solver: SolverKind) -> Result<Vec<f64>> {
+        if q.len() != v.len() {
+            return Err(Error::input("q and qdot differ in length"));
+        }
+        crate::error::check_finite("q", q)?;
+        crate::error::check_finite("qdot", v)?;
+        match self.kind {
+            ModelKind::Lnn | ModelKind::Lgn => {
+                let mut dy = self.dynamics(Some(q.len()), solver)?;
+                dy.accelerations(q, v)
+            }
+            ModelKind::Mlp | ModelKind::Hnn => {
+                let d = self.net.sizes[0] / 2;
+                if q.len() != d {
+                    return Err(Error::input(format!(
+                        "state length mismatch: the model takes {d} coordinates, got {}",
+                        q.len()
+                    )));
+                }
+                let x: Vec<f64> = q.iter().chain(v).copied().collect();
+                if self.kind == ModelKind::Mlp {
+                    return Ok(baselines::vector_mlp_forward(&self.net, &x));
+                }
+                if self.hnn_coords == Some(HnnCoords::Momentum) {
+                    return Err(Error::input(
+                        "this HNN works in (q, p) coordinates: it predicts ṗ, not q̈",
+                    ));
+                }
+                let dens = MlpDensity::new(self.net.clone(), 1, d, 0)?;
+                let rec = crate::density::eval_one(&dens, &x);
+                let lay = dens.layout();
+                Ok((0..d).map(|c| -rec[lay.grad_q() + c]).collect())
+            }
+        }
+    }
+
+    /// The model as the HDF5 schema's [`ModelData`], with an optional training record.
+    pub fn to_model_data(&self, training: Option<TrainingData>) -> ModelData {
+        let nl = self.net.sizes.len() - 1;
+        let layers = (0..nl)
+            .map(|l| LayerData {
+                weight: Array2::from_shape_vec(
+                    (self.net.sizes[l + 1], self.net.sizes[l]),
+                    self.net.weights[l].clone(),
+                )
+                .expect("shape"),
+                bias: Array1::from(self.net.biases[l].clone()),
+            })
+            .collect();
+        let mut attrs: BTreeMap<String, AttrValue> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), AttrValue::Float(*v)))
+            .collect();
+        if let Some(c) = self.hnn_coords {
+            attrs.insert("hnn_coords".into(), AttrValue::Str(c.as_str().into()));
+        }
+        ModelData {
+            model_kind: self.kind.as_str().into(),
+            activation: "softplus".into(),
+            system: Some(self.system.clone()),
+            arity: self.arity,
+            dof: self.dof,
+            n_features: 0,
+            layer_sizes: self.net.sizes.clone(),
+            layers,
+            input_shift: Array1::from(self.net.input_shift.clone()),
+            input_scale: Array1::from(self.net.input_scale.clone()),
+            training,
+            attrs,
+        }
+    }
+
+    /// Build from a model file's contents, checking everything this engine relies on.
+    pub fn from_model_data(md: &ModelData, path: &Path) -> Result<TrainedModel> {
+        let bad = |loc: &str, msg: String| Error::file_at(path, loc, msg);
+        let kind = ModelKind::parse(&md.model_kind).ok_or_else(|| {
+            bad(
+                "/@model_kind",
+                format!("'{}' is not one of lnn, lgn, mlp, hnn", md.model_kind),
+            )
+        })?;
+        if md.activation != "softplus" {
+            return Err(bad(
+                "/@activation",
+                format!("'{}' is not supported (lgn uses softplus)", md.activation),
+            ));
+        }
+        if md.n_features != 0 {
+            return Err(bad(
+                "/@n_features",
+                format!(
+                    "{} site features are not supported by trained models",
+                    md.n_features
+                ),
+            ));
+        }
+        let mut params = BTreeMap::new();
+        let mut hnn_coords = None;
+        for (k, v) in &md.attrs {
+            match (k.as_str(), v) {
+                ("hnn_coords", AttrValue::Str(s)) => {
+                    hnn_coords = Some(match s.as_str() {
+                        "velocity" => HnnCoords::Velocity,
+                        "momentum" => HnnCoords::Momentum,
+                        _ => {
+                            return Err(bad(
+                                "/@hnn_coords",
+                                format!("'{s}' is not velocity or momentum"),
+                            ))
+                        }
+                    })
+                }
+                (_, AttrValue::Float(x)) => {
+                    params.insert(k.clone(), *x);
+                }
+                (_, AttrValue::Int(x)) => {
+                    params.insert(k.clone(), *x as f64);
+                }
+                _ => {}
+            }
+        }
+        let net = Mlp {
+            sizes: md.layer_sizes.clone(),
+            weights: md
+                .layers
+                .iter()
+                .map(|l| l.weight.iter().copied().collect())
+                .collect(),
+            biases: md.layers.iter().map(|l| l.bias.to_vec()).collect(),
+            input_shift: md.input_shift.to_vec(),
+            input_scale: md.input_scale.to_vec(),
+        };
+        let m = TrainedModel {
+            kind,
+            system: md.system.clone().unwrap_or_default(),
+            arity: md.arity,
+            dof: md.dof,
+            net,
+            params,
+            hnn_coords,
+        };
+        m.validate().map_err(|e| {
+            Error::file(
+                path,
+                format!("the network does not fit a '{}' model: {e}", kind.as_str()),
+            )
+        })?;
+        Ok(m)
+    }
+
+    /// Write the model file (atomically; `force` replaces an existing file).
+    pub fn save(&self, path: &Path, training: Option<TrainingData>, force: bool) -> Result<()> {
+        self.to_model_data(training).write(path, force)
+    }
+}
+
+/// Read a model file written by `lgn train` (or any file following the model schema).
+/// lnn/lgn models give a [`Dynamics`] through [`TrainedModel::dynamics`].
+pub fn load_model(path: impl AsRef<Path>) -> Result<TrainedModel> {
+    let path = path.as_ref();
+    let md = ModelData::read(path)?;
+    TrainedModel::from_model_data(&md, path)
+}
+
+/// Turn a samples file's (q, q̇, q̈) into training pairs for `kind`:
+/// lnn/lgn/mlp: input (q, q̇) → target q̈; hnn: (x, y) → (ẋ, ẏ) (see [`HnnCoords`]).
+pub fn prepare_samples(
+    kind: ModelKind,
+    data: &SamplesData,
+    hnn_coords: HnnCoords,
+) -> Result<Samples> {
+    let n = data.len();
+    if n == 0 {
+        return Err(Error::input("the data set is empty (0 samples)"));
+    }
+    let d = data.q.ncols();
+    if data.qdot.dim() != (n, d) || data.qddot.dim() != (n, d) {
+        return Err(Error::input(format!(
+            "q is {n}×{d} but qdot is {:?} and qddot {:?}",
+            data.qdot.dim(),
+            data.qddot.dim()
+        )));
+    }
+    let row = |i: usize| -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        (
+            data.q.row(i).to_vec(),
+            data.qdot.row(i).to_vec(),
+            data.qddot.row(i).to_vec(),
+        )
+    };
+    let weights = data.weights.as_ref().map(|w| w.to_vec());
+    let mut input = Vec::with_capacity(n * 2 * d);
+    let mut target = Vec::with_capacity(n * 2 * d);
+    let system = data.system.clone().unwrap_or_default();
+    match kind {
+        ModelKind::Lnn | ModelKind::Lgn | ModelKind::Mlp => {
+            if kind == ModelKind::Lgn && system != "wave1d" && !system.is_empty() {
+                return Err(Error::input(format!(
+                    "an lgn model is trained on a wave1d ring; the data's system is '{system}'"
+                )));
+            }
+            for i in 0..n {
+                let (q, v, a) = row(i);
+                input.extend(q);
+                input.extend(v);
+                target.extend(a);
+            }
+            Samples::new(2 * d, d, input, target, weights)
+        }
+        ModelKind::Hnn => match hnn_coords {
+            HnnCoords::Velocity => {
+                for i in 0..n {
+                    let (q, v, a) = row(i);
+                    input.extend(&q);
+                    input.extend(&v);
+                    target.extend(v);
+                    target.extend(a);
+                }
+                Samples::new(2 * d, 2 * d, input, target, weights)
+            }
+            HnnCoords::Momentum => {
+                let g = data.params.get("g").copied().unwrap_or(9.8);
+                let an = crate::systems::DensityChoice::Analytic;
+                let mut dy = match system.as_str() {
+                    "dblpend" => crate::systems::dblpend(g, &an, SolverKind::Auto)?,
+                    "relativistic" => crate::systems::relativistic(g, &an, SolverKind::Auto)?,
+                    "ball" => crate::systems::ball(g, &an, SolverKind::Auto)?,
+                    s => {
+                        return Err(Error::input(format!(
+                            "canonical momenta need a known single-site system (dblpend, relativistic, ball); the data's system is '{s}'"
+                        )))
+                    }
+                };
+                if dy.n_coords() != d {
+                    return Err(Error::input(format!(
+                        "system '{system}' has {} coordinates but the data has {d}",
+                        dy.n_coords()
+                    )));
+                }
+                let lay = dy.lagrangian.terms[0].density.layout();
+                for i in 0..n {
+                    let (q, v, a) = row(i);
+                    dy.evaluate_sites(&q, &v)
+                        .map_err(|e| Error::input(format!("sample {i}: {e}")))?;
+                    let r = &dy.derivs[..lay.stride()];
+                    input.extend(&q);
+                    input.extend(&r[lay.grad_v()..lay.grad_v() + d]);
+                    target.extend(&v);
+                    for j in 0..d {
+                        let ma: f64 = (0..d).map(|k| r[lay.mass() + j * d + k] * a[k]).sum();
+                        target.push(ma + r[lay.cv() + j]);
+                    }
+                }
+                Samples::new(2 * d, 2 * d, input, target, weights)
+            }
+        },
+    }
+}
+
+/// Per-slot input normalisation from the training inputs: shift = mean, scale = standard
+/// deviation (1 where the spread is below 1e-12). For lgn models the q slots share the
+/// statistics of all grid values, and so do the v slots. Fixed during training.
+pub fn fit_normalisation(model: &mut TrainedModel, data: &Samples) {
+    let p = data.in_dim;
+    let stats = |cols: &mut dyn Iterator<Item = f64>| {
+        let (mut s, mut s2, mut c) = (0.0, 0.0, 0.0);
+        for x in cols {
+            s += x;
+            s2 += x * x;
+            c += 1.0;
+        }
+        let m = s / c;
+        let var = (s2 / c - m * m).max(0.0);
+        let sd = var.sqrt();
+        (m, if sd > 1e-12 { sd } else { 1.0 })
+    };
+    match model.kind {
+        ModelKind::Lgn => {
+            let n = p / 2;
+            let (mq, sq) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[..n].to_vec()));
+            let (mv, sv) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[n..].to_vec()));
+            model.net.input_shift = vec![mq, mq, mq, mv, mv, mv];
+            model.net.input_scale = vec![sq, sq, sq, sv, sv, sv];
+        }
+        _ => {
+            for j in 0..p {
+                let (m, s) = stats(&mut (0..data.n).map(|i| data.input_row(i)[j]));
+                model.net.input_shift[j] = m;
+                model.net.input_scale[j] = s;
+            }
+        }
+    }
+}
+
+/// Training options (see `lgn train --help`).
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    /// Global-norm gradient clipping threshold.
+    pub clip: Option<f64>,
+    /// Fraction of samples held out for validation (0 = none; then the best checkpoint is
+    /// chosen by training loss).
+    pub val_fraction: f64,
+    pub seed: u64,
+    pub loss: LossKind,
+    /// Set from outside (e.g. Ctrl-C) to stop after the current step; the best model so far is
+    /// returned.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch: 256,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            clip: None,
+            val_fraction: 0.1,
+            seed: 0,
+            loss: LossKind::Mse,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl TrainConfig {
+    fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::input("--epochs must be at least 1"));
+        }
+        if self.batch == 0 {
+            return Err(Error::input("--batch must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::input(format!(
+                "--lr must be positive, got {}",
+                self.lr
+            )));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::input("--weight-decay must be ≥ 0"));
+        }
+        if let Some(c) = self.clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::input("--clip must be positive"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(Error::input(format!(
+                "--val-fraction must be in [0, 1), got {}",
+                self.val_fraction
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Progress reported after every optimisation step.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub epoch: usize,
+    pub step: usize,
+    pub total_steps: usize,
+    /// Loss of the last minibatch.
+    pub loss: f64,
+    /// Validation loss of the last finished epoch.
+    pub val_loss: Option<f64>,
+    pub samples_per_second: f64,
+}
+
+/// Outcome of [`train`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainReport {
+    /// Mean training loss of the last epoch run.
+    pub final_loss: f64,
+    /// Best validation loss (training loss when there is no validation set).
+    pub best_val_loss: f64,
+    pub best_epoch: usize,
+    /// Epochs completed.
+    pub epochs: usize,
+    pub samples_per_second: f64,
+    pub loss_history: Vec<f64>,
+    pub val_loss_history: Vec<f64>,
+    /// True when stopped by the `stop` flag.
+    pub interrupted: bool,
+    /// Set when training stopped because the loss became non-finite or M singular.
+    pub stopped_by_error: Option<String>,
+    pub n_train: usize,
+    pub n_val: usize,
+}
+
+/// Loss/gradient evaluator bound to a model kind (holds the graph's [`Dynamics`] for lgn).
+pub struct Objective {
+    kind: ModelKind,
+    dens: Option<MlpDensity>,
+    dy: Option<Dynamics>,
+}
+
+impl Objective {
+    /// Prepare for `model` on data of `data.in_dim` inputs and `data.out_dim` targets.
+    pub fn new(model: &TrainedModel, data: &Samples) -> Result<Objective> {
+        let p = model.net.sizes[0];
+        let out = *model.net.sizes.last().unwrap();
+        let expect = match model.kind {
+            ModelKind::Lnn => (p, p / 2),
+            ModelKind::Hnn => (p, p),
+            ModelKind::Mlp => (p, out),
+            ModelKind::Lgn => (data.in_dim, data.in_dim / 2),
+        };
+        if (data.in_dim, data.out_dim) != expect {
+            return Err(Error::input(format!(
+                "data dimension does not match the model: the data has {} inputs and {} targets per sample, the {} model needs {} and {}",
+                data.in_dim, data.out_dim, model.kind.as_str(), expect.0, expect.1
+            )));
+        }
+        let mut o = Objective {
+            kind: model.kind,
+            dens: None,
+            dy: None,
+        };
+        if model.kind == ModelKind::Lgn {
+            o.dy = Some(model.dynamics(Some(data.out_dim), SolverKind::Auto)?);
+        }
+        o.refresh(&model.net)?;
+        Ok(o)
+    }
+
+    /// Rebuild the densities after a parameter update.
+    pub fn refresh(&mut self, net: &Mlp) -> Result<()> {
+        match self.kind {
+            ModelKind::Lnn | ModelKind::Hnn => {
+                let d = net.sizes[0] / 2;
+                self.dens = Some(MlpDensity::new(net.clone(), 1, d, 0)?);
+            }
+            ModelKind::Lgn => {
+                gradient::set_mlp_terms(self.dy.as_mut().expect("dynamics"), &[Some(net)])?;
+            }
+            ModelKind::Mlp => {}
+        }
+        Ok(())
+    }
+
+    /// Loss over `idx` and, if `want_grad`, its gradient (flat, see [`hyperdual::flatten`]).
+    pub fn loss_grad(
+        &mut self,
+        net: &Mlp,
+        data: &Samples,
+        idx: &[usize],
+        loss: LossKind,
+        want_grad: bool,
+    ) -> Result<(f64, Vec<f64>)> {
+        let dk = match self.kind {
+            ModelKind::Lgn => {
+                return gradient::lnn_graph_loss_grad(
+                    self.dy.as_mut().expect("dynamics"),
+                    &[Some(net)],
+                    data,
+                    idx,
+                    loss,
+                    want_grad,
+                )
+            }
+            ModelKind::Lnn => DenseKind::Lnn,
+            ModelKind::Hnn => DenseKind::Hnn,
+            ModelKind::Mlp => DenseKind::Mlp,
+        };
+        baselines::dense_loss_grad(dk, net, self.dens.as_ref(), data, idx, loss, want_grad)
+    }
+}
+
+/// Train `model` on `data`; returns the best checkpoint (by validation loss, or training loss
+/// without a validation set) and a report. `on_step` sees every step (progress bars).
+/// Training that hits a singular mass matrix or a non-finite loss stops and returns the best
+/// model so far, with the reason in [`TrainReport::stopped_by_error`].
+pub fn train(
+    mut model: TrainedModel,
+    data: &Samples,
+    cfg: &TrainConfig,
+    on_step: &mut dyn FnMut(&Progress),
+) -> Result<(TrainedModel, TrainReport)> {
+    cfg.check()?;
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut order: Vec<usize> = (0..data.n).collect();
+    let n_val = (cfg.val_fraction * data.n as f64).round() as usize;
+    let (train_set, val_set) = if n_val > 0 {
+        if n_val >= data.n {
+            return Err(Error::input(format!(
+                "--val-fraction {} leaves no training samples out of {}",
+                cfg.val_fraction, data.n
+            )));
+        }
+        order.shuffle(&mut rng);
+        let (tr, va) = order.split_at(data.n - n_val);
+        (data.subset(tr), Some(data.subset(va)))
+    } else {
+        (data.clone(), None)
+    };
+    let mut obj = Objective::new(&model, &train_set)?;
+    let mut theta = hyperdual::flatten(&model.net);
+    let mut adam = Adam::new(theta.len(), cfg.weight_decay);
+    let batch = cfg.batch.min(train_set.n);
+    let steps_per_epoch = train_set.n.div_ceil(batch);
+    let total = steps_per_epoch * cfg.epochs;
+    let mut perm: Vec<usize> = (0..train_set.n).collect();
+    let val_idx: Vec<usize> = (0..val_set.as_ref().map_or(0, |v| v.n)).collect();
+    let mut best = model.clone();
+    let mut report = TrainReport {
+        final_loss: f64::NAN,
+        best_val_loss: f64::INFINITY,
+        best_epoch: 0,
+        epochs: 0,
+        samples_per_second: 0.0,
+        loss_history: vec![],
+        val_loss_history: vec![],
+        interrupted: false,
+        stopped_by_error: None,
+        n_train: train_set.n,
+        n_val,
+    };
+    let start = Instant::now();
+    let mut seen = 0usize;
+    let mut step = 0usize;
+    let mut last_val = None;
+    'epochs: for epoch in 0..cfg.epochs {
+        perm.shuffle(&mut rng);
+        let (mut eloss, mut ew) = (0.0, 0.0);
+        for chunk in perm.chunks(batch) {
+            if cfg.stop.load(Ordering::Relaxed) {
+                report.interrupted = true;
+                break 'epochs;
+            }
+            let (l, mut g) = match obj.loss_grad(&model.net, &train_set, chunk, cfg.loss, true) {
+                Ok(x) => x,
+                Err(e) => {
+                    report.stopped_by_error = Some(format!("epoch {}: {e}", epoch + 1));
+                    break 'epochs;
+                }
+            };
+            if !l.is_finite() || g.iter().any(|x| !x.is_finite()) {
+                report.stopped_by_error = Some(format!(
+                    "epoch {}: the loss or its gradient is not finite",
+                    epoch + 1
+                ));
+                break 'epochs;
+            }
+            if let Some(c) = cfg.clip {
+                optim::clip_global_norm(&mut g, c);
+            }
+            let lr = cfg.schedule.lr(cfg.lr, step, total);
+            adam.step(&mut theta, &g, lr);
+            hyperdual::unflatten(&mut model.net, &theta);
+            obj.refresh(&model.net)?;
+            let bw: f64 = chunk.iter().map(|&i| train_set.weight(i)).sum();
+            eloss += l * bw;
+            ew += bw;
+            seen += chunk.len();
+            step += 1;
+            on_step(&Progress {
+                epoch: epoch + 1,
+                step,
+                total_steps: total,
+                loss: l,
+                val_loss: last_val,
+                samples_per_second: seen as f64 / start.elapsed().as_secs_f64(),
+            });
+        }
+        let train_loss = eloss / ew;
+        report.loss_history.push(train_loss);
+        report.final_loss = train_loss;
+        report.epochs = epoch + 1;
+        let score = if let Some(vs) = &val_set {
+            let mut vobj = Objective::new(&model, vs)?;
+            match vobj.loss_grad(&model.net, vs, &val_idx, cfg.loss, false) {
+                Ok((vl, _)) => {
+                    report.val_loss_history.push(vl);
+                    last_val = Some(vl);
+                    vl
+                }
+                Err(e) => {
+                    report.stopped_by_error = Some(format!("epoch {} validation: {e}", epoch + 1));
+                    break 'epochs;
+                }
+            }
+        } else {
+            train_loss
+        };
+        if score.is_finite() && score < report.best_val_loss {
+            report.best_val_loss = score;
+            report.best_epoch = epoch + 1;
+            best = model.clone();
+        }
+    }
+    report.samples_per_second = seen as f64 / start.elapsed().as_secs_f64().max(1e-12);
+    Ok((best, report))
+}
