@@ -15,6 +15,10 @@ pub enum SystemName {
     Relativistic,
     /// 1D wave on a periodic grid of --n points; --state FILE.h5 with datasets q, qdot.
     Wave1d,
+    /// Wave equation (c = 1, free boundary) on the triangle mesh --mesh FILE.msh; analytic =
+    /// P1 FEM (lumped mass, cotangent stiffness), mlp = learned node + edge density;
+    /// --state FILE.h5 with one value per mesh node in q and qdot.
+    WaveMesh,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +32,7 @@ pub enum DensityKind {
 /// Compute q̈ = M⁻¹(∂L/∂q − C q̇) at one state.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded"
+    after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded\n  lgn accel --system wave-mesh --mesh meshes/disk_coarse.msh --state state.h5 --json"
 )]
 pub struct AccelArgs {
     /// Which system.
@@ -47,6 +51,9 @@ pub struct AccelArgs {
     /// Grid spacing (default 1/n).
     #[arg(long)]
     pub dx: Option<f64>,
+    /// Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles) for --system wave-mesh.
+    #[arg(long)]
+    pub mesh: Option<std::path::PathBuf>,
     /// Density: the closed form or an MLP.
     #[arg(long, value_enum, default_value_t = DensityKind::Analytic)]
     pub density: DensityKind,
@@ -145,12 +152,31 @@ pub fn run(args: AccelArgs) -> Result<()> {
             let dx = args.dx.unwrap_or(1.0 / n as f64);
             (systems::wave1d(n, dx, &density, args.solver)?, q, v)
         }
+        SystemName::WaveMesh => {
+            let path = args
+                .mesh
+                .as_ref()
+                .ok_or_else(|| Error::input("--system wave-mesh needs --mesh FILE.msh"))?;
+            let (mesh, _notes) = lgn::mesh::read_msh(path)?;
+            let (q, v) = read_state(&args.state, Some(mesh.n_nodes()))?;
+            let md = match args.density {
+                DensityKind::Analytic => systems::MeshDensity::Fem,
+                DensityKind::Mlp => systems::MeshDensity::Mlp {
+                    hidden: args.hidden,
+                    layers: args.layers,
+                    seed: args.seed,
+                },
+            };
+            (systems::wave_mesh(&mesh, &md, args.solver)?.dynamics, q, v)
+        }
     };
     let a = dy.accelerations(&q, &v)?;
     if args.json {
         let out = serde_json::json!({
             "a": a,
-            "system": format!("{:?}", args.system).to_lowercase(),
+            "system": clap::ValueEnum::to_possible_value(&args.system)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default(),
             "solver": dy.solver.kind().to_string(),
             "n_coords": a.len(),
         });
