@@ -66,6 +66,9 @@ enum Plan {
         scratch: MemBuffer,
         symbolic_lu: Option<SymbolicLu<usize>>,
         factor: Option<SparseFactor>,
+        /// Set once the Cholesky has failed on this pattern (M indefinite): later
+        /// factorisations go straight to the checked LDLᵀ instead of repeating a failing LLᵀ.
+        skip_llt: bool,
     },
     Dense {
         pinv: Option<Mat<f64>>,
@@ -181,6 +184,7 @@ impl Solver {
                     scratch,
                     symbolic_lu: None,
                     factor: None,
+                    skip_llt: false,
                 }
             }
             SolverKind::Dense => {
@@ -260,21 +264,26 @@ impl Solver {
                 scratch,
                 symbolic_lu,
                 factor,
+                skip_llt,
             } => {
                 *factor = None;
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
                 let mat = SparseColMatRef::new(sym, values);
                 let par = faer::get_global_parallelism();
-                let llt = symbolic.factorize_numeric_llt::<f64>(
-                    l_values,
-                    mat,
-                    Side::Lower,
-                    Default::default(),
-                    par,
-                    MemStack::new(scratch),
-                    Default::default(),
-                );
-                if llt.is_ok() {
+                let llt_ok = !*skip_llt
+                    && symbolic
+                        .factorize_numeric_llt::<f64>(
+                            l_values,
+                            mat,
+                            Side::Lower,
+                            Default::default(),
+                            par,
+                            MemStack::new(scratch),
+                            Default::default(),
+                        )
+                        .is_ok();
+                *skip_llt = !llt_ok;
+                if llt_ok {
                     *factor = Some(SparseFactor::Llt);
                 } else if symbolic
                     .factorize_numeric_ldlt::<f64>(
