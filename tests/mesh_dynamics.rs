@@ -337,3 +337,60 @@ fn set_mlps_replaces_the_learned_density() {
     assert!(systems::wave_mesh_learned(&m, bad, small_mlps(1).1, SolverKind::Auto).is_err());
     let _ = Arc::new(0);
 }
+
+#[test]
+fn cli_wave_mesh_matches_fem_accel() {
+    let dir = std::env::temp_dir().join(format!("lgn_meshdyn_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mesh_path = format!("{}/meshes/disk_coarse.msh", env!("CARGO_MANIFEST_DIR"));
+    let m = mesh("disk_coarse.msh");
+    let (q, v) = random_state(m.n_nodes(), 4);
+    let state = dir.join("state.h5");
+    {
+        let f = hdf5::File::create(&state).unwrap();
+        f.new_dataset_builder().with_data(&q).create("q").unwrap();
+        f.new_dataset_builder()
+            .with_data(&v)
+            .create("qdot")
+            .unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lgn"))
+        .args([
+            "accel",
+            "--system",
+            "wave-mesh",
+            "--mesh",
+            &mesh_path,
+            "--json",
+            "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a: Vec<f64> = json["a"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(json["system"], "wave-mesh");
+    assert_eq!(json["solver"], "banded");
+    assert!(rel_err(&a, &fem::fem_accel(&m, &q).unwrap()) < 1e-10);
+    // a state of the wrong length is a clear error
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lgn"))
+        .args(["accel", "--system", "wave-mesh", "--mesh"])
+        .arg(format!("{}/meshes/lshape.msh", env!("CARGO_MANIFEST_DIR")))
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("state length mismatch"));
+    std::fs::remove_dir_all(&dir).ok();
+}
