@@ -245,3 +245,124 @@ pub fn configure_allocator() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
+/// Result of timing one acceleration evaluation of the wave equation on a triangle mesh.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MeshAccelBench {
+    /// Mesh nodes (= coordinates, d = 1).
+    pub n: usize,
+    pub n_triangles: usize,
+    pub n_edges: usize,
+    /// "fem" or "mlp".
+    pub density: String,
+    /// MLP hidden width and layers (0 for fem).
+    pub hidden: usize,
+    pub layers: usize,
+    /// Solver in use (`auto` resolved) and, for the sparse one, the factorisation used.
+    pub solver: String,
+    pub factorization: String,
+    /// Median wall time of one acceleration evaluation (site derivatives, assembly, factorise, solve).
+    pub seconds: f64,
+    /// The same evaluation split into its phases (medians).
+    pub sites_seconds: f64,
+    pub assemble_seconds: f64,
+    pub factor_solve_seconds: f64,
+    /// One-off set-up: sites, features, pattern, ordering, symbolic factorisation, buffers
+    /// (mesh generation or reading not included: `mesh_seconds`).
+    pub setup_seconds: f64,
+    pub mesh_seconds: f64,
+    pub seconds_per_node: f64,
+    pub reps: usize,
+    pub threads: usize,
+    pub peak_rss_mb: f64,
+    /// Stored entries of M (both triangles).
+    pub nnz: usize,
+    /// Stored values of the factor (sparse: faer's L storage; banded: n·(w+1); dense: n²).
+    pub factor_nnz: usize,
+    /// factor_nnz / nnz(lower triangle of M).
+    pub fill: f64,
+    /// Sparse plan: faer chose the supernodal Cholesky.
+    pub supernodal: Option<bool>,
+    pub precision: &'static str,
+}
+
+/// Time the acceleration of the wave equation on `mesh` with the FEM ground truth or a
+/// randomly initialised learned density (hidden^layers node and edge MLPs). State: q uniform in
+/// [−1, 1], q̇ uniform in [−0.3, 0.3] (fixed seed).
+pub fn accel_mesh(
+    mesh: &crate::mesh::TriMesh,
+    density: &systems::MeshDensity,
+    solver: SolverKind,
+    min_seconds: f64,
+    mesh_seconds: f64,
+) -> Result<MeshAccelBench> {
+    let t0 = Instant::now();
+    let n = mesh.n_nodes();
+    let mut sys = systems::wave_mesh(mesh, density, solver)?;
+    let mut rng = StdRng::seed_from_u64(n as u64);
+    let q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-0.3..0.3)).collect();
+    let mut a = vec![0.0; n];
+    let setup_seconds = t0.elapsed().as_secs_f64();
+    let dy = &mut sys.dynamics;
+    dy.accelerations_into(&q, &v, &mut a)?; // warm-up
+    let mut times: Vec<[f64; 4]> = vec![];
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 50) {
+        let t = Instant::now();
+        dy.evaluate_sites(&q, &v)?;
+        let t1 = t.elapsed().as_secs_f64();
+        dy.assemble();
+        let t2 = t.elapsed().as_secs_f64();
+        dy.solver.factorize(&dy.pattern, &dy.mass)?;
+        a.copy_from_slice(&dy.rhs);
+        dy.solver.solve_in_place(&mut a)?;
+        let t3 = t.elapsed().as_secs_f64();
+        times.push([t3, t1, t2 - t1, t3 - t2]);
+    }
+    let median = |k: usize| {
+        let mut x: Vec<f64> = times.iter().map(|t| t[k]).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let seconds = median(0);
+    let (hidden, layers, name) = match density {
+        systems::MeshDensity::Mlp { hidden, layers, .. } => (*hidden, *layers, "mlp"),
+        systems::MeshDensity::Trained { node, .. } => (node.sizes[1], node.n_hidden(), "mlp"),
+        systems::MeshDensity::Fem => (0, 0, "fem"),
+        systems::MeshDensity::FemTriangles => (0, 0, "fem-triangles"),
+    };
+    let nnz = dy.pattern.nnz();
+    let factor_nnz = dy.solver.factor_nnz();
+    let factorization = match dy.solver.kind() {
+        SolverKind::Sparse if dy.solver.used_lu_fallback => "lu",
+        SolverKind::Sparse if dy.solver.used_ldlt => "ldlt",
+        SolverKind::Sparse => "llt",
+        SolverKind::Banded => "banded ldlt",
+        _ => "svd pinv",
+    };
+    Ok(MeshAccelBench {
+        n,
+        n_triangles: mesh.n_triangles(),
+        n_edges: sys.graph.n_edges(),
+        density: name.into(),
+        hidden,
+        layers,
+        solver: dy.solver.kind().to_string(),
+        factorization: factorization.into(),
+        seconds,
+        sites_seconds: median(1),
+        assemble_seconds: median(2),
+        factor_solve_seconds: median(3),
+        setup_seconds,
+        mesh_seconds,
+        seconds_per_node: seconds / n as f64,
+        reps: times.len(),
+        threads: rayon::current_num_threads(),
+        peak_rss_mb: peak_rss_mb(),
+        nnz,
+        factor_nnz,
+        fill: factor_nnz as f64 / ((nnz + n) / 2) as f64,
+        supernodal: dy.solver.supernodal(),
+        precision: "f64",
+    })
+}

@@ -38,8 +38,16 @@ impl MassPattern {
             term_offsets.push(last + t.sites.len() * t.density.layout().stride());
         }
         // Pass 1: row counts with duplicates, then columns, then sort + dedup per row.
-        let mut cnt = vec![0usize; n + 1];
-        for t in &lag.terms {
+        // Terms whose mass blocks are structurally zero (`Density::mass_is_zero`) stay out of
+        // M's pattern; every diagonal entry is always stored (a row of M that no site fills is
+        // then an explicit zero pivot, reported as singular, not a malformed matrix).
+        let in_mass: Vec<bool> = lag
+            .terms
+            .iter()
+            .map(|t| !t.density.mass_is_zero())
+            .collect();
+        let mut cnt = vec![1usize; n + 1];
+        for t in lag.terms.iter().filter(|t| !t.density.mass_is_zero()) {
             let k = t.sites.arity;
             for s in 0..t.sites.len() {
                 for &a in t.sites.neighbourhood(s) {
@@ -55,7 +63,11 @@ impl MassPattern {
         }
         let mut cols = vec![0usize; ptr[n]];
         let mut fill = ptr.clone();
-        for t in &lag.terms {
+        for (i, f) in fill.iter_mut().take(n).enumerate() {
+            cols[*f] = i;
+            *f += 1;
+        }
+        for t in lag.terms.iter().filter(|t| !t.density.mass_is_zero()) {
             for s in 0..t.sites.len() {
                 let nb = t.sites.neighbourhood(s);
                 for &a in nb {
@@ -112,12 +124,15 @@ impl MassPattern {
         let nnz = indices.len();
         let mut m_ptr = vec![0usize; nnz + 1];
         let mut b_ptr = vec![0usize; n + 1];
-        for t in &lag.terms {
+        for (ti, t) in lag.terms.iter().enumerate() {
             for s in 0..t.sites.len() {
                 let nb = t.sites.neighbourhood(s);
                 for &a in nb {
                     for ca in 0..d {
                         b_ptr[a * d + ca + 1] += 1;
+                        if !in_mass[ti] {
+                            continue;
+                        }
                         for &b in nb {
                             for cb in 0..d {
                                 m_ptr[position(a * d + ca, b * d + cb) + 1] += 1;
@@ -149,6 +164,9 @@ impl MassPattern {
                         let r = a * d + ca;
                         b_src[b_fill[r]] = [base + lay.grad_q() + la, base + lay.cv() + la];
                         b_fill[r] += 1;
+                        if !in_mass[ti] {
+                            continue;
+                        }
                         for (ib, &b) in nb.iter().enumerate() {
                             for cb in 0..d {
                                 let lb = ib * d + cb;
@@ -176,6 +194,11 @@ impl MassPattern {
     /// Stored entries of M.
     pub fn nnz(&self) -> usize {
         self.indices.len()
+    }
+
+    /// Whether M is structurally diagonal (one stored entry per row).
+    pub fn is_diagonal(&self) -> bool {
+        self.indices.len() == self.n
     }
 
     /// Length of the derivative buffer the gather lists index.

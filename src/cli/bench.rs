@@ -47,27 +47,47 @@ pub struct TrainBenchArgs {
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lgn bench accel --n 100000 --hidden 128 --solver sparse --json\n  lgn bench accel --n 1600 --hidden 128 --solver dense --json"
+    after_help = "Examples:\n  lgn bench accel --n 100000 --hidden 128 --solver sparse --json\n  lgn bench accel --n 1600 --hidden 128 --solver dense --json\n  lgn bench accel --mesh-nodes 1000000 --density fem --json\n  lgn bench accel --mesh meshes/disk_fine.msh --density mlp --hidden 32 --json"
 )]
 pub struct AccelBenchArgs {
     /// Grid points (nodes) of the ring.
-    #[arg(long)]
-    pub n: usize,
+    #[arg(long, required_unless_present_any = ["mesh", "mesh_nodes"])]
+    pub n: Option<usize>,
+    /// Wave equation on this Gmsh triangle mesh instead of the ring.
+    #[arg(long, conflicts_with_all = ["n", "mesh_nodes"])]
+    pub mesh: Option<std::path::PathBuf>,
+    /// Wave equation on a generated unit-square mesh of about this many nodes
+    /// (`unit_square_nodes`).
+    #[arg(long, conflicts_with = "n")]
+    pub mesh_nodes: Option<usize>,
+    /// Mesh density: the P1 FEM ground truth or a learned node + edge MLP density
+    /// (random paper initialisation, --hidden × --layers). The ring always uses an MLP.
+    #[arg(long, value_enum, default_value_t = BenchDensity::Mlp)]
+    pub density: BenchDensity,
     /// Hidden width H of the MLP density.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,
     /// Hidden layers of the MLP density.
     #[arg(long, default_value_t = 2)]
     pub layers: usize,
-    /// Linear solver (sparse = linear-time path; dense = the paper's pseudo-inverse).
-    #[arg(long, value_enum, default_value_t = SolverKind::Sparse)]
-    pub solver: SolverKind,
+    /// Linear solver (sparse = linear-time path; dense = the paper's pseudo-inverse). Ring
+    /// default: sparse; mesh default: auto (diagonal solve for fem, sparse Cholesky for mlp).
+    #[arg(long, value_enum)]
+    pub solver: Option<SolverKind>,
     /// Keep repeating for at least this long (median reported).
     #[arg(long, default_value_t = 2.0)]
     pub min_seconds: f64,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchDensity {
+    /// P1 FEM (lumped mass, cotangent stiffness): diagonal M.
+    Fem,
+    /// Softplus MLPs (node + symmetrised edge terms on a mesh).
+    Mlp,
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,13 +107,57 @@ pub struct GemmArgs {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Accel(a) if a.mesh.is_some() || a.mesh_nodes.is_some() => {
+            if a.hidden == 0 || a.layers == 0 || a.mesh_nodes == Some(0) {
+                return Err(lgn::Error::input(
+                    "--mesh-nodes, --hidden and --layers must be positive",
+                ));
+            }
+            let t = std::time::Instant::now();
+            let mesh = match (&a.mesh, a.mesh_nodes) {
+                (Some(p), _) => lgn::mesh::read_msh(p)?.0,
+                (None, Some(n)) => lgn::mesh::generate::unit_square_nodes(n)?,
+                _ => unreachable!(),
+            };
+            let mesh_seconds = t.elapsed().as_secs_f64();
+            let density = match a.density {
+                BenchDensity::Fem => lgn::systems::MeshDensity::Fem,
+                BenchDensity::Mlp => lgn::systems::MeshDensity::Mlp {
+                    hidden: a.hidden,
+                    layers: a.layers,
+                    seed: 0,
+                },
+            };
+            let r = lgn::bench::accel_mesh(
+                &mesh,
+                &density,
+                a.solver.unwrap_or(SolverKind::Auto),
+                a.min_seconds,
+                mesh_seconds,
+            )?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r).expect("serialisable"));
+            } else {
+                println!(
+                    "mesh n = {} ({} triangles), density = {} ({}×{}), solver = {} ({}): {:.6} s per acceleration (sites {:.4} s, assembly {:.4} s, factorise+solve {:.4} s; {:.3} µs/node, {} reps, {} threads), set-up {:.3} s, nnz(M) = {}, factor {} values (fill {:.2}), peak RSS {:.0} MB",
+                    r.n, r.n_triangles, r.density, r.hidden, r.layers, r.solver, r.factorization, r.seconds, r.sites_seconds, r.assemble_seconds, r.factor_solve_seconds, r.seconds_per_node * 1e6, r.reps, r.threads, r.setup_seconds, r.nnz, r.factor_nnz, r.fill, r.peak_rss_mb
+                );
+            }
+        }
         BenchCommand::Accel(a) => {
-            if a.n == 0 || a.hidden == 0 || a.layers == 0 {
+            let n = a.n.unwrap_or(0);
+            if n == 0 || a.hidden == 0 || a.layers == 0 {
                 return Err(lgn::Error::input(
                     "--n, --hidden and --layers must be positive",
                 ));
             }
-            let r = lgn::bench::accel(a.n, a.hidden, a.layers, a.solver, a.min_seconds)?;
+            if a.density != BenchDensity::Mlp {
+                return Err(lgn::Error::input(
+                    "--density fem needs a mesh (--mesh FILE.msh or --mesh-nodes N)",
+                ));
+            }
+            let solver = a.solver.unwrap_or(SolverKind::Sparse);
+            let r = lgn::bench::accel(n, a.hidden, a.layers, solver, a.min_seconds)?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));
             } else {

@@ -11,9 +11,11 @@
 
 pub mod activation;
 pub mod analytic;
+pub mod fem;
 pub mod mlp;
 
 pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d};
+pub use fem::{FemNodeMass, FemTriangle};
 pub use mlp::{Mlp, MlpDensity};
 
 /// A Lagrangian density evaluated on blocks of sites.
@@ -31,6 +33,14 @@ pub trait Density: Send + Sync {
     /// Evaluate `nsites` sites. `x` is column-major `input_len() × nsites` (one column per site);
     /// `out` holds `nsites` records of [`SiteLayout::stride`] values each.
     fn eval_block(&self, x: &[f64], nsites: usize, out: &mut [f64]);
+
+    /// True when m_s = ∂²ρ/∂v_I∂v_I is identically zero for every input (ρ at most linear in the
+    /// velocities, e.g. a potential-energy term). [`crate::assembly::MassPattern`] then leaves the
+    /// term's sites out of M's sparsity pattern (its ∂ρ/∂q − c_s v_I still enters b), so a
+    /// stiffness-only term does not make M structurally non-diagonal. Default: false.
+    fn mass_is_zero(&self) -> bool {
+        false
+    }
 
     /// Length of the local input x_s.
     fn input_len(&self) -> usize {

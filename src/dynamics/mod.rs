@@ -150,7 +150,7 @@ impl Dynamics {
         let t2 = std::time::Instant::now();
         self.solver.factorize(&self.pattern, &self.mass)?;
         a.copy_from_slice(&self.rhs);
-        let solved = self.solver.solve_in_place(&self.pattern, a);
+        let solved = self.solver.solve_in_place(a);
         let t3 = std::time::Instant::now();
         self.timings = PhaseTimes {
             sites: (t1 - t0).as_secs_f64(),

@@ -7,6 +7,7 @@
 //! * [`fem`]: P1 finite elements with lumped mass and cotangent stiffness (the ground truth the
 //!   learned Lagrangian is compared with).
 
+pub mod features;
 pub mod fem;
 pub mod generate;
 pub mod gmsh;

@@ -2,15 +2,17 @@
 //!
 //! * [`SolverKind::Banded`]: banded LDLᵀ under the ring's fold ordering, the natural order
 //!   (chains, single-node systems: a dense LDLᵀ), or reverse Cuthill–McKee — O(N w²).
-//! * [`SolverKind::Sparse`]: faer's sparse LDLᵀ (simplicial or supernodal, chosen by faer's
-//!   symbolic analysis) with an AMD fill-reducing ordering; the symbolic analysis, the factor's
-//!   storage and the workspace are set up once per pattern. LDLᵀ needs no positive
-//!   definiteness; if it meets a zero pivot, or the solution's relative residual exceeds 1e−8,
-//!   the solve is redone with sparse LU with partial pivoting (COLAMD ordering).
+//! * [`SolverKind::Sparse`]: faer's sparse Cholesky (supernodal or simplicial, faer's choice)
+//!   with an AMD fill-reducing ordering; symbolic analysis, the factor's storage and the
+//!   workspace are set up once per pattern. If M is not positive definite (an untrained MLP) it
+//!   tries an unpivoted sparse LDLᵀ on the same structure, accepted only when it reproduces a
+//!   test solution to [`LDLT_CHECK_TOL`], and otherwise falls back to sparse LU with partial
+//!   pivoting (COLAMD ordering).
 //! * [`SolverKind::Dense`]: the paper's baseline, a dense SVD pseudo-inverse (singular values
 //!   below N·ε·σ_max are dropped), O(N³).
 //!
-//! `Auto` picks banded when the best ordering's half-bandwidth is at most 24 coordinates, else
+//! `Auto` picks a diagonal solve (banded, half-width 0, natural order) when M is structurally
+//! diagonal, e.g. the lumped-mass FEM density on a mesh, else banded when the best ordering's half-bandwidth is at most 24 coordinates, else
 //! sparse. A singular M is an [`Error::Singular`] naming the coordinate, never a silent NaN; the
 //! dense pseudo-inverse is the documented way to get least-squares accelerations anyway.
 
@@ -22,14 +24,14 @@ use crate::graph::GraphKind;
 use crate::{Error, Result};
 use banded::Banded;
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::ldlt::factor::LdltRegularization;
 use faer::linalg::solvers::Solve;
 use faer::sparse::linalg::cholesky::{
-    factorize_symbolic_cholesky, LdltRef, SymbolicCholesky, SymmetricOrdering,
+    factorize_symbolic_cholesky, CholeskySymbolicParams, LdltRef, LltRef, SymbolicCholesky,
+    SymmetricOrdering,
 };
 use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
-use faer::{Conj, Mat, MatMut, Par, Side};
+use faer::{Conj, Mat, MatMut, Side};
 
 /// Which linear solver to use for M a = b.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -56,26 +58,30 @@ impl std::fmt::Display for SolverKind {
 pub const AUTO_MAX_BANDWIDTH: usize = 24;
 
 enum Plan {
-    Banded(Box<Banded>),
-    Sparse(Box<SparsePlan>),
-    Dense { pinv: Option<Mat<f64>> },
+    Banded(Banded),
+    Sparse {
+        symbolic: Box<SymbolicCholesky<usize>>,
+        /// Values of the Cholesky factor L (`symbolic.len_val()`), reused across evaluations.
+        l_values: Vec<f64>,
+        scratch: MemBuffer,
+        symbolic_lu: Option<SymbolicLu<usize>>,
+        factor: Option<SparseFactor>,
+        /// Set once the Cholesky has failed on this pattern (M indefinite): later
+        /// factorisations go straight to the checked LDLᵀ instead of repeating a failing LLᵀ.
+        skip_llt: bool,
+    },
+    Dense {
+        pinv: Option<Mat<f64>>,
+    },
 }
 
-struct SparsePlan {
-    symbolic: SymbolicCholesky<usize>,
-    /// Values of the L and D factors (faer's layout), reused between factorisations.
-    l_values: Vec<f64>,
-    stack: MemBuffer,
-    symbolic_lu: Option<SymbolicLu<usize>>,
-    /// Set when the current factorisation is LU (the LDLᵀ fallback).
-    lu: Option<Lu<usize, f64>>,
-    ldlt_ok: bool,
-    /// M's values, kept for the residual check and the LU fallback.
-    values: Vec<f64>,
+enum SparseFactor {
+    /// The Cholesky factor is in `l_values`.
+    Llt,
+    /// An LDLᵀ factor (no pivoting, same symbolic structure) is in `l_values`.
+    Ldlt,
+    Lu(Box<Lu<usize, f64>>),
 }
-
-/// Relative residual above which a sparse LDLᵀ solve is redone with pivoted LU.
-pub const RESIDUAL_TOL: f64 = 1e-8;
 
 /// A linear solver bound to one sparsity pattern: symbolic work done once, numeric
 /// factorisation per evaluation, any number of solves per factorisation.
@@ -85,6 +91,40 @@ pub struct Solver {
     work: Vec<f64>,
     /// True when the sparse Cholesky failed and LU was used for the current factorisation.
     pub used_lu_fallback: bool,
+    /// True when the sparse Cholesky failed (M not positive definite) and the unpivoted sparse
+    /// LDLᵀ was used for the current factorisation.
+    pub used_ldlt: bool,
+}
+
+/// Relative forward error under which an unpivoted sparse LDLᵀ is trusted (checked by solving
+/// M x = M x₀ for a fixed x₀ after every LDLᵀ factorisation; otherwise sparse LU is used).
+pub const LDLT_CHECK_TOL: f64 = 1e-8;
+
+fn ldlt_is_accurate(
+    symbolic: &SymbolicCholesky<usize>,
+    l_values: &[f64],
+    scratch: &mut MemBuffer,
+    ip: &[usize],
+    ix: &[usize],
+    values: &[f64],
+) -> bool {
+    let n = ip.len() - 1;
+    let x0: Vec<f64> = (0..n)
+        .map(|i| 1.0 + ((i * 7919) % 17) as f64 / 17.0)
+        .collect();
+    let mut b = vec![0.0; n];
+    for r in 0..n {
+        b[r] = (ip[r]..ip[r + 1]).map(|e| values[e] * x0[ix[e]]).sum();
+    }
+    LdltRef::<usize, f64>::new(symbolic, l_values).solve_in_place_with_conj(
+        Conj::No,
+        MatMut::from_column_major_slice_mut(&mut b, n, 1),
+        faer::get_global_parallelism(),
+        MemStack::new(scratch),
+    );
+    let num: f64 = b.iter().zip(&x0).map(|(x, y)| (x - y).powi(2)).sum();
+    let den: f64 = x0.iter().map(|y| y * y).sum();
+    num.is_finite() && (num / den).sqrt() < LDLT_CHECK_TOL
 }
 
 impl Solver {
@@ -99,13 +139,20 @@ impl Solver {
         let (ip, ix) = (&pattern.indptr, &pattern.indices);
         let resolved = match kind {
             SolverKind::Auto => {
-                let b = best_banded(pattern, graph_kind, dof);
+                // Structurally diagonal M (e.g. lumped-mass FEM): banded with half-width 0 in
+                // the natural order is a plain O(n) diagonal solve; skip the ordering search.
+                let b = if pattern.is_diagonal() {
+                    Banded::new(n, ip, ix, (0..n).collect())
+                } else {
+                    best_banded(pattern, graph_kind, dof)
+                };
                 if b.bw <= AUTO_MAX_BANDWIDTH {
                     return Ok(Solver {
                         kind: SolverKind::Banded,
-                        plan: Plan::Banded(Box::new(b)),
+                        plan: Plan::Banded(b),
                         work: vec![],
                         used_lu_fallback: false,
+                        used_ldlt: false,
                     });
                 }
                 SolverKind::Sparse
@@ -113,32 +160,32 @@ impl Solver {
             k => k,
         };
         let plan = match resolved {
-            SolverKind::Banded => Plan::Banded(Box::new(best_banded(pattern, graph_kind, dof))),
+            SolverKind::Banded => Plan::Banded(best_banded(pattern, graph_kind, dof)),
             SolverKind::Sparse => {
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
                 let symbolic = factorize_symbolic_cholesky(
                     sym,
                     Side::Lower,
                     SymmetricOrdering::Amd,
-                    Default::default(),
+                    CholeskySymbolicParams::default(),
                 )
                 .map_err(|e| Error::input(format!("sparse symbolic analysis failed: {e:?}")))?;
+                let par = faer::get_global_parallelism();
                 let req = symbolic
-                    .factorize_numeric_ldlt_scratch::<f64>(Par::Seq, Default::default())
-                    .or(symbolic.solve_in_place_scratch::<f64>(1, Par::Seq));
-                let stack = MemBuffer::try_new(req).map_err(|_| {
-                    Error::input("out of memory for the sparse factorisation workspace")
+                    .factorize_numeric_llt_scratch::<f64>(par, Default::default())
+                    .or(symbolic.factorize_numeric_ldlt_scratch::<f64>(par, Default::default()))
+                    .or(symbolic.solve_in_place_scratch::<f64>(1, par));
+                let scratch = MemBuffer::try_new(req).map_err(|e| {
+                    Error::input(format!("cannot allocate sparse Cholesky workspace: {e:?}"))
                 })?;
-                let l_values = vec![0.0; symbolic.len_val()];
-                Plan::Sparse(Box::new(SparsePlan {
-                    symbolic,
-                    l_values,
-                    stack,
+                Plan::Sparse {
+                    l_values: vec![0.0; symbolic.len_val()],
+                    symbolic: Box::new(symbolic),
+                    scratch,
                     symbolic_lu: None,
-                    lu: None,
-                    ldlt_ok: false,
-                    values: vec![],
-                }))
+                    factor: None,
+                    skip_llt: false,
+                }
             }
             SolverKind::Dense => {
                 if n > 20_000 {
@@ -156,6 +203,7 @@ impl Solver {
             plan,
             work: vec![],
             used_lu_fallback: false,
+            used_ldlt: false,
         })
     }
 
@@ -172,6 +220,29 @@ impl Solver {
         }
     }
 
+    /// Stored entries of the factor (lower triangle incl. diagonal, after fill-in) — the
+    /// sparse Cholesky factor's values (supernodal storage counts its dense blocks), the band
+    /// (n·(w+1)) or the dense pseudo-inverse (n²).
+    pub fn factor_nnz(&self) -> usize {
+        match &self.plan {
+            Plan::Banded(b) => b.perm.len() * (b.bw + 1),
+            Plan::Sparse { symbolic, .. } => symbolic.len_val(),
+            Plan::Dense { pinv } => pinv.as_ref().map_or(0, |p| p.nrows() * p.nrows()),
+        }
+    }
+
+    /// For the sparse plan: whether faer chose its supernodal (true) or simplicial (false)
+    /// Cholesky.
+    pub fn supernodal(&self) -> Option<bool> {
+        match &self.plan {
+            Plan::Sparse { symbolic, .. } => Some(matches!(
+                symbolic.raw(),
+                faer::sparse::linalg::cholesky::SymbolicCholeskyRaw::Supernodal(_)
+            )),
+            _ => None,
+        }
+    }
+
     /// Numeric factorisation of M (CSR values in `pattern` order).
     pub fn factorize(&mut self, pattern: &MassPattern, values: &[f64]) -> Result<()> {
         let n = pattern.n;
@@ -184,27 +255,66 @@ impl Solver {
             )));
         }
         self.used_lu_fallback = false;
+        self.used_ldlt = false;
         match &mut self.plan {
             Plan::Banded(b) => b.factorize(ip, ix, values),
-            Plan::Sparse(sp) => {
-                sp.lu = None;
-                sp.values.clear();
-                sp.values.extend_from_slice(values);
+            Plan::Sparse {
+                symbolic,
+                l_values,
+                scratch,
+                symbolic_lu,
+                factor,
+                skip_llt,
+            } => {
+                *factor = None;
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
                 let mat = SparseColMatRef::new(sym, values);
-                let res = sp.symbolic.factorize_numeric_ldlt(
-                    &mut sp.l_values,
-                    mat,
-                    Side::Lower,
-                    LdltRegularization::default(),
-                    Par::Seq,
-                    MemStack::new(&mut sp.stack),
-                    Default::default(),
-                );
-                sp.ldlt_ok = res.is_ok();
-                if !sp.ldlt_ok {
-                    sp.factorize_lu(n, ip, ix)?;
-                    self.used_lu_fallback = true;
+                let par = faer::get_global_parallelism();
+                let llt_ok = !*skip_llt
+                    && symbolic
+                        .factorize_numeric_llt::<f64>(
+                            l_values,
+                            mat,
+                            Side::Lower,
+                            Default::default(),
+                            par,
+                            MemStack::new(scratch),
+                            Default::default(),
+                        )
+                        .is_ok();
+                *skip_llt = !llt_ok;
+                if llt_ok {
+                    *factor = Some(SparseFactor::Llt);
+                } else if symbolic
+                    .factorize_numeric_ldlt::<f64>(
+                        l_values,
+                        mat,
+                        Side::Lower,
+                        Default::default(),
+                        par,
+                        MemStack::new(scratch),
+                        Default::default(),
+                    )
+                    .is_ok()
+                    && ldlt_is_accurate(symbolic, l_values, scratch, ip, ix, values)
+                {
+                    // M indefinite (e.g. an untrained MLP): LDLᵀ with the same symbolic
+                    // structure, accepted only if it reproduces a test solution.
+                    self.used_ldlt = true;
+                    *factor = Some(SparseFactor::Ldlt);
+                } else {
+                    {
+                        if symbolic_lu.is_none() {
+                            *symbolic_lu = Some(SymbolicLu::try_new(sym).map_err(|e| {
+                                Error::input(format!("sparse LU symbolic analysis failed: {e:?}"))
+                            })?);
+                        }
+                        let lu = Lu::try_new_with_symbolic(symbolic_lu.clone().unwrap(), mat).map_err(|e| {
+                            Error::Singular(format!("sparse LU failed ({e:?}); try --solver dense for a pseudo-inverse"))
+                        })?;
+                        self.used_lu_fallback = true;
+                        *factor = Some(SparseFactor::Lu(Box::new(lu)));
+                    }
                 }
                 Ok(())
             }
@@ -226,24 +336,34 @@ impl Solver {
 
     /// Solve M x = b in place with the current factorisation. Non-finite results (from a
     /// numerically singular M) are reported, not returned.
-    pub fn solve_in_place(&mut self, pattern: &MassPattern, x: &mut [f64]) -> Result<()> {
+    pub fn solve_in_place(&mut self, x: &mut [f64]) -> Result<()> {
         match &mut self.plan {
             Plan::Banded(b) => b.solve_in_place(x, &mut self.work),
-            Plan::Sparse(sp) => {
-                let (ip, ix) = (&pattern.indptr, &pattern.indices);
-                self.work.clear();
-                self.work.extend_from_slice(x);
-                if sp.ldlt_ok {
-                    sp.solve_ldlt(x);
-                    if residual(ip, ix, &sp.values, x, &self.work) > RESIDUAL_TOL {
-                        sp.factorize_lu(pattern.n, ip, ix)?;
-                        self.used_lu_fallback = true;
-                        x.copy_from_slice(&self.work);
-                    }
-                }
-                if let Some(lu) = &sp.lu {
-                    let n = x.len();
-                    lu.solve_in_place(MatMut::from_column_major_slice_mut(x, n, 1));
+            Plan::Sparse {
+                factor,
+                symbolic,
+                l_values,
+                scratch,
+                ..
+            } => {
+                let n = x.len();
+                let rhs = MatMut::from_column_major_slice_mut(x, n, 1);
+                match factor.as_ref().expect("factorize before solve") {
+                    SparseFactor::Llt => LltRef::<usize, f64>::new(symbolic, l_values.as_slice())
+                        .solve_in_place_with_conj(
+                            Conj::No,
+                            rhs,
+                            faer::get_global_parallelism(),
+                            MemStack::new(scratch),
+                        ),
+                    SparseFactor::Ldlt => LdltRef::<usize, f64>::new(symbolic, l_values.as_slice())
+                        .solve_in_place_with_conj(
+                            Conj::No,
+                            rhs,
+                            faer::get_global_parallelism(),
+                            MemStack::new(scratch),
+                        ),
+                    SparseFactor::Lu(f) => f.solve_in_place(rhs),
                 }
             }
             Plan::Dense { pinv } => {
@@ -266,57 +386,6 @@ impl Solver {
             )));
         }
         Ok(())
-    }
-}
-
-impl SparsePlan {
-    fn solve_ldlt(&mut self, x: &mut [f64]) {
-        let n = x.len();
-        LdltRef::new(&self.symbolic, &self.l_values).solve_in_place_with_conj(
-            Conj::No,
-            MatMut::from_column_major_slice_mut(x, n, 1),
-            Par::Seq,
-            MemStack::new(&mut self.stack),
-        );
-    }
-
-    fn factorize_lu(&mut self, n: usize, ip: &[usize], ix: &[usize]) -> Result<()> {
-        let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
-        if self.symbolic_lu.is_none() {
-            let s = SymbolicLu::try_new(sym)
-                .map_err(|e| Error::input(format!("sparse LU symbolic analysis failed: {e:?}")))?;
-            self.symbolic_lu = Some(s);
-        }
-        let mat = SparseColMatRef::new(sym, &self.values);
-        let lu = Lu::try_new_with_symbolic(self.symbolic_lu.clone().expect("set above"), mat)
-            .map_err(|e| {
-                Error::Singular(format!(
-                    "sparse LU failed ({e:?}); try --solver dense for a pseudo-inverse"
-                ))
-            })?;
-        self.lu = Some(lu);
-        Ok(())
-    }
-}
-
-/// ‖M x − b‖∞ / (‖M‖∞‖x‖∞ + ‖b‖∞) for CSR M.
-fn residual(ip: &[usize], ix: &[usize], vals: &[f64], x: &[f64], b: &[f64]) -> f64 {
-    let (mut r, mut mnorm) = (0.0f64, 0.0f64);
-    for i in 0..b.len() {
-        let (mut s, mut row) = (0.0, 0.0);
-        for e in ip[i]..ip[i + 1] {
-            s += vals[e] * x[ix[e]];
-            row += vals[e].abs();
-        }
-        r = r.max((s - b[i]).abs());
-        mnorm = mnorm.max(row);
-    }
-    let xn = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let bn = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    if r.is_finite() {
-        r / (mnorm * xn + bn).max(f64::MIN_POSITIVE)
-    } else {
-        f64::INFINITY
     }
 }
 

@@ -377,7 +377,7 @@ pub fn lnn_graph_sample(
     let Some(grad) = grad else {
         return Ok(l);
     };
-    dy.solver.solve_in_place(&dy.pattern, &mut lam)?;
+    dy.solver.solve_in_place(&mut lam)?;
     let d = dy.lagrangian.dof;
     let offs = term_offsets(mlps);
     for (t, term) in dy.lagrangian.terms.iter().enumerate() {
