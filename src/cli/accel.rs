@@ -15,6 +15,9 @@ pub enum SystemName {
     Relativistic,
     /// 1D wave on a periodic grid of --n points; --state FILE.h5 with datasets q, qdot.
     Wave1d,
+    /// Any graph from an lgn graph file (--graph FILE.h5) with an MLP density: explicit sites
+    /// if the file has them, node-centred sites on regular graphs, else node + edge terms.
+    Graph,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +65,52 @@ pub struct AccelArgs {
     /// Linear solver for M q̈ = b.
     #[arg(long, value_enum, default_value_t = SolverKind::Auto)]
     pub solver: SolverKind,
+    /// Graph file (lgn graph schema) for --system graph.
+    #[arg(long)]
+    pub graph: Option<std::path::PathBuf>,
+    /// Also write q, qdot and the accelerations qddot to this HDF5 file (samples schema).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Print one JSON object {"a": [...], ...} instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn graph_system(args: &AccelArgs, density: &DensityChoice) -> Result<lgn::dynamics::Dynamics> {
+    use lgn::density::{Mlp, MlpDensity};
+    use lgn::graph::Graph;
+    use lgn::lagrangian::Lagrangian;
+    use lgn::sites::Sites;
+    use std::sync::Arc;
+    let path = args
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::input("--system graph needs --graph FILE.h5 (lgn graph schema, see docs/SCHEMA.md)"))?;
+    let gd = lgn::io::GraphData::read(path)?;
+    let edges: Vec<(usize, usize)> = gd.edges.iter().map(|e| (e[0], e[1])).collect();
+    let graph = Graph::from_edges(gd.n_nodes, &edges, gd.dof)?;
+    let (hidden, layers, seed) = match density {
+        DensityChoice::Mlp { hidden, layers, seed } => (*hidden, *layers, *seed),
+        _ => return Err(Error::input("a general graph has no closed-form density: use --density mlp")),
+    };
+    let mlp = |arity: usize, seed: u64| -> Result<Arc<dyn lgn::density::Density>> {
+        let mut sizes = vec![2 * arity * gd.dof];
+        sizes.extend(std::iter::repeat_n(hidden, layers));
+        sizes.push(1);
+        Ok(Arc::new(MlpDensity::new(Mlp::paper_init(&sizes, seed), arity, gd.dof, 0)?))
+    };
+    let lag = if let Some(s) = &gd.sites {
+        let sites = Sites::explicit(s.ncols(), s.iter().copied().collect(), gd.n_nodes)?;
+        Lagrangian::new(gd.n_nodes, gd.dof, sites.clone(), mlp(sites.arity, seed)?)?
+    } else if let Ok(sites) = Sites::node_centred(&graph) {
+        Lagrangian::new(gd.n_nodes, gd.dof, sites.clone(), mlp(sites.arity, seed)?)?
+    } else {
+        Lagrangian::new(gd.n_nodes, gd.dof, Sites::nodes(&graph)?, mlp(1, seed)?)?.with_term(Sites::edges(&graph)?, mlp(2, seed + 1)?)?
+    };
+    lgn::dynamics::Dynamics::new(lag, args.solver, graph.kind)
 }
 
 fn parse_list(s: &str) -> Result<Vec<f64>> {
@@ -145,8 +191,25 @@ pub fn run(args: AccelArgs) -> Result<()> {
             let dx = args.dx.unwrap_or(1.0 / n as f64);
             (systems::wave1d(n, dx, &density, args.solver)?, q, v)
         }
+        SystemName::Graph => {
+            let dy = graph_system(&args, &density)?;
+            let (q, v) = read_state(&args.state, Some(dy.n_coords()))?;
+            (dy, q, v)
+        }
     };
     let a = dy.accelerations(&q, &v)?;
+    if let Some(out) = &args.out {
+        let row = |x: &[f64]| ndarray::Array2::from_shape_vec((1, x.len()), x.to_vec()).expect("shape");
+        let samples = lgn::io::SamplesData {
+            system: Some(format!("{:?}", args.system).to_lowercase()),
+            params: Default::default(),
+            q: row(&q),
+            qdot: row(&v),
+            qddot: row(&a),
+            weights: None,
+        };
+        samples.write(out, args.force)?;
+    }
     if args.json {
         let out = serde_json::json!({
             "a": a,

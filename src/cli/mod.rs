@@ -2,6 +2,7 @@
 
 mod accel;
 mod bench;
+mod info;
 mod io_glue;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ pub enum Command {
     /// Benchmarks: acceleration evaluation, GEMM peak.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Summarise an lgn HDF5 file (graph, state, samples, trajectories, model) and validate it.
+    Info(info::InfoArgs),
 }
 
 /// Run the CLI; returns the process exit code.
@@ -34,6 +37,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Accel(a) => accel::run(a),
         Command::Bench(b) => bench::run(b),
+        Command::Info(i) => info::run(i),
     };
     match result {
         Ok(()) => 0,

@@ -29,6 +29,10 @@
 //!   (`lgn info FILE [--json]`): `Display` gives the human-readable report,
 //!   [`InfoReport::to_json`] a `serde_json::Value`.
 //! * [`validate`]`(path) -> Result<Vec<Problem>>`: all schema problems of an lgn file.
+//! * Each struct also has `problems(&self) -> Vec<Problem>` (the in-memory consistency checks
+//!   that `write` applies before touching the disk).
+//! * [`AtomicOutput`]: the temp-file-then-rename helper, usable for other outputs (JSON, CSV):
+//!   `AtomicOutput::new(path, force)?`, write to `tmp_path()`, then `commit()?`.
 //!
 //! # Behaviour common to all readers and writers
 //!

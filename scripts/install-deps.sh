@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what lgn needs to build on Debian/Ubuntu: the HDF5 C library (libhdf5-dev) and
+# pkg-config. Does nothing when they are already there. Uses sudo when not root.
+set -euo pipefail
+
+need=()
+if ! { pkg-config --exists hdf5 2>/dev/null || [ -e /usr/include/hdf5/serial/hdf5.h ] || [ -e /usr/include/hdf5.h ]; }; then
+  need+=(libhdf5-dev)
+fi
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "lgn: installing missing system packages: ${need[*]} (apt-get)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "lgn: apt-get not found; install the HDF5 C library (1.10+) and pkg-config with your package manager" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  echo "lgn: installed ${need[*]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "lgn: cargo not found; install the Rust toolchain (https://rustup.rs) and retry" >&2
+  exit 1
+fi
