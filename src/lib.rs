@@ -18,6 +18,7 @@ pub mod density;
 pub mod dynamics;
 pub mod error;
 pub mod graph;
+pub mod integrate;
 pub mod io;
 pub mod lagrangian;
 pub mod mesh;

@@ -85,22 +85,34 @@ fn graph_system(args: &AccelArgs, density: &DensityChoice) -> Result<lgn::dynami
     use lgn::lagrangian::Lagrangian;
     use lgn::sites::Sites;
     use std::sync::Arc;
-    let path = args
-        .graph
-        .as_ref()
-        .ok_or_else(|| Error::input("--system graph needs --graph FILE.h5 (lgn graph schema, see docs/SCHEMA.md)"))?;
+    let path = args.graph.as_ref().ok_or_else(|| {
+        Error::input("--system graph needs --graph FILE.h5 (lgn graph schema, see docs/SCHEMA.md)")
+    })?;
     let gd = lgn::io::GraphData::read(path)?;
     let edges: Vec<(usize, usize)> = gd.edges.iter().map(|e| (e[0], e[1])).collect();
     let graph = Graph::from_edges(gd.n_nodes, &edges, gd.dof)?;
     let (hidden, layers, seed) = match density {
-        DensityChoice::Mlp { hidden, layers, seed } => (*hidden, *layers, *seed),
-        _ => return Err(Error::input("a general graph has no closed-form density: use --density mlp")),
+        DensityChoice::Mlp {
+            hidden,
+            layers,
+            seed,
+        } => (*hidden, *layers, *seed),
+        _ => {
+            return Err(Error::input(
+                "a general graph has no closed-form density: use --density mlp",
+            ))
+        }
     };
     let mlp = |arity: usize, seed: u64| -> Result<Arc<dyn lgn::density::Density>> {
         let mut sizes = vec![2 * arity * gd.dof];
         sizes.extend(std::iter::repeat_n(hidden, layers));
         sizes.push(1);
-        Ok(Arc::new(MlpDensity::new(Mlp::paper_init(&sizes, seed), arity, gd.dof, 0)?))
+        Ok(Arc::new(MlpDensity::new(
+            Mlp::paper_init(&sizes, seed),
+            arity,
+            gd.dof,
+            0,
+        )?))
     };
     let lag = if let Some(s) = &gd.sites {
         let sites = Sites::explicit(s.ncols(), s.iter().copied().collect(), gd.n_nodes)?;
@@ -108,7 +120,8 @@ fn graph_system(args: &AccelArgs, density: &DensityChoice) -> Result<lgn::dynami
     } else if let Ok(sites) = Sites::node_centred(&graph) {
         Lagrangian::new(gd.n_nodes, gd.dof, sites.clone(), mlp(sites.arity, seed)?)?
     } else {
-        Lagrangian::new(gd.n_nodes, gd.dof, Sites::nodes(&graph)?, mlp(1, seed)?)?.with_term(Sites::edges(&graph)?, mlp(2, seed + 1)?)?
+        Lagrangian::new(gd.n_nodes, gd.dof, Sites::nodes(&graph)?, mlp(1, seed)?)?
+            .with_term(Sites::edges(&graph)?, mlp(2, seed + 1)?)?
     };
     lgn::dynamics::Dynamics::new(lag, args.solver, graph.kind)
 }
@@ -199,7 +212,8 @@ pub fn run(args: AccelArgs) -> Result<()> {
     };
     let a = dy.accelerations(&q, &v)?;
     if let Some(out) = &args.out {
-        let row = |x: &[f64]| ndarray::Array2::from_shape_vec((1, x.len()), x.to_vec()).expect("shape");
+        let row =
+            |x: &[f64]| ndarray::Array2::from_shape_vec((1, x.len()), x.to_vec()).expect("shape");
         let samples = lgn::io::SamplesData {
             system: Some(format!("{:?}", args.system).to_lowercase()),
             params: Default::default(),
