@@ -13,7 +13,7 @@ pub mod activation;
 pub mod analytic;
 pub mod mlp;
 
-pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d};
+pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use mlp::{Mlp, MlpDensity};
 
 /// A Lagrangian density evaluated on blocks of sites.

@@ -92,7 +92,7 @@ pub struct Stats {
 }
 
 /// Check the requested output times: finite and non-decreasing, at least one.
-pub(crate) fn check_times(times: &[f64]) -> Result<()> {
+pub fn check_times(times: &[f64]) -> Result<()> {
     if times.is_empty() {
         return Err(Error::input("no output times requested"));
     }
