@@ -145,7 +145,7 @@ fn parse_list(s: &str) -> Result<Vec<f64>> {
 }
 
 /// Read a state from "a,b,c,d" (split in half into q and q̇) or an HDF5 file.
-fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Vec<f64>)> {
+pub(super) fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Vec<f64>)> {
     let (q, v) = if Path::new(s).exists() || s.ends_with(".h5") || s.ends_with(".hdf5") {
         super::io_glue::read_state(Path::new(s))?
     } else {

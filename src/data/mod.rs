@@ -583,3 +583,51 @@ mod tests {
         assert!(dblpend_samples(0, 9.8, 10.0, 3).is_err());
     }
 }
+
+/// Integrate one trajectory of a system and stream its frames (q, q̇, q̈, energy) into
+/// `writer` (created with B = 1, `with_qddot` and `with_energy`). `make` builds the system
+/// twice: one copy integrates, the other evaluates q̈ and the energy of each output frame — any
+/// [`Dynamics`] plugs in (analytic or a trained model). `progress` is called with the number of
+/// frames written so far.
+pub fn simulate<M>(
+    make: M,
+    method: &Method,
+    q0: &[f64],
+    v0: &[f64],
+    times: &[f64],
+    writer: &mut crate::io::TrajectoryWriter,
+    mut progress: impl FnMut(usize),
+) -> Result<crate::integrate::Stats>
+where
+    M: Fn() -> Result<Dynamics>,
+{
+    let mut dy = make()?;
+    let mut eval = make()?;
+    if q0.len() != dy.n_coords() || v0.len() != dy.n_coords() {
+        return Err(Error::input(format!(
+            "state has {} + {} values, the system has {} coordinates",
+            q0.len(),
+            v0.len(),
+            dy.n_coords()
+        )));
+    }
+    let d = q0.len();
+    let mut a = vec![0.0; d];
+    integrate(&mut dy, method, q0, v0, times, |k, t, q, v| {
+        eval.accelerations_into(q, v, &mut a)?;
+        let e = eval.energy(q, v)?;
+        fn view(x: &[f64]) -> ndarray::ArrayView2<'_, f64> {
+            ndarray::ArrayView2::from_shape((1, x.len()), x).expect("1×D")
+        }
+        let ev = [e];
+        writer.push_frame(
+            t,
+            view(q),
+            view(v),
+            Some(view(&a)),
+            Some(ndarray::ArrayView1::from(&ev[..])),
+        )?;
+        progress(k + 1);
+        Ok(())
+    })
+}
