@@ -109,6 +109,21 @@ fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
+/// Tick label: plain for moderate magnitudes, scientific for tiny or huge ranges.
+fn tick_label(v: f64, lo: f64, hi: f64) -> String {
+    let m = lo.abs().max(hi.abs());
+    let span = hi - lo;
+    if v == 0.0 {
+        "0".into()
+    } else if m >= 1e4 || span < 1e-2 {
+        format!("{v:.2e}")
+    } else if span < 1.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// A line plot of `series` saved as a PNG of `size` pixels (e.g. (900, 500)).
 pub fn line_plot(
     path: impl AsRef<Path>,
@@ -143,13 +158,15 @@ pub fn line_plot(
             .caption(title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(90)
             .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
             .map_err(e)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            .x_label_formatter(&|v| tick_label(*v, xr.0, xr.1))
+            .y_label_formatter(&|v| tick_label(*v, yr.0, yr.1))
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(RGBColor(235, 235, 235))
@@ -253,7 +270,7 @@ pub fn spacetime(
                 .filter(|v| v.is_finite())
                 .fold(0.0f64, |m, v| m.max(v.abs()))
                 .max(1e-300);
-            let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 70);
+            let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 95);
             let mut chart = ChartBuilder::on(&main)
                 .caption(format!("{} (±{vmax:.3e})", p.title), ("sans-serif", 15))
                 .margin(8)
@@ -287,14 +304,14 @@ pub fn spacetime(
                 .margin_top(40)
                 .margin_bottom(44)
                 .margin_right(8)
-                .y_label_area_size(44)
+                .y_label_area_size(66)
                 .build_cartesian_2d(0.0..1.0, -vmax..vmax)
                 .map_err(e)?;
             cb.configure_mesh()
                 .disable_mesh()
                 .disable_x_axis()
                 .y_labels(5)
-                .y_label_formatter(&|v| format!("{v:.2}"))
+                .y_label_formatter(&|v| tick_label(*v, -vmax, vmax))
                 .label_style(("sans-serif", 11))
                 .draw()
                 .map_err(e)?;
