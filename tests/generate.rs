@@ -180,8 +180,8 @@ fn wave1d_samples_satisfy_the_standard_stencil_and_trajectories_conserve_energy(
     for i in 0..25 {
         let q = s.q.row(i).to_vec();
         let st = data::wave_stencil(&q, cfg.dx());
-        for c in 0..50 {
-            assert!((st[c] - s.qddot[[i, c]]).abs() < 1e-12 * (1.0 + st[c].abs()));
+        for (c, x) in st.iter().enumerate() {
+            assert!((x - s.qddot[[i, c]]).abs() < 1e-12 * (1.0 + x.abs()));
         }
     }
     // Samples come from different times: not all identical to the initial states.
@@ -211,8 +211,8 @@ fn wave1d_samples_satisfy_the_standard_stencil_and_trajectories_conserve_energy(
         &m,
     )
     .unwrap();
-    for i in 0..n {
-        let want = q0[i] * (omega * 0.7).cos();
+    for (i, x) in q0.iter().enumerate() {
+        let want = x * (omega * 0.7).cos();
         assert!(
             (tr.q[[0, 1, i]] - want).abs() < 1e-8,
             "{} vs {want}",

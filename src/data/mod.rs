@@ -24,6 +24,11 @@ use std::collections::BTreeMap;
 use std::f64::consts::PI;
 use std::path::Path;
 
+/// An initial state (q, q̇).
+pub type State = (Vec<f64>, Vec<f64>);
+/// One trajectory's rows: q, q̇, q̈ (T·D each) and energy (T).
+type TrajRows = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// Closed-form double-pendulum accelerations (m₁ = m₂ = l₁ = l₂ = 1), as in the reference code:
 /// solves the 2×2 Euler–Lagrange system by hand, independently of [`crate::dynamics`].
 pub fn dblpend_accel(q: &[f64], v: &[f64], g: f64) -> [f64; 2] {
@@ -108,7 +113,7 @@ pub fn dblpend_trajectories(
     check_param("g", g)?;
     check_param("omega_max", omega_max)?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let init: Vec<(Vec<f64>, Vec<f64>)> = (0..b)
+    let init: Vec<State> = (0..b)
         .map(|_| {
             let (q, v) = dblpend_state(&mut rng, omega_max);
             (q.to_vec(), v.to_vec())
@@ -231,7 +236,7 @@ pub fn relativistic_trajectories(
     check_count("trajectories", b)?;
     check_param("g", g)?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let init: Vec<(Vec<f64>, Vec<f64>)> = (0..b)
+    let init: Vec<State> = (0..b)
         .map(|_| {
             let (q, v) = relativistic_state(&mut rng);
             (vec![q], vec![v])
@@ -356,7 +361,7 @@ pub fn wave1d_samples(
     cfg.check()?;
     let mut rng = StdRng::seed_from_u64(seed);
     let n_traj = n_samples.div_ceil(frames);
-    let jobs: Vec<((Vec<f64>, Vec<f64>), Vec<f64>)> = (0..n_traj)
+    let jobs: Vec<(State, Vec<f64>)> = (0..n_traj)
         .map(|_| {
             let s = cfg.random_state(&mut rng);
             let mut ts: Vec<f64> = (0..frames)
@@ -368,7 +373,7 @@ pub fn wave1d_samples(
             (s, times)
         })
         .collect();
-    let results: Vec<Result<Vec<(Vec<f64>, Vec<f64>)>>> = jobs
+    let results: Vec<Result<Vec<State>>> = jobs
         .par_iter()
         .map(|((q0, v0), times)| {
             let mut dy = cfg.system()?;
@@ -426,7 +431,7 @@ pub fn wave1d_trajectories(
     check_count("trajectories", b)?;
     cfg.check()?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let init: Vec<(Vec<f64>, Vec<f64>)> = (0..b).map(|_| cfg.random_state(&mut rng)).collect();
+    let init: Vec<State> = (0..b).map(|_| cfg.random_state(&mut rng)).collect();
     let mut t = trajectories(|| cfg.system(), &init, times, method)?;
     t.system = Some("wave1d".into());
     t.params = cfg.params(seed);
@@ -437,7 +442,7 @@ pub fn wave1d_trajectories(
 /// record q, q̇, q̈ and the energy at `times`.
 pub fn trajectories<M>(
     make: M,
-    init: &[(Vec<f64>, Vec<f64>)],
+    init: &[State],
     times: &[f64],
     method: &Method,
 ) -> Result<TrajectoryData>
@@ -456,7 +461,7 @@ where
     }
     let d = init[0].0.len();
     let nt = times.len();
-    let per: Vec<Result<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)>> = init
+    let per: Vec<Result<TrajRows>> = init
         .par_iter()
         .map(|(q0, v0)| {
             let mut dy = make()?;
@@ -556,34 +561,6 @@ fn check_param(name: &str, x: f64) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn closed_forms_match_the_engine() {
-        let mut dy = systems::dblpend(9.8, &DensityChoice::Analytic, SolverKind::Auto).unwrap();
-        let (q, v) = ([0.3, -1.2], [2.0, -0.7]);
-        let a = dy.accelerations(&q, &v).unwrap();
-        let b = dblpend_accel(&q, &v, 9.8);
-        assert!((a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12);
-        let mut dy =
-            systems::relativistic(0.7, &DensityChoice::Analytic, SolverKind::Auto).unwrap();
-        let a = dy.accelerations(&[0.1], &[0.6]).unwrap();
-        assert!((a[0] - relativistic_accel(0.6, 0.7)).abs() < 1e-13);
-    }
-
-    #[test]
-    fn generators_are_deterministic() {
-        let a = dblpend_samples(10, 9.8, 10.0, 3).unwrap();
-        let b = dblpend_samples(10, 9.8, 10.0, 3).unwrap();
-        assert_eq!(a, b);
-        assert!(a.q.iter().all(|x| (0.0..2.0 * PI).contains(x)));
-        assert!(a.qdot.iter().all(|x| x.abs() <= 10.0));
-        assert!(dblpend_samples(0, 9.8, 10.0, 3).is_err());
-    }
-}
-
 /// Integrate one trajectory of a system and stream its frames (q, q̇, q̈, energy) into
 /// `writer` (created with B = 1, `with_qddot` and `with_energy`). `make` builds the system
 /// twice: one copy integrates, the other evaluates q̈ and the energy of each output frame — any
@@ -630,4 +607,32 @@ where
         progress(k + 1);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_forms_match_the_engine() {
+        let mut dy = systems::dblpend(9.8, &DensityChoice::Analytic, SolverKind::Auto).unwrap();
+        let (q, v) = ([0.3, -1.2], [2.0, -0.7]);
+        let a = dy.accelerations(&q, &v).unwrap();
+        let b = dblpend_accel(&q, &v, 9.8);
+        assert!((a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12);
+        let mut dy =
+            systems::relativistic(0.7, &DensityChoice::Analytic, SolverKind::Auto).unwrap();
+        let a = dy.accelerations(&[0.1], &[0.6]).unwrap();
+        assert!((a[0] - relativistic_accel(0.6, 0.7)).abs() < 1e-13);
+    }
+
+    #[test]
+    fn generators_are_deterministic() {
+        let a = dblpend_samples(10, 9.8, 10.0, 3).unwrap();
+        let b = dblpend_samples(10, 9.8, 10.0, 3).unwrap();
+        assert_eq!(a, b);
+        assert!(a.q.iter().all(|x| (0.0..2.0 * PI).contains(x)));
+        assert!(a.qdot.iter().all(|x| x.abs() <= 10.0));
+        assert!(dblpend_samples(0, 9.8, 10.0, 3).is_err());
+    }
 }

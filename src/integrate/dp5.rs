@@ -119,10 +119,8 @@ where
     S: SecondOrder + ?Sized,
     F: FnMut(usize, f64, &[f64], &[f64]) -> Result<()>,
 {
-    if !(o.rtol >= 0.0 && o.atol >= 0.0 && o.rtol + o.atol > 0.0)
-        || !o.rtol.is_finite()
-        || !o.atol.is_finite()
-    {
+    let valid = o.rtol.is_finite() && o.atol.is_finite() && o.rtol >= 0.0 && o.atol >= 0.0;
+    if !valid || o.rtol + o.atol <= 0.0 {
         return Err(Error::input(format!(
             "DP5 tolerances must be non-negative, finite and not both zero (rtol = {}, atol = {})",
             o.rtol, o.atol
