@@ -86,8 +86,13 @@ const D5: f64 = 701980252875.0 / 199316789632.0;
 const D6: f64 = -1453857185.0 / 822651844.0;
 const D7: f64 = 69997945.0 / 29380423.0;
 
-/// y' = (v, a(q, v)) for y = (q, v).
+/// y' = (v, a(q, v)) for y = (q, v). A non-finite stage state gives a NaN derivative (the step
+/// is then rejected and retried smaller) instead of calling the system.
 fn deriv<S: SecondOrder + ?Sized>(sys: &mut S, y: &[f64], f: &mut [f64]) -> Result<()> {
+    if !y.iter().all(|x| x.is_finite()) {
+        f.fill(f64::NAN);
+        return Ok(());
+    }
     let n = y.len() / 2;
     let (q, v) = y.split_at(n);
     let (fq, fv) = f.split_at_mut(n);

@@ -1,6 +1,6 @@
 //! Fixed-step integrators: classical RK4 and velocity Verlet.
 
-use super::{check_state, SecondOrder, Stats};
+use super::{accel_checked, check_state, SecondOrder, Stats};
 use crate::Result;
 
 /// Number of equal steps of at most `dt` covering `span` (0 for an empty interval).
@@ -51,7 +51,7 @@ where
                     vt[j] = v[j] + c * h * k[stage - 1][j];
                 }
                 kv[stage].copy_from_slice(&vt);
-                sys.accel(&qt, &vt, &mut k[stage])?;
+                accel_checked(sys, t + c * h, &qt, &vt, &mut k[stage])?;
             }
             for j in 0..n {
                 q[j] += h / 6.0 * (kv[0][j] + 2.0 * kv[1][j] + 2.0 * kv[2][j] + kv[3][j]);
@@ -96,7 +96,7 @@ where
             }
             // q̈ at the new position; for velocity-dependent systems the half-step velocity is
             // passed (documented: Verlet is meant for velocity-independent accelerations).
-            sys.accel(&q, &v, &mut a)?;
+            accel_checked(sys, t0 + (s + 1) as f64 * h, &q, &v, &mut a)?;
             for j in 0..n {
                 v[j] += 0.5 * h * a[j]; // half kick
             }

@@ -121,6 +121,19 @@ pub(crate) fn check_state(t: f64, q: &[f64], v: &[f64]) -> Result<()> {
     Ok(())
 }
 
+/// q̈ at a stage state, with a clear integration error if that state is already non-finite
+/// (the dynamics blew up inside a step).
+pub(crate) fn accel_checked<S: SecondOrder + ?Sized>(
+    sys: &mut S,
+    t: f64,
+    q: &[f64],
+    v: &[f64],
+    a: &mut [f64],
+) -> Result<()> {
+    check_state(t, q, v)?;
+    sys.accel(q, v, a)
+}
+
 /// Integrate from (q0, v0) at `times[0]` and call `out(k, times[k], q, v)` at every requested
 /// time (the first call is the initial state). `times` must be non-decreasing; repeated times
 /// repeat the frame. Returns the work done.
