@@ -27,6 +27,10 @@ pub struct AccelBench {
     /// Peak resident memory of the process so far (VmHWM), MB.
     pub peak_rss_mb: f64,
     pub precision: &'static str,
+    /// Phase breakdown of the median evaluation's neighbourhood (last timed call).
+    pub phases: crate::dynamics::PhaseTimes,
+    /// Stored entries of M.
+    pub nnz: usize,
 }
 
 /// Floating-point operations of one site's exact-derivative pass (DESIGN §2):
@@ -106,6 +110,8 @@ pub fn accel(
         mlp_gflops: flops / seconds / 1e9,
         peak_rss_mb: peak_rss_mb(),
         precision: "f64",
+        phases: dy.timings,
+        nnz: dy.pattern.nnz(),
     })
 }
 

@@ -257,12 +257,102 @@ impl Density for MlpDensity {
         let width = nb * (1 + dd);
 
         // r[l]: h_l × B(1+D) column-major: [z_l (B cols) | T_l (B·D cols, col s·D + j)].
-        let mut r: Vec<Vec<f64>> = (0..nh).map(|l| vec![0.0; sizes[l + 1] * width]).collect();
-        let mut sd: Vec<Vec<f64>> = (0..nh).map(|l| vec![0.0; sizes[l + 1] * nb]).collect(); // σ'
-        let mut sdd: Vec<Vec<f64>> = (0..nh).map(|l| vec![0.0; sizes[l + 1] * nb]).collect(); // σ''
         let hmax = sizes[1..=nh].iter().copied().max().unwrap_or(1);
-        let mut u = vec![0.0; hmax * width];
+        let hsum: usize = sizes[1..=nh].iter().sum();
+        // One per-thread workspace, carved into the pass's buffers: no allocation or zeroing
+        // per block (only the Hessian accumulator is cleared).
+        let need = hsum * width
+            + 2 * hsum * nb
+            + hmax * width
+            + nb
+            + 2 * hmax * nb
+            + nb * dd * dd
+            + p * nb
+            + hmax;
+        WORKSPACE.with(|cell| {
+            let mut ws = cell.borrow_mut();
+            if ws.len() < need {
+                ws.resize(need, 0.0);
+            }
+            let mut rest: &mut [f64] = &mut ws[..need];
+            let mut take = |len: usize| -> &mut [f64] {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                rest = tail;
+                head
+            };
+            // r[l]: h_l × B(1+D) column-major: [z_l (B cols) | T_l (B·D cols, col s·D + j)].
+            let mut r: Vec<&mut [f64]> = (0..nh).map(|l| take(sizes[l + 1] * width)).collect();
+            let mut sd: Vec<&mut [f64]> = (0..nh).map(|l| take(sizes[l + 1] * nb)).collect(); // σ'
+            let mut sdd: Vec<&mut [f64]> = (0..nh).map(|l| take(sizes[l + 1] * nb)).collect(); // σ''
+            let u = take(hmax * width);
+            let rho_acc = take(nb);
+            let delta = take(hmax * nb);
+            let g = take(hmax * nb);
+            let hess = take(nb * dd * dd);
+            hess.fill(0.0);
+            let grad_x = take(p * nb);
+            let wj = take(hmax);
+            self.passes(
+                x,
+                nb,
+                out,
+                Buffers {
+                    r: &mut r,
+                    sd: &mut sd,
+                    sdd: &mut sdd,
+                    u,
+                    rho_acc,
+                    delta,
+                    g,
+                    hess,
+                    grad_x,
+                    wj,
+                },
+            );
+        });
+    }
+}
 
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scratch buffers of one block pass (see `eval_block`).
+struct Buffers<'a, 'b> {
+    r: &'a mut [&'b mut [f64]],
+    sd: &'a mut [&'b mut [f64]],
+    sdd: &'a mut [&'b mut [f64]],
+    u: &'b mut [f64],
+    rho_acc: &'b mut [f64],
+    delta: &'b mut [f64],
+    g: &'b mut [f64],
+    hess: &'b mut [f64],
+    grad_x: &'b mut [f64],
+    wj: &'b mut [f64],
+}
+
+impl MlpDensity {
+    /// The forward-tangent and backward passes for one block (DESIGN §2).
+    fn passes(&self, x: &[f64], nb: usize, out: &mut [f64], buf: Buffers<'_, '_>) {
+        let Buffers {
+            r,
+            sd,
+            sdd,
+            u,
+            rho_acc,
+            delta,
+            g,
+            hess,
+            grad_x,
+            wj,
+        } = buf;
+        let lay = self.layout();
+        let kd = lay.kd;
+        let p = self.input_len();
+        let dd = kd + 1;
+        let nh = self.mlp.n_hidden();
+        let sizes = &self.mlp.sizes;
+        let width = nb * (1 + dd);
         // Layer 0: z_0 = W₀'x + b₀', tangents T_0 = W₀' · directions.
         let h0 = sizes[1];
         let w0 = self.weight(0);
@@ -300,7 +390,6 @@ impl Density for MlpDensity {
         }
 
         // Hidden layers forward.
-        let mut rho_acc = vec![0.0; nb];
         for l in 0..nh {
             let h = sizes[l + 1];
             let (rl, rest) = r.split_at_mut(l + 1);
@@ -351,8 +440,6 @@ impl Density for MlpDensity {
         }
 
         // Backward: δ_{nh-1} = w_L; Hessian terms; δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l).
-        let mut delta = vec![0.0; hmax * nb];
-        let mut g = vec![0.0; hmax * nb];
         {
             let h = sizes[nh];
             let wl = &self.mlp.weights[nh];
@@ -360,9 +447,6 @@ impl Density for MlpDensity {
                 delta[s * h..(s + 1) * h].copy_from_slice(wl);
             }
         }
-        let mut hess = vec![0.0; nb * dd * dd];
-        let mut grad_x = vec![0.0; p * nb];
-        let mut wj = vec![0.0; hmax];
         for l in (0..nh).rev() {
             let h = sizes[l + 1];
             let t = &r[l][h * nb..];
@@ -400,7 +484,7 @@ impl Density for MlpDensity {
                 );
             } else {
                 matmul(
-                    MatMut::from_column_major_slice_mut(&mut grad_x, p, nb),
+                    MatMut::from_column_major_slice_mut(grad_x, p, nb),
                     Accum::Replace,
                     self.weight(0).transpose(),
                     gmat,

@@ -26,6 +26,19 @@ pub struct Dynamics {
     pub mass: Vec<f64>,
     /// b = ∂L/∂q − C q̇.
     pub rhs: Vec<f64>,
+    /// Wall time of the phases of the last [`Dynamics::accelerations_into`] call.
+    pub timings: PhaseTimes,
+}
+
+/// Seconds spent in each phase of one acceleration evaluation.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct PhaseTimes {
+    /// Site densities and their exact derivatives.
+    pub sites: f64,
+    /// Gathering M and b.
+    pub assembly: f64,
+    /// Numeric factorisation of M and the solve.
+    pub solve: f64,
 }
 
 impl std::fmt::Debug for Dynamics {
@@ -60,6 +73,7 @@ impl Dynamics {
             derivs,
             mass,
             rhs,
+            timings: PhaseTimes::default(),
         })
     }
 
@@ -129,11 +143,21 @@ impl Dynamics {
                 self.n_coords()
             )));
         }
+        let t0 = std::time::Instant::now();
         self.evaluate_sites(q, v)?;
+        let t1 = std::time::Instant::now();
         self.assemble();
+        let t2 = std::time::Instant::now();
         self.solver.factorize(&self.pattern, &self.mass)?;
         a.copy_from_slice(&self.rhs);
-        self.solver.solve_in_place(a)
+        let solved = self.solver.solve_in_place(&self.pattern, a);
+        let t3 = std::time::Instant::now();
+        self.timings = PhaseTimes {
+            sites: (t1 - t0).as_secs_f64(),
+            assembly: (t2 - t1).as_secs_f64(),
+            solve: (t3 - t2).as_secs_f64(),
+        };
+        solved
     }
 
     /// Accelerations q̈ at (q, v).

@@ -96,6 +96,7 @@ impl Banded {
     }
 
     /// Solve M x = b in place (b in original ordering).
+    #[allow(clippy::needless_range_loop)] // band index arithmetic reads clearer with explicit indices
     pub fn solve_in_place(&self, x: &mut [f64], work: &mut Vec<f64>) {
         assert!(self.factored, "factorize before solve");
         let n = self.perm.len();

@@ -2,9 +2,11 @@
 //!
 //! * [`SolverKind::Banded`]: banded LDLᵀ under the ring's fold ordering, the natural order
 //!   (chains, single-node systems: a dense LDLᵀ), or reverse Cuthill–McKee — O(N w²).
-//! * [`SolverKind::Sparse`]: faer's supernodal sparse Cholesky with an AMD fill-reducing
-//!   ordering (symbolic analysis done once per pattern); if M is not positive definite it falls
-//!   back to sparse LU with partial pivoting (COLAMD ordering).
+//! * [`SolverKind::Sparse`]: faer's sparse LDLᵀ (simplicial or supernodal, chosen by faer's
+//!   symbolic analysis) with an AMD fill-reducing ordering; the symbolic analysis, the factor's
+//!   storage and the workspace are set up once per pattern. LDLᵀ needs no positive
+//!   definiteness; if it meets a zero pivot, or the solution's relative residual exceeds 1e−8,
+//!   the solve is redone with sparse LU with partial pivoting (COLAMD ordering).
 //! * [`SolverKind::Dense`]: the paper's baseline, a dense SVD pseudo-inverse (singular values
 //!   below N·ε·σ_max are dropped), O(N³).
 //!
@@ -19,10 +21,15 @@ use crate::assembly::MassPattern;
 use crate::graph::GraphKind;
 use crate::{Error, Result};
 use banded::Banded;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::ldlt::factor::LdltRegularization;
 use faer::linalg::solvers::Solve;
-use faer::sparse::linalg::solvers::{Llt, Lu, SymbolicLlt, SymbolicLu};
+use faer::sparse::linalg::cholesky::{
+    factorize_symbolic_cholesky, LdltRef, SymbolicCholesky, SymmetricOrdering,
+};
+use faer::sparse::linalg::solvers::{Lu, SymbolicLu};
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
-use faer::{Mat, MatMut, Side};
+use faer::{Conj, Mat, MatMut, Par, Side};
 
 /// Which linear solver to use for M a = b.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -49,21 +56,26 @@ impl std::fmt::Display for SolverKind {
 pub const AUTO_MAX_BANDWIDTH: usize = 24;
 
 enum Plan {
-    Banded(Banded),
-    Sparse {
-        symbolic: SymbolicLlt<usize>,
-        symbolic_lu: Option<SymbolicLu<usize>>,
-        factor: Option<SparseFactor>,
-    },
-    Dense {
-        pinv: Option<Mat<f64>>,
-    },
+    Banded(Box<Banded>),
+    Sparse(Box<SparsePlan>),
+    Dense { pinv: Option<Mat<f64>> },
 }
 
-enum SparseFactor {
-    Llt(Llt<usize, f64>),
-    Lu(Lu<usize, f64>),
+struct SparsePlan {
+    symbolic: SymbolicCholesky<usize>,
+    /// Values of the L and D factors (faer's layout), reused between factorisations.
+    l_values: Vec<f64>,
+    stack: MemBuffer,
+    symbolic_lu: Option<SymbolicLu<usize>>,
+    /// Set when the current factorisation is LU (the LDLᵀ fallback).
+    lu: Option<Lu<usize, f64>>,
+    ldlt_ok: bool,
+    /// M's values, kept for the residual check and the LU fallback.
+    values: Vec<f64>,
 }
+
+/// Relative residual above which a sparse LDLᵀ solve is redone with pivoted LU.
+pub const RESIDUAL_TOL: f64 = 1e-8;
 
 /// A linear solver bound to one sparsity pattern: symbolic work done once, numeric
 /// factorisation per evaluation, any number of solves per factorisation.
@@ -91,7 +103,7 @@ impl Solver {
                 if b.bw <= AUTO_MAX_BANDWIDTH {
                     return Ok(Solver {
                         kind: SolverKind::Banded,
-                        plan: Plan::Banded(b),
+                        plan: Plan::Banded(Box::new(b)),
                         work: vec![],
                         used_lu_fallback: false,
                     });
@@ -101,16 +113,32 @@ impl Solver {
             k => k,
         };
         let plan = match resolved {
-            SolverKind::Banded => Plan::Banded(best_banded(pattern, graph_kind, dof)),
+            SolverKind::Banded => Plan::Banded(Box::new(best_banded(pattern, graph_kind, dof))),
             SolverKind::Sparse => {
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
-                let symbolic = SymbolicLlt::try_new(sym, Side::Lower)
-                    .map_err(|e| Error::input(format!("sparse symbolic analysis failed: {e:?}")))?;
-                Plan::Sparse {
+                let symbolic = factorize_symbolic_cholesky(
+                    sym,
+                    Side::Lower,
+                    SymmetricOrdering::Amd,
+                    Default::default(),
+                )
+                .map_err(|e| Error::input(format!("sparse symbolic analysis failed: {e:?}")))?;
+                let req = symbolic
+                    .factorize_numeric_ldlt_scratch::<f64>(Par::Seq, Default::default())
+                    .or(symbolic.solve_in_place_scratch::<f64>(1, Par::Seq));
+                let stack = MemBuffer::try_new(req).map_err(|_| {
+                    Error::input("out of memory for the sparse factorisation workspace")
+                })?;
+                let l_values = vec![0.0; symbolic.len_val()];
+                Plan::Sparse(Box::new(SparsePlan {
                     symbolic,
+                    l_values,
+                    stack,
                     symbolic_lu: None,
-                    factor: None,
-                }
+                    lu: None,
+                    ldlt_ok: false,
+                    values: vec![],
+                }))
             }
             SolverKind::Dense => {
                 if n > 20_000 {
@@ -158,28 +186,25 @@ impl Solver {
         self.used_lu_fallback = false;
         match &mut self.plan {
             Plan::Banded(b) => b.factorize(ip, ix, values),
-            Plan::Sparse {
-                symbolic,
-                symbolic_lu,
-                factor,
-            } => {
-                *factor = None;
+            Plan::Sparse(sp) => {
+                sp.lu = None;
+                sp.values.clear();
+                sp.values.extend_from_slice(values);
                 let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
                 let mat = SparseColMatRef::new(sym, values);
-                match Llt::try_new_with_symbolic(symbolic.clone(), mat, Side::Lower) {
-                    Ok(llt) => *factor = Some(SparseFactor::Llt(llt)),
-                    Err(_) => {
-                        if symbolic_lu.is_none() {
-                            *symbolic_lu = Some(SymbolicLu::try_new(sym).map_err(|e| {
-                                Error::input(format!("sparse LU symbolic analysis failed: {e:?}"))
-                            })?);
-                        }
-                        let lu = Lu::try_new_with_symbolic(symbolic_lu.clone().unwrap(), mat).map_err(|e| {
-                            Error::Singular(format!("sparse LU failed ({e:?}); try --solver dense for a pseudo-inverse"))
-                        })?;
-                        self.used_lu_fallback = true;
-                        *factor = Some(SparseFactor::Lu(lu));
-                    }
+                let res = sp.symbolic.factorize_numeric_ldlt(
+                    &mut sp.l_values,
+                    mat,
+                    Side::Lower,
+                    LdltRegularization::default(),
+                    Par::Seq,
+                    MemStack::new(&mut sp.stack),
+                    Default::default(),
+                );
+                sp.ldlt_ok = res.is_ok();
+                if !sp.ldlt_ok {
+                    sp.factorize_lu(n, ip, ix)?;
+                    self.used_lu_fallback = true;
                 }
                 Ok(())
             }
@@ -201,15 +226,24 @@ impl Solver {
 
     /// Solve M x = b in place with the current factorisation. Non-finite results (from a
     /// numerically singular M) are reported, not returned.
-    pub fn solve_in_place(&mut self, x: &mut [f64]) -> Result<()> {
-        match &self.plan {
+    pub fn solve_in_place(&mut self, pattern: &MassPattern, x: &mut [f64]) -> Result<()> {
+        match &mut self.plan {
             Plan::Banded(b) => b.solve_in_place(x, &mut self.work),
-            Plan::Sparse { factor, .. } => {
-                let n = x.len();
-                let rhs = MatMut::from_column_major_slice_mut(x, n, 1);
-                match factor.as_ref().expect("factorize before solve") {
-                    SparseFactor::Llt(f) => f.solve_in_place(rhs),
-                    SparseFactor::Lu(f) => f.solve_in_place(rhs),
+            Plan::Sparse(sp) => {
+                let (ip, ix) = (&pattern.indptr, &pattern.indices);
+                self.work.clear();
+                self.work.extend_from_slice(x);
+                if sp.ldlt_ok {
+                    sp.solve_ldlt(x);
+                    if residual(ip, ix, &sp.values, x, &self.work) > RESIDUAL_TOL {
+                        sp.factorize_lu(pattern.n, ip, ix)?;
+                        self.used_lu_fallback = true;
+                        x.copy_from_slice(&self.work);
+                    }
+                }
+                if let Some(lu) = &sp.lu {
+                    let n = x.len();
+                    lu.solve_in_place(MatMut::from_column_major_slice_mut(x, n, 1));
                 }
             }
             Plan::Dense { pinv } => {
@@ -232,6 +266,57 @@ impl Solver {
             )));
         }
         Ok(())
+    }
+}
+
+impl SparsePlan {
+    fn solve_ldlt(&mut self, x: &mut [f64]) {
+        let n = x.len();
+        LdltRef::new(&self.symbolic, &self.l_values).solve_in_place_with_conj(
+            Conj::No,
+            MatMut::from_column_major_slice_mut(x, n, 1),
+            Par::Seq,
+            MemStack::new(&mut self.stack),
+        );
+    }
+
+    fn factorize_lu(&mut self, n: usize, ip: &[usize], ix: &[usize]) -> Result<()> {
+        let sym = SymbolicSparseColMatRef::new_checked(n, n, ip, None, ix);
+        if self.symbolic_lu.is_none() {
+            let s = SymbolicLu::try_new(sym)
+                .map_err(|e| Error::input(format!("sparse LU symbolic analysis failed: {e:?}")))?;
+            self.symbolic_lu = Some(s);
+        }
+        let mat = SparseColMatRef::new(sym, &self.values);
+        let lu = Lu::try_new_with_symbolic(self.symbolic_lu.clone().expect("set above"), mat)
+            .map_err(|e| {
+                Error::Singular(format!(
+                    "sparse LU failed ({e:?}); try --solver dense for a pseudo-inverse"
+                ))
+            })?;
+        self.lu = Some(lu);
+        Ok(())
+    }
+}
+
+/// ‖M x − b‖∞ / (‖M‖∞‖x‖∞ + ‖b‖∞) for CSR M.
+fn residual(ip: &[usize], ix: &[usize], vals: &[f64], x: &[f64], b: &[f64]) -> f64 {
+    let (mut r, mut mnorm) = (0.0f64, 0.0f64);
+    for i in 0..b.len() {
+        let (mut s, mut row) = (0.0, 0.0);
+        for e in ip[i]..ip[i + 1] {
+            s += vals[e] * x[ix[e]];
+            row += vals[e].abs();
+        }
+        r = r.max((s - b[i]).abs());
+        mnorm = mnorm.max(row);
+    }
+    let xn = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let bn = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if r.is_finite() {
+        r / (mnorm * xn + bn).max(f64::MIN_POSITIVE)
+    } else {
+        f64::INFINITY
     }
 }
 
