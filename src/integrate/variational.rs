@@ -58,7 +58,7 @@ impl Variational for Dynamics {
         Ok(())
     }
     fn solve_mass(&mut self, x: &mut [f64]) -> Result<()> {
-        self.solver.solve_in_place(x)
+        self.solver.solve_in_place(&self.pattern, x)
     }
 }
 
