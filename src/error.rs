@@ -11,6 +11,9 @@ pub enum Error {
     Input(String),
     /// The mass matrix M = ∂²L/∂q̇∂q̇ could not be factorised (singular or numerically indefinite).
     Singular(String),
+    /// Time integration failed: non-finite state, step size underflow, step limit reached,
+    /// or an implicit step that did not converge. The message names the time and the cure.
+    Integration(String),
     /// A file could not be read or written, or does not follow the lgn schema.
     /// `location` is the path inside the file (e.g. an HDF5 dataset), when known.
     File {
@@ -27,6 +30,10 @@ impl Error {
     /// Shorthand for [`Error::Input`].
     pub fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
+    }
+    /// Shorthand for [`Error::Integration`].
+    pub fn integration(msg: impl Into<String>) -> Self {
+        Error::Integration(msg.into())
     }
     /// Shorthand for [`Error::File`] without an inner location.
     pub fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
@@ -55,6 +62,7 @@ impl fmt::Display for Error {
         match self {
             Error::Input(m) => write!(f, "invalid input: {m}"),
             Error::Singular(m) => write!(f, "singular mass matrix: {m}"),
+            Error::Integration(m) => write!(f, "integration failed: {m}"),
             Error::File {
                 path,
                 location: Some(loc),

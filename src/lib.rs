@@ -14,13 +14,16 @@
 
 pub mod assembly;
 pub mod bench;
+pub mod data;
 pub mod density;
 pub mod dynamics;
 pub mod error;
 pub mod graph;
+pub mod integrate;
 pub mod io;
 pub mod lagrangian;
 pub mod mesh;
+pub mod plot;
 pub mod sites;
 pub mod solve;
 pub mod systems;

@@ -1,6 +1,8 @@
 //! Ready-made systems: graph + sites + density + solver for the paper's examples.
 
-use crate::density::{Ball, Density, DoublePendulum, Mlp, MlpDensity, Relativistic, Wave1d};
+use crate::density::{
+    Ball, Density, DoublePendulum, Mlp, MlpDensity, Relativistic, Wave1d, Wave1dStandard,
+};
 use crate::dynamics::Dynamics;
 use crate::graph::Graph;
 use crate::lagrangian::Lagrangian;
@@ -91,6 +93,27 @@ pub fn wave1d(n: usize, dx: f64, density: &DensityChoice, solver: SolverKind) ->
     let graph = Graph::ring(n, 1)?;
     let sites = Sites::stencil3(&graph)?;
     let dens = mlp_density(density, 3, 1, Arc::new(Wave1d { dx }))?;
+    let lag = Lagrangian::new(n, 1, sites, dens)?;
+    Dynamics::new(lag, solver, graph.kind)
+}
+
+/// 1D wave on a periodic ring of n nodes with the standard three-point stencil as ground truth:
+/// sites (i−1, i, i+1), ρ_i = ½φ̇_i² − ½((φ_{i+1} − φ_i)/Δx)², φ̈_i = (φ_{i+1} − 2φ_i + φ_{i−1})/Δx².
+/// With an MLP density the graph and sites are those of [`wave1d`].
+pub fn wave1d_standard(
+    n: usize,
+    dx: f64,
+    density: &DensityChoice,
+    solver: SolverKind,
+) -> Result<Dynamics> {
+    if !(dx.is_finite() && dx > 0.0) {
+        return Err(crate::Error::input(format!(
+            "dx must be positive and finite, got {dx}"
+        )));
+    }
+    let graph = Graph::ring(n, 1)?;
+    let sites = Sites::stencil3(&graph)?;
+    let dens = mlp_density(density, 3, 1, Arc::new(Wave1dStandard { dx }))?;
     let lag = Lagrangian::new(n, 1, sites, dens)?;
     Dynamics::new(lag, solver, graph.kind)
 }

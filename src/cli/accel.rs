@@ -15,6 +15,9 @@ pub enum SystemName {
     Relativistic,
     /// 1D wave on a periodic grid of --n points; --state FILE.h5 with datasets q, qdot.
     Wave1d,
+    /// 1D wave with the standard 3-point stencil φ̈_i = (φ_{i+1} − 2φ_i + φ_{i−1})/Δx² as the
+    /// analytic density (the data generator's ground truth); same state format as wave1d.
+    Wave1dStandard,
     /// Any graph from an lgn graph file (--graph FILE.h5) with an MLP density: explicit sites
     /// if the file has them, node-centred sites on regular graphs, else node + edge terms.
     Graph,
@@ -152,7 +155,7 @@ fn parse_list(s: &str) -> Result<Vec<f64>> {
 }
 
 /// Read a state from "a,b,c,d" (split in half into q and q̇) or an HDF5 file.
-fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Vec<f64>)> {
+pub(super) fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Vec<f64>)> {
     let (q, v) = if Path::new(s).exists() || s.ends_with(".h5") || s.ends_with(".hdf5") {
         super::io_glue::read_state(Path::new(s))?
     } else {
@@ -250,6 +253,16 @@ pub fn run(args: AccelArgs) -> Result<()> {
             let n = args.n.unwrap_or(q.len());
             let dx = args.dx.unwrap_or(1.0 / n as f64);
             (systems::wave1d(n, dx, &density, args.solver)?, q, v)
+        }
+        SystemName::Wave1dStandard => {
+            let (q, v) = read_state(&args.state, args.n)?;
+            let n = args.n.unwrap_or(q.len());
+            let dx = args.dx.unwrap_or(1.0 / n as f64);
+            (
+                systems::wave1d_standard(n, dx, &density, args.solver)?,
+                q,
+                v,
+            )
         }
         SystemName::Graph => {
             let dy = graph_system(&args, &density)?;

@@ -2,8 +2,10 @@
 
 mod accel;
 mod bench;
+mod generate;
 mod info;
 mod io_glue;
+mod simulate;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,10 @@ pub enum Command {
     Bench(bench::BenchCommand),
     /// Summarise an lgn HDF5 file (graph, state, samples, trajectories, model) and validate it.
     Info(info::InfoArgs),
+    /// Generate training samples or ground-truth trajectories (HDF5) for a paper system.
+    Generate(generate::GenerateArgs),
+    /// Integrate a system from one state and stream the trajectory to HDF5.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Run the CLI; returns the process exit code.
@@ -43,6 +49,8 @@ pub fn run() -> i32 {
         Command::Bench(b) => bench::run(b),
         Command::Info(i) => info::run(i),
         Command::Train(t) => train::run(t),
+        Command::Generate(g) => generate::run(g),
+        Command::Simulate(s) => simulate::run(s),
     };
     match result {
         Ok(()) => 0,

@@ -60,6 +60,15 @@ pub struct Wave1d {
     pub dx: f64,
 }
 
+/// Standard second-order wave density on a 1D grid, site I_i = (i−1, i, i+1), d = 1:
+/// ρ_i = ½φ̇_i² − ½((φ_{i+1} − φ_i)/Δx)², so that M = I and
+/// φ̈_i = (φ_{i+1} − 2φ_i + φ_{i−1}) / Δx² (the standard three-point stencil, c = 1).
+/// Energy E = Σ_i ½φ̇_i² + ½((φ_{i+1} − φ_i)/Δx)².
+#[derive(Clone, Debug)]
+pub struct Wave1dStandard {
+    pub dx: f64,
+}
+
 fn for_each_site(
     x: &[f64],
     p: usize,
@@ -180,6 +189,30 @@ impl Density for Wave1d {
             r[lay.grad_q() + 2] = -2.0 * grad / h;
             r[lay.grad_v() + 1] = 2.0 * x[4];
             r[lay.mass() + 4] = 2.0;
+        });
+    }
+}
+
+impl Density for Wave1dStandard {
+    fn arity(&self) -> usize {
+        3
+    }
+    fn dof(&self) -> usize {
+        1
+    }
+    fn name(&self) -> String {
+        format!("wave1d standard stencil (dx = {})", self.dx)
+    }
+    fn eval_block(&self, x: &[f64], nb: usize, out: &mut [f64]) {
+        let lay = self.layout();
+        let h = self.dx;
+        for_each_site(x, 6, nb, out, lay.stride(), |x, r| {
+            let grad = (x[2] - x[1]) / h;
+            r[SiteLayout::RHO] = 0.5 * x[4] * x[4] - 0.5 * grad * grad;
+            r[lay.grad_q() + 1] = grad / h;
+            r[lay.grad_q() + 2] = -grad / h;
+            r[lay.grad_v() + 1] = x[4];
+            r[lay.mass() + 4] = 1.0;
         });
     }
 }

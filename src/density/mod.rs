@@ -14,7 +14,7 @@ pub mod analytic;
 pub mod fem;
 pub mod mlp;
 
-pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d};
+pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use fem::{FemNodeMass, FemTriangle};
 pub use mlp::{Mlp, MlpDensity};
 

@@ -1,0 +1,344 @@
+//! PNG figures with `plotters` (bitmap backend, text through `ab_glyph` with the DejaVu Sans
+//! font embedded in the binary: no system fonts needed).
+//!
+//! * [`line_plot`]: y(x) curves with a legend (θ₁ vs time for truth and models, energy vs time).
+//! * [`spacetime`]: side-by-side space-time images (e.g. truth, model, difference) of fields
+//!   φ(t, x), each with its own symmetric diverging colour scale and colour bar.
+//!
+//! Outputs are written atomically and refuse to overwrite an existing file unless `force`.
+
+use crate::io::AtomicOutput;
+use crate::{Error, Result};
+use ndarray::ArrayView2;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        for style in [
+            FontStyle::Normal,
+            FontStyle::Bold,
+            FontStyle::Italic,
+            FontStyle::Oblique,
+        ] {
+            // The font is embedded and valid; a failure would only lose text, never panic.
+            let _ = plotters::style::register_font("sans-serif", style, FONT);
+        }
+    });
+}
+
+/// One curve of a line plot.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+}
+
+impl Series {
+    pub fn new(label: impl Into<String>, x: Vec<f64>, y: Vec<f64>) -> Self {
+        Series {
+            label: label.into(),
+            x,
+            y,
+        }
+    }
+}
+
+/// Line colours: truth first (black), then distinct colours.
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0, 0, 0),
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+];
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::file(path, format!("cannot draw the figure: {e}"))
+}
+
+/// Render with `draw` into a temporary PNG next to `path`, then move it into place.
+fn with_png(
+    path: &Path,
+    size: (u32, u32),
+    force: bool,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    let out = AtomicOutput::new(path, force)?;
+    // The bitmap backend picks the format from the extension: keep ".png" on the temp file.
+    let tmp_png = out.tmp_path().with_extension("tmp.png");
+    let res = (|| {
+        let root = BitMapBackend::new(&tmp_png, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        draw(&root)?;
+        root.present().map_err(|e| plot_err(path, e))?;
+        drop(root);
+        std::fs::rename(&tmp_png, out.tmp_path())
+            .map_err(|e| Error::file(path, format!("cannot move the temporary file: {e}")))
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp_png);
+    }
+    res?;
+    out.commit()?;
+    Ok(())
+}
+
+fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = vals
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo > hi {
+        return None;
+    }
+    if hi - lo < 1e-300 + 1e-12 * hi.abs().max(lo.abs()) {
+        let pad = 0.5 * hi.abs().max(1.0);
+        return Some((lo - pad, hi + pad));
+    }
+    let pad = 0.05 * (hi - lo);
+    Some((lo - pad, hi + pad))
+}
+
+/// Tick label: plain for moderate magnitudes, scientific for tiny or huge ranges.
+fn tick_label(v: f64, lo: f64, hi: f64) -> String {
+    let m = lo.abs().max(hi.abs());
+    let span = hi - lo;
+    if v == 0.0 {
+        "0".into()
+    } else if m >= 1e4 || span < 1e-2 {
+        format!("{v:.2e}")
+    } else if span < 1.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A line plot of `series` saved as a PNG of `size` pixels (e.g. (900, 500)).
+pub fn line_plot(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    size: (u32, u32),
+    force: bool,
+) -> Result<()> {
+    let path = path.as_ref();
+    if series.is_empty() {
+        return Err(Error::input("a line plot needs at least one series"));
+    }
+    for s in series {
+        if s.x.len() != s.y.len() {
+            return Err(Error::input(format!(
+                "series '{}' has {} x values and {} y values",
+                s.label,
+                s.x.len(),
+                s.y.len()
+            )));
+        }
+    }
+    let xr = finite_range(series.iter().flat_map(|s| s.x.iter().copied()))
+        .ok_or_else(|| Error::input("no finite x values to plot"))?;
+    let yr = finite_range(series.iter().flat_map(|s| s.y.iter().copied()))
+        .ok_or_else(|| Error::input("no finite y values to plot"))?;
+    with_png(path, size, force, |root| {
+        let e = |err| plot_err(path, err);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|v| tick_label(*v, xr.0, xr.1))
+            .y_label_formatter(&|v| tick_label(*v, yr.0, yr.1))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(e)?;
+        for (i, s) in series.iter().enumerate() {
+            let c = COLOURS[i % COLOURS.len()];
+            let pts: Vec<(f64, f64)> =
+                s.x.iter()
+                    .zip(&s.y)
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+                    .map(|(&x, &y)| (x, y))
+                    .collect();
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(e)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(e)?;
+        Ok(())
+    })
+}
+
+/// Diverging colour map (blue – white – red) for s ∈ [−1, 1].
+pub fn diverging(s: f64) -> RGBColor {
+    const STOPS: [(f64, [f64; 3]); 5] = [
+        (-1.0, [5.0, 48.0, 97.0]),
+        (-0.5, [67.0, 147.0, 195.0]),
+        (0.0, [247.0, 247.0, 247.0]),
+        (0.5, [214.0, 96.0, 77.0]),
+        (1.0, [103.0, 0.0, 31.0]),
+    ];
+    let s = if s.is_finite() {
+        s.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    let i = STOPS
+        .windows(2)
+        .position(|w| s <= w[1].0)
+        .unwrap_or(STOPS.len() - 2);
+    let ((a, ca), (b, cb)) = (STOPS[i], STOPS[i + 1]);
+    let u = (s - a) / (b - a);
+    let mix = |k: usize| (ca[k] + u * (cb[k] - ca[k])).round() as u8;
+    RGBColor(mix(0), mix(1), mix(2))
+}
+
+/// One panel of a space-time figure: a field of T frames × n points (row = time).
+#[derive(Clone, Debug)]
+pub struct Panel<'a> {
+    pub title: String,
+    pub field: ArrayView2<'a, f64>,
+}
+
+/// Side-by-side space-time images: x (grid index × dx) horizontal, time vertical (upwards),
+/// each panel with a symmetric colour scale ±max|value| and a colour bar.
+pub fn spacetime(
+    path: impl AsRef<Path>,
+    title: &str,
+    t: &[f64],
+    dx: f64,
+    panels: &[Panel],
+    force: bool,
+) -> Result<()> {
+    let path = path.as_ref();
+    if panels.is_empty() {
+        return Err(Error::input("a space-time figure needs at least one panel"));
+    }
+    let (nt, nx) = panels[0].field.dim();
+    if nt < 2 || nx < 1 || t.len() != nt {
+        return Err(Error::input(format!(
+            "space-time field is {nt} × {nx} with {} times; need ≥ 2 frames and one time per frame",
+            t.len()
+        )));
+    }
+    if panels.iter().any(|p| p.field.dim() != (nt, nx)) {
+        return Err(Error::input(
+            "space-time panels must all have the same shape",
+        ));
+    }
+    let (t0, t1) = (t[0], t[nt - 1]);
+    let width = 420 * panels.len() as u32;
+    with_png(path, (width, 520), force, |root| {
+        let e = |err| plot_err(path, err);
+        let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
+        let areas = root.split_evenly((1, panels.len()));
+        for (p, area) in panels.iter().zip(areas) {
+            let vmax = p
+                .field
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f64, |m, v| m.max(v.abs()))
+                .max(1e-300);
+            let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 95);
+            let mut chart = ChartBuilder::on(&main)
+                .caption(format!("{} (±{vmax:.3e})", p.title), ("sans-serif", 15))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(48)
+                .build_cartesian_2d(0.0..nx as f64 * dx, t0..t1)
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc("x")
+                .y_desc("t")
+                .label_style(("sans-serif", 12))
+                .axis_desc_style(("sans-serif", 14))
+                .draw()
+                .map_err(e)?;
+            let field = &p.field;
+            chart
+                .draw_series((0..nt - 1).flat_map(|k| {
+                    (0..nx).map(move |i| {
+                        let v = field[[k, i]];
+                        Rectangle::new(
+                            [(i as f64 * dx, t[k]), ((i + 1) as f64 * dx, t[k + 1])],
+                            diverging(v / vmax).filled(),
+                        )
+                    })
+                }))
+                .map_err(e)?;
+            // Colour bar.
+            let mut cb = ChartBuilder::on(&bar)
+                .margin_top(40)
+                .margin_bottom(44)
+                .margin_right(8)
+                .y_label_area_size(66)
+                .build_cartesian_2d(0.0..1.0, -vmax..vmax)
+                .map_err(e)?;
+            cb.configure_mesh()
+                .disable_mesh()
+                .disable_x_axis()
+                .y_labels(5)
+                .y_label_formatter(&|v| tick_label(*v, -vmax, vmax))
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(e)?;
+            let steps = 100;
+            cb.draw_series((0..steps).map(|j| {
+                let a = -vmax + 2.0 * vmax * j as f64 / steps as f64;
+                let b = -vmax + 2.0 * vmax * (j + 1) as f64 / steps as f64;
+                Rectangle::new(
+                    [(0.0, a), (1.0, b)],
+                    diverging((a + b) / (2.0 * vmax)).filled(),
+                )
+            }))
+            .map_err(e)?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_map_ends() {
+        assert_eq!(diverging(0.0), RGBColor(247, 247, 247));
+        assert_eq!(diverging(-1.0), RGBColor(5, 48, 97));
+        assert_eq!(diverging(2.0), RGBColor(103, 0, 31));
+        assert_eq!(diverging(f64::NAN), RGBColor(247, 247, 247));
+    }
+}
