@@ -18,6 +18,7 @@ pub mod data;
 pub mod density;
 pub mod dynamics;
 pub mod error;
+pub mod experiment;
 pub mod graph;
 pub mod integrate;
 pub mod io;

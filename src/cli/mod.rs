@@ -2,6 +2,7 @@
 
 mod accel;
 mod bench;
+mod experiment;
 mod generate;
 mod info;
 mod io_glue;
@@ -32,6 +33,8 @@ pub enum Command {
     /// Benchmarks: acceleration evaluation, training steps, GEMM peak.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The paper's experiments end to end: metrics (JSON, Markdown) and PNG figures.
+    Experiment(experiment::ExperimentArgs),
     /// Summarise an lgn HDF5 file (graph, state, samples, trajectories, model) and validate it.
     Info(info::InfoArgs),
     /// Generate training samples or ground-truth trajectories (HDF5) for a paper system.
@@ -48,6 +51,7 @@ pub fn run() -> i32 {
         Command::Accel(a) => accel::run(a),
         Command::Bench(b) => bench::run(b),
         Command::Info(i) => info::run(i),
+        Command::Experiment(e) => experiment::run(e),
         Command::Train(t) => train::run(t),
         Command::Generate(g) => generate::run(g),
         Command::Simulate(s) => simulate::run(s),

@@ -1,0 +1,10 @@
+//! `lgn experiment mesh` (to be written).
+
+use super::{ExperimentOptions, ExperimentReport};
+use crate::{Error, Result};
+
+pub fn run(_opts: &ExperimentOptions) -> Result<ExperimentReport> {
+    Err(Error::input(
+        "experiment 'mesh' is not available in this build yet",
+    ))
+}

@@ -1,0 +1,142 @@
+//! The paper's experiments end to end (`lgn experiment NAME`): generate data → train →
+//! simulate → metrics (JSON + Markdown) and PNG figures in an output folder.
+//!
+//! Every experiment takes [`ExperimentOptions`] and returns an [`ExperimentReport`] whose
+//! `metrics` name the headline numbers plainly (e.g. `lnn_energy_error`). `--quick` runs are
+//! small, seeded and finish in about two minutes: the tests use them and assert on outcomes.
+
+pub mod dblpend;
+pub mod mesh;
+pub mod relativistic;
+pub mod wave1d;
+
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Options shared by every experiment.
+#[derive(Clone, Debug)]
+pub struct ExperimentOptions {
+    /// Output folder (created if missing).
+    pub out: PathBuf,
+    /// Small, fast configuration (≤ 2 min), used by tests.
+    pub quick: bool,
+    /// Base random seed.
+    pub seed: u64,
+    /// Overwrite existing files in `out`.
+    pub force: bool,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+/// What an experiment measured and wrote.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ExperimentReport {
+    /// Experiment name ("dblpend", "relativistic", "wave1d", "mesh").
+    pub experiment: String,
+    pub quick: bool,
+    /// Headline metrics, plainly named.
+    pub metrics: BTreeMap<String, f64>,
+    /// Configuration used (network sizes, epochs, data sizes, …), for the record.
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// Files written (HDF5, PNG, JSON, Markdown).
+    pub files: Vec<PathBuf>,
+    /// Remarks for the reader (e.g. "networks smaller than the paper's").
+    pub notes: Vec<String>,
+    /// Wall time of the whole experiment.
+    pub seconds: f64,
+}
+
+impl ExperimentReport {
+    pub fn new(name: &str, opts: &ExperimentOptions) -> Self {
+        ExperimentReport {
+            experiment: name.to_string(),
+            quick: opts.quick,
+            ..Default::default()
+        }
+    }
+
+    pub fn metric(&mut self, name: &str, value: f64) {
+        self.metrics.insert(name.to_string(), value);
+    }
+
+    pub fn config(&mut self, name: &str, value: impl Into<serde_json::Value>) {
+        self.config.insert(name.to_string(), value.into());
+    }
+
+    /// The Markdown summary (metrics table, configuration, notes, files).
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# lgn experiment `{}`{}\n\n",
+            self.experiment,
+            if self.quick { " (quick)" } else { "" }
+        );
+        s.push_str("| metric | value |\n| --- | --- |\n");
+        for (k, v) in &self.metrics {
+            s.push_str(&format!("| {k} | {v:.6e} |\n"));
+        }
+        s.push_str("\n## Configuration\n\n");
+        for (k, v) in &self.config {
+            s.push_str(&format!("- {k}: {v}\n"));
+        }
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                s.push_str(&format!("- {n}\n"));
+            }
+        }
+        s.push_str("\n## Files\n\n");
+        for f in &self.files {
+            s.push_str(&format!("- {}\n", f.display()));
+        }
+        s.push_str(&format!("\nWall time: {:.1} s\n", self.seconds));
+        s
+    }
+
+    /// Write `metrics.json` and `metrics.md` into the output folder (atomically).
+    pub fn write(&mut self, opts: &ExperimentOptions) -> Result<()> {
+        let json_path = opts.out.join("metrics.json");
+        let md_path = opts.out.join("metrics.md");
+        self.files.push(json_path.clone());
+        self.files.push(md_path.clone());
+        let json = serde_json::to_string_pretty(self).expect("serialisable");
+        write_text(&json_path, &json, opts.force)?;
+        write_text(&md_path, &self.markdown(), opts.force)?;
+        Ok(())
+    }
+}
+
+/// Write a text file atomically (temporary file + rename), refusing to overwrite without force.
+pub fn write_text(path: &Path, text: &str, force: bool) -> Result<()> {
+    let out = crate::io::AtomicOutput::new(path, force)?;
+    std::fs::write(out.tmp_path(), text)
+        .map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+    out.commit()?;
+    Ok(())
+}
+
+/// Create the output folder.
+pub fn prepare_dir(opts: &ExperimentOptions) -> Result<()> {
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| Error::file(&opts.out, format!("cannot create the output folder: {e}")))
+}
+
+/// Run an experiment by name.
+pub fn run(name: &str, opts: &ExperimentOptions) -> Result<ExperimentReport> {
+    prepare_dir(opts)?;
+    let t0 = std::time::Instant::now();
+    let mut report = match name {
+        "dblpend" => dblpend::run(opts)?,
+        "relativistic" => relativistic::run(opts)?,
+        "wave1d" => wave1d::run(opts)?,
+        "mesh" => mesh::run(opts)?,
+        other => {
+            return Err(Error::input(format!(
+                "unknown experiment '{other}': choose dblpend, relativistic, wave1d or mesh"
+            )))
+        }
+    };
+    report.seconds = t0.elapsed().as_secs_f64();
+    report.write(opts)?;
+    Ok(report)
+}

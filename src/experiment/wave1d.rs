@@ -1,0 +1,10 @@
+//! `lgn experiment wave1d` (to be written).
+
+use super::{ExperimentOptions, ExperimentReport};
+use crate::{Error, Result};
+
+pub fn run(_opts: &ExperimentOptions) -> Result<ExperimentReport> {
+    Err(Error::input(
+        "experiment 'wave1d' is not available in this build yet",
+    ))
+}
