@@ -4,6 +4,10 @@ use std::process::Command;
 
 fn lgn(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lgn"))
+        // Tests write HDF5 fixtures in this process while other tests spawn lgn: HDF5 opens
+        // files without O_CLOEXEC, so a concurrently spawned child can inherit a fixture's
+        // flock. The children need no locking here.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(args)
         .output()
         .expect("run lgn");

@@ -4,7 +4,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn lgn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lgn"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lgn"));
+    // Tests write HDF5 fixtures in this process while other tests spawn lgn: HDF5 opens
+    // files without O_CLOEXEC, so a concurrently spawned child can inherit a fixture's
+    // flock. The children need no locking here.
+    c.env("HDF5_USE_FILE_LOCKING", "FALSE");
+    c
 }
 
 fn dir() -> PathBuf {

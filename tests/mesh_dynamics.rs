@@ -355,6 +355,10 @@ fn cli_wave_mesh_matches_fem_accel() {
             .unwrap();
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lgn"))
+        // Tests write HDF5 fixtures in this process while other tests spawn lgn: HDF5 opens
+        // files without O_CLOEXEC, so a concurrently spawned child can inherit a fixture's
+        // flock. The children need no locking here.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args([
             "accel",
             "--system",
@@ -384,6 +388,10 @@ fn cli_wave_mesh_matches_fem_accel() {
     assert!(rel_err(&a, &fem::fem_accel(&m, &q).unwrap()) < 1e-10);
     // a state of the wrong length is a clear error
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lgn"))
+        // Tests write HDF5 fixtures in this process while other tests spawn lgn: HDF5 opens
+        // files without O_CLOEXEC, so a concurrently spawned child can inherit a fixture's
+        // flock. The children need no locking here.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["accel", "--system", "wave-mesh", "--mesh"])
         .arg(format!("{}/meshes/lshape.msh", env!("CARGO_MANIFEST_DIR")))
         .arg("--state")

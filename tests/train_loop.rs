@@ -97,6 +97,7 @@ fn model_file_round_trip_and_cli() {
     let out = dir.join("model.h5");
     let exe = env!("CARGO_BIN_EXE_lgn");
     let o = Command::new(exe)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE") // see tests/cli.rs
         .args(["train", "--data"])
         .arg(&data)
         .args(["--model", "lnn", "--out"])
@@ -119,6 +120,7 @@ fn model_file_round_trip_and_cli() {
         .predict(&[0.3, -0.2], &[0.1, 0.4], SolverKind::Auto)
         .unwrap();
     let o = Command::new(exe)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE") // see tests/cli.rs
         .args(["accel", "--model"])
         .arg(&out)
         .args(["--state", "0.3,-0.2,0.1,0.4", "--json"])
@@ -133,6 +135,7 @@ fn model_file_round_trip_and_cli() {
 
     // Existing output without --force, data that does not fit the model, NaN data: clear errors.
     let o = Command::new(exe)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE") // see tests/cli.rs
         .args(["train", "--data"])
         .arg(&data)
         .args(["--model", "lnn", "--out"])
@@ -142,6 +145,7 @@ fn model_file_round_trip_and_cli() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
     let o = Command::new(exe)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE") // see tests/cli.rs
         .args(["train", "--data"])
         .arg(&data)
         .args(["--model", "lgn", "--force", "--out"])
@@ -161,6 +165,7 @@ fn model_file_round_trip_and_cli() {
         .to_string();
     assert!(empty.contains("empty"), "{empty}");
     let o = Command::new(exe)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE") // see tests/cli.rs
         .args(["accel", "--model"])
         .arg(&out)
         .args(["--state", "0.3,-0.2,0.1"])

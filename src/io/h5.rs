@@ -73,13 +73,17 @@ pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
         Err(e) => return Err(Error::file(path, format!("cannot read: {e}"))),
     }
     hdf5::File::open(path).map_err(|e| {
-        Error::file(
-            path,
-            format!(
-                "corrupt or truncated HDF5 file, cannot open it: {}",
-                h5msg(&e)
-            ),
-        )
+        let msg = h5msg(&e);
+        if msg.contains("unable to lock file") {
+            Error::file(
+                path,
+                format!(
+                    "the file is locked by another process (still open for writing in h5py or another program?); close it there, or set HDF5_USE_FILE_LOCKING=FALSE if you know it is complete ({msg})"
+                ),
+            )
+        } else {
+            Error::file(path, format!("corrupt or truncated HDF5 file, cannot open it: {msg}"))
+        }
     })
 }
 
