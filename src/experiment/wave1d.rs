@@ -97,7 +97,7 @@ impl WaveSetup {
             lr: 3e-3,
             test_states: 2,
             t_end: 3.5,
-            dt: 0.0025,
+            dt: 0.001,
             dt_out: 0.01,
             n_zeroshot: 1000,
             zeroshot_states: 1,
@@ -111,7 +111,7 @@ impl WaveSetup {
     pub fn standard() -> WaveSetup {
         WaveSetup {
             samples: 2000,
-            epochs: 300,
+            epochs: 600,
             test_states: 4,
             zeroshot_states: 2,
             ..WaveSetup::quick()
@@ -139,7 +139,9 @@ impl WaveSetup {
             return Err(Error::input("t_end, dt and dt_out must be positive"));
         }
         if self.test_states == 0 {
-            return Err(Error::input("at least one held-out initial state is needed"));
+            return Err(Error::input(
+                "at least one held-out initial state is needed",
+            ));
         }
         if self.n_zeroshot > 0 && (self.zeroshot_states == 0 || self.n_zeroshot < self.n) {
             return Err(Error::input(
@@ -337,7 +339,12 @@ pub fn add_noise(raw: &mut SamplesData, rel: f64, dx: f64, seed: u64) {
             *x += sv * rng.sample::<f64, _>(normal);
         }
         let q: Vec<f64> = raw.q.row(i).to_vec();
-        for (y, a) in raw.qddot.row_mut(i).iter_mut().zip(data::wave_stencil(&q, dx)) {
+        for (y, a) in raw
+            .qddot
+            .row_mut(i)
+            .iter_mut()
+            .zip(data::wave_stencil(&q, dx))
+        {
             *y = a;
         }
     }
@@ -439,7 +446,11 @@ fn stage(opts: &ExperimentOptions, msg: &str) {
 }
 
 /// Run the wave experiment with an explicit setup (`name` goes into the report).
-pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Result<ExperimentReport> {
+pub fn run_setup(
+    name: &str,
+    setup: &WaveSetup,
+    opts: &ExperimentOptions,
+) -> Result<ExperimentReport> {
     setup.check()?;
     let mut report = ExperimentReport::new(name, opts);
     let out = |f: &str| -> PathBuf { opts.out.join(f) };
@@ -452,7 +463,13 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
 
     // 1. Data: frames of truth trajectories, exact accelerations of the standard stencil.
     let t0 = Instant::now();
-    stage(opts, &format!("generating {} training states (n = {})", setup.samples, setup.n));
+    stage(
+        opts,
+        &format!(
+            "generating {} training states (n = {})",
+            setup.samples, setup.n
+        ),
+    );
     let method = data::default_method();
     let raw = data::wave1d_samples(
         setup.samples,
@@ -535,13 +552,14 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
     if tr.best_epoch == 0 {
         return Err(Error::Singular(format!(
             "training failed: {}",
-            tr.stopped_by_error.unwrap_or_else(|| "no finite loss".into())
+            tr.stopped_by_error
+                .unwrap_or_else(|| "no finite loss".into())
         )));
     }
     if let Some(e) = &tr.stopped_by_error {
-        report
-            .notes
-            .push(format!("training stopped early ({e}); the best checkpoint is used"));
+        report.notes.push(format!(
+            "training stopped early ({e}); the best checkpoint is used"
+        ));
     }
     let model_path = out("model.h5");
     model.save(&model_path, None, opts.force)?;
@@ -553,7 +571,11 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
         accel_rel_error(&model, &heldout)?,
     );
     let ep: Vec<f64> = (1..=tr.loss_history.len()).map(|e| e as f64).collect();
-    let mut loss_series = vec![Series::new("train", ep.clone(), tr.loss_history.iter().map(|x| x.log10()).collect())];
+    let mut loss_series = vec![Series::new(
+        "train",
+        ep.clone(),
+        tr.loss_history.iter().map(|x| x.log10()).collect(),
+    )];
     if !tr.val_loss_history.is_empty() {
         loss_series.push(Series::new(
             "validation",
@@ -601,13 +623,13 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
         energy_series.push(Series::new(
             "truth (n = 100)",
             tvec.clone(),
-            e.row(0).iter().map(|x| x / e[[0, 0]]).collect(),
+            e.row(0).iter().map(|x| x / e[[0, 0]] - 1.0).collect(),
         ));
         let e = r.model.energy.as_ref().expect("energy");
         energy_series.push(Series::new(
             format!("LGN rollout (n = {})", setup.n),
             tvec.clone(),
-            e.row(0).iter().map(|x| x / e[[0, 0]]).collect(),
+            e.row(0).iter().map(|x| x / e[[0, 0]] - 1.0).collect(),
         ));
     }
     for (f, traj) in [("truth_n100.h5", &r.truth), ("lgn_n100.h5", &r.model)] {
@@ -632,7 +654,10 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
         let pre = format!("zeroshot_n{nz}_dx{dx}_");
         stage(
             opts,
-            &format!("zero-shot: n = {nz}, Δx = {dx} (domain length {})", nz as f64 * dx),
+            &format!(
+                "zero-shot: n = {nz}, Δx = {dx} (domain length {})",
+                nz as f64 * dx
+            ),
         );
         let z = rollouts(
             &model,
@@ -649,7 +674,7 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
         energy_series.push(Series::new(
             format!("LGN zero-shot (n = {nz})"),
             z.model.t.to_vec(),
-            e.row(0).iter().map(|x| x / e[[0, 0]]).collect(),
+            e.row(0).iter().map(|x| x / e[[0, 0]] - 1.0).collect(),
         ));
         for (f, traj) in [("truth", &z.truth), ("lgn", &z.model)] {
             let p = out(&format!("{f}_n{nz}.h5"));
@@ -660,7 +685,10 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
         spacetime_figure(
             &z,
             &st,
-            &format!("zero-shot: n = {nz}, same Δx = {dx} (domain length {})", nz as f64 * dx),
+            &format!(
+                "zero-shot: n = {nz}, same Δx = {dx} (domain length {})",
+                nz as f64 * dx
+            ),
             opts.force,
         )?;
         report.files.push(st);
@@ -669,9 +697,9 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
     let en = out("energy.png");
     plot::line_plot(
         &en,
-        "true discrete energy E(t)/E(0) along the rollouts",
+        "relative change of the true discrete energy along the rollouts",
         "t",
-        "E(t) / E(0)",
+        "E(t)/E(0) − 1",
         &energy_series,
         (900, 500),
         opts.force,
@@ -714,20 +742,10 @@ pub fn run_setup(name: &str, setup: &WaveSetup, opts: &ExperimentOptions) -> Res
 
 /// `lgn experiment wave1d [--quick]`.
 pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
-    let mut setup = if opts.quick {
+    let setup = if opts.quick {
         WaveSetup::quick()
     } else {
         WaveSetup::standard()
     };
-    if let Ok(s) = std::env::var("LGN_WAVE_SETUP_DEV") {
-        let mut v = serde_json::to_value(&setup).expect("serialisable");
-        let o: serde_json::Value = serde_json::from_str(&s).map_err(|e| Error::input(e.to_string()))?;
-        if let (Some(m), Some(om)) = (v.as_object_mut(), o.as_object()) {
-            for (k, x) in om {
-                m.insert(k.clone(), x.clone());
-            }
-        }
-        setup = serde_json::from_value(v).map_err(|e| Error::input(e.to_string()))?;
-    }
     run_setup("wave1d", &setup, opts)
 }
