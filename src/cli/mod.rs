@@ -2,6 +2,7 @@
 
 mod accel;
 mod bench;
+mod demo;
 mod experiment;
 mod generate;
 mod info;
@@ -33,6 +34,8 @@ pub enum Command {
     /// Benchmarks: acceleration evaluation, training steps, GEMM peak.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The whole pipeline in a couple of minutes: generate → train → simulate (1D wave), files in --out.
+    Demo(demo::DemoArgs),
     /// The paper's experiments end to end: metrics (JSON, Markdown) and PNG figures.
     Experiment(experiment::ExperimentArgs),
     /// Summarise an lgn HDF5 file (graph, state, samples, trajectories, model) and validate it.
@@ -51,6 +54,7 @@ pub fn run() -> i32 {
         Command::Accel(a) => accel::run(a),
         Command::Bench(b) => bench::run(b),
         Command::Info(i) => info::run(i),
+        Command::Demo(d) => demo::run(d),
         Command::Experiment(e) => experiment::run(e),
         Command::Train(t) => train::run(t),
         Command::Generate(g) => generate::run(g),
