@@ -111,16 +111,13 @@ impl Predictor {
 
 pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     let clock = Clock::start();
-    let mut c = config(opts.quick);
-    let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<f64>().ok());
-    if let Some(x) = env("DPX_EPOCHS") { c.epochs = x as usize; }
-    if let Some(x) = env("DPX_LR") { c.lr = x; }
-    if let Some(x) = env("DPX_NTRAIN") { c.n_train = x as usize; }
+    let c = config(opts.quick);
     let mut rep = ExperimentReport::new("relativistic", opts);
     let seed = opts.seed;
     let out = |name: &str| opts.out.join(name);
 
-    let train = data::relativistic_samples(c.n_train, RelativisticG::Fixed(G), seed.wrapping_add(1))?;
+    let train =
+        data::relativistic_samples(c.n_train, RelativisticG::Fixed(G), seed.wrapping_add(1))?;
     let test = data::relativistic_samples(c.n_test, RelativisticG::Fixed(G), seed.wrapping_add(2))?;
     let p = out("relativistic_samples.h5");
     train.write(&p, opts.force)?;
@@ -239,16 +236,25 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     rep.config("n_test_samples", c.n_test);
     rep.config(
         "network",
-        format!("2 -> {}x{} softplus -> 1 (all three models)", c.hidden, c.layers),
+        format!(
+            "2 -> {}x{} softplus -> 1 (all three models)",
+            c.hidden, c.layers
+        ),
     );
     rep.config("epochs", c.epochs);
     rep.config("batch", c.batch);
     rep.config("lr", c.lr);
-    rep.config("schedule", "onecycle, MSE loss, Adam, clip 100, 5% validation");
+    rep.config(
+        "schedule",
+        "onecycle, MSE loss, Adam, clip 100, 5% validation",
+    );
     rep.config("seed", seed);
     rep.notes.push("g is fixed (g = 1) for all samples: the models take only (q, q̇) or (q, p) as inputs, so a per-sample g would be unobservable.".into());
     rep.notes.push("HNN (q, q̇) is trained on targets (q̇, q̈) (y = q̇ treated as if canonical) and HNN (q, p) on (q̇, ṗ) with p = q̇(1 − q̇²)^(−3/2), ṗ = g; the LNN on q̈.".into());
     rep.notes.push("All three are scored on q̈ at the same held-out (q, q̇): for the canonical HNN q̈ = −H_pp H_q + H_pq H_p at p = p(q̇) (its own predicted q̇ and ṗ, chain rule); metrics *_accel_error = mean |q̈_pred − q̈_true|, *_accel_rel_error = ‖Δq̈‖/‖q̈‖.".into());
-    rep.notes.push(format!("Total wall time of training + evaluation: {:.1} s", clock.secs()));
+    rep.notes.push(format!(
+        "Total wall time of training + evaluation: {:.1} s",
+        clock.secs()
+    ));
     Ok(rep)
 }

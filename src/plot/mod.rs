@@ -372,9 +372,7 @@ pub fn line_panels(
     }
     with_png(path, size, force, |root| {
         let e = |err| plot_err(path, err);
-        let root = root
-            .titled(title, ("sans-serif", 22))
-            .map_err(e)?;
+        let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
         let areas = root.split_evenly((1, panels.len()));
         for ((area, p), (xr, yr)) in areas.iter().zip(panels).zip(&ranges) {
             let (xr, yr) = (*xr, *yr);
