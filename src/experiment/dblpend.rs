@@ -211,7 +211,7 @@ impl Clock {
 
 /// Accelerations of a trained model at one state (angles wrapped for dblpend by the caller).
 enum Rhs {
-    Lnn(crate::dynamics::Dynamics),
+    Lnn(Box<crate::dynamics::Dynamics>),
     Mlp(TrainedModel),
 }
 
@@ -219,7 +219,7 @@ impl Rhs {
     fn new(m: &TrainedModel) -> Result<Rhs> {
         Ok(match m.kind {
             ModelKind::Mlp => Rhs::Mlp(m.clone()),
-            _ => Rhs::Lnn(m.dynamics(None, SolverKind::Auto)?),
+            _ => Rhs::Lnn(Box::new(m.dynamics(None, SolverKind::Auto)?)),
         })
     }
     fn accel(&mut self, q: &[f64], v: &[f64], a: &mut [f64]) -> Result<()> {
@@ -330,10 +330,10 @@ fn accel_errors(model: &TrainedModel, test: &SamplesData) -> Result<(f64, f64)> 
         let q = [test.q[[i, 0]], test.q[[i, 1]]];
         let v = [test.qdot[[i, 0]], test.qdot[[i, 1]]];
         rhs.accel(&q, &v, &mut a)?;
-        for c in 0..2 {
+        for (c, ac) in a.iter().enumerate() {
             let t = test.qddot[[i, c]];
-            abs += (a[c] - t).abs();
-            num += (a[c] - t).powi(2);
+            abs += (ac - t).abs();
+            num += (ac - t).powi(2);
             den += t * t;
         }
     }
