@@ -45,9 +45,13 @@ pub enum Integrator {
       --integrator verlet --step 0.001 --out wave.h5 --plot wave.png
   lgn simulate --system relativistic --g 1 --state \"0,0.5\" --t-end 10 --dt 0.05 --integrator midpoint --out rel.h5")]
 pub struct SimulateArgs {
-    /// Which system.
-    #[arg(long, value_enum)]
-    pub system: SimSystem,
+    /// Which system (with --model: the state layout; default from the model file).
+    #[arg(long, value_enum, required_unless_present = "model")]
+    pub system: Option<SimSystem>,
+    /// Integrate a trained lnn/lgn model file (from `lgn train` or `lgn experiment`) instead
+    /// of the analytic system. The energy written is the model's own energy.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Initial state: "q…,q̇…", an HDF5 file with datasets q and qdot, or "random" (wave).
     #[arg(long)]
     pub state: String,
@@ -101,11 +105,44 @@ pub struct SimulateArgs {
 
 type Factory = Box<dyn Fn() -> Result<Dynamics>>;
 
-/// The system to integrate (a trained model would add a branch returning its own factory).
+/// The system of a model file: from --system, else from the model's recorded system.
+fn system_of(a: &SimulateArgs) -> Result<SimSystem> {
+    if let Some(s) = a.system {
+        return Ok(s);
+    }
+    let Some(path) = &a.model else {
+        return Err(Error::input("pass --system or --model"));
+    };
+    let m = lgn::train::load_model(path)?;
+    match m.system.as_str() {
+        "dblpend" => Ok(SimSystem::Dblpend),
+        "relativistic" => Ok(SimSystem::Relativistic),
+        "wave1d" => Ok(SimSystem::Wave1dStandard),
+        s => Err(Error::file(
+            path,
+            format!("cannot tell the state layout of a model of system '{s}'; pass --system"),
+        )),
+    }
+}
+
+/// The system to integrate: the analytic system, or a trained model's own [`Dynamics`].
 fn factory(a: &SimulateArgs, n_state: usize) -> Result<(Factory, String, BTreeMap<String, f64>)> {
     let solver = a.solver;
     let mut params = BTreeMap::new();
-    Ok(match a.system {
+    if let Some(path) = &a.model {
+        let m = lgn::train::load_model(path)?;
+        // Fail early (e.g. an mlp/hnn model has no Lagrangian to integrate).
+        m.dynamics(Some(n_state), solver)
+            .map_err(|e| Error::file(path, e.to_string()))?;
+        params = m.params.clone();
+        let name = format!("{} ({} model)", m.system, m.kind.as_str());
+        return Ok((
+            Box::new(move || m.dynamics(Some(n_state), solver)),
+            name,
+            params,
+        ));
+    }
+    Ok(match system_of(a)? {
         SimSystem::Dblpend => {
             let g = a.g.unwrap_or(9.8);
             params.insert("g".into(), g);
@@ -130,7 +167,7 @@ fn factory(a: &SimulateArgs, n_state: usize) -> Result<(Factory, String, BTreeMa
             params.insert("n".into(), n as f64);
             params.insert("dx".into(), dx);
             params.insert("c".into(), 1.0);
-            if a.system == SimSystem::Wave1d {
+            if system_of(a)? == SimSystem::Wave1d {
                 (
                     Box::new(move || systems::wave1d(n, dx, &DensityChoice::Analytic, solver)),
                     "wave1d".into(),
@@ -150,7 +187,8 @@ fn factory(a: &SimulateArgs, n_state: usize) -> Result<(Factory, String, BTreeMa
 }
 
 fn initial_state(a: &SimulateArgs) -> Result<(Vec<f64>, Vec<f64>)> {
-    let wave = matches!(a.system, SimSystem::Wave1d | SimSystem::Wave1dStandard);
+    let system = system_of(a)?;
+    let wave = matches!(system, SimSystem::Wave1d | SimSystem::Wave1dStandard);
     if wave && a.state == "random" {
         let cfg = WaveConfig {
             n: a.n.unwrap_or(100),
@@ -159,13 +197,13 @@ fn initial_state(a: &SimulateArgs) -> Result<(Vec<f64>, Vec<f64>)> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
         return Ok(cfg.random_state(&mut rng));
     }
-    let expect = match a.system {
+    let expect = match system {
         SimSystem::Dblpend => Some(2),
         SimSystem::Relativistic => Some(1),
         _ => a.n,
     };
     let (q, v) = read_state(&a.state, expect)?;
-    if a.system == SimSystem::Relativistic && v[0].abs() >= 1.0 {
+    if system == SimSystem::Relativistic && a.model.is_none() && v[0].abs() >= 1.0 {
         return Err(Error::input(format!(
             "the relativistic particle needs |qdot| < 1, got qdot = {}",
             v[0]

@@ -330,6 +330,99 @@ pub fn spacetime(
     })
 }
 
+/// One panel of [`line_panels`]: its title, axis labels and curves.
+#[derive(Clone, Debug)]
+pub struct LinePanel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+}
+
+/// Several line plots side by side in one PNG (e.g. the paper's three-model comparisons),
+/// under a common `title`; each panel has its own axes and legend.
+pub fn line_panels(
+    path: impl AsRef<Path>,
+    title: &str,
+    panels: &[LinePanel],
+    size: (u32, u32),
+    force: bool,
+) -> Result<()> {
+    let path = path.as_ref();
+    if panels.is_empty() || panels.iter().any(|p| p.series.is_empty()) {
+        return Err(Error::input("every panel needs at least one series"));
+    }
+    let mut ranges = Vec::with_capacity(panels.len());
+    for p in panels {
+        for s in &p.series {
+            if s.x.len() != s.y.len() {
+                return Err(Error::input(format!(
+                    "series '{}' has {} x values and {} y values",
+                    s.label,
+                    s.x.len(),
+                    s.y.len()
+                )));
+            }
+        }
+        let xr = finite_range(p.series.iter().flat_map(|s| s.x.iter().copied()))
+            .ok_or_else(|| Error::input("no finite x values to plot"))?;
+        let yr = finite_range(p.series.iter().flat_map(|s| s.y.iter().copied()))
+            .ok_or_else(|| Error::input("no finite y values to plot"))?;
+        ranges.push((xr, yr));
+    }
+    with_png(path, size, force, |root| {
+        let e = |err| plot_err(path, err);
+        let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
+        let areas = root.split_evenly((1, panels.len()));
+        for ((area, p), (xr, yr)) in areas.iter().zip(panels).zip(&ranges) {
+            let (xr, yr) = (*xr, *yr);
+            let mut chart = ChartBuilder::on(area)
+                .caption(&p.title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .x_desc(p.x_label.as_str())
+                .y_desc(p.y_label.as_str())
+                .x_label_formatter(&|v| tick_label(*v, xr.0, xr.1))
+                .y_label_formatter(&|v| tick_label(*v, yr.0, yr.1))
+                .label_style(("sans-serif", 13))
+                .axis_desc_style(("sans-serif", 15))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(e)?;
+            for (i, s) in p.series.iter().enumerate() {
+                let c = COLOURS[i % COLOURS.len()];
+                let pts: Vec<(f64, f64)> =
+                    s.x.iter()
+                        .zip(&s.y)
+                        .filter(|(x, y)| x.is_finite() && y.is_finite())
+                        .map(|(&x, &y)| (x, y))
+                        .collect();
+                chart
+                    .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                    .map_err(e)?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 13))
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(e)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
