@@ -13,9 +13,7 @@ build: deps
 	$(CARGO) build --release
 
 demo: build
-	./target/release/lgn accel --system dblpend --state "0.5,1.0,0.0,0.2"
-	./target/release/lgn bench accel --n 100000 --hidden 128 --solver sparse
-	./target/release/lgn bench accel --n 1600 --hidden 128 --solver dense --min-seconds 0
+	./target/release/lgn demo --out $(DEMO_OUT) --force
 
 test: deps
 	$(CARGO) test --release

@@ -244,7 +244,9 @@ pub fn rollouts(
     truth.params = params.clone();
 
     let method = rollout_method(setup.dt);
-    let per: Vec<Result<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)>> = init
+    /// (q, q̇, q̈, true energy) of one model rollout, frame-major.
+    type RolloutFields = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    let per: Vec<Result<RolloutFields>> = init
         .par_iter()
         .map(|(q0, v0)| {
             let mut dy: Dynamics = model.dynamics(Some(n), SolverKind::Auto)?;
