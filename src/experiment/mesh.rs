@@ -18,7 +18,7 @@
 
 use super::{ExperimentOptions, ExperimentReport};
 use crate::density::Mlp;
-use crate::integrate::{solve, Method, MidpointOptions};
+use crate::integrate::{Method, MidpointOptions};
 use crate::mesh::TriMesh;
 use crate::plot::{line_plot, Series};
 use crate::solve::SolverKind;
@@ -59,21 +59,21 @@ impl Config {
                 layers: 2,
                 n_train: 64,
                 n_test: 16,
-                epochs: 150,
+                epochs: 300,
                 batch: 8,
                 lr: 3e-3,
                 waves: 4,
                 k_max: 2.5 * PI,
-                t_end: 0.5,
-                dt: 0.01,
+                t_end: 0.3,
+                dt: 0.005,
             }
         } else {
             Config {
-                hidden: 24,
+                hidden: 32,
                 layers: 2,
-                n_train: 160,
+                n_train: 256,
                 n_test: 32,
-                epochs: 200,
+                epochs: 300,
                 batch: 8,
                 lr: 3e-3,
                 waves: 4,
@@ -144,12 +144,21 @@ fn make_samples(mesh: &TriMesh, n: usize, cfg: &Config, seed: u64) -> Result<Sam
     Samples::new(2 * nn, nn, input, target, Some(w))
 }
 
-/// Shift invariance φ → φ + c, imposed on the first layers (see the module docs): node MLP
-/// column 0 (φ_i) zero, edge MLP columns 0, 1 (φ_a, φ_b) antisymmetric. Applied to parameters
-/// and to gradients (Adam then keeps the constraint exactly).
+/// Constraints on the first layers, applied to parameters and to gradients (Adam then keeps
+/// them exactly):
+/// * shift invariance φ → φ + c: node MLP column 0 (φ_i) zero, edge MLP columns 0, 1
+///   (φ_a, φ_b) antisymmetric, so the edge sees φ_a − φ_b only;
+/// * kinetic node term, potential edge term: edge columns 2, 3 (φ̇_a, φ̇_b) zero, so M is
+///   diagonal and its entries come from the node term alone;
+/// * feature selection: the node term sees the lumped mass m_i (not the boundary flag), the
+///   edge term the cotangent weight w_ab (not length, adjacent area, boundary flag). These are
+///   the features the true law needs; the others are resolution- or shape-specific (their
+///   ranges on a finer or curved mesh lie outside the training range) and invited
+///   extrapolation in zero-shot tests.
 fn project(node: &mut [f64], edge: &mut [f64], node_in: usize, edge_in: usize) {
     for row in node.chunks_exact_mut(node_in) {
         row[0] = 0.0;
+        row[3] = 0.0; // boundary flag
     }
     for row in edge.chunks_exact_mut(edge_in) {
         let d = 0.5 * (row[0] - row[1]);
@@ -157,6 +166,9 @@ fn project(node: &mut [f64], edge: &mut [f64], node_in: usize, edge_in: usize) {
         row[1] = -d;
         row[2] = 0.0;
         row[3] = 0.0;
+        row[4] = 0.0; // length
+        row[6] = 0.0; // adjacent area
+        row[7] = 0.0; // boundary-edge flag
     }
 }
 
@@ -206,7 +218,11 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     let cfg = Config::new(opts.quick);
     let mut report = ExperimentReport::new("mesh", opts);
     let seed = opts.seed;
-    let train_mesh = load_mesh("square_coarse")?;
+    // The shipped square_coarse with its interior nodes jittered (up to 30 % of the shortest
+    // edge): the regular grid alone has only ~4 distinct lumped masses and 3 cotangent weights,
+    // too few to pin down how the density depends on the geometry.
+    let train_mesh =
+        crate::mesh::generate::perturb_interior(&load_mesh("square_coarse")?, 0.3, seed ^ 0x5eed)?;
     let zs_mesh = load_mesh("disk_fine")?;
     let zs2_mesh = load_mesh("lshape")?;
 
@@ -319,25 +335,48 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         },
     };
     let t_roll = std::time::Instant::now();
-    let sol = solve(&mut zs.dynamics, &method, q0, v0, &times)?;
+    // A learned model may blow up somewhere along the rollout: keep the frames up to the failure
+    // and report how far it got.
+    let rollout = |dy: &mut crate::dynamics::Dynamics| {
+        let (mut q, mut v) = (vec![], vec![]);
+        let res = crate::integrate::integrate(dy, &method, q0, v0, &times, |_, _, qk, vk| {
+            q.push(qk.to_vec());
+            v.push(vk.to_vec());
+            Ok(())
+        });
+        (q, v, res.err())
+    };
+    let (lq, lv, lerr) = rollout(&mut zs.dynamics);
     let roll_seconds = t_roll.elapsed().as_secs_f64();
     let mut fem_sys = wave_mesh(&zs_mesh, &MeshDensity::Fem, SolverKind::Auto)?;
-    let sol_true = solve(&mut fem_sys.dynamics, &method, q0, v0, &times)?;
+    let (tq, tv, terr) = rollout(&mut fem_sys.dynamics);
+    if let Some(e) = terr {
+        return Err(e);
+    }
+    if let Some(e) = &lerr {
+        report.notes.push(format!(
+            "The learned rollout stopped at t = {:.3}: {e}",
+            (lq.len().max(1) - 1) as f64 * cfg.dt
+        ));
+    }
     let fem = crate::mesh::fem::Fem::new(&zs_mesh);
     let mut e_true = vec![];
     let mut e_learned = vec![];
     let mut e_ref = vec![];
     for k in 0..n_frames {
-        e_true.push(fem.energy(sol.q_at(k), sol.v_at(k))?);
-        e_learned.push(zs.dynamics.energy(sol.q_at(k), sol.v_at(k))?);
-        e_ref.push(fem.energy(sol_true.q_at(k), sol_true.v_at(k))?);
+        e_ref.push(fem.energy(&tq[k], &tv[k])?);
+        if k < lq.len() {
+            e_true.push(fem.energy(&lq[k], &lv[k])?);
+            e_learned.push(zs.dynamics.energy(&lq[k], &lv[k])?);
+        }
     }
+    let completed = (lq.len().max(1) - 1) as f64 / (n_frames - 1) as f64;
     let drift_true = max_rel_drift(&e_true);
     let drift_learned = max_rel_drift(&e_learned);
     let drift_ref = max_rel_drift(&e_ref);
-    let last = n_frames - 1;
+    let last = lq.len().max(1) - 1;
     let (mut num, mut den) = (0.0, 0.0);
-    for (p, t) in sol.q_at(last).iter().zip(sol_true.q_at(last)) {
+    for (p, t) in lq[last].iter().zip(&tq[last]) {
         num += (p - t).powi(2);
         den += t * t;
     }
@@ -352,11 +391,12 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     report.metric("energy_drift_learned", drift_learned);
     report.metric("energy_drift_fem_reference", drift_ref);
     report.metric("rollout_final_rel_error", rollout_error);
+    report.metric("rollout_completed_fraction", completed);
     report.metric("final_train_loss", *loss_curve.last().unwrap_or(&f64::NAN));
     report.metric("train_seconds", train_seconds);
     report.metric("rollout_seconds", roll_seconds);
 
-    report.config("train_mesh", "meshes/square_coarse.msh (400 nodes, h ≈ 0.06)");
+    report.config("train_mesh", "meshes/square_coarse.msh (400 nodes, h ≈ 0.06), interior nodes jittered by up to 30 % of the shortest edge");
     report.config("zeroshot_mesh", "meshes/disk_fine.msh (3781 nodes, h ≈ 0.03)");
     report.config("zeroshot_mesh_2", "meshes/lshape.msh (481 nodes, h ≈ 0.047)");
     report.config("hidden", cfg.hidden);
@@ -383,9 +423,11 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         theta.len()
     ));
     report.notes.push(
-        "Shift invariance φ → φ + c is built in: the node MLP ignores φ_i and the edge MLP sees \
-         (φ_a, φ_b) only through φ_a − φ_b (first-layer constraint, projected after every Adam \
-         step); velocities and geometric features are unconstrained."
+        "First-layer constraints (projected after every Adam step): shift invariance φ → φ + c \
+         (node MLP ignores φ_i, edge MLP sees φ_a − φ_b only), edge term velocity-free (M \
+         diagonal, from the node term), node term sees lumped mass m_i and edge term cotangent \
+         weight w_ab only (length, area and boundary flags are resolution/shape specific and \
+         made zero-shot extrapolate: without these constraints disk_fine errors were 0.26–1e3)."
             .into(),
     );
     report.notes.push(
@@ -417,12 +459,12 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             ),
             Series::new(
                 "FEM energy, learned rollout",
-                t_axis.clone(),
+                t_axis[..e_true.len()].to_vec(),
                 e_true.iter().map(|e| e / e_true[0]).collect(),
             ),
             Series::new(
                 "learned energy, learned rollout",
-                t_axis,
+                t_axis[..e_learned.len()].to_vec(),
                 e_learned.iter().map(|e| e / e_learned[0]).collect(),
             ),
         ],
