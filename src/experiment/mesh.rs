@@ -208,10 +208,7 @@ fn accel_error(
 
 fn max_rel_drift(e: &[f64]) -> f64 {
     let e0 = e[0];
-    e.iter()
-        .map(|x| (x - e0).abs())
-        .fold(0.0, f64::max)
-        / e0.abs().max(1e-300)
+    e.iter().map(|x| (x - e0).abs()).fold(0.0, f64::max) / e0.abs().max(1e-300)
 }
 
 pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
@@ -397,8 +394,14 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     report.metric("rollout_seconds", roll_seconds);
 
     report.config("train_mesh", "meshes/square_coarse.msh (400 nodes, h ≈ 0.06), interior nodes jittered by up to 30 % of the shortest edge");
-    report.config("zeroshot_mesh", "meshes/disk_fine.msh (3781 nodes, h ≈ 0.03)");
-    report.config("zeroshot_mesh_2", "meshes/lshape.msh (481 nodes, h ≈ 0.047)");
+    report.config(
+        "zeroshot_mesh",
+        "meshes/disk_fine.msh (3781 nodes, h ≈ 0.03)",
+    );
+    report.config(
+        "zeroshot_mesh_2",
+        "meshes/lshape.msh (481 nodes, h ≈ 0.047)",
+    );
     report.config("hidden", cfg.hidden);
     report.config("layers", cfg.layers);
     report.config("n_params", theta.len());
@@ -482,7 +485,11 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         "node rank",
         "acceleration",
         &[
-            Series::new("FEM (true)", rank.clone(), pairs.iter().map(|p| p.0).collect()),
+            Series::new(
+                "FEM (true)",
+                rank.clone(),
+                pairs.iter().map(|p| p.0).collect(),
+            ),
             Series::new("learned", rank, pairs.iter().map(|p| p.1).collect()),
         ],
         (900, 500),
