@@ -121,8 +121,8 @@ impl WaveSetup {
     /// `lgn demo`: between quick and default.
     pub fn demo() -> WaveSetup {
         WaveSetup {
-            samples: 1000,
-            epochs: 100,
+            samples: 2000,
+            epochs: 300,
             test_states: 2,
             zeroshot_states: 1,
             ..WaveSetup::quick()
