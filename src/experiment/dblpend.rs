@@ -137,7 +137,7 @@ pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingDat
         bar.set_position(p.step as u64);
         bar.set_prefix(p.epoch.to_string());
         let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.3e}"));
-        bar.set_message(format!("loss {:.3e} val {val}", p.loss));
+        bar.set_message(format!("loss {:.3e} val {val} dropped {}", p.loss, p.dropped));
     };
     let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;
     bar.finish_and_clear();
@@ -381,6 +381,12 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         rep.files.push(out(name));
     }
     rep.metric("lnn_best_val_loss", lnn_rep.best_val_loss);
+    rep.metric("lnn_epochs_run", lnn_rep.epochs as f64);
+    rep.metric("lnn_best_epoch", lnn_rep.best_epoch as f64);
+    rep.metric("lnn_dropped_samples", lnn_rep.dropped_samples as f64);
+    if let Some(e) = &lnn_rep.stopped_by_error {
+        rep.notes.push(format!("LNN training stopped early: {e}"));
+    }
     rep.metric("baseline_best_val_loss", mlp_rep.best_val_loss);
 
     let (l_abs, l_rel) = accel_errors(&lnn, &test)?;
