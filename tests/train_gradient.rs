@@ -326,3 +326,34 @@ fn hnn_and_mlp_baseline_gradients() {
     println!("MLP baseline: worst rel err {worst:.2e}");
     assert!(worst < 1e-6, "MLP worst relative error {worst:e}");
 }
+
+/// A sample with a singular learned mass matrix is dropped: loss and gradient equal those of
+/// the remaining samples (up to the minibatch normalisation, which still counts the dropped
+/// sample's weight).
+#[test]
+fn dense_path_drops_singular_mass_samples() {
+    let (dens, data) = dblpend_case();
+    let mut input = data.input.clone();
+    let mut target = data.target.clone();
+    // A huge velocity: every softplus is saturated except the one nearest its kink, so
+    // M = ∂²L/∂q̇² is (numerically) rank one.
+    let s = 2e4;
+    input.extend([0.1, 0.2, s, -s]);
+    target.extend([1.0, -1.0]);
+    let mut w = data.weights.clone().unwrap();
+    w.push(0.75);
+    let bad = Samples::new(4, 2, input, target, Some(w.clone())).unwrap();
+    let idx_good: Vec<usize> = (0..data.n).collect();
+    let idx_all: Vec<usize> = (0..bad.n).collect();
+    let (lg, gg) = lnn_dense_loss_grad(&dens, &data, &idx_good, LossKind::Mse, true).unwrap();
+    let (la, ga, nd) =
+        lgn::train::gradient::lnn_dense_loss_grad_counted(&dens, &bad, &idx_all, LossKind::Mse, true)
+            .unwrap();
+    assert_eq!(nd, 1);
+    let sw_good: f64 = w[..data.n].iter().sum();
+    let f = sw_good / (sw_good + 0.75);
+    assert!((la - f * lg).abs() < 1e-12 * lg.abs(), "{la} vs {}", f * lg);
+    for (a, b) in ga.iter().zip(&gg) {
+        assert!((a - f * b).abs() <= 1e-10 * (1.0 + b.abs()), "{a} vs {}", f * b);
+    }
+}

@@ -190,3 +190,43 @@ fn hnn_momentum_coordinates() {
         "{row:?}"
     );
 }
+
+/// A sample whose learned mass matrix is singular (here: a huge velocity saturates every
+/// softplus but the one nearest its kink, so ∂²L/∂q̇² is numerically rank one) is dropped from its minibatch instead of stopping
+/// training; the other samples keep training the model.
+#[test]
+fn singular_mass_sample_is_dropped_not_fatal() {
+    let good = dblpend_samples(320, 1);
+    let mut bad = good.clone();
+    let n = good.q.nrows();
+    let ext = |a: &Array2<f64>, row: [f64; 2]| {
+        let mut v: Vec<f64> = a.iter().copied().collect();
+        v.extend(row);
+        Array2::from_shape_vec((n + 1, 2), v).unwrap()
+    };
+    bad.q = ext(&good.q, [0.1, 0.2]);
+    bad.qdot = ext(&good.qdot, [1e4, -1e4]);
+    bad.qddot = ext(&good.qddot, [0.0, 0.0]);
+    let dgood = train::prepare_samples(ModelKind::Lnn, &good, HnnCoords::Velocity).unwrap();
+    let dbad = train::prepare_samples(ModelKind::Lnn, &bad, HnnCoords::Velocity).unwrap();
+    let mut m = TrainedModel::init(ModelKind::Lnn, "dblpend", 2, 32, 2, 1).unwrap();
+    train::fit_normalisation(&mut m, &dgood);
+    let cfg = TrainConfig {
+        epochs: 6,
+        batch: 64,
+        lr: 1e-3,
+        schedule: train::Schedule::Onecycle,
+        clip: Some(100.0),
+        val_fraction: 0.0,
+        seed: 5,
+        ..TrainConfig::default()
+    };
+    let (_, r) = train::train(m.clone(), &dbad, &cfg, &mut |_| {}).unwrap();
+    assert!(r.stopped_by_error.is_none(), "{:?}", r.stopped_by_error);
+    assert_eq!(r.epochs, 6);
+    assert_eq!(r.dropped_samples, 6, "one drop per epoch");
+    assert!(r.loss_history[5] < r.loss_history[0], "{:?}", r.loss_history);
+    // Deterministic.
+    let (_, r2) = train::train(m, &dbad, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(r.loss_history, r2.loss_history);
+}

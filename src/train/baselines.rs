@@ -290,15 +290,29 @@ pub(crate) fn dense_loss_grad(
     loss: LossKind,
     want_grad: bool,
 ) -> Result<(f64, Vec<f64>)> {
+    dense_loss_grad_counted(kind, net, dens, data, idx, loss, want_grad).map(|(l, g, _)| (l, g))
+}
+
+/// [`dense_loss_grad`] plus the number of samples dropped (LNN: singular or badly conditioned
+/// learned mass matrix, see [`super::gradient::lnn_dense_block_counted`]).
+pub(crate) fn dense_loss_grad_counted(
+    kind: DenseKind,
+    net: &Mlp,
+    dens: Option<&MlpDensity>,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    want_grad: bool,
+) -> Result<(f64, Vec<f64>, usize)> {
     let np = if want_grad { n_params(&net.sizes) } else { 0 };
     let inv = data.inv_norm(idx);
-    let parts: Vec<Result<(f64, Vec<f64>)>> = idx
+    let parts: Vec<Result<(f64, Vec<f64>, usize)>> = idx
         .par_chunks(SAMPLE_BLOCK)
         .map(|chunk| {
             let mut g = vec![0.0; np];
             let gr = want_grad.then_some(g.as_mut_slice());
-            let l = match kind {
-                DenseKind::Lnn => super::gradient::lnn_dense_block(
+            let (l, nd) = match kind {
+                DenseKind::Lnn => super::gradient::lnn_dense_block_counted(
                     dens.expect("density"),
                     data,
                     chunk,
@@ -306,14 +320,19 @@ pub(crate) fn dense_loss_grad(
                     inv,
                     gr,
                 )?,
-                DenseKind::Hnn => hnn_block(dens.expect("density"), data, chunk, loss, inv, gr)?,
-                DenseKind::Mlp => mlp_baseline_block(net, data, chunk, loss, inv, gr)?,
+                DenseKind::Hnn => (
+                    hnn_block(dens.expect("density"), data, chunk, loss, inv, gr)?,
+                    0,
+                ),
+                DenseKind::Mlp => (mlp_baseline_block(net, data, chunk, loss, inv, gr)?, 0),
             };
-            Ok((l, g))
+            Ok((l, g, nd))
         })
         .collect();
     let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(sum_partials(parts, np))
+    let dropped = parts.iter().map(|x| x.2).sum();
+    let (l, g) = sum_partials(parts.into_iter().map(|(l, g, _)| (l, g)).collect(), np);
+    Ok((l, g, dropped))
 }
 
 /// Loss and gradient of an HNN over `idx` (public wrapper for tests and tools).

@@ -225,6 +225,53 @@ pub fn lnn_dense_block(
     inv_norm: f64,
     grad: Option<&mut [f64]>,
 ) -> Result<f64> {
+    lnn_dense_block_counted(dens, data, idx, loss, inv_norm, grad).map(|(l, _)| l)
+}
+
+/// Largest 1-norm condition number of a learned mass matrix M = ∂²L/∂q̇² that training
+/// accepts; samples beyond it (or with a numerically singular M, or a non-finite
+/// acceleration) are dropped from the minibatch's loss and gradient, see
+/// [`lnn_dense_block_counted`].
+pub const MAX_MASS_COND: f64 = 1e10;
+
+/// 1-norm condition number of the n × n matrix `m0` from its LU factors (`lu`, `piv`), by
+/// solving for the columns of M⁻¹ (n is small: single-site dof).
+fn small_cond1(m0: &[f64], lu: &[f64], piv: &[usize], n: usize) -> f64 {
+    let norm1 = |col: &dyn Fn(usize, usize) -> f64| -> f64 {
+        (0..n)
+            .map(|j| (0..n).map(|i| col(i, j).abs()).sum::<f64>())
+            .fold(0.0, f64::max)
+    };
+    let mut inv = vec![0.0; n * n];
+    let mut e = vec![0.0; n];
+    for j in 0..n {
+        e.fill(0.0);
+        e[j] = 1.0;
+        small_lu_solve(lu, piv, n, &mut e);
+        for i in 0..n {
+            inv[i * n + j] = e[i];
+        }
+    }
+    let c = norm1(&|i, j| m0[i * n + j]) * norm1(&|i, j| inv[i * n + j]);
+    if c.is_finite() {
+        c
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// [`lnn_dense_block`] that also returns how many samples were dropped: a sample whose learned
+/// mass matrix is numerically singular, has a 1-norm condition number above
+/// [`MAX_MASS_COND`], or gives a non-finite acceleration contributes neither loss nor gradient
+/// (the other samples keep their exact terms and the minibatch normalisation is unchanged).
+pub fn lnn_dense_block_counted(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    inv_norm: f64,
+    grad: Option<&mut [f64]>,
+) -> Result<(f64, usize)> {
     let d = data.out_dim;
     let p = 2 * d;
     let nb = idx.len();
@@ -243,24 +290,34 @@ pub fn lnn_dense_block(
     let mut a = vec![0.0; d];
     let mut g = vec![0.0; d];
     let mut total = 0.0;
+    let mut dropped = 0usize;
     for (j, &i) in idx.iter().enumerate() {
         let r = &rec[j * stride..(j + 1) * stride];
-        m.copy_from_slice(&r[lay.mass()..lay.mass() + d * d]);
+        let m0 = &r[lay.mass()..lay.mass() + d * d];
+        m.copy_from_slice(m0);
         for c in 0..d {
             a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
         }
-        let piv = small_lu(&mut m, d).ok_or_else(|| {
-            Error::Singular(format!(
-                "the learned mass matrix ∂²L/∂q̇² is singular or not finite at sample {i} (state {:?})",
-                data.input_row(i)
-            ))
-        })?;
-        small_lu_solve(&m, &piv, d, &mut a);
-        if let Some(c) = a.iter().position(|x| !x.is_finite()) {
-            return Err(Error::Singular(format!(
-                "non-finite acceleration a[{c}] at sample {i}"
-            )));
-        }
+        let ok = small_lu(&mut m, d).and_then(|piv| {
+            if small_cond1(m0, &m, &piv, d) > MAX_MASS_COND {
+                return None;
+            }
+            small_lu_solve(&m, &piv, d, &mut a);
+            a.iter().all(|x| x.is_finite()).then_some(piv)
+        });
+        let Some(piv) = ok else {
+            // Dropped: no loss; zero adjoint directions give a zero gradient contribution.
+            dropped += 1;
+            if want {
+                let xr = data.input_row(i);
+                let col = |c: usize| (c * nb + j) * p;
+                xin[col(0)..col(0) + p].copy_from_slice(xr);
+                xin[col(1)..col(1) + p].fill(0.0);
+                xin[col(2)..col(2) + p].fill(0.0);
+                xin[col(3)..col(3) + p].fill(0.0);
+            }
+            continue;
+        };
         let scale = data.weight(i) * inv_norm;
         total += loss.sample(&a, data.target_row(i), scale, &mut g);
         if want {
@@ -283,7 +340,7 @@ pub fn lnn_dense_block(
     if let Some(grad) = grad {
         adjoint_block(&dens.mlp, &mut xin, nb, grad);
     }
-    Ok(total)
+    Ok((total, dropped))
 }
 
 /// Partial results of fixed blocks summed in block order: (loss, gradient).
@@ -301,6 +358,8 @@ pub(crate) fn sum_partials(parts: Vec<(f64, Vec<f64>)>, np: usize) -> (f64, Vec<
 
 /// Loss and gradient of a single-site LNN over the minibatch `idx`, parallel over fixed blocks
 /// of [`SAMPLE_BLOCK`] samples (deterministic for any thread count).
+/// Samples with a singular or badly conditioned learned M are dropped (see
+/// [`lnn_dense_block_counted`]); [`lnn_dense_loss_grad_counted`] also returns their number.
 pub fn lnn_dense_loss_grad(
     dens: &MlpDensity,
     data: &Samples,
@@ -308,17 +367,28 @@ pub fn lnn_dense_loss_grad(
     loss: LossKind,
     want_grad: bool,
 ) -> Result<(f64, Vec<f64>)> {
+    lnn_dense_loss_grad_counted(dens, data, idx, loss, want_grad).map(|(l, g, _)| (l, g))
+}
+
+/// [`lnn_dense_loss_grad`] plus the number of dropped samples.
+pub fn lnn_dense_loss_grad_counted(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    want_grad: bool,
+) -> Result<(f64, Vec<f64>, usize)> {
     let np = if want_grad {
         n_params(&dens.mlp.sizes)
     } else {
         0
     };
     let inv = data.inv_norm(idx);
-    let parts: Vec<Result<(f64, Vec<f64>)>> = idx
+    let parts: Vec<Result<(f64, Vec<f64>, usize)>> = idx
         .par_chunks(SAMPLE_BLOCK)
         .map(|chunk| {
             let mut g = vec![0.0; np];
-            let l = lnn_dense_block(
+            let (l, nd) = lnn_dense_block_counted(
                 dens,
                 data,
                 chunk,
@@ -326,11 +396,13 @@ pub fn lnn_dense_loss_grad(
                 inv,
                 want_grad.then_some(g.as_mut_slice()),
             )?;
-            Ok((l, g))
+            Ok((l, g, nd))
         })
         .collect();
     let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(sum_partials(parts, np))
+    let dropped = parts.iter().map(|x| x.2).sum();
+    let (l, g) = sum_partials(parts.into_iter().map(|(l, g, _)| (l, g)).collect(), np);
+    Ok((l, g, dropped))
 }
 
 /// Offsets of each term's parameters in the concatenated parameter vector (fixed terms, `None`,

@@ -567,6 +567,8 @@ pub struct Progress {
     /// Validation loss of the last finished epoch.
     pub val_loss: Option<f64>,
     pub samples_per_second: f64,
+    /// Training samples dropped so far (singular or badly conditioned learned mass matrix).
+    pub dropped: usize,
 }
 
 /// Outcome of [`train`].
@@ -586,6 +588,11 @@ pub struct TrainReport {
     pub interrupted: bool,
     /// Set when training stopped because the loss became non-finite or M singular.
     pub stopped_by_error: Option<String>,
+    /// Training-sample evaluations dropped from their minibatch because the learned mass
+    /// matrix was singular or badly conditioned (single-site LNN), summed over all steps.
+    pub dropped_samples: usize,
+    /// Validation samples dropped in the last validation pass (same reason).
+    pub dropped_val_samples: usize,
     pub n_train: usize,
     pub n_val: usize,
 }
@@ -650,6 +657,21 @@ impl Objective {
         loss: LossKind,
         want_grad: bool,
     ) -> Result<(f64, Vec<f64>)> {
+        self.loss_grad_counted(net, data, idx, loss, want_grad)
+            .map(|(l, g, _)| (l, g))
+    }
+
+    /// [`Objective::loss_grad`] plus the number of samples dropped because their learned mass
+    /// matrix was singular or badly conditioned (single-site LNN only; other kinds report 0,
+    /// and the graph path still stops on a singular M).
+    pub fn loss_grad_counted(
+        &mut self,
+        net: &Mlp,
+        data: &Samples,
+        idx: &[usize],
+        loss: LossKind,
+        want_grad: bool,
+    ) -> Result<(f64, Vec<f64>, usize)> {
         let dk = match self.kind {
             ModelKind::Lgn => {
                 return gradient::lnn_graph_loss_grad(
@@ -660,18 +682,21 @@ impl Objective {
                     loss,
                     want_grad,
                 )
+                .map(|(l, g)| (l, g, 0))
             }
             ModelKind::Lnn => DenseKind::Lnn,
             ModelKind::Hnn => DenseKind::Hnn,
             ModelKind::Mlp => DenseKind::Mlp,
         };
-        baselines::dense_loss_grad(dk, net, self.dens.as_ref(), data, idx, loss, want_grad)
+        baselines::dense_loss_grad_counted(dk, net, self.dens.as_ref(), data, idx, loss, want_grad)
     }
 }
 
 /// Train `model` on `data`; returns the best checkpoint (by validation loss, or training loss
 /// without a validation set) and a report. `on_step` sees every step (progress bars).
-/// Training that hits a singular mass matrix or a non-finite loss stops and returns the best
+/// Single-site LNN samples whose learned mass matrix is singular or badly conditioned are
+/// dropped from their minibatch (counted in [`TrainReport::dropped_samples`]); training that
+/// hits a non-finite loss (or a singular M in the graph path) stops and returns the best
 /// model so far, with the reason in [`TrainReport::stopped_by_error`].
 pub fn train(
     mut model: TrainedModel,
@@ -715,6 +740,8 @@ pub fn train(
         val_loss_history: vec![],
         interrupted: false,
         stopped_by_error: None,
+        dropped_samples: 0,
+        dropped_val_samples: 0,
         n_train: train_set.n,
         n_val,
     };
@@ -730,8 +757,12 @@ pub fn train(
                 report.interrupted = true;
                 break 'epochs;
             }
-            let (l, mut g) = match obj.loss_grad(&model.net, &train_set, chunk, cfg.loss, true) {
-                Ok(x) => x,
+            let (l, mut g) = match obj.loss_grad_counted(&model.net, &train_set, chunk, cfg.loss, true)
+            {
+                Ok((l, g, nd)) => {
+                    report.dropped_samples += nd;
+                    (l, g)
+                }
                 Err(e) => {
                     report.stopped_by_error = Some(format!("epoch {}: {e}", epoch + 1));
                     break 'epochs;
@@ -763,6 +794,7 @@ pub fn train(
                 loss: l,
                 val_loss: last_val,
                 samples_per_second: seen as f64 / start.elapsed().as_secs_f64(),
+                dropped: report.dropped_samples,
             });
         }
         let train_loss = eloss / ew;
@@ -771,8 +803,9 @@ pub fn train(
         report.epochs = epoch + 1;
         let score = if let Some(vs) = &val_set {
             let mut vobj = Objective::new(&model, vs)?;
-            match vobj.loss_grad(&model.net, vs, &val_idx, cfg.loss, false) {
-                Ok((vl, _)) => {
+            match vobj.loss_grad_counted(&model.net, vs, &val_idx, cfg.loss, false) {
+                Ok((vl, _, nd)) => {
+                    report.dropped_val_samples = nd;
                     report.val_loss_history.push(vl);
                     last_val = Some(vl);
                     vl
