@@ -346,14 +346,23 @@ fn dense_path_drops_singular_mass_samples() {
     let idx_good: Vec<usize> = (0..data.n).collect();
     let idx_all: Vec<usize> = (0..bad.n).collect();
     let (lg, gg) = lnn_dense_loss_grad(&dens, &data, &idx_good, LossKind::Mse, true).unwrap();
-    let (la, ga, nd) =
-        lgn::train::gradient::lnn_dense_loss_grad_counted(&dens, &bad, &idx_all, LossKind::Mse, true)
-            .unwrap();
+    let (la, ga, nd) = lgn::train::gradient::lnn_dense_loss_grad_counted(
+        &dens,
+        &bad,
+        &idx_all,
+        LossKind::Mse,
+        true,
+    )
+    .unwrap();
     assert_eq!(nd, 1);
     let sw_good: f64 = w[..data.n].iter().sum();
     let f = sw_good / (sw_good + 0.75);
     assert!((la - f * lg).abs() < 1e-12 * lg.abs(), "{la} vs {}", f * lg);
     for (a, b) in ga.iter().zip(&gg) {
-        assert!((a - f * b).abs() <= 1e-10 * (1.0 + b.abs()), "{a} vs {}", f * b);
+        assert!(
+            (a - f * b).abs() <= 1e-10 * (1.0 + b.abs()),
+            "{a} vs {}",
+            f * b
+        );
     }
 }

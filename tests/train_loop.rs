@@ -225,7 +225,11 @@ fn singular_mass_sample_is_dropped_not_fatal() {
     assert!(r.stopped_by_error.is_none(), "{:?}", r.stopped_by_error);
     assert_eq!(r.epochs, 6);
     assert_eq!(r.dropped_samples, 6, "one drop per epoch");
-    assert!(r.loss_history[5] < r.loss_history[0], "{:?}", r.loss_history);
+    assert!(
+        r.loss_history[5] < r.loss_history[0],
+        "{:?}",
+        r.loss_history
+    );
     // Deterministic.
     let (_, r2) = train::train(m, &dbad, &cfg, &mut |_| {}).unwrap();
     assert_eq!(r.loss_history, r2.loss_history);

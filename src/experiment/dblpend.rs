@@ -137,7 +137,10 @@ pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingDat
         bar.set_position(p.step as u64);
         bar.set_prefix(p.epoch.to_string());
         let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.3e}"));
-        bar.set_message(format!("loss {:.3e} val {val} dropped {}", p.loss, p.dropped));
+        bar.set_message(format!(
+            "loss {:.3e} val {val} dropped {}",
+            p.loss, p.dropped
+        ));
     };
     let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;
     bar.finish_and_clear();

@@ -757,17 +757,17 @@ pub fn train(
                 report.interrupted = true;
                 break 'epochs;
             }
-            let (l, mut g) = match obj.loss_grad_counted(&model.net, &train_set, chunk, cfg.loss, true)
-            {
-                Ok((l, g, nd)) => {
-                    report.dropped_samples += nd;
-                    (l, g)
-                }
-                Err(e) => {
-                    report.stopped_by_error = Some(format!("epoch {}: {e}", epoch + 1));
-                    break 'epochs;
-                }
-            };
+            let (l, mut g) =
+                match obj.loss_grad_counted(&model.net, &train_set, chunk, cfg.loss, true) {
+                    Ok((l, g, nd)) => {
+                        report.dropped_samples += nd;
+                        (l, g)
+                    }
+                    Err(e) => {
+                        report.stopped_by_error = Some(format!("epoch {}: {e}", epoch + 1));
+                        break 'epochs;
+                    }
+                };
             if !l.is_finite() || g.iter().any(|x| !x.is_finite()) {
                 report.stopped_by_error = Some(format!(
                     "epoch {}: the loss or its gradient is not finite",
