@@ -5,9 +5,9 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::h5::{check_finite_out, guard, Ctx, Out, Problem};
+use super::h5::{check_finite_out, guard, refuse_invalid, Ctx, Out, Problem};
 use super::{AttrValue, Kind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A graph as stored in an lgn `graph` file (see docs/SCHEMA.md).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -62,12 +62,7 @@ impl GraphData {
 
     /// Read and validate a graph file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        guard(path, || {
-            let mut ctx = Ctx::open(path)?;
-            let g = Self::read_ctx(&mut ctx);
-            ctx.finish(g)
-        })
+        Ctx::read_with(path.as_ref(), Self::read_ctx)
     }
 
     pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<Self> {
@@ -243,13 +238,7 @@ impl GraphData {
     /// Write the graph (atomically; an existing file is only replaced with `force`).
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
-        if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(
-                path,
-                p.location,
-                format!("refusing to write: {}", p.msg),
-            ));
-        }
+        refuse_invalid(path, self.problems())?;
         guard(path, || {
             let out = Out::create(path, force, Kind::Graph)?;
             out.attr("/", "n_nodes", &AttrValue::Int(self.n_nodes as i64))?;

@@ -282,6 +282,18 @@ pub(crate) fn attr_loc(obj: &str, name: &str) -> String {
     }
 }
 
+/// Refuse to write data that fails its own checks, naming the first problem.
+pub(crate) fn refuse_invalid(path: &Path, problems: Vec<Problem>) -> Result<()> {
+    match problems.into_iter().next() {
+        Some(p) => Err(Error::file_at(
+            path,
+            p.location,
+            format!("refusing to write: {}", p.msg),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Reading context: an open file plus the list of problems found so far. Readers keep going
 /// after a problem so that `lgn info` can list all of them; `finish` turns the first into an error.
 pub(crate) struct Ctx {
@@ -308,6 +320,26 @@ impl Ctx {
 
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Open `path`, run a kind's `read_ctx` and turn the problems into the result (panic-guarded).
+    pub fn read_with<T>(path: &Path, read_ctx: impl FnOnce(&mut Ctx) -> Option<T>) -> Result<T> {
+        guard(path, || {
+            let mut ctx = Ctx::open(path)?;
+            let value = read_ctx(&mut ctx);
+            ctx.finish(value)
+        })
+    }
+
+    /// Accept a freshly read value unless it, or the reading, had problems.
+    pub fn accept<T>(&mut self, value: T, problems: Vec<Problem>) -> Option<T> {
+        let bad = !problems.is_empty() || !self.ok();
+        self.problems.extend(problems);
+        if bad {
+            None
+        } else {
+            Some(value)
+        }
     }
 
     /// Turn the collected problems into the result.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ndarray::{Array1, Array2};
 
-use super::h5::{guard, Ctx, Out, Problem};
+use super::h5::{guard, refuse_invalid, Ctx, Out, Problem};
 use super::{AttrValue, Kind};
 use crate::error::{Error, Result};
 
@@ -92,12 +92,7 @@ fn prob(p: &mut Vec<Problem>, l: impl Into<String>, m: String) {
 impl ModelData {
     /// Read and validate a model file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        guard(path, || {
-            let mut ctx = Ctx::open(path)?;
-            let m = Self::read_ctx(&mut ctx);
-            ctx.finish(m)
-        })
+        Ctx::read_with(path.as_ref(), Self::read_ctx)
     }
 
     pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<Self> {
@@ -330,13 +325,7 @@ impl ModelData {
     /// Write the model (atomically; an existing file is only replaced with `force`).
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
-        if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(
-                path,
-                p.location,
-                format!("refusing to write: {}", p.msg),
-            ));
-        }
+        refuse_invalid(path, self.problems())?;
         guard(path, || {
             let out = Out::create(path, force, Kind::Model)?;
             out.attr("/", "model_kind", &AttrValue::Str(self.model_kind.clone()))?;

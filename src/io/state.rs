@@ -5,9 +5,9 @@ use std::path::Path;
 
 use ndarray::Array1;
 
-use super::h5::{check_finite_out, guard, Ctx, Out, Problem};
+use super::h5::{check_finite_out, guard, refuse_invalid, Ctx, Out, Problem};
 use super::{AttrValue, Kind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One state: generalised coordinates `q` and velocities `qdot` (both length D = n·dof).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -45,12 +45,7 @@ impl StateData {
 
     /// Read and validate a state file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        guard(path, || {
-            let mut ctx = Ctx::open(path)?;
-            let s = Self::read_ctx(&mut ctx);
-            ctx.finish(s)
-        })
+        Ctx::read_with(path.as_ref(), Self::read_ctx)
     }
 
     pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<Self> {
@@ -98,13 +93,7 @@ impl StateData {
             params,
         };
         let problems = s.problems();
-        let bad = !problems.is_empty() || !ctx.ok();
-        ctx.problems.extend(problems);
-        if bad {
-            None
-        } else {
-            Some(s)
-        }
+        ctx.accept(s, problems)
     }
 
     /// Consistency checks on the in-memory state.
@@ -162,13 +151,7 @@ impl StateData {
     /// Write the state (atomically; an existing file is only replaced with `force`).
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
-        if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(
-                path,
-                p.location,
-                format!("refusing to write: {}", p.msg),
-            ));
-        }
+        refuse_invalid(path, self.problems())?;
         guard(path, || {
             let out = Out::create(path, force, Kind::State)?;
             check_finite_out(path, "q", &self.q)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use hdf5::{Dataset, Extent, SimpleExtents};
 use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2};
 
-use super::h5::{guard, h5msg, Ctx, Out, Problem};
+use super::h5::{guard, h5msg, refuse_invalid, Ctx, Out, Problem};
 use super::samples::finite_problem2;
 use super::{AttrValue, Kind};
 use crate::error::{Error, Result};
@@ -83,12 +83,7 @@ impl TrajectoryData {
 
     /// Read and validate a trajectories file (the whole file is loaded into memory).
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        guard(path, || {
-            let mut ctx = Ctx::open(path)?;
-            let s = Self::read_ctx(&mut ctx);
-            ctx.finish(s)
-        })
+        Ctx::read_with(path.as_ref(), Self::read_ctx)
     }
 
     pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<Self> {
@@ -110,13 +105,7 @@ impl TrajectoryData {
             energy,
         };
         let problems = s.problems();
-        let bad = !problems.is_empty() || !ctx.ok();
-        ctx.problems.extend(problems);
-        if bad {
-            None
-        } else {
-            Some(s)
-        }
+        ctx.accept(s, problems)
     }
 
     /// Consistency checks on the in-memory trajectories.
@@ -187,13 +176,7 @@ impl TrajectoryData {
     /// and deflate-compressed, in the same layout as [`TrajectoryWriter`].
     pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<()> {
         let path = path.as_ref();
-        if let Some(p) = self.problems().into_iter().next() {
-            return Err(Error::file_at(
-                path,
-                p.location,
-                format!("refusing to write: {}", p.msg),
-            ));
-        }
+        refuse_invalid(path, self.problems())?;
         let opts = TrajectoryWriterOptions {
             system: self.system.clone(),
             params: self.params.clone(),
