@@ -15,6 +15,7 @@ use lgn::train::baselines::{hnn_loss_grad, mlp_loss_grad, vector_mlp_init};
 use lgn::train::gradient::{lnn_dense_loss_grad, lnn_graph_loss_grad, set_mlp_terms, Samples};
 use lgn::train::hyperdual::{flatten, unflatten};
 use lgn::train::LossKind;
+use lgn::train::MassPenalty;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -129,6 +130,44 @@ fn dblpend_lnn_gradient_matches_finite_differences() {
         );
         assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
     }
+}
+
+/// The loss with the mass-matrix definiteness penalty (total derivative, including the block
+/// scale m̄) against finite differences, with a margin large enough that it is active.
+#[test]
+fn dblpend_lnn_mass_penalty_gradient_matches_finite_differences() {
+    let (dens, data) = dblpend_case();
+    let idx: Vec<usize> = (0..data.n).collect();
+    let theta = flatten(&dens.mlp);
+    let pen = Some(MassPenalty::new(3000.0, 0.6).unwrap());
+    let eval = |d: &MlpDensity, pen, want| {
+        lgn::train::gradient::lnn_dense_loss_grad_penalised(
+            d,
+            &data,
+            &idx,
+            LossKind::Mse,
+            pen,
+            want,
+        )
+        .unwrap()
+    };
+    let (l_pen, g, _) = eval(&dens, pen, true);
+    let (l_plain, g_plain, _) = eval(&dens, None, true);
+    assert!(
+        l_pen > l_plain + 0.05 * l_plain,
+        "penalty inactive: {l_pen} vs {l_plain}"
+    );
+    assert!(g.iter().zip(&g_plain).any(|(a, b)| (a - b).abs() > 1e-6));
+    let mut f = |th: &[f64]| {
+        let mut m = dens.mlp.clone();
+        unflatten(&mut m, th);
+        let d = MlpDensity::new(m, 1, 2, 0).unwrap();
+        eval(&d, pen, false).0
+    };
+    let all: Vec<usize> = (0..theta.len()).collect();
+    let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
+    println!("dblpend LNN + mass penalty: worst rel err {worst:.2e}");
+    assert!(worst < 1e-6, "worst relative error {worst:e}");
 }
 
 /// The dense single-site path and the general graph path (Dynamics + adjoint) agree.

@@ -172,6 +172,63 @@ fn model_file_round_trip_and_cli() {
         .output()
         .unwrap();
     assert!(!o.status.success());
+
+    // --angles and --mass-penalty: the model file records q_period = 2π (and `accel` with it
+    // sees q and q + 2π alike); a bad penalty weight or --angles with lgn is refused.
+    let ang = dir.join("angles.h5");
+    let run = |extra: &[&str], out: &std::path::Path| {
+        Command::new(exe)
+            .env("HDF5_USE_FILE_LOCKING", "FALSE") // see tests/cli.rs
+            .args(["train", "--data"])
+            .arg(&data)
+            .args(["--out"])
+            .arg(out)
+            .args([
+                "--hidden", "16", "--epochs", "2", "--batch", "50", "--quiet", "--force",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(
+        &["--model", "lnn", "--angles", "--mass-penalty", "100"],
+        &ang,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = train::load_model(&ang).unwrap();
+    assert_eq!(m.q_period(), Some(2.0 * std::f64::consts::PI));
+    let accel = |state: &str| -> Vec<f64> {
+        let o = Command::new(exe)
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
+            .args(["accel", "--model"])
+            .arg(&ang)
+            .args(["--state", state, "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        serde_json::from_value(j["a"].clone()).unwrap()
+    };
+    let (a0, a1) = (
+        accel("0.3,-0.2,0.1,0.4"),
+        accel("6.583185307179586,-0.2,0.1,0.4"),
+    );
+    assert!(
+        (a0[0] - a1[0]).abs() < 1e-9 && (a0[1] - a1[1]).abs() < 1e-9,
+        "{a0:?} vs {a1:?}"
+    );
+    let o = run(
+        &["--model", "lnn", "--mass-penalty", "0"],
+        &dir.join("y.h5"),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--mass-penalty"));
+    let o = run(
+        &["--model", "mlp", "--mass-penalty", "1"],
+        &dir.join("y.h5"),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lnn"));
     std::fs::remove_dir_all(&dir).ok();
 }
 

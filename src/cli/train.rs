@@ -1,7 +1,9 @@
 //! `lgn train`: fit an LNN / LGN / MLP / HNN to a samples file and write a model file.
 
 use lgn::io::{AttrValue, SamplesData, TrainingData};
-use lgn::train::{self, HnnCoords, LossKind, ModelKind, Schedule, TrainConfig, TrainedModel};
+use lgn::train::{
+    self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
+};
 use lgn::{Error, Result};
 use ndarray::Array1;
 use std::path::PathBuf;
@@ -58,6 +60,18 @@ pub struct TrainArgs {
     /// Loss on the predicted accelerations.
     #[arg(long, value_enum, default_value_t = LossKind::Mse)]
     pub loss: LossKind,
+    /// LNN only: weight β of a penalty that keeps the learned mass matrix ∂²L/∂q̇² definite
+    /// (eigenvalues of one sign, at least --mass-margin × their typical size). Off by default;
+    /// 1–10 is a good range when rollouts hit singular or indefinite mass matrices.
+    #[arg(long)]
+    pub mass_penalty: Option<f64>,
+    /// Relative eigenvalue margin of --mass-penalty.
+    #[arg(long, default_value_t = MassPenalty::DEFAULT_MARGIN)]
+    pub mass_margin: f64,
+    /// The coordinates q are angles (e.g. the double pendulum): the network sees them wrapped
+    /// into (−π, π], in training and whenever the model is used (model attribute q_period = 2π).
+    #[arg(long)]
+    pub angles: bool,
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
     #[arg(long, value_enum, default_value_t = HnnCoords::Velocity)]
     pub hnn_coords: HnnCoords,
@@ -77,7 +91,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ));
     }
     let raw = SamplesData::read(&args.data)?;
-    let samples = train::prepare_samples(args.model, &raw, args.hnn_coords)
+    let mut samples = train::prepare_samples(args.model, &raw, args.hnn_coords)
         .map_err(|e| Error::file(&args.data, e.to_string()))?;
     let d = raw.q.ncols();
     let system = raw.system.clone().unwrap_or_default();
@@ -90,6 +104,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.model == ModelKind::Hnn {
         model.hnn_coords = Some(args.hnn_coords);
     }
+    if args.angles {
+        if args.model == ModelKind::Lgn {
+            return Err(Error::input(
+                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+            ));
+        }
+        model.set_q_period(2.0 * std::f64::consts::PI)?;
+    }
+    model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -112,6 +135,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         val_fraction: args.val_fraction,
         seed: args.seed,
         loss: args.loss,
+        mass_penalty: args
+            .mass_penalty
+            .map(|w| MassPenalty::new(w, args.mass_margin))
+            .transpose()?,
         stop: stop.clone(),
     };
     let bar = if args.quiet {

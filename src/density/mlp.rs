@@ -170,6 +170,15 @@ pub struct MlpDensity {
     /// Columns of W₀' for the velocity slots, column-major h₀ × kd: the (constant) layer-0
     /// tangents along the velocity unit vectors.
     w0_vcols: Vec<f64>,
+    /// Angle coordinates: when set to P, every q slot is wrapped into [−P/2, P/2] before the
+    /// network sees it (see [`wrap_period`]); derivatives are unchanged (the wrap has slope 1).
+    q_period: Option<f64>,
+}
+
+/// x − P·round(x/P): the representative of x in [−P/2, P/2] (angles with P = 2π: (−π, π]).
+#[inline]
+pub fn wrap_period(x: f64, period: f64) -> f64 {
+    x - period * (x / period).round()
 }
 
 impl MlpDensity {
@@ -209,7 +218,27 @@ impl MlpDensity {
             w0,
             b0,
             w0_vcols,
+            q_period: None,
         })
+    }
+
+    /// Treat the q coordinates as periodic with this period (angles: 2π): the network sees
+    /// them wrapped into [−P/2, P/2]. `None` (the default) leaves them as they are.
+    pub fn with_q_period(mut self, period: Option<f64>) -> crate::Result<Self> {
+        if let Some(p) = period {
+            if !(p.is_finite() && p > 0.0) {
+                return Err(crate::Error::input(format!(
+                    "the coordinate period must be positive, got {p}"
+                )));
+            }
+        }
+        self.q_period = period;
+        Ok(self)
+    }
+
+    /// The period given to [`MlpDensity::with_q_period`].
+    pub fn q_period(&self) -> Option<f64> {
+        self.q_period
     }
 
     fn weight(&self, l: usize) -> MatRef<'_, f64> {
@@ -268,7 +297,8 @@ impl Density for MlpDensity {
             + 2 * hmax * nb
             + nb * dd * dd
             + p * nb
-            + hmax;
+            + hmax
+            + if self.q_period.is_some() { p * nb } else { 0 };
         WORKSPACE.with(|cell| {
             let mut ws = cell.borrow_mut();
             if ws.len() < need {
@@ -292,6 +322,19 @@ impl Density for MlpDensity {
             hess.fill(0.0);
             let grad_x = take(p * nb);
             let wj = take(hmax);
+            let x: &[f64] = match self.q_period {
+                None => x,
+                Some(period) => {
+                    let xw = take(p * nb);
+                    xw.copy_from_slice(x);
+                    for site in xw.chunks_exact_mut(p) {
+                        for q in &mut site[..kd] {
+                            *q = wrap_period(*q, period);
+                        }
+                    }
+                    xw
+                }
+            };
             self.passes(
                 x,
                 nb,
@@ -617,6 +660,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// With a coordinate period the q slots are seen modulo P (the record at q + kP equals the
+    /// record at q, for a whole block), the velocity slots are not, and the plain density
+    /// differs from the wrapped one outside [−P/2, P/2].
+    #[test]
+    fn periodic_coordinates_are_wrapped() {
+        let tau = 2.0 * std::f64::consts::PI;
+        let plain = MlpDensity::new(Mlp::paper_init(&[4, 16, 16, 1], 2), 1, 2, 0).unwrap();
+        let dens = plain.clone().with_q_period(Some(tau)).unwrap();
+        assert!(plain.clone().with_q_period(Some(-1.0)).is_err());
+        let nb = 9;
+        let x = random_x(4 * nb, 3);
+        let mut shifted = x.clone();
+        for (s, site) in shifted.chunks_exact_mut(4).enumerate() {
+            site[0] += tau * (s as f64 - 4.0);
+            site[1] -= 2.0 * tau;
+        }
+        let stride = dens.layout().stride();
+        let (mut a, mut b, mut c) = (
+            vec![0.0; stride * nb],
+            vec![0.0; stride * nb],
+            vec![0.0; stride * nb],
+        );
+        dens.eval_block(&x, nb, &mut a);
+        dens.eval_block(&shifted, nb, &mut b);
+        plain.eval_block(&shifted, nb, &mut c);
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() <= 1e-9 * (1.0 + u.abs()), "{u} vs {v}");
+        }
+        assert!(a.iter().zip(&c).any(|(u, v)| (u - v).abs() > 1e-3));
+        let mut vshift = x.clone();
+        vshift[2] += tau;
+        dens.eval_block(&vshift, nb, &mut b);
+        assert!((a[0] - b[0]).abs() > 1e-6, "velocities must not be wrapped");
+        assert!((wrap_period(3.5, tau) - (3.5 - tau)).abs() < 1e-15);
+        assert_eq!(wrap_period(-0.25, tau), -0.25);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod mlp;
 
 pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use fem::{FemNodeMass, FemTriangle};
-pub use mlp::{Mlp, MlpDensity};
+pub use mlp::{wrap_period, Mlp, MlpDensity};
 
 /// A Lagrangian density evaluated on blocks of sites.
 pub trait Density: Send + Sync {

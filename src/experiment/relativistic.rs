@@ -155,6 +155,8 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             label: name,
             progress: opts.progress,
             robust: *coords == HnnCoords::Momentum,
+            angles: false,
+            mass_penalty: None,
         })?;
         rep.metric(&format!("{name}_train_seconds"), t.secs());
         rep.metric(&format!("{name}_best_val_loss"), r.best_val_loss);

@@ -290,13 +290,15 @@ pub(crate) fn dense_loss_grad(
     loss: LossKind,
     want_grad: bool,
 ) -> Result<(f64, Vec<f64>)> {
-    dense_loss_grad_counted(kind, net, dens, data, idx, loss, want_grad).map(|(l, g, _)| (l, g))
+    dense_loss_grad_counted((kind, None), net, dens, data, idx, loss, want_grad)
+        .map(|(l, g, _)| (l, g))
 }
 
 /// [`dense_loss_grad`] plus the number of samples dropped (LNN: singular or badly conditioned
-/// learned mass matrix, see [`super::gradient::lnn_dense_block_counted`]).
+/// learned mass matrix, see [`super::gradient::lnn_dense_block_counted`]). `kind` comes with
+/// the LNN's optional mass-matrix penalty ([`super::mass_penalty`]).
 pub(crate) fn dense_loss_grad_counted(
-    kind: DenseKind,
+    (kind, penalty): (DenseKind, Option<super::mass_penalty::MassPenalty>),
     net: &Mlp,
     dens: Option<&MlpDensity>,
     data: &Samples,
@@ -312,14 +314,18 @@ pub(crate) fn dense_loss_grad_counted(
             let mut g = vec![0.0; np];
             let gr = want_grad.then_some(g.as_mut_slice());
             let (l, nd) = match kind {
-                DenseKind::Lnn => super::gradient::lnn_dense_block_counted(
-                    dens.expect("density"),
-                    data,
-                    chunk,
-                    loss,
-                    inv,
-                    gr,
-                )?,
+                DenseKind::Lnn => {
+                    let (l, nd, _) = super::gradient::lnn_dense_block_penalised(
+                        dens.expect("density"),
+                        data,
+                        chunk,
+                        loss,
+                        inv,
+                        penalty,
+                        gr,
+                    )?;
+                    (l, nd)
+                }
                 DenseKind::Hnn => (
                     hnn_block(dens.expect("density"), data, chunk, loss, inv, gr)?,
                     0,

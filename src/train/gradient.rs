@@ -24,6 +24,7 @@
 
 use super::hyperdual::{adjoint_block, n_params};
 use super::loss::LossKind;
+use super::mass_penalty::{self, MassPenalty};
 use crate::density::{Density, Mlp, MlpDensity};
 use crate::dynamics::{Dynamics, SITE_BLOCK};
 use crate::{Error, Result};
@@ -272,6 +273,22 @@ pub fn lnn_dense_block_counted(
     inv_norm: f64,
     grad: Option<&mut [f64]>,
 ) -> Result<(f64, usize)> {
+    lnn_dense_block_penalised(dens, data, idx, loss, inv_norm, None, grad).map(|(l, nd, _)| (l, nd))
+}
+
+/// [`lnn_dense_block_counted`] plus, with `penalty`, the mass-matrix definiteness penalty of
+/// [`super::mass_penalty`] over the block (its value is added to the returned loss and also
+/// returned separately; its gradient is added to `grad`). Dropped samples (singular M) still
+/// receive the penalty, which is what pushes them back to a regular M.
+pub fn lnn_dense_block_penalised(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    inv_norm: f64,
+    penalty: Option<MassPenalty>,
+    grad: Option<&mut [f64]>,
+) -> Result<(f64, usize, f64)> {
     let d = data.out_dim;
     let p = 2 * d;
     let nb = idx.len();
@@ -285,7 +302,12 @@ pub fn lnn_dense_block_counted(
     let mut rec = vec![0.0; stride * nb];
     dens.eval_block(&x, nb, &mut rec);
     let want = grad.is_some();
-    let mut xin = if want { vec![0.0; p * 4 * nb] } else { vec![] };
+    // Reverse-sweep sites, row by row: [x | u1 | u2 | u3], p values each.
+    let mut sites: Vec<f64> = if want {
+        Vec::with_capacity(4 * p * nb)
+    } else {
+        vec![]
+    };
     let mut m = vec![0.0; d * d];
     let mut a = vec![0.0; d];
     let mut g = vec![0.0; d];
@@ -306,16 +328,8 @@ pub fn lnn_dense_block_counted(
             a.iter().all(|x| x.is_finite()).then_some(piv)
         });
         let Some(piv) = ok else {
-            // Dropped: no loss; zero adjoint directions give a zero gradient contribution.
+            // Dropped: no loss and no site in the reverse sweep.
             dropped += 1;
-            if want {
-                let xr = data.input_row(i);
-                let col = |c: usize| (c * nb + j) * p;
-                xin[col(0)..col(0) + p].copy_from_slice(xr);
-                xin[col(1)..col(1) + p].fill(0.0);
-                xin[col(2)..col(2) + p].fill(0.0);
-                xin[col(3)..col(3) + p].fill(0.0);
-            }
             continue;
         };
         let scale = data.weight(i) * inv_norm;
@@ -324,23 +338,55 @@ pub fn lnn_dense_block_counted(
             // λ = M⁻¹ ∂ℓ/∂a (M symmetric).
             small_lu_solve(&m, &piv, d, &mut g);
             let xr = data.input_row(i);
-            let col = |c: usize| (c * nb + j) * p;
-            xin[col(0)..col(0) + p].copy_from_slice(xr);
-            let u1 = col(1);
-            xin[u1..u1 + d].fill(0.0);
-            xin[u1 + d..u1 + p].copy_from_slice(&g);
-            let u2 = col(2);
-            xin[u2..u2 + d].copy_from_slice(&xr[d..]);
-            xin[u2 + d..u2 + p].copy_from_slice(&a);
-            let u3 = col(3);
-            xin[u3..u3 + d].copy_from_slice(&g);
-            xin[u3 + d..u3 + p].fill(0.0);
+            sites.extend_from_slice(xr);
+            // u1 = (0, λ), u2 = (v, a), u3 = (λ, 0).
+            sites.extend(std::iter::repeat_n(0.0, d));
+            sites.extend_from_slice(&g);
+            sites.extend_from_slice(&xr[d..]);
+            sites.extend_from_slice(&a);
+            sites.extend_from_slice(&g);
+            sites.extend(std::iter::repeat_n(0.0, d));
+        }
+    }
+    let mut pen_total = 0.0;
+    if let Some(pen) = penalty {
+        let ms: Vec<f64> = (0..nb)
+            .flat_map(|j| {
+                let r = &rec[j * stride..(j + 1) * stride];
+                r[lay.mass()..lay.mass() + d * d].iter().copied()
+            })
+            .collect();
+        let w: Vec<f64> = idx
+            .iter()
+            .map(|&i| pen.weight * data.weight(i) * inv_norm * d as f64)
+            .collect();
+        let (pv, dirs) = mass_penalty::block_penalty(&ms, d, &w, pen, want);
+        pen_total = pv;
+        for dir in &dirs {
+            // S = D_u3 ρ − D_u1 D_u2 ρ with u1 = (0, −coef u), u2 = (0, u), u3 = 0: coef uᵀMu.
+            sites.extend_from_slice(data.input_row(idx[dir.sample]));
+            sites.extend(std::iter::repeat_n(0.0, d));
+            sites.extend(dir.u.iter().map(|x| -dir.coef * x));
+            sites.extend(std::iter::repeat_n(0.0, d));
+            sites.extend_from_slice(&dir.u);
+            sites.extend(std::iter::repeat_n(0.0, p));
         }
     }
     if let Some(grad) = grad {
-        adjoint_block(&dens.mlp, &mut xin, nb, grad);
+        let ns = sites.len() / (4 * p);
+        if ns > 0 {
+            // Channel-major columns: column c·ns + s holds channel c of site s.
+            let mut xin = vec![0.0; 4 * p * ns];
+            for s in 0..ns {
+                for c in 0..4 {
+                    let src = &sites[(s * 4 + c) * p..(s * 4 + c + 1) * p];
+                    xin[(c * ns + s) * p..(c * ns + s + 1) * p].copy_from_slice(src);
+                }
+            }
+            adjoint_block(&dens.mlp, &mut xin, ns, grad);
+        }
     }
-    Ok((total, dropped))
+    Ok((total + pen_total, dropped, pen_total))
 }
 
 /// Partial results of fixed blocks summed in block order: (loss, gradient).
@@ -378,6 +424,19 @@ pub fn lnn_dense_loss_grad_counted(
     loss: LossKind,
     want_grad: bool,
 ) -> Result<(f64, Vec<f64>, usize)> {
+    lnn_dense_loss_grad_penalised(dens, data, idx, loss, None, want_grad)
+}
+
+/// [`lnn_dense_loss_grad_counted`] with the optional mass-matrix definiteness penalty of
+/// [`super::mass_penalty`] added to the loss and gradient.
+pub fn lnn_dense_loss_grad_penalised(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    penalty: Option<MassPenalty>,
+    want_grad: bool,
+) -> Result<(f64, Vec<f64>, usize)> {
     let np = if want_grad {
         n_params(&dens.mlp.sizes)
     } else {
@@ -388,12 +447,13 @@ pub fn lnn_dense_loss_grad_counted(
         .par_chunks(SAMPLE_BLOCK)
         .map(|chunk| {
             let mut g = vec![0.0; np];
-            let (l, nd) = lnn_dense_block_counted(
+            let (l, nd, _) = lnn_dense_block_penalised(
                 dens,
                 data,
                 chunk,
                 loss,
                 inv,
+                penalty,
                 want_grad.then_some(g.as_mut_slice()),
             )?;
             Ok((l, g, nd))

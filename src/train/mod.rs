@@ -16,6 +16,7 @@ pub mod baselines;
 pub mod gradient;
 pub mod hyperdual;
 pub mod loss;
+pub mod mass_penalty;
 pub mod optim;
 
 use crate::density::{Density, Mlp, MlpDensity};
@@ -29,6 +30,7 @@ use crate::{Error, Result};
 use baselines::DenseKind;
 pub use gradient::Samples;
 pub use loss::LossKind;
+pub use mass_penalty::MassPenalty;
 use ndarray::{Array1, Array2};
 pub use optim::{Adam, Schedule};
 use rand::rngs::StdRng;
@@ -94,6 +96,9 @@ impl HnnCoords {
         }
     }
 }
+
+/// Model-file attribute holding the coordinate period ([`TrainedModel::q_period`]).
+pub const Q_PERIOD: &str = "q_period";
 
 /// A trained (or initialised) model: everything a model file holds.
 #[derive(Clone, Debug)]
@@ -171,8 +176,10 @@ impl TrainedModel {
     /// simulation). `n` is the number of ring nodes for lgn models (default: the training
     /// grid's `n`); ignored for lnn.
     pub fn dynamics(&self, n: Option<usize>, solver: SolverKind) -> Result<Dynamics> {
-        let dens: Arc<dyn Density> =
-            Arc::new(MlpDensity::new(self.net.clone(), self.arity, self.dof, 0)?);
+        let dens: Arc<dyn Density> = Arc::new(
+            MlpDensity::new(self.net.clone(), self.arity, self.dof, 0)?
+                .with_q_period(self.q_period())?,
+        );
         match self.kind {
             ModelKind::Lnn => crate::systems::single_site(dens, solver),
             ModelKind::Lgn => {
@@ -187,6 +194,38 @@ impl TrainedModel {
                 "a '{}' model has no Lagrangian; use TrainedModel::predict",
                 k.as_str()
             ))),
+        }
+    }
+
+    /// Period of the coordinates q when they are angles (model attribute `q_period`, e.g. 2π
+    /// for the double pendulum trained with wrapped angles): the network sees q wrapped into
+    /// [−P/2, P/2], in training and in every evaluation.
+    pub fn q_period(&self) -> Option<f64> {
+        self.params.get(Q_PERIOD).copied()
+    }
+
+    /// Mark the coordinates as angles of period `period` (see [`TrainedModel::q_period`]).
+    pub fn set_q_period(&mut self, period: f64) -> Result<()> {
+        if !(period.is_finite() && period > 0.0) {
+            return Err(Error::input(format!(
+                "the coordinate period must be positive, got {period}"
+            )));
+        }
+        self.params.insert(Q_PERIOD.into(), period);
+        Ok(())
+    }
+
+    /// Wrap the q part (the first `dof·arity` inputs) of every sample into [−P/2, P/2] when the
+    /// model has a coordinate period; a no-op otherwise.
+    pub fn wrap_inputs(&self, samples: &mut Samples) {
+        let Some(period) = self.q_period() else {
+            return;
+        };
+        let kd = self.net.sizes[0] / 2;
+        for row in samples.input.chunks_exact_mut(samples.in_dim) {
+            for q in &mut row[..kd] {
+                *q = crate::density::wrap_period(*q, period);
+            }
         }
     }
 
@@ -211,7 +250,12 @@ impl TrainedModel {
                         q.len()
                     )));
                 }
-                let x: Vec<f64> = q.iter().chain(v).copied().collect();
+                let mut x: Vec<f64> = q.iter().chain(v).copied().collect();
+                if let Some(period) = self.q_period() {
+                    for q in &mut x[..d] {
+                        *q = crate::density::wrap_period(*q, period);
+                    }
+                }
                 if self.kind == ModelKind::Mlp {
                     return Ok(baselines::vector_mlp_forward(&self.net, &x));
                 }
@@ -502,6 +546,9 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     pub seed: u64,
     pub loss: LossKind,
+    /// Mass-matrix definiteness penalty added to the training loss (single-site LNN; see
+    /// [`mass_penalty`]). Validation losses never include it.
+    pub mass_penalty: Option<MassPenalty>,
     /// Set from outside (e.g. Ctrl-C) to stop after the current step; the best model so far is
     /// returned.
     pub stop: Arc<AtomicBool>,
@@ -519,6 +566,7 @@ impl Default for TrainConfig {
             val_fraction: 0.1,
             seed: 0,
             loss: LossKind::Mse,
+            mass_penalty: None,
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -602,6 +650,7 @@ pub struct Objective {
     kind: ModelKind,
     dens: Option<MlpDensity>,
     dy: Option<Dynamics>,
+    penalty: Option<MassPenalty>,
 }
 
 impl Objective {
@@ -625,12 +674,26 @@ impl Objective {
             kind: model.kind,
             dens: None,
             dy: None,
+            penalty: None,
         };
         if model.kind == ModelKind::Lgn {
             o.dy = Some(model.dynamics(Some(data.out_dim), SolverKind::Auto)?);
         }
         o.refresh(&model.net)?;
         Ok(o)
+    }
+
+    /// Add the mass-matrix definiteness penalty ([`mass_penalty`]) to the loss; single-site
+    /// LNNs only (an error for other kinds).
+    pub fn with_mass_penalty(mut self, penalty: Option<MassPenalty>) -> Result<Objective> {
+        if penalty.is_some() && self.kind != ModelKind::Lnn {
+            return Err(Error::input(format!(
+                "--mass-penalty applies to single-site LNNs (--model lnn), not to {}",
+                self.kind.as_str()
+            )));
+        }
+        self.penalty = penalty;
+        Ok(self)
     }
 
     /// Rebuild the densities after a parameter update.
@@ -688,7 +751,15 @@ impl Objective {
             ModelKind::Hnn => DenseKind::Hnn,
             ModelKind::Mlp => DenseKind::Mlp,
         };
-        baselines::dense_loss_grad_counted(dk, net, self.dens.as_ref(), data, idx, loss, want_grad)
+        baselines::dense_loss_grad_counted(
+            (dk, self.penalty),
+            net,
+            self.dens.as_ref(),
+            data,
+            idx,
+            loss,
+            want_grad,
+        )
     }
 }
 
@@ -721,7 +792,7 @@ pub fn train(
     } else {
         (data.clone(), None)
     };
-    let mut obj = Objective::new(&model, &train_set)?;
+    let mut obj = Objective::new(&model, &train_set)?.with_mass_penalty(cfg.mass_penalty)?;
     let mut theta = hyperdual::flatten(&model.net);
     let mut adam = Adam::new(theta.len(), cfg.weight_decay);
     let batch = cfg.batch.min(train_set.n);
