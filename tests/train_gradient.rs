@@ -139,7 +139,10 @@ fn dblpend_lnn_mass_penalty_gradient_matches_finite_differences() {
     let (dens, data) = dblpend_case();
     let idx: Vec<usize> = (0..data.n).collect();
     let theta = flatten(&dens.mlp);
-    let pen = Some(MassPenalty::new(3000.0, 0.6).unwrap());
+    let pen = Some(MassPenalty {
+        exact_scale: true,
+        ..MassPenalty::new(3000.0, 0.6).unwrap()
+    });
     let eval = |d: &MlpDensity, pen, want| {
         lgn::train::gradient::lnn_dense_loss_grad_penalised(
             d,

@@ -542,14 +542,18 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         opts.force,
     )?;
     rep.files.push(p);
-    let mean_err = |e: &[Vec<f64>]| -> Vec<f64> {
+    // Median over the held-out trajectories (a few baseline rollouts blow up to 1e20 and would
+    // flatten a mean curve).
+    let median_err = |e: &[Vec<f64>]| -> Vec<f64> {
         (0..nt)
             .map(|k| {
-                e.iter()
+                let mut v: Vec<f64> = e
+                    .iter()
                     .zip(&e_true)
                     .map(|(ep, et)| 100.0 * (ep[k] - et[0]).abs() / E_SCALE)
-                    .sum::<f64>()
-                    / c.n_ic as f64
+                    .collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                0.5 * (v[(v.len() - 1) / 2] + v[v.len() / 2])
             })
             .collect()
     };
@@ -557,14 +561,14 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     plot::line_plot(
         &p,
         &format!(
-            "Mean energy error over {} held-out trajectories, % of 29.4",
+            "Median energy error over {} held-out trajectories, % of 29.4",
             c.n_ic
         ),
         "t",
         "|E(t) − E(0)| / 29.4  [%]",
         &[
-            Series::new("LNN", times.clone(), mean_err(&e_lnn)),
-            Series::new("baseline MLP", times.clone(), mean_err(&e_mlp)),
+            Series::new("LNN", times.clone(), median_err(&e_lnn)),
+            Series::new("baseline MLP", times.clone(), median_err(&e_mlp)),
         ],
         (900, 500),
         opts.force,

@@ -29,6 +29,11 @@ use crate::{Error, Result};
 pub struct MassPenalty {
     pub weight: f64,
     pub margin: f64,
+    /// Differentiate through the block scale m̄ too (the exact total derivative of P; costs D
+    /// extra reverse-sweep sites per sample of every block with a violation). Off in training:
+    /// m̄ is then a constant of the step, like a normalisation statistic, and only violated
+    /// eigen-directions enter the sweep.
+    pub exact_scale: bool,
 }
 
 impl MassPenalty {
@@ -46,7 +51,11 @@ impl MassPenalty {
                 "--mass-margin must be in (0, 1), got {margin}"
             )));
         }
-        Ok(MassPenalty { weight, margin })
+        Ok(MassPenalty {
+            weight,
+            margin,
+            exact_scale: false,
+        })
     }
 }
 
@@ -81,8 +90,9 @@ pub struct Direction {
 
 /// Penalty of a block of mass matrices `ms` (row-major d × d, back to back) with per-sample
 /// weights `w` (β/N and sample weights folded in). Returns P and, when `want_grad`, the
-/// directions of its exact total derivative, including the dependence of m̄ on θ
-/// (∂m̄/∂θ = Σ_i Σ_k λ_ik/(N√d ‖M_i‖_F) ∂λ_ik/∂θ); s is piecewise constant.
+/// directions of its derivative: with `pen.exact_scale` the exact total derivative, including
+/// the dependence of m̄ on θ (∂m̄/∂θ = Σ_i Σ_k λ_ik/(N√d ‖M_i‖_F) ∂λ_ik/∂θ), otherwise with m̄
+/// held constant; s is piecewise constant.
 pub fn block_penalty(
     ms: &[f64],
     d: usize,
@@ -120,7 +130,11 @@ pub fn block_penalty(
     if !want_grad || p == 0.0 {
         return (p, vec![]);
     }
-    let dm = dp_dmbar / (count as f64 * (d as f64).sqrt());
+    let dm = if pen.exact_scale {
+        dp_dmbar / (count as f64 * (d as f64).sqrt())
+    } else {
+        0.0
+    };
     let mut dirs = Vec::new();
     for (i, e) in eig.into_iter().enumerate() {
         let Some((vals, vecs, g)) = e else { continue };
@@ -250,7 +264,8 @@ mod tests {
             assert!(dirs.is_empty());
         }
         // An indefinite M is penalised on its negative eigenvalue: diag(2, −1) has s = +1,
-        // m̄ = √5/√2, floor 0.1 m̄, violation 0.1 m̄ + 1.
+        // m̄ = √5/√2, floor 0.1 m̄, violation 0.1 m̄ + 1; with m̄ held constant only the
+        // violated direction enters the gradient, with the exact scale both do.
         let m = [2.0, 0.0, 0.0, -1.0];
         let (s, sc, n) = block_sign_scale(&m, 2).unwrap();
         assert_eq!((s, n), (1.0, 1));
@@ -258,7 +273,14 @@ mod tests {
         let viol = 0.1 * sc + 1.0;
         let (p, dirs) = block_penalty(&m, 2, &[1.0], pen, true);
         assert!((p - viol * viol / 2.5).abs() < 1e-12);
-        assert_eq!(dirs.len(), 2);
+        assert_eq!(dirs.len(), 1);
+        assert!((dirs[0].coef + 2.0 * viol / 2.5).abs() < 1e-12);
+        assert!((dirs[0].u[1].abs() - 1.0).abs() < 1e-12);
+        let exact = MassPenalty {
+            exact_scale: true,
+            ..pen
+        };
+        assert_eq!(block_penalty(&m, 2, &[1.0], exact, true).1.len(), 2);
         assert!(MassPenalty::new(0.0, 0.1).is_err());
         assert!(MassPenalty::new(1.0, 1.5).is_err());
     }
@@ -267,7 +289,10 @@ mod tests {
     /// with central differences over symmetric perturbations.
     #[test]
     fn penalty_derivative_matches_finite_differences() {
-        let pen = MassPenalty::new(2.0, 0.3).unwrap();
+        let pen = MassPenalty {
+            exact_scale: true,
+            ..MassPenalty::new(2.0, 0.3).unwrap()
+        };
         let ms = vec![
             2.0, 0.4, 0.4, -0.5, // indefinite
             1.5, 0.2, 0.2, 0.1, // small eigenvalue below the floor
