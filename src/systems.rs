@@ -185,17 +185,16 @@ pub fn wave_mesh(
             let graph = mesh_graph(mesh)?;
             let kinetic = matches!(density, MeshDensity::FemTriangles);
             let tri = FemTriangle { kinetic };
-            let tris = Sites::explicit(3, mesh.triangles.iter().flatten().copied().collect(), n)?
-                .with_features(
-                    tri.n_features(),
-                    features::triangle_features(mesh, kinetic),
-                )?;
+            let tris =
+                Sites::explicit(3, mesh.triangles.iter().flatten().copied().collect(), n)?
+                    .with_features(tri.n_features(), features::triangle_features(mesh, kinetic))?;
             let lag = if kinetic {
                 Lagrangian::new(n, 1, tris, Arc::new(tri))?
             } else {
                 let nodes =
                     Sites::nodes(&graph)?.with_features(1, crate::mesh::fem::lumped_mass(mesh))?;
-                Lagrangian::new(n, 1, nodes, Arc::new(FemNodeMass))?.with_term(tris, Arc::new(tri))?
+                Lagrangian::new(n, 1, nodes, Arc::new(FemNodeMass))?
+                    .with_term(tris, Arc::new(tri))?
             };
             (lag, graph)
         }

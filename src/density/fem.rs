@@ -189,10 +189,7 @@ impl Density for FemNodeMass {
         out: &mut [f64],
     ) {
         // [b contribution (∂ρ/∂q = 0), m_i]: the record is the site's feature.
-        for (r, &m) in out
-            .chunks_exact_mut(2)
-            .zip(&sites.features[s0..s0 + nb])
-        {
+        for (r, &m) in out.chunks_exact_mut(2).zip(&sites.features[s0..s0 + nb]) {
             r[0] = 0.0;
             r[1] = m;
         }

@@ -143,7 +143,11 @@ impl Banded {
         }
         let tol = PIVOT_TOL * scale;
         if !(min_abs > tol && sum.is_finite()) {
-            if let Some(i) = self.band.iter().position(|d| d.abs() <= tol || !d.is_finite()) {
+            if let Some(i) = self
+                .band
+                .iter()
+                .position(|d| d.abs() <= tol || !d.is_finite())
+            {
                 return Err(Error::Singular(format!(
                     "zero pivot {:.3e} at coordinate {} (|M_ii| up to {scale:.3e}); the learned Lagrangian may be degenerate here — try --solver dense for a pseudo-inverse",
                     self.band[i], self.perm[i]
