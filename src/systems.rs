@@ -183,18 +183,18 @@ pub fn wave_mesh(
     let (lag, graph) = match density {
         MeshDensity::Fem | MeshDensity::FemTriangles => {
             let graph = mesh_graph(mesh)?;
-            let tris = Sites::explicit(3, mesh.triangles.iter().flatten().copied().collect(), n)?
-                .with_features(
-                crate::density::fem::FEM_TRIANGLE_FEATURES,
-                features::triangle_features(mesh),
-            )?;
-            let lag = if matches!(density, MeshDensity::Fem) {
+            let kinetic = matches!(density, MeshDensity::FemTriangles);
+            let tri = FemTriangle { kinetic };
+            let tris =
+                Sites::explicit(3, mesh.triangles.iter().flatten().copied().collect(), n)?
+                    .with_features(tri.n_features(), features::triangle_features(mesh, kinetic))?;
+            let lag = if kinetic {
+                Lagrangian::new(n, 1, tris, Arc::new(tri))?
+            } else {
                 let nodes =
                     Sites::nodes(&graph)?.with_features(1, crate::mesh::fem::lumped_mass(mesh))?;
                 Lagrangian::new(n, 1, nodes, Arc::new(FemNodeMass))?
-                    .with_term(tris, Arc::new(FemTriangle { kinetic: false }))?
-            } else {
-                Lagrangian::new(n, 1, tris, Arc::new(FemTriangle { kinetic: true }))?
+                    .with_term(tris, Arc::new(tri))?
             };
             (lag, graph)
         }

@@ -402,3 +402,43 @@ fn cli_wave_mesh_matches_fem_accel() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("state length mismatch"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The lean acceleration records (`evaluate_sites_accel` + `assemble_accel`, the acceleration
+/// path) give the same M and b as the full site records (`evaluate_sites` + `assemble`, used by
+/// energies and the variational integrator), for the FEM densities and a learned density.
+#[test]
+fn accel_records_match_full_records() {
+    let m = mesh("disk_coarse.msh");
+    let n = m.n_nodes();
+    let (q, v) = random_state(n, 11);
+    for density in [
+        MeshDensity::Fem,
+        MeshDensity::FemTriangles,
+        MeshDensity::Mlp {
+            hidden: 8,
+            layers: 2,
+            seed: 3,
+        },
+    ] {
+        let mut sys = systems::wave_mesh(&m, &density, SolverKind::Auto).unwrap();
+        let dy = &mut sys.dynamics;
+        dy.evaluate_sites(&q, &v).unwrap();
+        dy.assemble();
+        let (m_full, b_full) = (dy.mass.clone(), dy.rhs.clone());
+        dy.evaluate_sites_accel(&q, &v).unwrap();
+        dy.assemble_accel();
+        assert!(b_full.iter().any(|x| *x != 0.0) && m_full.iter().any(|x| *x != 0.0));
+        for (x, y) in dy.mass.iter().zip(&m_full) {
+            assert!(
+                (x - y).abs() <= 1e-12 * y.abs().max(1e-3),
+                "{density:?}: M {x} vs {y}"
+            );
+        }
+        for (x, y) in dy.rhs.iter().zip(&b_full) {
+            assert!(
+                (x - y).abs() <= 1e-11 * y.abs().max(1.0),
+                "{density:?}: b {x} vs {y}"
+            );
+        }
+    }
+}

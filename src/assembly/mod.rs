@@ -5,9 +5,17 @@
 //! in CSR with sorted columns and both triangles, together with *gather lists*: for every stored
 //! entry of M (and every coordinate of b) the positions in the site-derivative buffer that add
 //! up to it. Refilling M and b is then a parallel, write-conflict-free, deterministic gather.
+//!
+//! Two record formats are gathered: the full site records of [`crate::density::SiteLayout`]
+//! (ρ, gradients, m_s, c_s·v_I; used by energies, the variational integrator and training) and
+//! the lean acceleration records of [`crate::density::AccelLayout`] (b contribution and m_s
+//! only, nothing at all for the mass of a stiffness-only term), which the acceleration path uses.
+//! The acceleration gather lists hold 32-bit positions and fill M and b in one pass over the
+//! rows, so a memory-bound density (the P1 FEM) moves as few bytes per node as possible.
 
-use crate::density::SiteLayout;
+use crate::density::{AccelLayout, SiteLayout};
 use crate::lagrangian::Lagrangian;
+use crate::{Error, Result};
 use rayon::prelude::*;
 
 /// Pattern of M plus gather lists into the concatenated site-derivative records.
@@ -21,21 +29,36 @@ pub struct MassPattern {
     pub indices: Vec<usize>,
     /// Offset of each term's records in the derivative buffer, plus the total at the end.
     pub term_offsets: Vec<usize>,
+    /// Offset of each term's acceleration records ([`AccelLayout`]), plus the total at the end.
+    pub accel_offsets: Vec<usize>,
     m_ptr: Vec<usize>,
     m_src: Vec<usize>,
     b_ptr: Vec<usize>,
     b_src: Vec<[usize; 2]>,
+    /// Like `m_src` / `b_src` (same `m_ptr` / `b_ptr`), positions in the acceleration records.
+    am_src: Vec<u32>,
+    ab_src: Vec<u32>,
 }
 
 impl MassPattern {
-    /// Build the pattern and gather lists for a Lagrangian: O(Σ_s (kd)²) work.
-    pub fn new(lag: &Lagrangian) -> MassPattern {
+    /// Build the pattern and gather lists for a Lagrangian: O(Σ_s (kd)²) work. Fails only when
+    /// the acceleration records would exceed 2³² values (32-bit gather positions).
+    pub fn new(lag: &Lagrangian) -> Result<MassPattern> {
         let n = lag.n_coords();
         let d = lag.dof;
         let mut term_offsets = vec![0usize];
+        let mut accel_offsets = vec![0usize];
         for t in &lag.terms {
             let last = *term_offsets.last().unwrap();
             term_offsets.push(last + t.sites.len() * t.density.layout().stride());
+            let last = *accel_offsets.last().unwrap();
+            accel_offsets.push(last + t.sites.len() * t.density.accel_layout().stride());
+        }
+        if *accel_offsets.last().unwrap() > u32::MAX as usize {
+            return Err(Error::input(format!(
+                "the Lagrangian's site records hold {} values, more than the 2^32 supported",
+                accel_offsets.last().unwrap()
+            )));
         }
         // Pass 1: row counts with duplicates, then columns, then sort + dedup per row.
         // Terms whose mass blocks are structurally zero (`Density::mass_is_zero`) stay out of
@@ -150,19 +173,24 @@ impl MassPattern {
         }
         let mut m_src = vec![0usize; m_ptr[nnz]];
         let mut b_src = vec![[0usize; 2]; b_ptr[n]];
+        let mut am_src = vec![0u32; m_ptr[nnz]];
+        let mut ab_src = vec![0u32; b_ptr[n]];
         let mut m_fill = m_ptr.clone();
         let mut b_fill = b_ptr.clone();
         for (ti, t) in lag.terms.iter().enumerate() {
             let lay: SiteLayout = t.density.layout();
+            let al: AccelLayout = t.density.accel_layout();
             let kd = lay.kd;
             for s in 0..t.sites.len() {
                 let base = term_offsets[ti] + s * lay.stride();
+                let abase = accel_offsets[ti] + s * al.stride();
                 let nb = t.sites.neighbourhood(s);
                 for (ia, &a) in nb.iter().enumerate() {
                     for ca in 0..d {
                         let la = ia * d + ca;
                         let r = a * d + ca;
                         b_src[b_fill[r]] = [base + lay.grad_q() + la, base + lay.cv() + la];
+                        ab_src[b_fill[r]] = (abase + AccelLayout::RHS + la) as u32;
                         b_fill[r] += 1;
                         if !in_mass[ti] {
                             continue;
@@ -172,6 +200,8 @@ impl MassPattern {
                                 let lb = ib * d + cb;
                                 let e = position(r, b * d + cb);
                                 m_src[m_fill[e]] = base + lay.mass() + la * kd + lb;
+                                // `in_mass` terms have `with_mass` accel records.
+                                am_src[m_fill[e]] = (abase + al.mass() + la * kd + lb) as u32;
                                 m_fill[e] += 1;
                             }
                         }
@@ -179,16 +209,60 @@ impl MassPattern {
                 }
             }
         }
-        MassPattern {
+        Ok(MassPattern {
             n,
             indptr,
             indices,
             term_offsets,
+            accel_offsets,
             m_ptr,
             m_src,
             b_ptr,
             b_src,
+            am_src,
+            ab_src,
+        })
+    }
+
+    /// Length of the acceleration-record buffer the acceleration gather lists index.
+    pub fn accel_len(&self) -> usize {
+        *self.accel_offsets.last().unwrap()
+    }
+
+    /// Gather M's values (CSR order) and b from the acceleration records
+    /// ([`crate::density::AccelLayout`]), in one parallel pass over blocks of rows.
+    pub fn assemble_accel(&self, recs: &[f64], mass: &mut [f64], b: &mut [f64]) {
+        const ROWS: usize = 4096;
+        // Split M's values at the row-block boundaries so each block owns its rows of M and b.
+        let mut mass_blocks = Vec::with_capacity(self.n.div_ceil(ROWS));
+        let mut rest = mass;
+        for r0 in (0..self.n).step_by(ROWS) {
+            let r1 = (r0 + ROWS).min(self.n);
+            let (head, tail) = rest.split_at_mut(self.indptr[r1] - self.indptr[r0]);
+            mass_blocks.push(head);
+            rest = tail;
         }
+        b.par_chunks_mut(ROWS)
+            .zip(mass_blocks.into_par_iter())
+            .enumerate()
+            .for_each(|(ci, (bo, mo))| {
+                let r0 = ci * ROWS;
+                let e0 = self.indptr[r0];
+                for (k, m) in mo.iter_mut().enumerate() {
+                    let e = e0 + k;
+                    *m = self.am_src[self.m_ptr[e]..self.m_ptr[e + 1]]
+                        .iter()
+                        .map(|&j| recs[j as usize])
+                        .sum();
+                }
+                for (k, bi) in bo.iter_mut().enumerate() {
+                    let i = r0 + k;
+                    *bi = self.ab_src[self.b_ptr[i]..self.b_ptr[i + 1]]
+                        .iter()
+                        .map(|&j| recs[j as usize])
+                        .sum();
+                }
+            });
     }
 
     /// Stored entries of M.

@@ -13,28 +13,45 @@
 //!   out of M's pattern, M is structurally diagonal and the solve is O(n). This is what
 //!   [`crate::systems::wave_mesh`] uses.
 
-use super::{Density, SiteLayout};
+use super::{AccelLayout, Density, SiteLayout};
 
-/// Number of features of a [`FemTriangle`] site: the triangle's area A_T and the six unique
-/// entries of its local stiffness K_T: (K00, K01, K02, K11, K12, K22).
-pub const FEM_TRIANGLE_FEATURES: usize = 7;
+/// Number of features of a kinetic [`FemTriangle`] site: the triangle's area A_T and the three
+/// off-diagonal entries of its local stiffness, (A_T, K01, K12, K02). P1 stiffness rows sum to
+/// zero, so K_ii = −Σ_{j≠i} K_ij needs no storage. A stiffness-only triangle takes the last three
+/// ([`FEM_STIFFNESS_FEATURES`]).
+pub const FEM_TRIANGLE_FEATURES: usize = 4;
+/// Features of a stiffness-only [`FemTriangle`] site: (K01, K12, K02).
+pub const FEM_STIFFNESS_FEATURES: usize = 3;
 
-/// Triangle features [A_T, K00, K01, K02, K11, K12, K22] for corners (p0, p1, p2).
-pub fn fem_triangle_features(p0: [f64; 2], p1: [f64; 2], p2: [f64; 2]) -> [f64; 7] {
+/// Triangle features [A_T, K01, K12, K02] for corners (p0, p1, p2).
+pub fn fem_triangle_features(p0: [f64; 2], p1: [f64; 2], p2: [f64; 2]) -> [f64; 4] {
     let k = crate::mesh::fem::local_stiffness(p0, p1, p2);
     [
         crate::mesh::fem::local_area(p0, p1, p2),
-        k[0][0],
         k[0][1],
-        k[0][2],
-        k[1][1],
         k[1][2],
-        k[2][2],
+        k[0][2],
     ]
 }
 
-/// Triangle site density (arity 3, dof 1, features [`fem_triangle_features`]):
-/// ρ_T = ½ Σ_i (A_T/3) φ̇_i² − ½ φ_Tᵀ K_T φ_T when `kinetic`, else only −½ φ_Tᵀ K_T φ_T.
+/// ∂(−½ φ_Tᵀ K_T φ_T)/∂φ_T from the off-diagonal stiffness (K01, K12, K02) in difference form
+/// (exactly invariant under φ → φ + c), and −½ φ_Tᵀ K_T φ_T itself.
+#[inline(always)]
+fn stiffness_force(phi: &[f64], k: &[f64]) -> ([f64; 3], f64) {
+    let (d01, d12, d02) = (phi[1] - phi[0], phi[2] - phi[1], phi[2] - phi[0]);
+    let f = [
+        -(k[0] * d01 + k[2] * d02),
+        -(-k[0] * d01 + k[1] * d12),
+        -(-k[2] * d02 - k[1] * d12),
+    ];
+    // φᵀKφ = −Σ_{i<j} K_ij (φ_i − φ_j)²
+    let pot = -(k[0] * d01 * d01 + k[1] * d12 * d12 + k[2] * d02 * d02);
+    (f, -0.5 * pot)
+}
+
+/// Triangle site density (arity 3, dof 1): ρ_T = ½ Σ_i (A_T/3) φ̇_i² − ½ φ_Tᵀ K_T φ_T when
+/// `kinetic` (features [`fem_triangle_features`]), else only −½ φ_Tᵀ K_T φ_T (features
+/// (K01, K12, K02), [`FEM_STIFFNESS_FEATURES`]).
 #[derive(Clone, Copy, Debug)]
 pub struct FemTriangle {
     pub kinetic: bool,
@@ -52,7 +69,11 @@ impl Density for FemTriangle {
         1
     }
     fn n_features(&self) -> usize {
-        FEM_TRIANGLE_FEATURES
+        if self.kinetic {
+            FEM_TRIANGLE_FEATURES
+        } else {
+            FEM_STIFFNESS_FEATURES
+        }
     }
     fn name(&self) -> String {
         if self.kinetic {
@@ -68,21 +89,13 @@ impl Density for FemTriangle {
         let lay = self.layout();
         let stride = lay.stride();
         let p = self.input_len();
-        for s in 0..nb {
-            let xs = &x[s * p..(s + 1) * p];
-            let r = &mut out[s * stride..(s + 1) * stride];
+        let k0 = if self.kinetic { 7 } else { 6 };
+        for (xs, r) in x.chunks_exact(p).zip(out.chunks_exact_mut(stride)).take(nb) {
             r.fill(0.0);
-            let (phi, vel, f) = (&xs[0..3], &xs[3..6], &xs[6..13]);
-            let k = [[f[1], f[2], f[3]], [f[2], f[4], f[5]], [f[3], f[5], f[6]]];
-            let mut pot = 0.0;
-            for i in 0..3 {
-                let kphi = k[i][0] * phi[0] + k[i][1] * phi[1] + k[i][2] * phi[2];
-                pot += phi[i] * kphi;
-                r[lay.grad_q() + i] = -kphi;
-            }
-            let mut rho = -0.5 * pot;
+            let (force, mut rho) = stiffness_force(&xs[0..3], &xs[k0..k0 + 3]);
+            r[lay.grad_q()..lay.grad_q() + 3].copy_from_slice(&force);
             if self.kinetic {
-                let m = f[0] / 3.0;
+                let (vel, m) = (&xs[3..6], xs[6] / 3.0);
                 for i in 0..3 {
                     rho += 0.5 * m * vel[i] * vel[i];
                     r[lay.grad_v() + i] = m * vel[i];
@@ -90,6 +103,52 @@ impl Density for FemTriangle {
                 }
             }
             r[SiteLayout::RHO] = rho;
+        }
+    }
+    fn eval_sites_accel(
+        &self,
+        sites: &crate::sites::Sites,
+        q: &[f64],
+        v: &[f64],
+        s0: usize,
+        nb: usize,
+        x: &mut [f64],
+        out: &mut [f64],
+    ) {
+        if self.kinetic {
+            let p = self.input_len();
+            super::gather_inputs(sites, 1, q, v, s0, nb, x);
+            return self.eval_block_accel(&x[..nb * p], nb, out);
+        }
+        // Stiffness only: read φ and (K01, K12, K02) in place, no input copy.
+        let nodes = &sites.nodes[3 * s0..3 * (s0 + nb)];
+        let feats = &sites.features[3 * s0..3 * (s0 + nb)];
+        for ((tri, k), r) in nodes
+            .chunks_exact(3)
+            .zip(feats.chunks_exact(3))
+            .zip(out.chunks_exact_mut(3))
+        {
+            let phi = [q[tri[0]], q[tri[1]], q[tri[2]]];
+            let (force, _) = stiffness_force(&phi, k);
+            r.copy_from_slice(&force);
+        }
+    }
+    fn eval_block_accel(&self, x: &[f64], nb: usize, out: &mut [f64]) {
+        let al = self.accel_layout();
+        let stride = al.stride();
+        let p = self.input_len();
+        let k0 = if self.kinetic { 7 } else { 6 };
+        for (xs, r) in x.chunks_exact(p).zip(out.chunks_exact_mut(stride)).take(nb) {
+            let (force, _) = stiffness_force(&xs[0..3], &xs[k0..k0 + 3]);
+            r[AccelLayout::RHS..AccelLayout::RHS + 3].copy_from_slice(&force);
+            if self.kinetic {
+                let m = xs[6] / 3.0;
+                let mb = &mut r[al.mass()..al.mass() + 9];
+                mb.fill(0.0);
+                mb[0] = m;
+                mb[4] = m;
+                mb[8] = m;
+            }
         }
     }
 }
@@ -117,6 +176,29 @@ impl Density for FemNodeMass {
             r[SiteLayout::RHO] = 0.5 * m * v * v;
             r[lay.grad_v()] = m * v;
             r[lay.mass()] = m;
+        }
+    }
+    fn eval_sites_accel(
+        &self,
+        sites: &crate::sites::Sites,
+        _q: &[f64],
+        _v: &[f64],
+        s0: usize,
+        nb: usize,
+        _x: &mut [f64],
+        out: &mut [f64],
+    ) {
+        // [b contribution (∂ρ/∂q = 0), m_i]: the record is the site's feature.
+        for (r, &m) in out.chunks_exact_mut(2).zip(&sites.features[s0..s0 + nb]) {
+            r[0] = 0.0;
+            r[1] = m;
+        }
+    }
+    fn eval_block_accel(&self, x: &[f64], nb: usize, out: &mut [f64]) {
+        // [b contribution (∂ρ/∂q = 0), m_i]
+        for (xs, r) in x.chunks_exact(3).zip(out.chunks_exact_mut(2)).take(nb) {
+            r[0] = 0.0;
+            r[1] = xs[2];
         }
     }
 }

@@ -50,6 +50,120 @@ pub trait Density: Send + Sync {
     fn layout(&self) -> SiteLayout {
         SiteLayout::new(self.arity() * self.dof())
     }
+
+    /// Layout of one site's *acceleration* record (see [`AccelLayout`]): only what M and b need.
+    fn accel_layout(&self) -> AccelLayout {
+        AccelLayout {
+            kd: self.arity() * self.dof(),
+            with_mass: !self.mass_is_zero(),
+        }
+    }
+
+    /// Evaluate `nsites` sites for an acceleration only: per site the b contribution
+    /// ∂ρ/∂q_I − c_s·v_I (kd values) followed, unless [`Density::mass_is_zero`], by m_s (kd×kd,
+    /// row-major) — [`AccelLayout::stride`] values per site, no ρ, no ∂ρ/∂v_I. Used by
+    /// [`crate::dynamics::Dynamics::accelerations_into`]; the lean record keeps the memory
+    /// traffic of cheap densities (e.g. the FEM stiffness triangles, 3 values instead of 19 per
+    /// site) small. The default evaluates the full records ([`Density::eval_block`]) into a
+    /// per-thread scratch buffer and compacts them; cheap closed-form densities override it.
+    /// Acceleration records ([`Density::eval_block_accel`]) of sites `s0 .. s0 + nsites` of
+    /// `sites`, read straight from the state: `x` is a scratch buffer of at least
+    /// `nsites × input_len()` values. The default gathers the local inputs
+    /// ([`gather_inputs`]) and calls [`Density::eval_block_accel`]; a cheap density may override
+    /// it to skip the copy.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_sites_accel(
+        &self,
+        sites: &crate::sites::Sites,
+        q: &[f64],
+        v: &[f64],
+        s0: usize,
+        nsites: usize,
+        x: &mut [f64],
+        out: &mut [f64],
+    ) {
+        let p = self.input_len();
+        gather_inputs(sites, self.dof(), q, v, s0, nsites, x);
+        self.eval_block_accel(&x[..nsites * p], nsites, out);
+    }
+
+    fn eval_block_accel(&self, x: &[f64], nsites: usize, out: &mut [f64]) {
+        let lay = self.layout();
+        let al = self.accel_layout();
+        let (stride, astride, kd) = (lay.stride(), al.stride(), lay.kd);
+        SCRATCH.with(|cell| {
+            let mut full = cell.borrow_mut();
+            if full.len() < nsites * stride {
+                full.resize(nsites * stride, 0.0);
+            }
+            let full = &mut full[..nsites * stride];
+            self.eval_block(x, nsites, full);
+            for (r, o) in full.chunks_exact(stride).zip(out.chunks_exact_mut(astride)) {
+                for i in 0..kd {
+                    o[i] = r[lay.grad_q() + i] - r[lay.cv() + i];
+                }
+                if al.with_mass {
+                    o[kd..].copy_from_slice(&r[lay.mass()..lay.mass() + kd * kd]);
+                }
+            }
+        });
+    }
+}
+
+/// Gather the local inputs x_s = (q_I, v_I, f_s) of sites `s0 .. s0 + nb` into `x` (column-major,
+/// one column of `input_len` values per site).
+pub fn gather_inputs(
+    sites: &crate::sites::Sites,
+    d: usize,
+    q: &[f64],
+    v: &[f64],
+    s0: usize,
+    nb: usize,
+    x: &mut [f64],
+) {
+    let (k, nf) = (sites.arity, sites.n_features);
+    let kd = k * d;
+    let p = 2 * kd + nf;
+    for (j, col) in x.chunks_exact_mut(p).take(nb).enumerate() {
+        let s = s0 + j;
+        for (a, &node) in sites.neighbourhood(s).iter().enumerate() {
+            for c in 0..d {
+                col[a * d + c] = q[node * d + c];
+                col[kd + a * d + c] = v[node * d + c];
+            }
+        }
+        col[2 * kd..].copy_from_slice(sites.features_of(s));
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch of the default [`Density::eval_block_accel`] (no allocation per call).
+    static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Offsets inside one site's acceleration record: `[∂ρ/∂q_I − c_s·v_I (kd), m_s (kd×kd)]`, the
+/// mass block only when `with_mass` (a term whose m_s is identically zero stores kd values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccelLayout {
+    pub kd: usize,
+    pub with_mass: bool,
+}
+
+impl AccelLayout {
+    /// Offset of the b contribution.
+    pub const RHS: usize = 0;
+    /// Offset of m_s (valid when `with_mass`).
+    pub fn mass(&self) -> usize {
+        self.kd
+    }
+    /// Values per site record.
+    pub fn stride(&self) -> usize {
+        if self.with_mass {
+            self.kd + self.kd * self.kd
+        } else {
+            self.kd
+        }
+    }
 }
 
 /// Offsets inside one site's derivative record:

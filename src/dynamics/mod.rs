@@ -20,8 +20,12 @@ pub struct Dynamics {
     pub lagrangian: Lagrangian,
     pub pattern: MassPattern,
     pub solver: Solver,
-    /// Concatenated site records of every term (see [`crate::density::SiteLayout`]).
+    /// Concatenated site records of every term (see [`crate::density::SiteLayout`]), filled by
+    /// [`Dynamics::evaluate_sites`] (energies, variational integrator, training).
     pub derivs: Vec<f64>,
+    /// Concatenated lean acceleration records (see [`crate::density::AccelLayout`]), filled by
+    /// [`Dynamics::evaluate_sites_accel`] (the acceleration path).
+    pub accel_recs: Vec<f64>,
     /// M's values in `pattern` CSR order.
     pub mass: Vec<f64>,
     /// b = ∂L/∂q − C q̇.
@@ -61,9 +65,11 @@ impl Dynamics {
         if lagrangian.terms.is_empty() {
             return Err(Error::input("the Lagrangian has no terms"));
         }
-        let pattern = MassPattern::new(&lagrangian);
+        let pattern = MassPattern::new(&lagrangian)?;
         let solver = Solver::new(solver, &pattern, graph_kind, lagrangian.dof)?;
+        // Zero-initialised (calloc): a buffer that is never filled costs no resident memory.
         let derivs = vec![0.0; pattern.derivs_len()];
+        let accel_recs = vec![0.0; pattern.accel_len()];
         let mass = vec![0.0; pattern.nnz()];
         let rhs = vec![0.0; pattern.n];
         Ok(Dynamics {
@@ -71,6 +77,7 @@ impl Dynamics {
             pattern,
             solver,
             derivs,
+            accel_recs,
             mass,
             rhs,
             timings: PhaseTimes::default(),
@@ -84,54 +91,40 @@ impl Dynamics {
     /// Evaluate every site's ρ, gradients, m_s and c_s·v_I at (q, v) into `self.derivs`.
     pub fn evaluate_sites(&mut self, q: &[f64], v: &[f64]) -> Result<()> {
         self.lagrangian.check_state(q, v)?;
-        let d = self.lagrangian.dof;
         let mut rest = self.derivs.as_mut_slice();
         for term in &self.lagrangian.terms {
-            let dens = term.density.as_ref();
-            let stride = dens.layout().stride();
+            let stride = term.density.layout().stride();
             let (mine, tail) = rest.split_at_mut(term.sites.len() * stride);
             rest = tail;
-            let p = dens.input_len();
-            let (k, nf) = (term.sites.arity, term.sites.n_features);
-            let kd = k * d;
-            let sites = &term.sites;
-            mine.par_chunks_mut(SITE_BLOCK * stride)
-                .enumerate()
-                .for_each_init(
-                    || vec![0.0; SITE_BLOCK * p],
-                    |x, (bi, out)| {
-                        let nb = out.len() / stride;
-                        let s0 = bi * SITE_BLOCK;
-                        for j in 0..nb {
-                            let s = s0 + j;
-                            let col = &mut x[j * p..(j + 1) * p];
-                            for (a, &node) in sites.neighbourhood(s).iter().enumerate() {
-                                for c in 0..d {
-                                    col[a * d + c] = q[node * d + c];
-                                    col[kd + a * d + c] = v[node * d + c];
-                                }
-                            }
-                            col[2 * kd..].copy_from_slice(&sites.features[s * nf..(s + 1) * nf]);
-                        }
-                        dens.eval_block(&x[..nb * p], nb, out);
-                    },
-                );
-            if let Some(i) = mine.iter().position(|x| !x.is_finite()) {
-                let s = i / stride;
-                return Err(Error::Singular(format!(
-                    "density '{}' is not finite at site {s} (nodes {:?}); the state may be outside its domain",
-                    dens.name(),
-                    term.sites.neighbourhood(s)
-                )));
-            }
+            eval_term(term, self.lagrangian.dof, q, v, mine, stride, false)?;
         }
         Ok(())
     }
 
-    /// Gather M and b from the site records.
+    /// Evaluate every site's lean acceleration record (b contribution ∂ρ/∂q_I − c_s·v_I and,
+    /// unless the term's mass is identically zero, m_s) at (q, v) into `self.accel_recs`.
+    pub fn evaluate_sites_accel(&mut self, q: &[f64], v: &[f64]) -> Result<()> {
+        self.lagrangian.check_state(q, v)?;
+        let mut rest = self.accel_recs.as_mut_slice();
+        for term in &self.lagrangian.terms {
+            let stride = term.density.accel_layout().stride();
+            let (mine, tail) = rest.split_at_mut(term.sites.len() * stride);
+            rest = tail;
+            eval_term(term, self.lagrangian.dof, q, v, mine, stride, true)?;
+        }
+        Ok(())
+    }
+
+    /// Gather M and b from the full site records ([`Dynamics::evaluate_sites`]).
     pub fn assemble(&mut self) {
         self.pattern
             .assemble(&self.derivs, &mut self.mass, &mut self.rhs);
+    }
+
+    /// Gather M and b from the acceleration records ([`Dynamics::evaluate_sites_accel`]).
+    pub fn assemble_accel(&mut self) {
+        self.pattern
+            .assemble_accel(&self.accel_recs, &mut self.mass, &mut self.rhs);
     }
 
     /// Accelerations q̈ at (q, v) written into `a`.
@@ -144,9 +137,9 @@ impl Dynamics {
             )));
         }
         let t0 = std::time::Instant::now();
-        self.evaluate_sites(q, v)?;
+        self.evaluate_sites_accel(q, v)?;
         let t1 = std::time::Instant::now();
-        self.assemble();
+        self.assemble_accel();
         let t2 = std::time::Instant::now();
         self.solver.factorize(&self.pattern, &self.mass)?;
         a.copy_from_slice(&self.rhs);
@@ -225,4 +218,53 @@ impl Dynamics {
             self.mass.clone(),
         )
     }
+}
+
+/// Evaluate one term's sites in parallel blocks of [`SITE_BLOCK`] into `out` (`stride` values per
+/// site): full records ([`crate::density::Density::eval_block`]) or, with `accel`, acceleration
+/// records ([`crate::density::Density::eval_sites_accel`]). Each block's inputs are gathered into a
+/// per-thread buffer and its outputs are checked for finiteness while still in cache; the first
+/// non-finite site is reported by index and nodes.
+#[allow(clippy::too_many_arguments)]
+fn eval_term(
+    term: &crate::lagrangian::Term,
+    d: usize,
+    q: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+    stride: usize,
+    accel: bool,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dens = term.density.as_ref();
+    let p = dens.input_len();
+    let sites = &term.sites;
+    let bad = AtomicUsize::new(usize::MAX);
+    out.par_chunks_mut(SITE_BLOCK * stride)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0; SITE_BLOCK * p],
+            |x, (bi, out)| {
+                let nb = out.len() / stride;
+                let s0 = bi * SITE_BLOCK;
+                if accel {
+                    dens.eval_sites_accel(sites, q, v, s0, nb, x, out);
+                } else {
+                    crate::density::gather_inputs(sites, d, q, v, s0, nb, x);
+                    dens.eval_block(&x[..nb * p], nb, out);
+                }
+                if let Some(i) = out.iter().position(|x| !x.is_finite()) {
+                    bad.fetch_min(s0 + i / stride, Ordering::Relaxed);
+                }
+            },
+        );
+    let s = bad.into_inner();
+    if s != usize::MAX {
+        return Err(Error::Singular(format!(
+            "density '{}' is not finite at site {s} (nodes {:?}); the state may be outside its domain",
+            dens.name(),
+            term.sites.neighbourhood(s)
+        )));
+    }
+    Ok(())
 }

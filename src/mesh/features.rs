@@ -99,13 +99,14 @@ pub fn edge_features(geom: &EdgeGeometry, e: usize) -> [f64; EDGE_FEATURES] {
     ]
 }
 
-/// Triangle features `T × 7` site-major: [A_T, K00, K01, K02, K11, K12, K22] (see
-/// [`crate::density::FemTriangle`]).
-pub fn triangle_features(mesh: &TriMesh) -> Vec<f64> {
+/// Triangle features site-major (see [`crate::density::FemTriangle`]): `T × 4`
+/// [A_T, K01, K12, K02] with `with_area`, else `T × 3` [K01, K12, K02] (stiffness only).
+pub fn triangle_features(mesh: &TriMesh, with_area: bool) -> Vec<f64> {
+    let skip = if with_area { 0 } else { 1 };
     (0..mesh.n_triangles())
         .flat_map(|t| {
             let [p0, p1, p2] = mesh.corners(t);
-            fem_triangle_features(p0, p1, p2)
+            fem_triangle_features(p0, p1, p2).into_iter().skip(skip)
         })
         .collect()
 }

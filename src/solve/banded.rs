@@ -16,6 +16,8 @@ pub struct Banded {
     /// Row i holds L[i, i−w..i] then D[i] (w + 1 values per row).
     band: Vec<f64>,
     factored: bool,
+    /// `perm` is the identity.
+    natural: bool,
 }
 
 /// Relative pivot tolerance.
@@ -29,7 +31,9 @@ impl Banded {
             iperm[old] = new;
         }
         let bw = bandwidth(n, indptr, indices, &iperm);
+        let natural = perm.iter().enumerate().all(|(i, &p)| p == i);
         Banded {
+            natural,
             perm,
             iperm,
             bw,
@@ -44,6 +48,9 @@ impl Banded {
         let w = self.bw;
         let ld = w + 1;
         self.factored = false;
+        if w == 0 {
+            return self.factorize_diagonal(indptr, indices, values);
+        }
         self.band.fill(0.0);
         let mut scale = 0.0f64;
         for i in 0..n {
@@ -95,6 +102,62 @@ impl Banded {
         Ok(())
     }
 
+    /// Half-bandwidth 0 (e.g. a lumped mass): D = diag(M) in one pass.
+    fn factorize_diagonal(
+        &mut self,
+        indptr: &[usize],
+        indices: &[usize],
+        values: &[f64],
+    ) -> Result<()> {
+        let mut scale = 0.0f64;
+        let mut min_abs = f64::INFINITY;
+        let mut sum = 0.0f64; // NaN / ±inf propagate into it (max and min skip NaN)
+        let n = self.perm.len();
+        // One stored entry per row in the natural order (a structurally diagonal M): a copy.
+        let plain = values.len() == n && indptr.len() == n + 1 && indptr[n] == n;
+        if plain && self.natural {
+            for (bi, &d) in self.band.iter_mut().zip(values) {
+                *bi = d;
+                scale = scale.max(d.abs());
+                min_abs = min_abs.min(d.abs());
+                sum += d;
+            }
+        } else {
+            for (bi, &old) in self.band.iter_mut().zip(&self.perm) {
+                let mut d = 0.0;
+                for e in indptr[old]..indptr[old + 1] {
+                    if indices[e] == old {
+                        d = values[e];
+                    }
+                }
+                *bi = d;
+                scale = scale.max(d.abs());
+                min_abs = min_abs.min(d.abs());
+                sum += d;
+            }
+        }
+        if scale == 0.0 {
+            return Err(Error::Singular(
+                "the mass matrix is zero (the Lagrangian does not depend on the velocities)".into(),
+            ));
+        }
+        let tol = PIVOT_TOL * scale;
+        if !(min_abs > tol && sum.is_finite()) {
+            if let Some(i) = self
+                .band
+                .iter()
+                .position(|d| d.abs() <= tol || !d.is_finite())
+            {
+                return Err(Error::Singular(format!(
+                    "zero pivot {:.3e} at coordinate {} (|M_ii| up to {scale:.3e}); the learned Lagrangian may be degenerate here — try --solver dense for a pseudo-inverse",
+                    self.band[i], self.perm[i]
+                )));
+            }
+        }
+        self.factored = true;
+        Ok(())
+    }
+
     /// Solve M x = b in place (b in original ordering).
     #[allow(clippy::needless_range_loop)] // band index arithmetic reads clearer with explicit indices
     pub fn solve_in_place(&self, x: &mut [f64], work: &mut Vec<f64>) {
@@ -102,6 +165,18 @@ impl Banded {
         let n = self.perm.len();
         let w = self.bw;
         let ld = w + 1;
+        if w == 0 {
+            if self.natural {
+                for (xi, &d) in x.iter_mut().zip(&self.band) {
+                    *xi /= d;
+                }
+            } else {
+                for (&d, &old) in self.band.iter().zip(&self.perm) {
+                    x[old] /= d;
+                }
+            }
+            return;
+        }
         work.resize(n, 0.0);
         let y = work;
         for i in 0..n {

@@ -495,6 +495,25 @@ pub fn lnn_graph_sample(
     loss: LossKind,
     grad: Option<&mut [f64]>,
 ) -> Result<f64> {
+    lnn_graph_sample_sens(dy, mlps, q, v, target, scale, loss, grad, None)
+}
+
+/// [`lnn_graph_sample`] that also accumulates, when `mass_diag_sens` is given, the sensitivity of
+/// the loss to the diagonal of M: ∂ℓ/∂M_jj = −λ_j a_j with λ = M⁻¹ ∂ℓ/∂a (from a = M⁻¹ b). This
+/// is what a trainer needs for a kinetic term ½ Σ_j μ_j q̇_j² whose masses μ_j come from a separate
+/// (e.g. feature-only) network.
+#[allow(clippy::too_many_arguments)]
+pub fn lnn_graph_sample_sens(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    q: &[f64],
+    v: &[f64],
+    target: &[f64],
+    scale: f64,
+    loss: LossKind,
+    grad: Option<&mut [f64]>,
+    mass_diag_sens: Option<&mut [f64]>,
+) -> Result<f64> {
     if mlps.len() != dy.lagrangian.terms.len() {
         return Err(Error::input(format!(
             "{} networks given for {} Lagrangian terms",
@@ -506,10 +525,24 @@ pub fn lnn_graph_sample(
     let a = dy.accelerations(q, v)?;
     let mut lam = vec![0.0; n];
     let l = loss.sample(&a, target, scale, &mut lam);
+    if grad.is_none() && mass_diag_sens.is_none() {
+        return Ok(l);
+    }
+    dy.solver.solve_in_place(&mut lam)?;
+    if let Some(sens) = mass_diag_sens {
+        if sens.len() != n {
+            return Err(Error::input(format!(
+                "mass sensitivity buffer has {} values, need {n}",
+                sens.len()
+            )));
+        }
+        for ((s, l), a) in sens.iter_mut().zip(&lam).zip(&a) {
+            *s -= l * a;
+        }
+    }
     let Some(grad) = grad else {
         return Ok(l);
     };
-    dy.solver.solve_in_place(&mut lam)?;
     let d = dy.lagrangian.dof;
     let offs = term_offsets(mlps);
     for (t, term) in dy.lagrangian.terms.iter().enumerate() {
@@ -584,6 +617,20 @@ pub fn lnn_graph_loss_grad(
     loss: LossKind,
     want_grad: bool,
 ) -> Result<(f64, Vec<f64>)> {
+    lnn_graph_loss_grad_sens(dy, mlps, data, idx, loss, want_grad, None)
+}
+
+/// [`lnn_graph_loss_grad`] that also accumulates ∂loss/∂M_jj into `mass_diag_sens` when given
+/// (see [`lnn_graph_sample_sens`]).
+pub fn lnn_graph_loss_grad_sens(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    want_grad: bool,
+    mut mass_diag_sens: Option<&mut [f64]>,
+) -> Result<(f64, Vec<f64>)> {
     let n = dy.n_coords();
     if data.in_dim != 2 * n || data.out_dim != n {
         return Err(Error::input(format!(
@@ -600,7 +647,7 @@ pub fn lnn_graph_loss_grad(
     for &i in idx {
         let row = data.input_row(i);
         let scale = data.weight(i) * inv;
-        total += lnn_graph_sample(
+        total += lnn_graph_sample_sens(
             dy,
             mlps,
             &row[..n],
@@ -609,6 +656,7 @@ pub fn lnn_graph_loss_grad(
             scale,
             loss,
             want_grad.then_some(grad.as_mut_slice()),
+            mass_diag_sens.as_deref_mut(),
         )
         .map_err(|e| match e {
             Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
