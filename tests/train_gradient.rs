@@ -113,7 +113,7 @@ fn dblpend_lnn_gradient_matches_finite_differences() {
     let (dens, data) = dblpend_case();
     let idx: Vec<usize> = (0..data.n).collect();
     let theta = flatten(&dens.mlp);
-    for loss in [LossKind::Mse, LossKind::L1] {
+    for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
         let (l0, g) = lnn_dense_loss_grad(&dens, &data, &idx, loss, true).unwrap();
         assert!(l0.is_finite() && l0 > 0.0);
         let mut f = |th: &[f64]| {
@@ -220,7 +220,7 @@ fn ring_lgn_gradient_matches_finite_differences() {
     let data = Samples::new(2 * n, n, input, target, None).unwrap();
     let idx: Vec<usize> = (0..ns).collect();
     let theta = flatten(&mlp);
-    for loss in [LossKind::Mse, LossKind::L1] {
+    for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
         let (_, g) =
             lnn_graph_loss_grad(&mut dy, &[None, Some(&mlp)], &data, &idx, loss, true).unwrap();
         let mut f = |th: &[f64]| {

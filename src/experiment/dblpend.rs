@@ -99,7 +99,7 @@ fn config(quick: bool) -> Config {
     }
 }
 
-/// Train one model with the experiment's settings (Onecycle schedule, MSE, 5 % validation).
+/// Train one model with the experiment's settings (Onecycle schedule, the given loss, 5 % validation).
 pub(crate) struct FitSpec<'a> {
     pub kind: ModelKind,
     pub hnn_coords: HnnCoords,
@@ -120,6 +120,7 @@ pub(crate) struct FitSpec<'a> {
     pub angles: bool,
     /// Mass-matrix definiteness penalty (LNN only).
     pub mass_penalty: Option<MassPenalty>,
+    pub loss: LossKind,
 }
 
 pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingData)> {
@@ -147,7 +148,7 @@ pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingDat
         clip: Some(100.0),
         val_fraction: 0.05,
         seed: s.seed,
-        loss: LossKind::Mse,
+        loss: s.loss,
         mass_penalty: if s.kind == ModelKind::Lnn {
             s.mass_penalty
         } else {
@@ -179,7 +180,7 @@ pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingDat
     attrs.insert("learning_rate".into(), AttrValue::Float(s.lr));
     attrs.insert("batch".into(), AttrValue::Int(s.batch as i64));
     attrs.insert("schedule".into(), AttrValue::Str("onecycle".into()));
-    attrs.insert("loss".into(), AttrValue::Str("mse".into()));
+    attrs.insert("loss".into(), AttrValue::Str(s.loss.name().into()));
     if let (Some(p), ModelKind::Lnn) = (s.mass_penalty, s.kind) {
         attrs.insert("mass_penalty".into(), AttrValue::Float(p.weight));
         attrs.insert("mass_margin".into(), AttrValue::Float(p.margin));
@@ -399,6 +400,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         progress: opts.progress,
         robust: false,
         angles: true,
+        loss: LossKind::Huber,
         mass_penalty: (c.mass_penalty > 0.0)
             .then(|| MassPenalty::new(c.mass_penalty * mean_sq_accel, MassPenalty::DEFAULT_MARGIN))
             .transpose()?,
@@ -422,6 +424,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     rep.metric("lnn_epochs_run", lnn_rep.epochs as f64);
     rep.metric("lnn_best_epoch", lnn_rep.best_epoch as f64);
     rep.metric("lnn_dropped_samples", lnn_rep.dropped_samples as f64);
+    rep.metric("lnn_skipped_steps", lnn_rep.skipped_steps as f64);
     if let Some(e) = &lnn_rep.stopped_by_error {
         rep.notes.push(format!("LNN training stopped early: {e}"));
     }
@@ -598,7 +601,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     rep.config("lr_baseline", c.lr_mlp);
     rep.config(
         "schedule",
-        "onecycle, MSE loss, Adam, clip 100, 5% validation",
+        "onecycle, pseudo-Huber loss (delta = 1, MSE for small residuals), Adam, clip 100, 5% validation",
     );
     rep.config("held_out_initial_conditions", c.n_ic);
     rep.config(

@@ -19,7 +19,7 @@ use crate::data::{self, RelativisticG};
 use crate::density::{eval_one, Density, MlpDensity};
 use crate::plot::{self, LinePanel, Series};
 use crate::solve::SolverKind;
-use crate::train::{HnnCoords, ModelKind, TrainedModel};
+use crate::train::{HnnCoords, LossKind, ModelKind, TrainedModel};
 use crate::Result;
 
 const G: f64 = 1.0;
@@ -157,6 +157,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             robust: *coords == HnnCoords::Momentum,
             angles: false,
             mass_penalty: None,
+            loss: LossKind::Mse,
         })?;
         rep.metric(&format!("{name}_train_seconds"), t.secs());
         rep.metric(&format!("{name}_best_val_loss"), r.best_val_loss);

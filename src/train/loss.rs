@@ -9,6 +9,12 @@
 //!
 //! (unweighted MSE = `jnp.mean((a − y)²)`, the reference's loss). ∂ℓ/∂a_nj = w_n f'(r_nj)/(D Σw)
 //! with f'(r) = 2r (MSE) or sign(r) (L1; 0 at r = 0, the subgradient of least norm).
+//!
+//! Huber (pseudo-Huber, δ = 1 in the units of the targets): f(r) = 2(√(1 + r²) − 1)
+//! (evaluated as 2r²/(√(1 + r²) + 1), free of cancellation), which is
+//! r² for small residuals (the MSE, once the fit is good) and 2|r| for large ones, so early
+//! minibatches where a barely trained Lagrangian has a nearly singular mass matrix (huge
+//! predicted accelerations) cannot dominate the step; f'(r) = 2r/√(1 + r²).
 
 /// Which loss to minimise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -18,6 +24,8 @@ pub enum LossKind {
     Mse,
     /// Mean absolute error.
     L1,
+    /// Pseudo-Huber with δ = 1 (target units): MSE for small residuals, 2|r| for large ones.
+    Huber,
 }
 
 impl LossKind {
@@ -27,6 +35,7 @@ impl LossKind {
         match self {
             LossKind::Mse => r * r,
             LossKind::L1 => r.abs(),
+            LossKind::Huber => 2.0 * r * r / ((1.0 + r * r).sqrt() + 1.0),
         }
     }
 
@@ -44,6 +53,7 @@ impl LossKind {
                     0.0
                 }
             }
+            LossKind::Huber => 2.0 * r / (1.0 + r * r).sqrt(),
         }
     }
 
@@ -63,6 +73,7 @@ impl LossKind {
         match self {
             LossKind::Mse => "mse",
             LossKind::L1 => "l1",
+            LossKind::Huber => "huber",
         }
     }
 }
@@ -73,16 +84,24 @@ mod tests {
 
     #[test]
     fn derivatives_match_differences() {
-        for k in [LossKind::Mse, LossKind::L1] {
-            for r in [-1.3, -0.2, 0.4, 2.0] {
+        for k in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
+            for r in [-1.3, -0.2, 0.4, 2.0, 20.0] {
                 let h = 1e-6;
                 let fd = (k.value(r + h) - k.value(r - h)) / (2.0 * h);
-                assert!((fd - k.deriv(r)).abs() < 1e-8, "{k:?} at {r}");
+                assert!(
+                    (fd - k.deriv(r)).abs() < 1e-8 * (1.0 + k.value(r)),
+                    "{k:?} at {r}"
+                );
             }
         }
         let mut g = [0.0; 2];
         let l = LossKind::Mse.sample(&[1.0, 2.0], &[0.0, 0.0], 0.5, &mut g);
         assert_eq!(l, 2.5);
         assert_eq!(g, [1.0, 2.0]);
+        // Huber: ≈ r² for small r, ≈ 2|r| − 2 for large r.
+        let h = LossKind::Huber;
+        assert!((h.value(1e-3) - 1e-6).abs() < 1e-12);
+        assert!((h.value(1e4) - (2e4 - 2.0)).abs() < 1e-3);
+        assert!(h.deriv(1e8) <= 2.0 && h.deriv(1e8) > 1.999);
     }
 }

@@ -636,6 +636,9 @@ pub struct TrainReport {
     pub interrupted: bool,
     /// Set when training stopped because the loss became non-finite or M singular.
     pub stopped_by_error: Option<String>,
+    /// Minibatches whose loss or gradient was not finite; their step was skipped (training
+    /// stops after [`MAX_SKIPPED_IN_A_ROW`] in a row).
+    pub skipped_steps: usize,
     /// Training-sample evaluations dropped from their minibatch because the learned mass
     /// matrix was singular or badly conditioned (single-site LNN), summed over all steps.
     pub dropped_samples: usize,
@@ -763,12 +766,17 @@ impl Objective {
     }
 }
 
+/// Consecutive minibatches with a non-finite loss or gradient after which training stops.
+pub const MAX_SKIPPED_IN_A_ROW: usize = 20;
+
 /// Train `model` on `data`; returns the best checkpoint (by validation loss, or training loss
 /// without a validation set) and a report. `on_step` sees every step (progress bars).
 /// Single-site LNN samples whose learned mass matrix is singular or badly conditioned are
-/// dropped from their minibatch (counted in [`TrainReport::dropped_samples`]); training that
-/// hits a non-finite loss (or a singular M in the graph path) stops and returns the best
-/// model so far, with the reason in [`TrainReport::stopped_by_error`].
+/// dropped from their minibatch (counted in [`TrainReport::dropped_samples`]); a minibatch
+/// with a non-finite loss or gradient is skipped ([`TrainReport::skipped_steps`]); training
+/// that hits [`MAX_SKIPPED_IN_A_ROW`] of those in a row (or a singular M in the graph path)
+/// stops and returns the best model so far, with the reason in
+/// [`TrainReport::stopped_by_error`].
 pub fn train(
     mut model: TrainedModel,
     data: &Samples,
@@ -811,6 +819,7 @@ pub fn train(
         val_loss_history: vec![],
         interrupted: false,
         stopped_by_error: None,
+        skipped_steps: 0,
         dropped_samples: 0,
         dropped_val_samples: 0,
         n_train: train_set.n,
@@ -820,6 +829,7 @@ pub fn train(
     let mut seen = 0usize;
     let mut step = 0usize;
     let mut last_val = None;
+    let mut skipped_in_a_row = 0usize;
     'epochs: for epoch in 0..cfg.epochs {
         perm.shuffle(&mut rng);
         let (mut eloss, mut ew) = (0.0, 0.0);
@@ -840,12 +850,21 @@ pub fn train(
                     }
                 };
             if !l.is_finite() || g.iter().any(|x| !x.is_finite()) {
-                report.stopped_by_error = Some(format!(
-                    "epoch {}: the loss or its gradient is not finite",
-                    epoch + 1
-                ));
-                break 'epochs;
+                // One bad minibatch (an overflow near a degenerate learned Lagrangian) is
+                // skipped without touching the parameters; a run of them stops training.
+                report.skipped_steps += 1;
+                skipped_in_a_row += 1;
+                step += 1;
+                if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW {
+                    report.stopped_by_error = Some(format!(
+                        "epoch {}: the loss or its gradient is not finite ({MAX_SKIPPED_IN_A_ROW} minibatches in a row)",
+                        epoch + 1
+                    ));
+                    break 'epochs;
+                }
+                continue;
             }
+            skipped_in_a_row = 0;
             if let Some(c) = cfg.clip {
                 optim::clip_global_norm(&mut g, c);
             }
