@@ -23,7 +23,7 @@
 
 use super::{ExperimentOptions, ExperimentReport};
 use crate::data;
-use crate::density::{wrap_period, DoublePendulum};
+use crate::density::DoublePendulum;
 use crate::integrate::{integrate, Dp5Options, Method};
 use crate::io::{AttrValue, SamplesData, TrainingData, TrajectoryData};
 use crate::plot::{self, Series};
@@ -260,12 +260,8 @@ impl Rhs {
         match self {
             Rhs::Lnn(dy) => dy.accelerations_into(q, v, a),
             Rhs::Mlp(m) => {
-                let period = m.q_period();
-                let x: Vec<f64> = q
-                    .iter()
-                    .map(|&x| period.map_or(x, |p| wrap_period(x, p)))
-                    .chain(v.iter().copied())
-                    .collect();
+                let mut x: Vec<f64> = q.iter().chain(v).copied().collect();
+                m.wrap_q(&mut x[..q.len()]);
                 a.copy_from_slice(&baselines::vector_mlp_forward(&m.net, &x));
                 Ok(())
             }

@@ -386,44 +386,49 @@ impl Ctx {
     }
 
     pub fn group(&mut self, name: &str, required: bool) -> Option<Group> {
-        match self.obj_type(name) {
-            None => {
-                if required {
-                    self.problem(loc(name), "required group is missing");
-                }
-                None
-            }
-            Some(LocationType::Group) => match self.file.group(name) {
-                Ok(g) => Some(g),
-                Err(e) => {
-                    self.problem(loc(name), format!("cannot open group: {}", h5msg(&e)));
-                    None
-                }
-            },
-            Some(_) => {
-                self.problem(loc(name), "expected a group, found another kind of object");
-                None
-            }
-        }
+        self.open_object(name, required, LocationType::Group, "group", |f, n| {
+            f.group(n)
+        })
     }
 
     pub fn dataset(&mut self, name: &str, required: bool) -> Option<Dataset> {
+        self.open_object(name, required, LocationType::Dataset, "dataset", |f, n| {
+            f.dataset(n)
+        })
+    }
+
+    /// Open the object `name` of type `want` (called `what` in messages); a missing object
+    /// (when `required`), another kind of object, or a failure to open it is recorded as a
+    /// problem at its location.
+    fn open_object<T>(
+        &mut self,
+        name: &str,
+        required: bool,
+        want: LocationType,
+        what: &str,
+        open: impl FnOnce(&hdf5::File, &str) -> hdf5::Result<T>,
+    ) -> Option<T> {
         match self.obj_type(name) {
             None => {
                 if required {
-                    self.problem(loc(name), "required dataset is missing");
+                    self.problem(loc(name), format!("required {what} is missing"));
                 }
                 None
             }
-            Some(LocationType::Dataset) => match self.file.dataset(name) {
-                Ok(d) => Some(d),
+            Some(t) if t == want => match open(&self.file, name) {
+                Ok(o) => Some(o),
                 Err(e) => {
-                    self.problem(loc(name), format!("cannot open dataset: {}", h5msg(&e)));
+                    self.problem(loc(name), format!("cannot open {what}: {}", h5msg(&e)));
                     None
                 }
             },
-            Some(_) => {
-                self.problem(loc(name), "expected a dataset, found a group");
+            Some(t) => {
+                let found = match t {
+                    LocationType::Group => "a group",
+                    LocationType::Dataset => "a dataset",
+                    _ => "another kind of object",
+                };
+                self.problem(loc(name), format!("expected a {what}, found {found}"));
                 None
             }
         }

@@ -243,42 +243,11 @@ mod tests {
         d
     }
 
-    /// Symmetric eigenvalues by cyclic Jacobi rotations (small dense matrices, tests only).
-    #[allow(clippy::needless_range_loop)]
-    fn jacobi_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
+    /// Sorted eigenvalues of a small dense symmetric matrix.
+    fn eigenvalues(a: Vec<Vec<f64>>) -> Vec<f64> {
         let n = a.len();
-        for _sweep in 0..100 {
-            let off: f64 = (0..n)
-                .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-                .map(|(i, j)| a[i][j] * a[i][j])
-                .sum();
-            if off < 1e-26 {
-                break;
-            }
-            for p in 0..n {
-                for q in p + 1..n {
-                    if a[p][q].abs() < 1e-300 {
-                        continue;
-                    }
-                    let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                    let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                    let t = if theta == 0.0 { 1.0 } else { t };
-                    let c = 1.0 / (t * t + 1.0).sqrt();
-                    let s = t * c;
-                    for k in 0..n {
-                        let (akp, akq) = (a[k][p], a[k][q]);
-                        a[k][p] = c * akp - s * akq;
-                        a[k][q] = s * akp + c * akq;
-                    }
-                    for k in 0..n {
-                        let (apk, aqk) = (a[p][k], a[q][k]);
-                        a[p][k] = c * apk - s * aqk;
-                        a[q][k] = s * apk + c * aqk;
-                    }
-                }
-            }
-        }
-        let mut ev: Vec<f64> = (0..n).map(|i| a[i][i]).collect();
+        let flat: Vec<f64> = a.into_iter().flatten().collect();
+        let (mut ev, _) = crate::solve::sym_eigen(&flat, n);
         ev.sort_by(|x, y| x.total_cmp(y));
         ev
     }
@@ -374,7 +343,7 @@ mod tests {
     #[test]
     fn stiffness_is_positive_semidefinite() {
         let m = perturb_interior(&disk(1.0, 3).unwrap(), 0.25, 11).unwrap();
-        let ev = jacobi_eigenvalues(dense(&stiffness(&m)));
+        let ev = eigenvalues(dense(&stiffness(&m)));
         assert!(ev[0].abs() < 1e-10, "{ev:?}");
         assert!(
             ev[1] > 1e-3,

@@ -17,7 +17,10 @@
 //! dense pseudo-inverse is the documented way to get least-squares accelerations anyway.
 
 pub mod banded;
+pub mod eigen;
 pub mod ordering;
+
+pub use eigen::sym_eigen;
 
 use crate::assembly::MassPattern;
 use crate::graph::GraphKind;

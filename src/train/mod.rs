@@ -215,17 +215,24 @@ impl TrainedModel {
         Ok(())
     }
 
-    /// Wrap the q part (the first `dof·arity` inputs) of every sample into [−P/2, P/2] when the
-    /// model has a coordinate period; a no-op otherwise.
+    /// Wrap coordinates into [−P/2, P/2] when the model has a coordinate period (see
+    /// [`TrainedModel::q_period`]); a no-op otherwise.
+    pub fn wrap_q(&self, q: &mut [f64]) {
+        if let Some(period) = self.q_period() {
+            for x in q {
+                *x = crate::density::wrap_period(*x, period);
+            }
+        }
+    }
+
+    /// [`TrainedModel::wrap_q`] on the q part (the first half of the inputs) of every sample.
     pub fn wrap_inputs(&self, samples: &mut Samples) {
-        let Some(period) = self.q_period() else {
+        if self.q_period().is_none() {
             return;
-        };
+        }
         let kd = self.net.sizes[0] / 2;
         for row in samples.input.chunks_exact_mut(samples.in_dim) {
-            for q in &mut row[..kd] {
-                *q = crate::density::wrap_period(*q, period);
-            }
+            self.wrap_q(&mut row[..kd]);
         }
     }
 
@@ -251,11 +258,7 @@ impl TrainedModel {
                     )));
                 }
                 let mut x: Vec<f64> = q.iter().chain(v).copied().collect();
-                if let Some(period) = self.q_period() {
-                    for q in &mut x[..d] {
-                        *q = crate::density::wrap_period(*q, period);
-                    }
-                }
+                self.wrap_q(&mut x[..d]);
                 if self.kind == ModelKind::Mlp {
                     return Ok(baselines::vector_mlp_forward(&self.net, &x));
                 }
