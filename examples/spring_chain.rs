@@ -49,6 +49,7 @@ fn chain_graph() -> GraphData {
     g
 }
 
+#[allow(dead_code)]
 fn main() -> lgn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let epochs = args
@@ -61,7 +62,13 @@ fn main() -> lgn::Result<()> {
         Some(d) => PathBuf::from(d),
         None => std::env::temp_dir().join(format!("lgn-spring-chain-{}", std::process::id())),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| lgn::Error::file(&dir, e.to_string()))?;
+    println!("{}", run(&dir, epochs)?);
+    Ok(())
+}
+
+/// Write the files into `dir`, train for `epochs`, roll out; returns the metrics.
+pub fn run(dir: &std::path::Path, epochs: usize) -> lgn::Result<serde_json::Value> {
+    std::fs::create_dir_all(dir).map_err(|e| lgn::Error::file(dir, e.to_string()))?;
 
     // 1. The user's files: a graph and trajectories (positions, velocities, accelerations).
     let gpath = dir.join("chain.h5");
@@ -144,13 +151,6 @@ fn main() -> lgn::Result<()> {
         .model
         .save(&dir.join("chain_model.h5"), None, true)?;
 
-    eprintln!(
-        "trained {} epochs in {train_s:.1} s: val loss {:.3e} (zero {:.3e}), masses {:?}",
-        report.epochs,
-        report.best_val_loss,
-        report.zero_val_loss,
-        &trainer.model.masses(0, &graph)?[..3]
-    );
     // 3. Roll out the learned model from an unseen state; compare with the truth.
     let mut learned = trainer.model.dynamics(&graph, SolverKind::Auto)?;
     let (q0, v0) = random_state(&mut StdRng::seed_from_u64(999));
@@ -178,10 +178,9 @@ fn main() -> lgn::Result<()> {
             den += b * b;
         }
     }
-    println!(
-        "{}",
-        serde_json::json!({
+    Ok(serde_json::json!({
             "train_seconds": train_s,
+            "learned_mass": trainer.model.masses(0, &graph)?[1],
             "epochs": report.epochs,
             "best_val_loss": report.best_val_loss,
             "val_rel_error": (report.best_val_loss / report.zero_val_loss).sqrt(),
@@ -190,7 +189,5 @@ fn main() -> lgn::Result<()> {
             "true_energy_max_rel_drift": drift,
             "position_rel_l2_error": (num / den).sqrt(),
             "dir": dir.display().to_string(),
-        })
-    );
-    Ok(())
+    }))
 }

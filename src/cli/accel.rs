@@ -38,14 +38,14 @@ pub enum DensityKind {
 /// Compute q̈ = M⁻¹(∂L/∂q − C q̇) at one state.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded\n  lgn accel --system wave-mesh --mesh meshes/disk_coarse.msh --state state.h5 --json"
+    after_help = "Examples:\n  lgn accel --system dblpend --state \"0.5,1.0,0.0,0.2\" --json\n  lgn accel --system relativistic --g 2 --state \"0.1,0.5\"\n  lgn accel --system wave1d --n 100 --state state.h5 --solver banded\n  lgn accel --system wave-mesh --mesh meshes/disk_coarse.msh --state state.h5 --json\n  lgn accel --model chain_model.h5 --state state.h5 --json\n  lgn accel --model mesh_model.h5 --mesh meshes/lshape.msh --state state.h5 --json   # zero-shot"
 )]
 pub struct AccelArgs {
     /// Which system (not needed with --model).
     #[arg(long, value_enum, required_unless_present = "model")]
     pub system: Option<SystemName>,
     /// A trained model file (`lgn train --out`): the system and density come from it.
-    #[arg(long, conflicts_with_all = ["system", "density"])]
+    #[arg(long, conflicts_with_all = ["system"])]
     pub model: Option<std::path::PathBuf>,
     /// The state: comma-separated "q…,q̇…" values for small systems, or an HDF5 file with
     /// float64 datasets `q` and `qdot` at the root (wave1d).
@@ -60,7 +60,8 @@ pub struct AccelArgs {
     /// Grid spacing (default 1/n).
     #[arg(long)]
     pub dx: Option<f64>,
-    /// Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles) for --system wave-mesh.
+    /// Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles) for --system wave-mesh, or the mesh a
+    /// graph model (--model) is evaluated on zero-shot.
     #[arg(long)]
     pub mesh: Option<std::path::PathBuf>,
     /// Density: the closed form or an MLP.
@@ -78,7 +79,8 @@ pub struct AccelArgs {
     /// Linear solver for M q̈ = b.
     #[arg(long, value_enum, default_value_t = SolverKind::Auto)]
     pub solver: SolverKind,
-    /// Graph file (lgn graph schema) for --system graph.
+    /// Graph file (lgn graph schema) for --system graph, or the graph a graph model (--model)
+    /// is evaluated on (default: the model's training graph).
     #[arg(long)]
     pub graph: Option<std::path::PathBuf>,
     /// Also write q, qdot and the accelerations qddot to this HDF5 file (samples schema).
@@ -181,16 +183,82 @@ pub(super) fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Ve
     Ok((q, v))
 }
 
+/// The graph a graph model runs on: `--graph`, `--mesh`, or the model's own.
+pub(super) fn model_graph(
+    graph: Option<&Path>,
+    mesh: Option<&Path>,
+) -> Result<Option<lgn::model::SystemGraph>> {
+    Ok(match (graph, mesh) {
+        (Some(g), _) => Some(lgn::model::SystemGraph::from_graph_file(g)?),
+        (None, Some(m)) => Some(lgn::model::SystemGraph::from_mesh_file(m)?),
+        (None, None) => None,
+    })
+}
+
+/// Read the state for a system of `n` coordinates; a mismatch names the state and the graph.
+pub(super) fn read_state_for(state: &str, n: usize, on: &str) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (q, v) = read_state(state, None)?;
+    if q.len() != n || v.len() != n {
+        let msg = format!(
+            "the state has {} values in q and {} in qdot but {on} has {n} coordinates",
+            q.len(),
+            v.len()
+        );
+        return Err(if Path::new(state).exists() {
+            Error::file(state, msg)
+        } else {
+            Error::input(msg)
+        });
+    }
+    Ok((q, v))
+}
+
 fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
-    let model = lgn::train::load_model(path)?;
-    let (q, v) = read_state(&args.state, None)?;
-    let a = model.predict(&q, &v, args.solver)?;
+    use lgn::model::AnyModel;
+    let model = AnyModel::load(path)?;
+    let graph = model_graph(args.graph.as_deref(), args.mesh.as_deref())?;
+    let a = match &model {
+        AnyModel::Graph(m) => {
+            let own;
+            let g = match &graph {
+                Some(g) => g,
+                None => {
+                    own = m.own_graph()?;
+                    &own
+                }
+            };
+            let mut dy = m.dynamics(g, args.solver)?;
+            let on = format!(
+                "the {} {} ({} nodes × {})",
+                if g.mesh.is_some() { "mesh" } else { "graph" },
+                g.name,
+                g.n_nodes(),
+                g.dof()
+            );
+            let (q, v) = read_state_for(&args.state, dy.n_coords(), &on)?;
+            dy.accelerations(&q, &v)?
+        }
+        AnyModel::Net(m) => {
+            if graph.is_some() {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "a '{}' model is not a graph model: --graph/--mesh do not apply",
+                        m.kind.as_str()
+                    ),
+                ));
+            }
+            let (q, v) = read_state(&args.state, None)?;
+            m.predict(&q, &v, args.solver)?
+        }
+    };
     if args.json {
         let out = serde_json::json!({
             "a": a,
-            "system": model.system,
+            "system": model.system(),
             "model": path.display().to_string(),
-            "model_kind": model.kind.as_str(),
+            "model_kind": model.kind(),
+            "graph": graph.as_ref().map(|g| g.name.clone()),
             "n_coords": a.len(),
         });
         println!("{out}");
@@ -198,8 +266,8 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
         println!(
             "model: {} ({}, system '{}'), {} coordinates",
             path.display(),
-            model.kind.as_str(),
-            model.system,
+            model.kind(),
+            model.system(),
             a.len()
         );
         for (i, x) in a.iter().take(20).enumerate() {

@@ -52,6 +52,14 @@ pub struct SimulateArgs {
     /// of the analytic system. The energy written is the model's own energy.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// With a graph model (--model): the graph to simulate on (default: the model's training
+    /// graph).
+    #[arg(long, conflicts_with = "mesh", requires = "model")]
+    pub graph: Option<PathBuf>,
+    /// A Gmsh mesh: with a graph model (--model) the mesh to simulate on (zero-shot); with
+    /// --system wave-mesh the finite-element truth on it.
+    #[arg(long)]
+    pub mesh: Option<PathBuf>,
     /// Initial state: "q…,q̇…", an HDF5 file with datasets q and qdot, or "random" (wave).
     #[arg(long)]
     pub state: String,
@@ -126,6 +134,23 @@ fn system_of(a: &SimulateArgs) -> Result<SimSystem> {
 }
 
 /// The system to integrate: the analytic system, or a trained model's own [`Dynamics`].
+/// A graph model on its graph: the dynamics factory, a name, and the graph.
+fn graph_factory(
+    a: &SimulateArgs,
+    m: lgn::model::GraphModel,
+) -> Result<(Factory, String, lgn::model::SystemGraph)> {
+    let graph = match super::accel::model_graph(a.graph.as_deref(), a.mesh.as_deref())? {
+        Some(g) => g,
+        None => m.own_graph()?,
+    };
+    let solver = a.solver;
+    // Fail early: the model must fit the graph.
+    m.dynamics(&graph, solver)?;
+    let name = format!("{} on {}", m.describe(), graph.name);
+    let g = graph.clone();
+    Ok((Box::new(move || m.dynamics(&g, solver)), name, graph))
+}
+
 fn factory(a: &SimulateArgs, n_state: usize) -> Result<(Factory, String, BTreeMap<String, f64>)> {
     let solver = a.solver;
     let mut params = BTreeMap::new();
@@ -235,8 +260,41 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         },
         Integrator::Dp5 => Method::Dp5(Dp5Options::tol(a.rtol, a.atol)),
     };
-    let (q0, v0) = initial_state(&a)?;
-    let (make, name, mut params) = factory(&a, q0.len())?;
+    let graph_model = match &a.model {
+        Some(p) => match lgn::model::AnyModel::load(p)? {
+            lgn::model::AnyModel::Graph(m) => Some(m),
+            lgn::model::AnyModel::Net(_) => None,
+        },
+        None => None,
+    };
+    if graph_model.is_none() && a.graph.is_some() {
+        return Err(Error::input(
+            "--graph applies to graph models (--model M.h5 written by lgn train --graph/--mesh)",
+        ));
+    }
+    let (q0, v0, make, name, mut params) = if let Some(m) = graph_model {
+        let (make, name, graph) = graph_factory(&a, m)?;
+        let dy = make()?;
+        let on = format!(
+            "the graph {} ({} nodes × {})",
+            graph.name,
+            graph.n_nodes(),
+            graph.dof()
+        );
+        let (q0, v0) = super::accel::read_state_for(&a.state, dy.n_coords(), &on)?;
+        if let Some(&j) = dy.fixed_coords().iter().find(|&&j| v0[j] != 0.0) {
+            return Err(Error::input(format!(
+                "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {}; fixed nodes need qdot = 0",
+                j / graph.dof(),
+                v0[j]
+            )));
+        }
+        (q0, v0, make, name, BTreeMap::new())
+    } else {
+        let (q0, v0) = initial_state(&a)?;
+        let (make, name, params) = factory(&a, q0.len())?;
+        (q0, v0, make, name, params)
+    };
     let frames = (a.t_end / a.dt + 1e-9).floor() as usize + 1;
     let times: Vec<f64> = (0..frames).map(|k| k as f64 * a.dt).collect();
     params.insert("t_end".into(), a.t_end);

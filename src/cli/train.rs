@@ -29,7 +29,7 @@ use std::sync::Arc;
 /// exits with status 1 (the model is still written).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lgn train --graph chain.h5 --data chain_traj.h5 --out chain_model.h5\n  lgn train --mesh meshes/square_coarse.msh --data mesh_samples.h5 --out mesh_model.h5\n  lgn train --graph chain.h5 --data d.h5 --fixed-boundary --node-potential --out m.h5\n  lgn train --data dp_train.h5 --model lnn --angles --mass-penalty 1000 --schedule onecycle --lr 3e-3 --epochs 50 --out lnn.h5\n  lgn train --data wave_samples.h5 --model lgn --out lgn.h5 --hidden 64\n  lgn train --data rel.h5 --model hnn --hnn-coords momentum --out hnn.h5\n\nCtrl-C stops after the current step and writes the best model so far."
+    after_help = "Examples:\n  lgn train --graph chain.h5 --data chain_traj.h5 --out chain_model.h5\n  lgn train --mesh meshes/square_coarse.msh --data mesh_samples.h5 --out mesh_model.h5\n  lgn train --graph chain.h5 --data d.h5 --boundary fixed --node-potential --out m.h5\n  lgn train --data dp_train.h5 --model lnn --angles --mass-penalty 1000 --schedule onecycle --lr 3e-3 --epochs 50 --out lnn.h5\n  lgn train --data wave_samples.h5 --model lgn --out lgn.h5 --hidden 64\n  lgn train --data rel.h5 --model hnn --hnn-coords momentum --out hnn.h5\n\nCtrl-C stops after the current step and writes the best model so far."
 )]
 pub struct TrainArgs {
     /// Training data: a samples file (q, qdot, qddot: N × D; optional weights) or a
@@ -57,9 +57,11 @@ pub struct TrainArgs {
     /// node-edge: add a learned node potential N(q_i; f_i) (external or on-site forces).
     #[arg(long)]
     pub node_potential: bool,
-    /// Hold the graph's boundary nodes (graph 'boundary' flags, mesh boundary) fixed.
-    #[arg(long)]
-    pub fixed_boundary: bool,
+    /// Boundary nodes (graph file 'boundary' flags, mesh boundary): fixed (Dirichlet: held in
+    /// place), free, or auto: fixed when the data never moves them (velocities and
+    /// accelerations zero there in every sample), else free.
+    #[arg(long, value_enum, default_value_t = BoundaryArg::Auto)]
+    pub boundary: BoundaryArg,
     /// Output model file (HDF5).
     #[arg(long)]
     pub out: PathBuf,
@@ -128,6 +130,13 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundaryArg {
+    Auto,
+    Fixed,
+    Free,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -352,10 +361,38 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
             "--node-potential belongs to --density node-edge",
         ));
     }
-    if args.fixed_boundary {
-        graph.boundary_coords()?;
-        model.boundary = Boundary::Fixed;
-    }
+    model.boundary = match args.boundary {
+        BoundaryArg::Free => Boundary::Free,
+        BoundaryArg::Fixed => {
+            if graph.boundary_coords()?.is_empty() {
+                return Err(Error::input(format!(
+                    "--boundary fixed: {} flags no boundary node",
+                    gname.display()
+                )));
+            }
+            Boundary::Fixed
+        }
+        BoundaryArg::Auto => {
+            let fixed = graph.boundary_coords().unwrap_or_default();
+            let scale = raw
+                .qddot
+                .iter()
+                .chain(raw.qdot.iter())
+                .fold(0.0f64, |m, x| m.max(x.abs()));
+            let still = !fixed.is_empty()
+                && (0..raw.q.nrows()).all(|i| {
+                    fixed.iter().all(|&j| {
+                        raw.qddot[[i, j]].abs() <= 1e-12 * scale
+                            && raw.qdot[[i, j]].abs() <= 1e-12 * scale
+                    })
+                });
+            if still {
+                Boundary::Fixed
+            } else {
+                Boundary::Free
+            }
+        }
+    };
     model.system = raw.system.clone().unwrap_or_default();
     let cfg = config(args, true, stop_flag())?;
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
@@ -376,6 +413,12 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
         Some(&training_record(args, &cfg, &report)),
         args.force,
     )?;
+    eprintln!(
+        "{} on {}: boundary nodes {}",
+        trainer.model.describe(),
+        gname.display(),
+        trainer.model.boundary.as_str()
+    );
     summarise(args, "lgn", &cfg, &report)
 }
 

@@ -791,3 +791,65 @@ fn check_shape(s: &NetShape) -> Result<()> {
     }
     Ok(())
 }
+
+/// Any model file lgn writes: a single-network model (lnn, lgn ring, mlp, hnn) or a graph
+/// model. [`AnyModel::load`] reads either; [`AnyModel::dynamics`] is the one way a trained
+/// Lagrangian model becomes an Euler–Lagrange system.
+#[derive(Clone, Debug)]
+pub enum AnyModel {
+    Net(crate::train::TrainedModel),
+    Graph(GraphModel),
+}
+
+impl AnyModel {
+    /// Read a model file of either kind.
+    pub fn load(path: &Path) -> Result<AnyModel> {
+        let graph = crate::io::h5::Ctx::read_with(path, |ctx| Some(file::is_graph_model(ctx)))?;
+        if graph {
+            Ok(AnyModel::Graph(load_graph_model(path)?))
+        } else {
+            Ok(AnyModel::Net(crate::train::load_model(path)?))
+        }
+    }
+
+    /// `model_kind` of the file ("lnn", "lgn", "mlp", "hnn", "graph").
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyModel::Net(m) => m.kind.as_str(),
+            AnyModel::Graph(_) => GRAPH_MODEL_KIND,
+        }
+    }
+
+    /// The system name recorded at training.
+    pub fn system(&self) -> &str {
+        match self {
+            AnyModel::Net(m) => &m.system,
+            AnyModel::Graph(g) => &g.system,
+        }
+    }
+
+    /// The Euler–Lagrange system: graph models on `graph` (their training graph when `None`),
+    /// ring models on `n` nodes, single-site models as they are.
+    pub fn dynamics(
+        &self,
+        graph: Option<&SystemGraph>,
+        n: Option<usize>,
+        solver: SolverKind,
+    ) -> Result<Dynamics> {
+        match self {
+            AnyModel::Graph(m) => match graph {
+                Some(g) => m.dynamics(g, solver),
+                None => m.dynamics(&m.own_graph()?, solver),
+            },
+            AnyModel::Net(m) => {
+                if graph.is_some() {
+                    return Err(Error::input(format!(
+                        "a '{}' model is not a graph model: it cannot be used on another graph or mesh",
+                        m.kind.as_str()
+                    )));
+                }
+                m.dynamics(n, solver)
+            }
+        }
+    }
+}
