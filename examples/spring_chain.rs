@@ -122,16 +122,7 @@ pub fn run(dir: &std::path::Path, epochs: usize) -> lgn::Result<serde_json::Valu
     // 2. Train a node-edge graph network on them (what `lgn train --graph --data` does).
     let raw = lgn::io::read_training_data(&tpath)?;
     let (ns, d) = raw.q.dim();
-    let input: Vec<f64> = (0..ns)
-        .flat_map(|i| {
-            raw.q
-                .row(i)
-                .to_vec()
-                .into_iter()
-                .chain(raw.qdot.row(i).to_vec())
-        })
-        .collect();
-    let data = Samples::new(2 * d, d, input, raw.qddot.iter().copied().collect(), None)?;
+    let data = Samples::from_data(&raw)?;
     let qs: Vec<&[f64]> = (0..ns).map(|i| &data.input_row(i)[..d]).collect();
     let mut model =
         GraphModel::node_edge(&graph, FeatureSet::Graph, false, &NetShape::default(), &qs)?;

@@ -761,11 +761,11 @@ fn graph_validation_errors() {
     );
 
     // A newer schema version.
-    let p = dir.path("v2.h5");
+    let p = dir.path("v3.h5");
     {
         let f = hdf5::File::create(&p).unwrap();
         put_str_attr(&f, "lgn_kind", "graph");
-        put_i64_attr(&f, "lgn_schema_version", 2);
+        put_i64_attr(&f, "lgn_schema_version", 3);
         base(&f);
         edges(&f, array![[0, 1]]);
     }
@@ -773,7 +773,7 @@ fn graph_validation_errors() {
         GraphData::read(&p),
         &p,
         Some("/@lgn_schema_version"),
-        &["version 2"],
+        &["version 3"],
     );
 
     // Several problems: the error names the first and counts the rest.
@@ -1112,7 +1112,7 @@ fn info_reports_contents_and_problems() {
     let r = info(&p).unwrap();
     assert!(r.is_lgn && r.valid, "{r}");
     assert_eq!(r.kind.as_deref(), Some("trajectories"));
-    assert_eq!(r.schema_version, Some(1));
+    assert_eq!(r.schema_version, Some(lgn::io::SCHEMA_VERSION));
     let q = r.datasets.iter().find(|d| d.path == "/q").unwrap();
     assert_eq!(q.shape, vec![2, 10, 3]);
     assert_eq!(q.dtype, "float64");
@@ -1125,7 +1125,7 @@ fn info_reports_contents_and_problems() {
     assert_eq!(g.value, Ok(AttrValue::Float(9.81)));
     let text = r.to_string();
     assert!(
-        text.contains("kind: trajectories (lgn schema version 1)"),
+        text.contains("kind: trajectories (lgn schema version 2)"),
         "{text}"
     );
     assert!(text.contains("schema: valid"), "{text}");

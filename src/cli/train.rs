@@ -2,7 +2,7 @@
 //! network on the user's graph or mesh (`--graph`, `--mesh`), or a single-network model
 //! (`--model lnn|lgn|mlp|hnn`).
 
-use lgn::io::{AttrValue, SamplesData, TrainingData};
+use lgn::io::{AttrValue, TrainingData};
 use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use lgn::train::{
     self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
@@ -341,7 +341,8 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
             ),
         ));
     }
-    let samples = graph_samples(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
+    let samples =
+        train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
     let shape = NetShape {
         hidden: args.hidden.unwrap_or(64),
         layers: args.layers,
@@ -420,23 +421,6 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
         trainer.model.boundary.as_str()
     );
     summarise(args, "lgn", &cfg, &report)
-}
-
-/// (q, q̇) → q̈ rows of a graph model.
-fn graph_samples(raw: &SamplesData) -> Result<train::Samples> {
-    let (n, d) = raw.q.dim();
-    let mut input = Vec::with_capacity(n * 2 * d);
-    for i in 0..n {
-        input.extend(raw.q.row(i).iter());
-        input.extend(raw.qdot.row(i).iter());
-    }
-    train::Samples::new(
-        2 * d,
-        d,
-        input,
-        raw.qddot.iter().copied().collect(),
-        raw.weights.as_ref().map(|w| w.to_vec()),
-    )
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {

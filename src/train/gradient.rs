@@ -171,6 +171,31 @@ impl Samples {
         })
     }
 
+    /// Acceleration targets of a whole-state model (graph models, LNNs): input rows (q, q̇),
+    /// targets q̈, with the file's weights.
+    pub fn from_data(data: &crate::io::SamplesData) -> Result<Samples> {
+        let (n, d) = data.q.dim();
+        if data.qdot.dim() != (n, d) || data.qddot.dim() != (n, d) {
+            return Err(Error::input(format!(
+                "q is {n}×{d} but qdot is {:?} and qddot {:?}",
+                data.qdot.dim(),
+                data.qddot.dim()
+            )));
+        }
+        let mut input = Vec::with_capacity(n * 2 * d);
+        for i in 0..n {
+            input.extend(data.q.row(i).iter());
+            input.extend(data.qdot.row(i).iter());
+        }
+        Samples::new(
+            2 * d,
+            d,
+            input,
+            data.qddot.iter().copied().collect(),
+            data.weights.as_ref().map(|w| w.to_vec()),
+        )
+    }
+
     pub fn weight(&self, i: usize) -> f64 {
         self.weights.as_ref().map_or(1.0, |w| w[i])
     }
