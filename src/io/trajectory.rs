@@ -556,6 +556,46 @@ impl TrajectoryWriter {
         Ok(())
     }
 
+    /// Write a root attribute (e.g. the string `mesh`, the mesh file a trajectory lives on).
+    /// Schema attributes (`lgn_kind`, `lgn_schema_version`) are refused.
+    pub fn set_attr(&self, name: &str, v: &AttrValue) -> Result<()> {
+        if name == "lgn_kind" || name == "lgn_schema_version" {
+            return Err(Error::file_at(
+                self.out.path(),
+                format!("/@{name}"),
+                "is set by the writer",
+            ));
+        }
+        if let AttrValue::Float(x) = v {
+            if !x.is_finite() {
+                return Err(Error::file_at(
+                    self.out.path(),
+                    format!("/@{name}"),
+                    format!("refusing to write non-finite value {x}"),
+                ));
+            }
+        }
+        self.out.attr("/", name, v)
+    }
+
+    /// Write the node geometry (optional group `mesh`, see [`crate::io::xdmf`]) so the file can
+    /// be drawn and opened in ParaView through [`crate::io::xdmf::write_sidecar`]. The number of
+    /// nodes must divide D (D = n_nodes · dof).
+    pub fn write_geometry(&self, g: &crate::io::xdmf::Geometry) -> Result<()> {
+        let n = g.n_nodes();
+        if n == 0 || self.dim % n != 0 {
+            return Err(Error::file_at(
+                self.out.path(),
+                "/mesh/positions",
+                format!(
+                    "the geometry has {n} nodes, which does not divide the D = {} coordinates per frame",
+                    self.dim
+                ),
+            ));
+        }
+        g.write_to(&self.out)
+    }
+
     /// Write the remaining frames, close the file and move it into place. Returns the path.
     pub fn finish(mut self) -> Result<PathBuf> {
         if self.n_frames() == 0 {
