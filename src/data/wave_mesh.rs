@@ -28,9 +28,9 @@ use std::collections::BTreeMap;
 /// The `system` attribute of wave-mesh data.
 pub const SYSTEM: &str = "wave-mesh";
 
-/// The FEM truth on `mesh` (lumped mass, O(n) diagonal solve).
-pub fn fem_dynamics(mesh: &TriMesh) -> Result<Dynamics> {
-    Ok(wave_mesh(mesh, &MeshDensity::Fem, SolverKind::Auto)?.dynamics)
+/// The FEM truth on `mesh` (lumped mass: `SolverKind::Auto` solves the diagonal M in O(n)).
+pub fn fem_dynamics(mesh: &TriMesh, solver: SolverKind) -> Result<Dynamics> {
+    Ok(wave_mesh(mesh, &MeshDensity::Fem, solver)?.dynamics)
 }
 
 /// Parameters recorded as root attributes: n_nodes, c, waves, k_max, seed.
@@ -59,7 +59,7 @@ pub fn wave_mesh_samples(
         return Err(Error::input("the number of samples must be at least 1"));
     }
     fields.check()?;
-    let mut dy = fem_dynamics(mesh)?;
+    let mut dy = fem_dynamics(mesh, SolverKind::Auto)?;
     let d = mesh.n_nodes();
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut q, mut v, mut a) = (
@@ -145,8 +145,8 @@ pub fn wave_mesh_trajectories(
         q0.extend(phi);
         v0.extend(phidot);
     }
-    let mut dy = fem_dynamics(mesh)?;
-    let mut eval = fem_dynamics(mesh)?;
+    let mut dy = fem_dynamics(mesh, SolverKind::Auto)?;
+    let mut eval = fem_dynamics(mesh, SolverKind::Auto)?;
     let mut rhs = |q: &[f64], v: &[f64], a: &mut [f64]| -> Result<()> {
         for ((qb, vb), ab) in q.chunks(n).zip(v.chunks(n)).zip(a.chunks_mut(n)) {
             dy.accelerations_into(qb, vb, ab)?;
