@@ -46,7 +46,7 @@ pub fn dblpend_accel(q: &[f64], v: &[f64], g: f64) -> [f64; 2] {
     [(f1 - a1 * f2) / det, (f2 - a2 * f1) / det]
 }
 
-/// Relativistic particle: q̈ = g(1 − q̇²)^(5/2)/(1 + 2q̇²) (DESIGN §5).
+/// Relativistic particle: q̈ = g(1 − q̇²)^(5/2)/(1 + 2q̇²) (docs/DESIGN.md §5).
 pub fn relativistic_accel(v: f64, g: f64) -> f64 {
     g * (1.0 - v * v).powf(2.5) / (1.0 + 2.0 * v * v)
 }
