@@ -274,16 +274,14 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
             let mut w = lgn::io::TrajectoryWriter::create(&a.out, a.batch, nn, &opts, a.force)?;
             w.set_attr("mesh", &lgn::io::AttrValue::Str(mesh_attr))?;
             w.write_geometry(&xdmf::Geometry::from_mesh(&mesh))?;
-            let stats = wave_mesh::wave_mesh_trajectories(
-                &mesh,
-                a.batch,
-                &times,
-                &fields,
-                a.seed,
-                method,
-                &mut w,
-                |_| {},
-            )?;
+            let spec = wave_mesh::TrajectorySpec {
+                batch: a.batch,
+                times: &times,
+                fields,
+                seed: a.seed,
+                method: *method,
+            };
+            let stats = wave_mesh::wave_mesh_trajectories(&mesh, &spec, &mut w, |_| {})?;
             w.finish()?;
             let side = xdmf::write_sidecar(&a.out, a.force)?;
             eprintln!(

@@ -115,21 +115,40 @@ pub fn write_samples_with_attrs(
     Ok(())
 }
 
-/// Integrate `batch` trajectories of the FEM wave on `mesh` from random states (seed `seed`)
-/// and stream every output frame at `times` into `writer` (created with B = `batch`,
-/// D = n_nodes, `with_qddot` and `with_energy`). The B trajectories are integrated as one
-/// system of B·n coordinates (blocks independent, the adaptive step is shared). `progress` is
-/// called with the number of frames written.
+/// What [`wave_mesh_trajectories`] integrates.
+#[derive(Clone, Debug)]
+pub struct TrajectorySpec<'a> {
+    /// Number of trajectories B.
+    pub batch: usize,
+    /// Output times (the first is the initial state).
+    pub times: &'a [f64],
+    /// Random initial fields.
+    pub fields: SmoothFieldConfig,
+    /// Seed of the initial fields.
+    pub seed: u64,
+    /// Integrator (any but the implicit midpoint, which needs the per-block Lagrangian).
+    pub method: Method,
+}
+
+/// Integrate `spec.batch` trajectories of the FEM wave on `mesh` from random states and stream
+/// every output frame into `writer` (created with B = `spec.batch`, D = n_nodes, `with_qddot`
+/// and `with_energy`). The B trajectories are integrated as one system of B·n coordinates
+/// (blocks independent, the adaptive step is shared). `progress` is called with the number of
+/// frames written.
 pub fn wave_mesh_trajectories(
     mesh: &TriMesh,
-    batch: usize,
-    times: &[f64],
-    fields: &SmoothFieldConfig,
-    seed: u64,
-    method: &Method,
+    spec: &TrajectorySpec,
     writer: &mut TrajectoryWriter,
     mut progress: impl FnMut(usize),
 ) -> Result<Stats> {
+    let TrajectorySpec {
+        batch,
+        times,
+        fields,
+        seed,
+        method,
+    } = spec.clone();
+    let fields = &fields;
     if batch == 0 {
         return Err(Error::input(
             "the number of trajectories must be at least 1",
@@ -155,7 +174,7 @@ pub fn wave_mesh_trajectories(
     };
     let mut a = vec![0.0; batch * n];
     let mut e = vec![0.0; batch];
-    integrate(&mut rhs, method, &q0, &v0, times, |k, t, q, v| {
+    integrate(&mut rhs, &method, &q0, &v0, times, |k, t, q, v| {
         for (b, ((qb, vb), ab)) in q
             .chunks(n)
             .zip(v.chunks(n))

@@ -291,7 +291,7 @@ pub fn spacetime_positions(
         };
         cells.push((i, lo, hi));
     }
-    if !(cells[nx - 1].2 > cells[0].1) {
+    if cells[nx - 1].2 <= cells[0].1 {
         return Err(Error::input(
             "space-time figure: all node positions coincide",
         ));
