@@ -24,6 +24,7 @@ pub mod integrate;
 pub mod io;
 pub mod lagrangian;
 pub mod mesh;
+pub mod model;
 pub mod plot;
 pub mod sites;
 pub mod solve;

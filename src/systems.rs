@@ -345,3 +345,47 @@ impl MeshSystem {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Spring networks on any graph.
+
+/// A nonlinear spring network on `graph` (closed form, the ground truth of the spring-chain
+/// examples and tests): L = Σ_i ½ m |q̇_i|² − Σ_edges Σ_c [½ k Δ_c² + ¼ β Δ_c⁴], Δ = q_b − q_a,
+/// with the graph's boundary nodes held fixed when `fixed_boundary`.
+pub fn spring_network(
+    graph: &crate::model::SystemGraph,
+    mass: f64,
+    k: f64,
+    beta: f64,
+    fixed_boundary: bool,
+    solver: SolverKind,
+) -> Result<Dynamics> {
+    use crate::density::{NodeKinetic, SpringEdge};
+    for (name, x) in [("mass", mass), ("k", k), ("beta", beta)] {
+        if !x.is_finite() {
+            return Err(crate::Error::input(format!(
+                "{name} must be finite, got {x}"
+            )));
+        }
+    }
+    if mass <= 0.0 {
+        return Err(crate::Error::input(format!(
+            "the node mass must be positive, got {mass}"
+        )));
+    }
+    let (n, d) = (graph.n_nodes(), graph.dof());
+    let nodes = Sites::explicit(1, (0..n).collect(), n)?.with_features(1, vec![mass; n])?;
+    let edges = Sites::explicit(
+        2,
+        graph.data.edges.iter().flat_map(|&[a, b]| [a, b]).collect(),
+        n,
+    )?;
+    let lag = Lagrangian::new(n, d, nodes, Arc::new(NodeKinetic { dof: d }))?
+        .with_term(edges, Arc::new(SpringEdge { dof: d, k, beta }))?;
+    let dy = Dynamics::new(lag, solver, crate::graph::GraphKind::General)?;
+    if fixed_boundary {
+        dy.with_fixed(&graph.boundary_coords()?)
+    } else {
+        Ok(dy)
+    }
+}

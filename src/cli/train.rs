@@ -1,6 +1,9 @@
-//! `lgn train`: fit an LNN / LGN / MLP / HNN to a samples file and write a model file.
+//! `lgn train`: fit a model to a samples or trajectories file and write a model file: a graph
+//! network on the user's graph or mesh (`--graph`, `--mesh`), or a single-network model
+//! (`--model lnn|lgn|mlp|hnn`).
 
 use lgn::io::{AttrValue, SamplesData, TrainingData};
+use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use lgn::train::{
     self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
 };
@@ -10,47 +13,89 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Train a model on (q, q̇, q̈) samples with exact gradients (adjoint through the
-/// Euler–Lagrange solve for lnn/lgn).
+/// Train a model on (q, q̇, q̈) data with exact gradients (adjoint through the Euler–Lagrange
+/// solve for Lagrangian models).
+///
+/// With --graph G.h5 or --mesh M.msh a Lagrangian graph network is trained on that graph: by
+/// default (--density node-edge) L = Σ_i ½ μ_i |q̇_i|² + Σ_edges [N(q_b − q_a) + N(q_a − q_b)]
+/// with learned positive node masses μ_i and a learned edge potential fed by the graph's node
+/// and edge features (on meshes: lumped areas and cotangent weights). The data is a samples
+/// file (q, qdot, qddot: N × D) or a trajectories file with qddot (every frame a sample), with
+/// D = nodes × dof of the graph.
+///
+/// Training is stabilised by default: the loss is divided by the loss of predicting zero (so
+/// 1.0 = no better than zero), the gradient is clipped to norm 1 and the learning rate warms up
+/// over the first 5 % of steps. A run that ends no better than predicting zero says so and
+/// exits with status 1 (the model is still written).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lgn train --data dblpend_samples.h5 --model lnn --out lnn.h5 --epochs 50 --schedule piecewise\n  lgn train --data wave_samples.h5 --model lgn --out lgn.h5 --hidden 64 --batch 16\n  lgn train --data rel.h5 --model hnn --hnn-coords momentum --out hnn.h5\n\nCtrl-C stops after the current step and writes the best model so far."
+    after_help = "Examples:\n  lgn train --graph chain.h5 --data chain_traj.h5 --out chain_model.h5\n  lgn train --mesh meshes/square_coarse.msh --data mesh_samples.h5 --out mesh_model.h5\n  lgn train --graph chain.h5 --data d.h5 --fixed-boundary --node-potential --out m.h5\n  lgn train --data dp_train.h5 --model lnn --angles --mass-penalty 1000 --schedule onecycle --lr 3e-3 --epochs 50 --out lnn.h5\n  lgn train --data wave_samples.h5 --model lgn --out lgn.h5 --hidden 64\n  lgn train --data rel.h5 --model hnn --hnn-coords momentum --out hnn.h5\n\nCtrl-C stops after the current step and writes the best model so far."
 )]
 pub struct TrainArgs {
-    /// Samples file (datasets q, qdot, qddot: N × D; optional weights).
+    /// Training data: a samples file (q, qdot, qddot: N × D; optional weights) or a
+    /// trajectories file with qddot (B × T × D).
     #[arg(long)]
     pub data: PathBuf,
-    /// Model: lnn (single-site Lagrangian), lgn (ring Lagrangian graph network, wave1d data),
-    /// mlp (plain baseline), hnn (Hamiltonian baseline).
-    #[arg(long, value_enum)]
-    pub model: ModelKind,
+    /// Model: lnn (single-site Lagrangian), lgn (Lagrangian graph network: on --graph/--mesh,
+    /// else on a periodic ring of D nodes), mlp (plain baseline), hnn (Hamiltonian baseline).
+    /// With --graph or --mesh the default is lgn; otherwise required.
+    #[arg(long, value_enum, required_unless_present_any = ["graph", "mesh"])]
+    pub model: Option<ModelKind>,
+    /// The system's graph (lgn graph file): train a graph network on it.
+    #[arg(long, conflicts_with = "mesh")]
+    pub graph: Option<PathBuf>,
+    /// The system's triangle mesh (Gmsh MSH 4.1/2.2): train a graph network on it (one
+    /// coordinate per node; mesh features: lumped areas, cotangent weights).
+    #[arg(long)]
+    pub mesh: Option<PathBuf>,
+    /// Graph-network density: node-edge (kinetic node term with positive masses + symmetric
+    /// edge potential of differences q_b − q_a), sites (one general MLP ρ(q_I, q̇_I) over the
+    /// graph file's explicit 'sites'), stencil (one general MLP over (i−1, i, i+1) of a
+    /// ring/chain graph).
+    #[arg(long, value_enum, default_value_t = GraphDensity::NodeEdge)]
+    pub density: GraphDensity,
+    /// node-edge: add a learned node potential N(q_i; f_i) (external or on-site forces).
+    #[arg(long)]
+    pub node_potential: bool,
+    /// Hold the graph's boundary nodes (graph 'boundary' flags, mesh boundary) fixed.
+    #[arg(long)]
+    pub fixed_boundary: bool,
     /// Output model file (HDF5).
     #[arg(long)]
     pub out: PathBuf,
-    /// Hidden width.
-    #[arg(long, default_value_t = 128)]
-    pub hidden: usize,
+    /// Hidden width (default 128; graph networks 64).
+    #[arg(long)]
+    pub hidden: Option<usize>,
     /// Hidden layers.
     #[arg(long, default_value_t = 2)]
     pub layers: usize,
     /// Passes over the training set.
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
-    /// Learning rate (peak rate for onecycle).
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Minibatch size (default 256; graph networks 16).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Learning rate, the peak rate for onecycle (default 1e-3; graph networks 3e-3).
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// L2 regularisation strength (added to the gradient as wd·θ).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = Schedule::Constant)]
-    pub schedule: Schedule,
-    /// Clip the gradient to this global norm.
+    /// Learning-rate schedule (default constant; graph networks onecycle).
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Clip the (normalised) gradient to this global norm.
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    /// Do not clip the gradient.
     #[arg(long)]
-    pub clip: Option<f64>,
+    pub no_clip: bool,
+    /// Fraction of the steps over which the learning rate warms up from 0.
+    #[arg(long, default_value_t = 0.05)]
+    pub warmup: f64,
+    /// Use the raw loss instead of the loss relative to predicting zero.
+    #[arg(long)]
+    pub no_normalise: bool,
     /// Fraction held out for validation (best checkpoint chosen on it).
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
@@ -85,55 +130,26 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
-    if args.out.exists() && !args.force {
-        return Err(Error::file(
-            &args.out,
-            "output exists; pass --force to replace it",
-        ));
-    }
-    let raw = SamplesData::read(&args.data)?;
-    let mut samples = train::prepare_samples(args.model, &raw, args.hnn_coords)
-        .map_err(|e| Error::file(&args.data, e.to_string()))?;
-    let d = raw.q.ncols();
-    let system = raw.system.clone().unwrap_or_default();
-    let mut model =
-        TrainedModel::init(args.model, &system, d, args.hidden, args.layers, args.seed)?;
-    model.params = raw.params.clone();
-    if args.model == ModelKind::Lgn {
-        model.params.insert("n".into(), d as f64);
-    }
-    if args.model == ModelKind::Hnn {
-        model.hnn_coords = Some(args.hnn_coords);
-    }
-    if args.angles {
-        if args.model == ModelKind::Lgn {
-            return Err(Error::input(
-                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
-            ));
-        }
-        model.set_q_period(2.0 * std::f64::consts::PI)?;
-    }
-    model.wrap_inputs(&mut samples);
-    train::fit_normalisation(&mut model, &samples);
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphDensity {
+    NodeEdge,
+    Sites,
+    Stencil,
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let s = stop.clone();
-        // A second Ctrl-C (or a failure to install the handler) keeps the default behaviour.
-        let _ = ctrlc::set_handler(move || {
-            if s.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
-    let cfg = TrainConfig {
+/// Training options shared by both paths, from the flags.
+fn config(args: &TrainArgs, graph: bool, stop: Arc<AtomicBool>) -> Result<TrainConfig> {
+    Ok(TrainConfig {
         epochs: args.epochs,
-        batch: args.batch,
-        lr: args.lr,
+        batch: args.batch.unwrap_or(if graph { 16 } else { 256 }),
+        lr: args.lr.unwrap_or(if graph { 3e-3 } else { 1e-3 }),
         weight_decay: args.weight_decay,
-        schedule: args.schedule,
-        clip: args.clip,
+        schedule: args.schedule.unwrap_or(if graph {
+            Schedule::Onecycle
+        } else {
+            Schedule::Constant
+        }),
+        clip: (!args.no_clip).then_some(args.clip),
         val_fraction: args.val_fraction,
         seed: args.seed,
         loss: args.loss,
@@ -141,32 +157,136 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .mass_penalty
             .map(|w| MassPenalty::new(w, args.mass_margin))
             .transpose()?,
-        stop: stop.clone(),
+        normalise: !args.no_normalise,
+        warmup: args.warmup,
+        stop,
+    })
+}
+
+/// Ctrl-C: stop after the current step (a second one exits at once).
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
+/// The progress bar observer of [`train::fit`].
+fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(1);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  epoch {prefix}  {msg}  ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    b
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, p: &train::Progress) {
+    bar.set_length(p.total_steps as u64);
+    bar.set_position(p.step as u64);
+    bar.set_prefix(p.epoch.to_string());
+    let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.4e}"));
+    bar.set_message(format!(
+        "loss {:.4e}  val {val}  {:.0} samples/s",
+        p.loss, p.samples_per_second
+    ));
+}
+
+fn training_record(
+    args: &TrainArgs,
+    cfg: &TrainConfig,
+    report: &train::TrainReport,
+) -> TrainingData {
+    let mut attrs = std::collections::BTreeMap::new();
+    attrs.insert("learning_rate".into(), AttrValue::Float(cfg.lr));
+    attrs.insert("weight_decay".into(), AttrValue::Float(cfg.weight_decay));
+    attrs.insert("batch".into(), AttrValue::Int(cfg.batch as i64));
+    attrs.insert("loss".into(), AttrValue::Str(cfg.loss.name().into()));
+    attrs.insert(
+        "schedule".into(),
+        AttrValue::Str(format!("{:?}", cfg.schedule).to_lowercase()),
+    );
+    attrs.insert(
+        "best_epoch".into(),
+        AttrValue::Int(report.best_epoch as i64),
+    );
+    attrs.insert("val_fraction".into(), AttrValue::Float(cfg.val_fraction));
+    attrs.insert(
+        "normalised".into(),
+        AttrValue::Int(i64::from(cfg.normalise)),
+    );
+    attrs.insert("warmup".into(), AttrValue::Float(cfg.warmup));
+    if let Some(c) = cfg.clip {
+        attrs.insert("clip".into(), AttrValue::Float(c));
+    }
+    if let Some(p) = &cfg.mass_penalty {
+        attrs.insert("mass_penalty".into(), AttrValue::Float(p.weight));
+        attrs.insert("mass_margin".into(), AttrValue::Float(p.margin));
+    }
+    TrainingData {
+        seed: args.seed,
+        data_file: args.data.display().to_string(),
+        epochs: report.epochs as u64,
+        loss_history: Array1::from(report.loss_history.clone()),
+        val_loss_history: Array1::from(report.val_loss_history.clone()),
+        attrs,
+    }
+}
+
+/// Print the JSON summary; a run no better than predicting zero is an error (after writing).
+fn summarise(
+    args: &TrainArgs,
+    model: &str,
+    cfg: &TrainConfig,
+    report: &train::TrainReport,
+) -> Result<()> {
+    let num = |x: f64| {
+        serde_json::Number::from_f64(x)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null)
     };
-    let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(1);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} steps  epoch {prefix}  {msg}  ETA {eta}",
-            )
-            .expect("valid template"),
-        );
-        b
-    };
-    let mut on_step = |p: &train::Progress| {
-        bar.set_length(p.total_steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_prefix(p.epoch.to_string());
-        let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.4e}"));
-        bar.set_message(format!(
-            "loss {:.4e}  val {val}  {:.0} samples/s",
-            p.loss, p.samples_per_second
-        ));
-    };
-    let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;
-    bar.finish_and_clear();
+    let rel = (cfg.loss == LossKind::Mse && report.zero_val_loss > 0.0)
+        .then(|| (report.best_val_loss / report.zero_val_loss).sqrt());
+    println!(
+        "{}",
+        serde_json::json!({
+            "final_loss": num(report.final_loss),
+            "best_val_loss": num(report.best_val_loss),
+            "zero_val_loss": num(report.zero_val_loss),
+            "val_rel_error": rel.map(num),
+            "no_better_than_zero": report.no_better_than_zero,
+            "normalised": cfg.normalise,
+            "epochs": report.epochs,
+            "samples_per_second": num(report.samples_per_second),
+            "out": args.out.display().to_string(),
+            "model": model,
+            "n_train": report.n_train,
+            "n_val": report.n_val,
+            "interrupted": report.interrupted,
+            "stopped_by_error": report.stopped_by_error,
+        })
+    );
+    if report.no_better_than_zero && !report.interrupted {
+        return Err(Error::input(format!(
+            "training ended no better than predicting zero accelerations (best validation loss {:.4e} ≥ {:.4e}); the model in {} is not usable: try another --lr, more --epochs or a wider --hidden",
+            report.best_val_loss,
+            report.zero_val_loss,
+            args.out.display()
+        )));
+    }
+    Ok(())
+}
+
+fn warn_stops(report: &train::TrainReport) {
     if let Some(e) = &report.stopped_by_error {
         eprintln!("warning: training stopped early: {e}; writing the best model so far");
     }
@@ -176,57 +296,160 @@ pub fn run(args: TrainArgs) -> Result<()> {
             report.epochs
         );
     }
-    let mut attrs = std::collections::BTreeMap::new();
-    attrs.insert("learning_rate".into(), AttrValue::Float(args.lr));
-    attrs.insert("weight_decay".into(), AttrValue::Float(args.weight_decay));
-    attrs.insert("batch".into(), AttrValue::Int(args.batch as i64));
-    attrs.insert("loss".into(), AttrValue::Str(args.loss.name().into()));
-    attrs.insert(
-        "schedule".into(),
-        AttrValue::Str(format!("{:?}", args.schedule).to_lowercase()),
-    );
-    attrs.insert(
-        "best_epoch".into(),
-        AttrValue::Int(report.best_epoch as i64),
-    );
-    attrs.insert("val_fraction".into(), AttrValue::Float(args.val_fraction));
-    if let Some(c) = args.clip {
-        attrs.insert("clip".into(), AttrValue::Float(c));
+}
+
+/// `--graph`/`--mesh`: a graph network on the user's graph.
+fn run_graph(args: &TrainArgs) -> Result<()> {
+    if let Some(k) = args.model {
+        if k != ModelKind::Lgn {
+            return Err(Error::input(format!(
+                "--graph/--mesh train a Lagrangian graph network (--model lgn); got --model {}",
+                k.as_str()
+            )));
+        }
     }
-    let training = TrainingData {
-        seed: args.seed,
-        data_file: args.data.display().to_string(),
-        epochs: report.epochs as u64,
-        loss_history: Array1::from(report.loss_history.clone()),
-        val_loss_history: Array1::from(report.val_loss_history.clone()),
-        attrs,
+    if args.angles || args.mass_penalty.is_some() {
+        return Err(Error::input(
+            "--angles and --mass-penalty apply to single-site models (--model lnn), not to graph networks",
+        ));
+    }
+    let (graph, features, gname) = match (&args.graph, &args.mesh) {
+        (Some(g), _) => (SystemGraph::from_graph_file(g)?, FeatureSet::Graph, g),
+        (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
+        _ => unreachable!("checked by the caller"),
     };
+    let raw = lgn::io::read_training_data(&args.data)?;
+    let d = raw.q.ncols();
+    if d != graph.n_coords() {
+        return Err(Error::file(
+            &args.data,
+            format!(
+                "states have {d} coordinates but the graph {} has {} nodes × {} coordinates = {}",
+                gname.display(),
+                graph.n_nodes(),
+                graph.dof(),
+                graph.n_coords()
+            ),
+        ));
+    }
+    let samples = graph_samples(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
+    let shape = NetShape {
+        hidden: args.hidden.unwrap_or(64),
+        layers: args.layers,
+        seed: args.seed,
+    };
+    let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..d]).collect();
+    let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
+    let mut model = match args.density {
+        GraphDensity::NodeEdge => {
+            GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?
+        }
+        GraphDensity::Sites => GraphModel::general(&graph, false, &shape, &states)?,
+        GraphDensity::Stencil => GraphModel::general(&graph, true, &shape, &states)?,
+    };
+    if args.node_potential && args.density != GraphDensity::NodeEdge {
+        return Err(Error::input(
+            "--node-potential belongs to --density node-edge",
+        ));
+    }
+    if args.fixed_boundary {
+        graph.boundary_coords()?;
+        model.boundary = Boundary::Fixed;
+    }
+    model.system = raw.system.clone().unwrap_or_default();
+    let cfg = config(args, true, stop_flag())?;
+    let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
+    let bar = progress_bar(args.quiet);
+    let mut on_step = |p: &train::Progress| show_progress(&bar, p);
+    let report = train::fit(&mut trainer, &samples, &cfg, &mut on_step)?;
+    bar.finish_and_clear();
+    warn_stops(&report);
     if report.epochs == 0 {
         if let Some(e) = &report.stopped_by_error {
-            return Err(Error::Singular(format!(
+            return Err(Error::input(format!(
                 "training failed in its first epoch, nothing written: {e}"
             )));
         }
     }
-    best.save(&args.out, Some(training), args.force)?;
-    let num = |x: f64| {
-        serde_json::Number::from_f64(x)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null)
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "final_loss": num(report.final_loss),
-            "best_val_loss": num(report.best_val_loss),
-            "epochs": report.epochs,
-            "samples_per_second": num(report.samples_per_second),
-            "out": args.out.display().to_string(),
-            "model": args.model.as_str(),
-            "n_train": report.n_train,
-            "n_val": report.n_val,
-            "interrupted": report.interrupted,
-        })
-    );
-    Ok(())
+    trainer.model.save(
+        &args.out,
+        Some(&training_record(args, &cfg, &report)),
+        args.force,
+    )?;
+    summarise(args, "lgn", &cfg, &report)
+}
+
+/// (q, q̇) → q̈ rows of a graph model.
+fn graph_samples(raw: &SamplesData) -> Result<train::Samples> {
+    let (n, d) = raw.q.dim();
+    let mut input = Vec::with_capacity(n * 2 * d);
+    for i in 0..n {
+        input.extend(raw.q.row(i).iter());
+        input.extend(raw.qdot.row(i).iter());
+    }
+    train::Samples::new(
+        2 * d,
+        d,
+        input,
+        raw.qddot.iter().copied().collect(),
+        raw.weights.as_ref().map(|w| w.to_vec()),
+    )
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    if args.out.exists() && !args.force {
+        return Err(Error::file(
+            &args.out,
+            "output exists; pass --force to replace it",
+        ));
+    }
+    if args.graph.is_some() || args.mesh.is_some() {
+        return run_graph(&args);
+    }
+    let kind = args
+        .model
+        .ok_or_else(|| Error::input("--model is required without --graph or --mesh"))?;
+    let raw = lgn::io::read_training_data(&args.data)?;
+    let mut samples = train::prepare_samples(kind, &raw, args.hnn_coords)
+        .map_err(|e| Error::file(&args.data, e.to_string()))?;
+    let d = raw.q.ncols();
+    let system = raw.system.clone().unwrap_or_default();
+    let hidden = args.hidden.unwrap_or(128);
+    let mut model = TrainedModel::init(kind, &system, d, hidden, args.layers, args.seed)?;
+    model.params = raw.params.clone();
+    if kind == ModelKind::Lgn {
+        model.params.insert("n".into(), d as f64);
+    }
+    if kind == ModelKind::Hnn {
+        model.hnn_coords = Some(args.hnn_coords);
+    }
+    if args.angles {
+        if kind == ModelKind::Lgn {
+            return Err(Error::input(
+                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+            ));
+        }
+        model.set_q_period(2.0 * std::f64::consts::PI)?;
+    }
+    model.wrap_inputs(&mut samples);
+    train::fit_normalisation(&mut model, &samples);
+    let cfg = config(&args, false, stop_flag())?;
+    let bar = progress_bar(args.quiet);
+    let mut on_step = |p: &train::Progress| show_progress(&bar, p);
+    let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;
+    bar.finish_and_clear();
+    warn_stops(&report);
+    if report.epochs == 0 {
+        if let Some(e) = &report.stopped_by_error {
+            return Err(Error::input(format!(
+                "training failed in its first epoch, nothing written: {e}"
+            )));
+        }
+    }
+    best.save(
+        &args.out,
+        Some(training_record(&args, &cfg, &report)),
+        args.force,
+    )?;
+    summarise(&args, kind.as_str(), &cfg, &report)
 }

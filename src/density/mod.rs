@@ -13,10 +13,12 @@ pub mod activation;
 pub mod analytic;
 pub mod fem;
 pub mod mlp;
+pub mod potential;
 
 pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use fem::{FemNodeMass, FemTriangle};
 pub use mlp::{wrap_period, Mlp, MlpDensity};
+pub use potential::{NodeKinetic, PotentialInput, PotentialMlp, SpringEdge};
 
 /// A Lagrangian density evaluated on blocks of sites.
 pub trait Density: Send + Sync {

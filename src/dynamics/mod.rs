@@ -32,6 +32,20 @@ pub struct Dynamics {
     pub rhs: Vec<f64>,
     /// Wall time of the phases of the last [`Dynamics::accelerations_into`] call.
     pub timings: PhaseTimes,
+    /// Fixed (Dirichlet) coordinates, see [`Dynamics::with_fixed`].
+    fixed: FixedCoords,
+}
+
+/// Held coordinates: after assembly their rows and columns of M become those of the identity
+/// and their b entries zero, so q̈_j = 0 for a fixed j and the free equations are exactly the
+/// Euler–Lagrange equations restricted to the free coordinates (docs/DESIGN.md §6.4).
+#[derive(Clone, Debug, Default)]
+struct FixedCoords {
+    coords: Vec<usize>,
+    /// Positions (in `mass`) of the off-diagonal entries of fixed rows and columns.
+    zero: Vec<usize>,
+    /// Positions of the diagonal entries of fixed rows.
+    diag: Vec<usize>,
 }
 
 /// Seconds spent in each phase of one acceleration evaluation.
@@ -81,7 +95,66 @@ impl Dynamics {
             mass,
             rhs,
             timings: PhaseTimes::default(),
+            fixed: FixedCoords::default(),
         })
+    }
+
+    /// Hold the coordinates `coords` fixed (Dirichlet boundary): their accelerations are zero
+    /// and they exert no reaction on the free coordinates' equations (see [`FixedCoords`]).
+    /// Velocities of fixed coordinates should be zero for the motion to keep them in place.
+    pub fn with_fixed(mut self, coords: &[usize]) -> Result<Dynamics> {
+        let n = self.pattern.n;
+        let mut fixed = FixedCoords::default();
+        let mut is_fixed = vec![false; n];
+        for &j in coords {
+            if j >= n {
+                return Err(Error::input(format!(
+                    "fixed coordinate {j} is outside 0..{n}"
+                )));
+            }
+            is_fixed[j] = true;
+        }
+        if n > 0 && is_fixed.iter().all(|&f| f) {
+            return Err(Error::input(
+                "every coordinate is fixed: nothing is left to move",
+            ));
+        }
+        let p = &self.pattern;
+        for r in 0..n {
+            for k in p.indptr[r]..p.indptr[r + 1] {
+                let c = p.indices[k];
+                if r == c && is_fixed[r] {
+                    fixed.diag.push(k);
+                } else if is_fixed[r] || is_fixed[c] {
+                    fixed.zero.push(k);
+                }
+            }
+        }
+        fixed.coords = (0..n).filter(|&j| is_fixed[j]).collect();
+        if fixed.diag.len() != fixed.coords.len() {
+            return Err(Error::input(
+                "a fixed coordinate has no diagonal entry in the mass matrix pattern",
+            ));
+        }
+        self.fixed = fixed;
+        Ok(self)
+    }
+
+    /// The fixed coordinates (sorted), see [`Dynamics::with_fixed`].
+    pub fn fixed_coords(&self) -> &[usize] {
+        &self.fixed.coords
+    }
+
+    fn apply_fixed(&mut self) {
+        for &k in &self.fixed.zero {
+            self.mass[k] = 0.0;
+        }
+        for &k in &self.fixed.diag {
+            self.mass[k] = 1.0;
+        }
+        for &j in &self.fixed.coords {
+            self.rhs[j] = 0.0;
+        }
     }
 
     pub fn n_coords(&self) -> usize {
@@ -119,12 +192,14 @@ impl Dynamics {
     pub fn assemble(&mut self) {
         self.pattern
             .assemble(&self.derivs, &mut self.mass, &mut self.rhs);
+        self.apply_fixed();
     }
 
     /// Gather M and b from the acceleration records ([`Dynamics::evaluate_sites_accel`]).
     pub fn assemble_accel(&mut self) {
         self.pattern
             .assemble_accel(&self.accel_recs, &mut self.mass, &mut self.rhs);
+        self.apply_fixed();
     }
 
     /// Accelerations q̈ at (q, v) written into `a`.

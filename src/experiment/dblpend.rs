@@ -154,7 +154,7 @@ pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingDat
         } else {
             None
         },
-        ..TrainConfig::default()
+        ..TrainConfig::unstabilised()
     };
     let bar = progress_bar(s.progress, s.label);
     let mut on_step = |p: &train::Progress| {

@@ -528,7 +528,7 @@ pub fn run_setup(
         clip: Some(100.0),
         val_fraction: 0.1,
         seed: opts.seed.wrapping_mul(1000).wrapping_add(4),
-        ..TrainConfig::default()
+        ..TrainConfig::unstabilised()
     };
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new(1);

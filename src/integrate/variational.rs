@@ -55,6 +55,11 @@ impl Variational for Dynamics {
                 }
             }
         }
+        // Held coordinates (Dirichlet): no discrete Euler–Lagrange equation of their own.
+        for &j in self.fixed_coords() {
+            dq[j] = 0.0;
+            dv[j] = 0.0;
+        }
         Ok(())
     }
     fn solve_mass(&mut self, x: &mut [f64]) -> Result<()> {

@@ -10,7 +10,7 @@ use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode
 use hdf5::{Dataset, Group, Location, LocationType};
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView, Dimension, Ix1, Ix2, Ix3};
 
-use super::{AttrValue, Kind, SCHEMA_VERSION};
+use super::{AttrValue, Kind, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 
 const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
@@ -796,10 +796,10 @@ impl Ctx {
 
     pub fn check_version(&mut self) {
         if let Some(v) = self.attr_i64("/", "lgn_schema_version", true) {
-            if v != SCHEMA_VERSION {
+            if !(MIN_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&v) {
                 self.problem(
                     "/@lgn_schema_version",
-                    format!("schema version {v} is not supported (this lgn reads version {SCHEMA_VERSION})"),
+                    format!("schema version {v} is not supported (this lgn reads versions {MIN_SCHEMA_VERSION} to {SCHEMA_VERSION})"),
                 );
             }
         }

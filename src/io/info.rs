@@ -177,6 +177,9 @@ fn validate_kind(ctx: &mut Ctx, kind: Kind) {
         Kind::State => drop(StateData::read_ctx(ctx)),
         Kind::Samples => drop(SamplesData::read_ctx(ctx)),
         Kind::Trajectories => drop(TrajectoryData::read_ctx(ctx)),
+        Kind::Model if crate::model::file::is_graph_model(ctx) => {
+            drop(crate::model::file::read_ctx(ctx))
+        }
         Kind::Model => drop(ModelData::read_ctx(ctx)),
     }
 }

@@ -56,11 +56,12 @@
 
 mod atomic;
 mod graph;
-mod h5;
+pub(crate) mod h5;
 mod info;
 mod model;
 mod samples;
 mod state;
+mod training;
 mod trajectory;
 pub mod xdmf;
 
@@ -73,10 +74,13 @@ pub use info::{info, validate, AttrInfo, DatasetInfo, InfoReport};
 pub use model::{LayerData, ModelData, TrainingData, ACTIVATIONS, MODEL_KINDS};
 pub use samples::SamplesData;
 pub use state::{read_state, StateData};
+pub use training::{file_kind, read_training_data};
 pub use trajectory::{TrajectoryData, TrajectoryWriter, TrajectoryWriterOptions};
 
 /// Value of `lgn_schema_version` written and accepted by this version of lgn.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+/// Oldest `lgn_schema_version` still read (version-1 files load unchanged).
+pub const MIN_SCHEMA_VERSION: i64 = 1;
 
 /// The kinds of lgn files (value of the root attribute `lgn_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

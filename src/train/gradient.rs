@@ -549,61 +549,78 @@ pub fn lnn_graph_sample_sens(
         let Some(mlp) = mlps[t] else {
             continue;
         };
-        let sites = &term.sites;
-        let (k, nf) = (sites.arity, sites.n_features);
-        let kd = k * d;
-        let p = 2 * kd + nf;
+        let p = 2 * term.sites.arity * d + term.sites.n_features;
         if mlp.sizes[0] != p {
             return Err(Error::input(format!(
                 "network {t} has input size {} but its sites need {p}",
                 mlp.sizes[0]
             )));
         }
-        let ns = sites.len();
-        let nblocks = ns.div_ceil(SITE_BLOCK);
-        let groups = nblocks.min(GRAPH_GROUPS);
-        let per = nblocks.div_ceil(groups);
-        let np = offs[t + 1] - offs[t];
-        let (a, lam) = (&a, &lam);
-        let parts: Vec<Vec<f64>> = (0..groups)
-            .into_par_iter()
-            .map(|gi| {
-                let mut g = vec![0.0; np];
-                let mut xin = vec![0.0; p * 4 * SITE_BLOCK];
-                for b in gi * per..((gi + 1) * per).min(nblocks) {
-                    let s0 = b * SITE_BLOCK;
-                    let nb = (ns - s0).min(SITE_BLOCK);
-                    let xin = &mut xin[..p * 4 * nb];
-                    xin.fill(0.0);
-                    for j in 0..nb {
-                        let s = s0 + j;
-                        let col = |c: usize| (c * nb + j) * p;
-                        for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
-                            for c in 0..d {
-                                let (li, gi) = (ia * d + c, node * d + c);
-                                xin[col(0) + li] = q[gi];
-                                xin[col(0) + kd + li] = v[gi];
-                                xin[col(1) + kd + li] = lam[gi];
-                                xin[col(2) + li] = v[gi];
-                                xin[col(2) + kd + li] = a[gi];
-                                xin[col(3) + li] = lam[gi];
-                            }
-                        }
-                        xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
-                    }
-                    adjoint_block(mlp, xin, nb, &mut g);
-                }
-                g
-            })
-            .collect();
-        let gt = &mut grad[offs[t]..offs[t + 1]];
-        for pg in parts {
-            for (x, y) in gt.iter_mut().zip(&pg) {
-                *x += y;
-            }
-        }
+        raw_mlp_adjoint(
+            mlp,
+            &term.sites,
+            d,
+            (q, v, &a, &lam),
+            &mut grad[offs[t]..offs[t + 1]],
+        );
     }
     Ok(l)
+}
+
+/// ∂/∂θ Σ_s S_s of a general MLP term ρ(q_I, v_I, f) (docs/DESIGN.md §3) with
+/// S_s = λ_I·∂ρ/∂q_I − λ_Iᵀ(C_s v_I + m_s a_I), accumulated into `grad` (the term's parameters):
+/// `(q, v, a, lam)` are the state, the accelerations and the adjoint λ = M⁻¹ ∂ℓ/∂a.
+pub(crate) fn raw_mlp_adjoint(
+    mlp: &Mlp,
+    sites: &crate::sites::Sites,
+    d: usize,
+    (q, v, a, lam): (&[f64], &[f64], &[f64], &[f64]),
+    grad: &mut [f64],
+) {
+    let (k, nf) = (sites.arity, sites.n_features);
+    let kd = k * d;
+    let p = 2 * kd + nf;
+    let ns = sites.len();
+    let nblocks = ns.div_ceil(SITE_BLOCK);
+    let groups = nblocks.clamp(1, GRAPH_GROUPS);
+    let per = nblocks.div_ceil(groups);
+    let np = grad.len();
+    let parts: Vec<Vec<f64>> = (0..groups)
+        .into_par_iter()
+        .map(|gi| {
+            let mut g = vec![0.0; np];
+            let mut xin = vec![0.0; p * 4 * SITE_BLOCK];
+            for b in gi * per..((gi + 1) * per).min(nblocks) {
+                let s0 = b * SITE_BLOCK;
+                let nb = (ns - s0).min(SITE_BLOCK);
+                let xin = &mut xin[..p * 4 * nb];
+                xin.fill(0.0);
+                for j in 0..nb {
+                    let s = s0 + j;
+                    let col = |c: usize| (c * nb + j) * p;
+                    for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
+                        for c in 0..d {
+                            let (li, gi) = (ia * d + c, node * d + c);
+                            xin[col(0) + li] = q[gi];
+                            xin[col(0) + kd + li] = v[gi];
+                            xin[col(1) + kd + li] = lam[gi];
+                            xin[col(2) + li] = v[gi];
+                            xin[col(2) + kd + li] = a[gi];
+                            xin[col(3) + li] = lam[gi];
+                        }
+                    }
+                    xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
+                }
+                adjoint_block(mlp, xin, nb, &mut g);
+            }
+            g
+        })
+        .collect();
+    for pg in parts {
+        for (x, y) in grad.iter_mut().zip(&pg) {
+            *x += y;
+        }
+    }
 }
 
 /// Loss and gradient of a graph Lagrangian over samples `idx` (each row of `data.input` a whole

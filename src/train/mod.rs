@@ -14,6 +14,7 @@
 
 pub mod baselines;
 pub mod gradient;
+pub mod graph;
 pub mod hyperdual;
 pub mod loss;
 pub mod mass_penalty;
@@ -191,7 +192,7 @@ impl TrainedModel {
                 Dynamics::new(Lagrangian::new(n, 1, sites, dens)?, solver, graph.kind)
             }
             k => Err(Error::input(format!(
-                "a '{}' model has no Lagrangian; use TrainedModel::predict",
+                "a '{}' model has no Lagrangian to integrate (it predicts accelerations directly; only lnn and lgn models can be simulated)",
                 k.as_str()
             ))),
         }
@@ -436,11 +437,6 @@ pub fn prepare_samples(
     let system = data.system.clone().unwrap_or_default();
     match kind {
         ModelKind::Lnn | ModelKind::Lgn | ModelKind::Mlp => {
-            if kind == ModelKind::Lgn && system != "wave1d" && !system.is_empty() {
-                return Err(Error::input(format!(
-                    "an lgn model is trained on a wave1d ring; the data's system is '{system}'"
-                )));
-            }
             for i in 0..n {
                 let (q, v, a) = row(i);
                 input.extend(q);
@@ -552,6 +548,12 @@ pub struct TrainConfig {
     /// Mass-matrix definiteness penalty added to the training loss (single-site LNN; see
     /// [`mass_penalty`]). Validation losses never include it.
     pub mass_penalty: Option<MassPenalty>,
+    /// Divide the loss (and its gradient) by the loss of predicting zero on the training set,
+    /// so 1 means "no better than zero" whatever the scale of the accelerations; the clipping
+    /// threshold then means the same for every data set.
+    pub normalise: bool,
+    /// Fraction of all steps over which the learning rate ramps up linearly from 0 (warm-up).
+    pub warmup: f64,
     /// Set from outside (e.g. Ctrl-C) to stop after the current step; the best model so far is
     /// returned.
     pub stop: Arc<AtomicBool>,
@@ -565,18 +567,37 @@ impl Default for TrainConfig {
             lr: 1e-3,
             weight_decay: 0.0,
             schedule: Schedule::Constant,
-            clip: None,
+            clip: Some(1.0),
             val_fraction: 0.1,
             seed: 0,
             loss: LossKind::Mse,
             mass_penalty: None,
+            normalise: true,
+            warmup: 0.05,
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
 }
 
 impl TrainConfig {
+    /// The configuration of earlier lgn versions (raw loss, no clipping, no warm-up), which the
+    /// paper's experiments were tuned with.
+    pub fn unstabilised() -> TrainConfig {
+        TrainConfig {
+            clip: None,
+            normalise: false,
+            warmup: 0.0,
+            ..TrainConfig::default()
+        }
+    }
+
     fn check(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.warmup) {
+            return Err(Error::input(format!(
+                "the warm-up fraction must be in [0, 1), got {}",
+                self.warmup
+            )));
+        }
         if self.epochs == 0 {
             return Err(Error::input("--epochs must be at least 1"));
         }
@@ -649,6 +670,77 @@ pub struct TrainReport {
     pub dropped_val_samples: usize,
     pub n_train: usize,
     pub n_val: usize,
+    /// Loss of predicting q̈ = 0 on the validation set (training set without one), in the units
+    /// of `best_val_loss` (≈ 1 with `normalise`).
+    pub zero_val_loss: f64,
+    /// True when the best model is no better than predicting zero (`best_val_loss ≥
+    /// zero_val_loss`): training failed even if it ran to the end.
+    pub no_better_than_zero: bool,
+}
+
+/// A model with trainable parameters and an exact loss gradient: what [`fit`] trains.
+pub trait Trainable {
+    /// All parameters as one vector.
+    fn params(&self) -> Vec<f64>;
+    /// Set the parameters (same layout as [`Trainable::params`]).
+    fn set_params(&mut self, theta: &[f64]) -> Result<()>;
+    /// Loss over `idx` of `data` (weighted mean over samples and coordinates) and, with
+    /// `want_grad`, its exact gradient; the third value counts samples dropped from the batch.
+    fn loss_grad(
+        &mut self,
+        data: &Samples,
+        idx: &[usize],
+        loss: LossKind,
+        want_grad: bool,
+    ) -> Result<(f64, Vec<f64>, usize)>;
+    /// Validation loss (no penalties); defaults to [`Trainable::loss_grad`] without gradient.
+    fn val_loss(&mut self, data: &Samples, idx: &[usize], loss: LossKind) -> Result<(f64, usize)> {
+        self.loss_grad(data, idx, loss, false)
+            .map(|(l, _, d)| (l, d))
+    }
+}
+
+/// Loss of predicting zero accelerations on `idx` of `data` (see [`LossKind::sample`]).
+pub fn zero_loss(data: &Samples, idx: &[usize], loss: LossKind) -> f64 {
+    let inv = data.inv_norm(idx);
+    let zero = vec![0.0; data.out_dim];
+    let mut g = vec![0.0; data.out_dim];
+    idx.iter()
+        .map(|&i| loss.sample(&zero, data.target_row(i), data.weight(i) * inv, &mut g))
+        .sum()
+}
+
+/// A single-network model ([`TrainedModel`]) with its loss evaluator.
+struct NetTrainer {
+    model: TrainedModel,
+    obj: Objective,
+    val: Objective,
+}
+
+impl Trainable for NetTrainer {
+    fn params(&self) -> Vec<f64> {
+        hyperdual::flatten(&self.model.net)
+    }
+    fn set_params(&mut self, theta: &[f64]) -> Result<()> {
+        hyperdual::unflatten(&mut self.model.net, theta);
+        self.obj.refresh(&self.model.net)?;
+        self.val.refresh(&self.model.net)
+    }
+    fn loss_grad(
+        &mut self,
+        data: &Samples,
+        idx: &[usize],
+        loss: LossKind,
+        want_grad: bool,
+    ) -> Result<(f64, Vec<f64>, usize)> {
+        self.obj
+            .loss_grad_counted(&self.model.net, data, idx, loss, want_grad)
+    }
+    fn val_loss(&mut self, data: &Samples, idx: &[usize], loss: LossKind) -> Result<(f64, usize)> {
+        self.val
+            .loss_grad_counted(&self.model.net, data, idx, loss, false)
+            .map(|(l, _, d)| (l, d))
+    }
 }
 
 /// Loss/gradient evaluator bound to a model kind (holds the graph's [`Dynamics`] for lgn).
@@ -717,20 +809,7 @@ impl Objective {
         Ok(())
     }
 
-    /// Loss over `idx` and, if `want_grad`, its gradient (flat, see [`hyperdual::flatten`]).
-    pub fn loss_grad(
-        &mut self,
-        net: &Mlp,
-        data: &Samples,
-        idx: &[usize],
-        loss: LossKind,
-        want_grad: bool,
-    ) -> Result<(f64, Vec<f64>)> {
-        self.loss_grad_counted(net, data, idx, loss, want_grad)
-            .map(|(l, g, _)| (l, g))
-    }
-
-    /// [`Objective::loss_grad`] plus the number of samples dropped because their learned mass
+    /// Loss over `idx` and, if `want_grad`, its gradient (flat, see [`hyperdual::flatten`]), plus the number of samples dropped because their learned mass
     /// matrix was singular or badly conditioned (single-site LNN only; other kinds report 0,
     /// and the graph path still stops on a singular M).
     pub fn loss_grad_counted(
@@ -773,19 +852,33 @@ impl Objective {
 pub const MAX_SKIPPED_IN_A_ROW: usize = 20;
 
 /// Train `model` on `data`; returns the best checkpoint (by validation loss, or training loss
-/// without a validation set) and a report. `on_step` sees every step (progress bars).
-/// Single-site LNN samples whose learned mass matrix is singular or badly conditioned are
-/// dropped from their minibatch (counted in [`TrainReport::dropped_samples`]); a minibatch
-/// with a non-finite loss or gradient is skipped ([`TrainReport::skipped_steps`]); training
-/// that hits [`MAX_SKIPPED_IN_A_ROW`] of those in a row (or a singular M in the graph path)
-/// stops and returns the best model so far, with the reason in
-/// [`TrainReport::stopped_by_error`].
+/// without a validation set) and a report. A thin wrapper of [`fit`] for single-network models.
 pub fn train(
-    mut model: TrainedModel,
+    model: TrainedModel,
     data: &Samples,
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&Progress),
 ) -> Result<(TrainedModel, TrainReport)> {
+    let obj = Objective::new(&model, data)?.with_mass_penalty(cfg.mass_penalty)?;
+    let val = Objective::new(&model, data)?;
+    let mut t = NetTrainer { model, obj, val };
+    let report = fit(&mut t, data, cfg, on_step)?;
+    Ok((t.model, report))
+}
+
+/// The one training loop (docs/DESIGN.md §3): seeded split and shuffles, minibatches, Adam with
+/// the schedule, warm-up and clipping, validation after every epoch, the best parameters kept
+/// (and left in `model` at the end). Samples a model drops (singular learned M) are counted; a
+/// minibatch with a non-finite loss or gradient is skipped ([`TrainReport::skipped_steps`]);
+/// [`MAX_SKIPPED_IN_A_ROW`] of those in a row, or an error, stop training with the reason in
+/// [`TrainReport::stopped_by_error`]. `on_step` sees every step (progress bars); `cfg.stop`
+/// stops after the current step.
+pub fn fit<T: Trainable + ?Sized>(
+    model: &mut T,
+    data: &Samples,
+    cfg: &TrainConfig,
+    on_step: &mut dyn FnMut(&Progress),
+) -> Result<TrainReport> {
     cfg.check()?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..data.n).collect();
@@ -793,7 +886,7 @@ pub fn train(
     let (train_set, val_set) = if n_val > 0 {
         if n_val >= data.n {
             return Err(Error::input(format!(
-                "--val-fraction {} leaves no training samples out of {}",
+                "the validation fraction {} leaves no training samples out of {}",
                 cfg.val_fraction, data.n
             )));
         }
@@ -803,15 +896,32 @@ pub fn train(
     } else {
         (data.clone(), None)
     };
-    let mut obj = Objective::new(&model, &train_set)?.with_mass_penalty(cfg.mass_penalty)?;
-    let mut theta = hyperdual::flatten(&model.net);
+    let all_train: Vec<usize> = (0..train_set.n).collect();
+    let norm = if cfg.normalise {
+        let z = zero_loss(&train_set, &all_train, cfg.loss);
+        if !(z.is_finite() && z > 0.0) {
+            return Err(Error::input(
+                "every training target is zero: there is nothing to learn (or the targets are not finite)",
+            ));
+        }
+        1.0 / z
+    } else {
+        1.0
+    };
+    let mut theta = model.params();
+    let mut best_theta = theta.clone();
     let mut adam = Adam::new(theta.len(), cfg.weight_decay);
     let batch = cfg.batch.min(train_set.n);
     let steps_per_epoch = train_set.n.div_ceil(batch);
     let total = steps_per_epoch * cfg.epochs;
+    let warm_steps = (cfg.warmup * total as f64).ceil() as usize;
     let mut perm: Vec<usize> = (0..train_set.n).collect();
     let val_idx: Vec<usize> = (0..val_set.as_ref().map_or(0, |v| v.n)).collect();
-    let mut best = model.clone();
+    let zero_val_loss = norm
+        * match &val_set {
+            Some(vs) => zero_loss(vs, &val_idx, cfg.loss),
+            None => zero_loss(&train_set, &all_train, cfg.loss),
+        };
     let mut report = TrainReport {
         final_loss: f64::NAN,
         best_val_loss: f64::INFINITY,
@@ -827,6 +937,8 @@ pub fn train(
         dropped_val_samples: 0,
         n_train: train_set.n,
         n_val,
+        zero_val_loss,
+        no_better_than_zero: true,
     };
     let start = Instant::now();
     let mut seen = 0usize;
@@ -841,17 +953,19 @@ pub fn train(
                 report.interrupted = true;
                 break 'epochs;
             }
-            let (l, mut g) =
-                match obj.loss_grad_counted(&model.net, &train_set, chunk, cfg.loss, true) {
-                    Ok((l, g, nd)) => {
-                        report.dropped_samples += nd;
-                        (l, g)
-                    }
-                    Err(e) => {
-                        report.stopped_by_error = Some(format!("epoch {}: {e}", epoch + 1));
-                        break 'epochs;
-                    }
-                };
+            let (l, mut g) = match model.loss_grad(&train_set, chunk, cfg.loss, true) {
+                Ok((l, g, nd)) => {
+                    report.dropped_samples += nd;
+                    (l * norm, g)
+                }
+                Err(e) => {
+                    report.stopped_by_error = Some(format!("epoch {}: {e}", epoch + 1));
+                    break 'epochs;
+                }
+            };
+            if norm != 1.0 {
+                g.iter_mut().for_each(|x| *x *= norm);
+            }
             if !l.is_finite() || g.iter().any(|x| !x.is_finite()) {
                 // One bad minibatch (an overflow near a degenerate learned Lagrangian) is
                 // skipped without touching the parameters; a run of them stops training.
@@ -871,10 +985,15 @@ pub fn train(
             if let Some(c) = cfg.clip {
                 optim::clip_global_norm(&mut g, c);
             }
-            let lr = cfg.schedule.lr(cfg.lr, step, total);
+            let mut lr = cfg.schedule.lr(cfg.lr, step, total);
+            if step < warm_steps {
+                lr *= (step + 1) as f64 / warm_steps as f64;
+            }
             adam.step(&mut theta, &g, lr);
-            hyperdual::unflatten(&mut model.net, &theta);
-            obj.refresh(&model.net)?;
+            if let Err(e) = model.set_params(&theta) {
+                report.stopped_by_error = Some(format!("epoch {}: {e}", epoch + 1));
+                break 'epochs;
+            }
             let bw: f64 = chunk.iter().map(|&i| train_set.weight(i)).sum();
             eloss += l * bw;
             ew += bw;
@@ -895,9 +1014,9 @@ pub fn train(
         report.final_loss = train_loss;
         report.epochs = epoch + 1;
         let score = if let Some(vs) = &val_set {
-            let mut vobj = Objective::new(&model, vs)?;
-            match vobj.loss_grad_counted(&model.net, vs, &val_idx, cfg.loss, false) {
-                Ok((vl, _, nd)) => {
+            match model.val_loss(vs, &val_idx, cfg.loss) {
+                Ok((vl, nd)) => {
+                    let vl = vl * norm;
                     report.dropped_val_samples = nd;
                     report.val_loss_history.push(vl);
                     last_val = Some(vl);
@@ -914,9 +1033,12 @@ pub fn train(
         if score.is_finite() && score < report.best_val_loss {
             report.best_val_loss = score;
             report.best_epoch = epoch + 1;
-            best = model.clone();
+            best_theta.clone_from(&theta);
         }
     }
+    model.set_params(&best_theta)?;
     report.samples_per_second = seen as f64 / start.elapsed().as_secs_f64().max(1e-12);
-    Ok((best, report))
+    report.no_better_than_zero =
+        !(report.best_val_loss.is_finite() && report.best_val_loss < report.zero_val_loss);
+    Ok(report)
 }

@@ -1,0 +1,395 @@
+//! Graph models in model files (schema version 2, docs/SCHEMA.md "model: graph models"): root
+//! attribute `model_kind = "graph"`, one group `terms/<t>` per term with its network, and the
+//! training graph in group `graph`.
+
+use super::{Boundary, FeatureSet, GraphModel, GraphTerm, MassScale};
+use crate::density::Mlp;
+use crate::io::h5::{guard, refuse_invalid, Ctx, Out, Problem};
+use crate::io::{AttrValue, GraphData, Kind, TrainingData};
+use crate::{Error, Result};
+use ndarray::{Array1, Array2};
+use std::path::Path;
+
+/// `model_kind` of a graph model.
+pub const GRAPH_MODEL_KIND: &str = "graph";
+
+fn write_net(out: &Out, g: &str, net: &Mlp) -> Result<()> {
+    let sizes: Array1<i64> = net.sizes.iter().map(|s| *s as i64).collect();
+    out.i64(&format!("{g}/layer_sizes"), &sizes)?;
+    out.group(&format!("{g}/layers"))?;
+    for l in 0..net.weights.len() {
+        let lg = format!("{g}/layers/{l}");
+        out.group(&lg)?;
+        let w = Array2::from_shape_vec((net.sizes[l + 1], net.sizes[l]), net.weights[l].clone())
+            .map_err(|e| Error::input(format!("layer {l}: {e}")))?;
+        out.f64(&format!("{lg}/weight"), &w)?;
+        out.f64(&format!("{lg}/bias"), &Array1::from(net.biases[l].clone()))?;
+    }
+    out.f64(
+        &format!("{g}/input_shift"),
+        &Array1::from(net.input_shift.clone()),
+    )?;
+    out.f64(
+        &format!("{g}/input_scale"),
+        &Array1::from(net.input_scale.clone()),
+    )?;
+    Ok(())
+}
+
+fn read_net(ctx: &mut Ctx, g: &str) -> Option<Mlp> {
+    let sizes = ctx.i64_1d(&format!("{g}/layer_sizes"), true)?;
+    if let Some((i, x)) = sizes.iter().enumerate().find(|(_, x)| **x < 1) {
+        ctx.problem(
+            format!("/{g}/layer_sizes"),
+            format!("value at index [{i}] is {x}, expected a layer width >= 1"),
+        );
+        return None;
+    }
+    let sizes: Vec<usize> = sizes.iter().map(|x| *x as usize).collect();
+    if sizes.len() < 3 || *sizes.last().unwrap() != 1 {
+        ctx.problem(
+            format!("/{g}/layer_sizes"),
+            format!("{sizes:?}: expected input, at least one hidden layer, and 1 output"),
+        );
+        return None;
+    }
+    let mut weights = vec![];
+    let mut biases = vec![];
+    for l in 0..sizes.len() - 1 {
+        let lg = format!("{g}/layers/{l}");
+        let w = ctx.f64_2d(&format!("{lg}/weight"), true)?;
+        let b = ctx.f64_1d(&format!("{lg}/bias"), true)?;
+        if w.dim() != (sizes[l + 1], sizes[l]) || b.len() != sizes[l + 1] {
+            ctx.problem(
+                format!("/{lg}"),
+                format!(
+                    "weight {:?} and bias ({},) do not fit layer_sizes {sizes:?} (expected ({}, {}) and ({},))",
+                    w.dim(),
+                    b.len(),
+                    sizes[l + 1],
+                    sizes[l],
+                    sizes[l + 1]
+                ),
+            );
+            return None;
+        }
+        weights.push(w.iter().copied().collect());
+        biases.push(b.to_vec());
+    }
+    let input_shift = ctx.f64_1d(&format!("{g}/input_shift"), true)?.to_vec();
+    let input_scale = ctx.f64_1d(&format!("{g}/input_scale"), true)?.to_vec();
+    let net = Mlp {
+        sizes,
+        weights,
+        biases,
+        input_shift,
+        input_scale,
+    };
+    if let Err(e) = net.validate() {
+        ctx.problem(format!("/{g}"), e.to_string());
+        return None;
+    }
+    Some(net)
+}
+
+fn write_graph(out: &Out, g: &GraphData) -> Result<()> {
+    out.group("graph")?;
+    out.attr("graph", "n_nodes", &AttrValue::Int(g.n_nodes as i64))?;
+    out.attr("graph", "dof", &AttrValue::Int(g.dof as i64))?;
+    let edges = Array2::from_shape_fn((g.edges.len(), 2), |(i, j)| g.edges[i][j] as i64);
+    out.i64("graph/edges", &edges)?;
+    for (name, a) in [
+        ("positions", &g.positions),
+        ("node_features", &g.node_features),
+        ("edge_features", &g.edge_features),
+    ] {
+        if let Some(a) = a {
+            out.f64(&format!("graph/{name}"), a)?;
+        }
+    }
+    if let Some(b) = &g.boundary {
+        let v: Vec<u8> = b.iter().map(|x| u8::from(*x)).collect();
+        out.u8_1d("graph/boundary", &v)?;
+    }
+    if let Some(s) = &g.sites {
+        out.i64("graph/sites", &s.mapv(|x| x as i64))?;
+    }
+    if let Some(t) = &g.triangles {
+        let a = Array2::from_shape_fn((t.len(), 3), |(i, j)| t[i][j] as i64);
+        out.i64("graph/triangles", &a)?;
+    }
+    Ok(())
+}
+
+fn to_usize2(ctx: &mut Ctx, name: &str, a: Array2<i64>) -> Option<Array2<usize>> {
+    if let Some(((i, j), x)) = a.indexed_iter().find(|(_, x)| **x < 0) {
+        ctx.problem(
+            format!("/{name}"),
+            format!("node index {x} at [{i}, {j}] is negative"),
+        );
+        return None;
+    }
+    Some(a.mapv(|x| x as usize))
+}
+
+fn read_graph(ctx: &mut Ctx) -> Option<GraphData> {
+    ctx.group("graph", true)?;
+    let n_nodes = ctx.attr_usize("graph", "n_nodes", true);
+    let dof = ctx.attr_usize("graph", "dof", true);
+    let edges = ctx.i64_2d("graph/edges", true);
+    let positions = ctx.f64_2d("graph/positions", false);
+    let node_features = ctx.f64_2d("graph/node_features", false);
+    let edge_features = ctx.f64_2d("graph/edge_features", false);
+    let boundary = ctx.flags_1d("graph/boundary", false);
+    let sites = ctx.i64_2d("graph/sites", false);
+    let triangles = ctx.i64_2d("graph/triangles", false);
+    let edges = to_usize2(ctx, "graph/edges", edges?)?;
+    if edges.ncols() != 2 {
+        ctx.problem(
+            "/graph/edges",
+            format!("has shape {:?}, expected (E, 2)", edges.shape()),
+        );
+        return None;
+    }
+    let sites = match sites {
+        Some(s) => Some(to_usize2(ctx, "graph/sites", s)?),
+        None => None,
+    };
+    let triangles = match triangles {
+        Some(t) if t.ncols() == 3 => Some(
+            to_usize2(ctx, "graph/triangles", t)?
+                .rows()
+                .into_iter()
+                .map(|r| [r[0], r[1], r[2]])
+                .collect(),
+        ),
+        Some(t) => {
+            ctx.problem(
+                "/graph/triangles",
+                format!("has shape {:?}, expected (T, 3)", t.shape()),
+            );
+            return None;
+        }
+        None => None,
+    };
+    let g = GraphData {
+        n_nodes: n_nodes?,
+        dof: dof?,
+        edges: edges.rows().into_iter().map(|r| [r[0], r[1]]).collect(),
+        positions,
+        node_features,
+        edge_features,
+        boundary,
+        sites,
+        triangles,
+        attrs: Default::default(),
+    };
+    let problems: Vec<Problem> = g
+        .problems()
+        .into_iter()
+        .map(|p| Problem {
+            location: format!("/graph{}", p.location),
+            msg: p.msg,
+        })
+        .collect();
+    ctx.accept(g, problems)
+}
+
+impl GraphModel {
+    /// Write the model file (schema version 2; atomically, an existing file only with `force`).
+    pub fn save(&self, path: &Path, training: Option<&TrainingData>, force: bool) -> Result<()> {
+        let problems: Vec<Problem> = self
+            .terms
+            .iter()
+            .enumerate()
+            .filter_map(|(t, term)| {
+                term.net().validate().err().map(|e| Problem {
+                    location: format!("/terms/{t}"),
+                    msg: e.to_string(),
+                })
+            })
+            .collect();
+        refuse_invalid(path, problems)?;
+        guard(path, || {
+            let out = Out::create(path, force, Kind::Model)?;
+            let s = |v: &str| AttrValue::Str(v.to_string());
+            out.attr("/", "model_kind", &s(GRAPH_MODEL_KIND))?;
+            out.attr("/", "activation", &s("softplus"))?;
+            out.attr("/", "dof", &AttrValue::Int(self.dof as i64))?;
+            out.attr("/", "features", &s(self.features.as_str()))?;
+            out.attr("/", "boundary", &s(self.boundary.as_str()))?;
+            out.attr("/", "n_terms", &AttrValue::Int(self.terms.len() as i64))?;
+            if !self.system.is_empty() {
+                out.attr("/", "system", &s(&self.system))?;
+            }
+            out.group("terms")?;
+            for (t, term) in self.terms.iter().enumerate() {
+                let g = format!("terms/{t}");
+                out.group(&g)?;
+                out.attr(&g, "kind", &s(term.kind()))?;
+                if let GraphTerm::Kinetic {
+                    scale, n_features, ..
+                } = term
+                {
+                    out.attr(&g, "mass_scale", &s(scale.as_str()))?;
+                    out.attr(&g, "n_features", &AttrValue::Int(*n_features as i64))?;
+                }
+                write_net(&out, &g, term.net())?;
+            }
+            write_graph(&out, &self.graph)?;
+            if let Some(t) = training {
+                out.group("training")?;
+                out.attr_u64("training", "seed", t.seed)?;
+                out.attr("training", "data_file", &s(&t.data_file))?;
+                out.attr("training", "epochs", &AttrValue::Int(t.epochs as i64))?;
+                out.f64("training/loss_history", &t.loss_history)?;
+                out.f64("training/val_loss_history", &t.val_loss_history)?;
+                out.extra_attrs("training", &t.attrs, &["seed", "data_file", "epochs"])?;
+            }
+            out.commit().map(|_| ())
+        })
+    }
+}
+
+/// True when an open model file holds a graph model (`model_kind = "graph"`).
+pub(crate) fn is_graph_model(ctx: &mut Ctx) -> bool {
+    ctx.exists("terms") || {
+        let before = ctx.problems.len();
+        let k = ctx.attr_str("/", "model_kind", false);
+        ctx.problems.truncate(before);
+        k.as_deref() == Some(GRAPH_MODEL_KIND)
+    }
+}
+
+/// Read a graph model from an open file, recording every problem (used by `lgn info` too).
+pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
+    ctx.check_kind(Kind::Model);
+    let kind = ctx.attr_str("/", "model_kind", true)?;
+    if kind != GRAPH_MODEL_KIND {
+        ctx.problem("/@model_kind", format!("'{kind}' is not a graph model"));
+        return None;
+    }
+    if let Some(a) = ctx.attr_str("/", "activation", true) {
+        if a != "softplus" {
+            ctx.problem(
+                "/@activation",
+                format!("'{a}' is not supported (lgn uses softplus)"),
+            );
+        }
+    }
+    let dof = ctx.attr_usize("/", "dof", true);
+    let features = match ctx.attr_str("/", "features", true) {
+        Some(f) => {
+            let x = FeatureSet::parse(&f);
+            if x.is_none() {
+                ctx.problem("/@features", format!("'{f}' is not one of graph, mesh"));
+            }
+            x
+        }
+        None => None,
+    };
+    let boundary = match ctx.attr_str("/", "boundary", true) {
+        Some(b) => {
+            let x = Boundary::parse(&b);
+            if x.is_none() {
+                ctx.problem("/@boundary", format!("'{b}' is not one of free, fixed"));
+            }
+            x
+        }
+        None => None,
+    };
+    let system = ctx.attr_str("/", "system", false).unwrap_or_default();
+    let n_terms = ctx.attr_usize("/", "n_terms", true)?;
+    if n_terms == 0 || n_terms > 64 {
+        ctx.problem("/@n_terms", format!("{n_terms} terms; expected 1 to 64"));
+        return None;
+    }
+    let mut terms = vec![];
+    for t in 0..n_terms {
+        let g = format!("terms/{t}");
+        ctx.group(&g, true)?;
+        let kind = ctx.attr_str(&g, "kind", true)?;
+        let net = read_net(ctx, &g)?;
+        let term = match kind.as_str() {
+            "node_kinetic" => {
+                let scale = ctx.attr_str(&g, "mass_scale", true)?;
+                let Some(scale) = MassScale::parse(&scale) else {
+                    ctx.problem(
+                        format!("/{g}@mass_scale"),
+                        format!("'{scale}' is not one of one, lumped_area"),
+                    );
+                    return None;
+                };
+                let n_features = ctx.attr_usize(&g, "n_features", true)?;
+                if net.sizes[0] != n_features.max(1) {
+                    ctx.problem(
+                        format!("/{g}/layer_sizes"),
+                        format!(
+                            "the mass network takes {} inputs but n_features = {n_features}",
+                            net.sizes[0]
+                        ),
+                    );
+                    return None;
+                }
+                GraphTerm::Kinetic {
+                    net,
+                    scale,
+                    n_features,
+                }
+            }
+            "edge_potential" => GraphTerm::EdgePotential(net),
+            "node_potential" => GraphTerm::NodePotential(net),
+            "sites" => GraphTerm::Sites(net),
+            "stencil3" => GraphTerm::Stencil(net),
+            k => {
+                ctx.problem(
+                    format!("/{g}@kind"),
+                    format!(
+                        "'{k}' is not one of node_kinetic, edge_potential, node_potential, sites, stencil3"
+                    ),
+                );
+                return None;
+            }
+        };
+        terms.push(term);
+    }
+    let graph = read_graph(ctx)?;
+    let (dof, features, boundary) = (dof?, features?, boundary?);
+    if graph.dof != dof {
+        ctx.problem(
+            "/graph@dof",
+            format!(
+                "the training graph has dof {} but the model {dof}",
+                graph.dof
+            ),
+        );
+        return None;
+    }
+    let model = GraphModel {
+        dof,
+        features,
+        boundary,
+        terms,
+        graph,
+        system,
+    };
+    // Every network must fit its term on the model's own graph.
+    match model
+        .own_graph()
+        .and_then(|g| model.dynamics(&g, crate::solve::SolverKind::Auto))
+    {
+        Ok(_) => Some(model),
+        Err(e) => {
+            ctx.problem(
+                "/terms",
+                format!("the networks do not fit the training graph: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// Read a graph model file.
+pub fn load_graph_model(path: impl AsRef<Path>) -> Result<GraphModel> {
+    Ctx::read_with(path.as_ref(), read_ctx)
+}

@@ -1,0 +1,471 @@
+//! Exact loss gradients of [`GraphModel`]s (docs/DESIGN.md §3, §6): the adjoint through the
+//! sparse Euler–Lagrange solve, then per term
+//!
+//! * potential terms N(…): ∂/∂θ of λ_I·∂ρ/∂q_I, a first-order hyper-dual sweep
+//!   ([`adjoint_block`] with u₁ = u₂ = 0, u₃ the adjoint mapped like the network's input);
+//! * general terms (sites, stencils): the full S_s = λ·∂ρ/∂q − λᵀ(C v + m a) sweep;
+//! * the kinetic term: ∂ℓ/∂μ_i = −Σ_c λ_{ic} a_{ic} (from M = diag(μ)), summed over the
+//!   minibatch, then back through μ_i = s_i softplus(g(f_i)).
+//!
+//! Samples of a minibatch are split into a fixed number of contiguous chunks, one
+//! [`Dynamics`] each, evaluated in parallel and summed in chunk order: deterministic for a given
+//! seed and thread count.
+
+use super::gradient::Samples;
+use super::hyperdual::{adjoint_block, param_offsets};
+use super::loss::LossKind;
+use super::Trainable;
+use crate::density::{Mlp, PotentialInput};
+use crate::dynamics::{Dynamics, SITE_BLOCK};
+use crate::model::{GraphModel, GraphTerm, SystemGraph};
+use crate::sites::Sites;
+use crate::solve::SolverKind;
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+/// A [`GraphModel`] bound to the graph it is trained on, with one [`Dynamics`] per worker.
+pub struct GraphTrainer {
+    pub model: GraphModel,
+    pub graph: SystemGraph,
+    dys: Vec<Dynamics>,
+    stale: bool,
+}
+
+impl GraphTrainer {
+    pub fn new(model: GraphModel, graph: SystemGraph) -> Result<GraphTrainer> {
+        let workers = rayon::current_num_threads().clamp(1, 8);
+        let dys = (0..workers)
+            .map(|_| model.dynamics(&graph, SolverKind::Auto))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GraphTrainer {
+            model,
+            graph,
+            dys,
+            stale: false,
+        })
+    }
+
+    fn check_data(&self, data: &Samples) -> Result<()> {
+        let n = self.graph.n_coords();
+        if data.in_dim != 2 * n || data.out_dim != n {
+            return Err(Error::input(format!(
+                "the data has states of {} coordinates but the graph {} has {} nodes × {} = {n}",
+                data.out_dim,
+                self.graph.name,
+                self.graph.n_nodes(),
+                self.graph.dof()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Trainable for GraphTrainer {
+    fn params(&self) -> Vec<f64> {
+        self.model.params()
+    }
+
+    fn set_params(&mut self, theta: &[f64]) -> Result<()> {
+        self.model.set_params(theta)?;
+        self.stale = true;
+        Ok(())
+    }
+
+    fn loss_grad(
+        &mut self,
+        data: &Samples,
+        idx: &[usize],
+        loss: LossKind,
+        want_grad: bool,
+    ) -> Result<(f64, Vec<f64>, usize)> {
+        self.check_data(data)?;
+        if self.stale {
+            for dy in &mut self.dys {
+                self.model.refresh(dy, &self.graph)?;
+            }
+            self.stale = false;
+        }
+        let offs = self.model.param_offsets();
+        let np = if want_grad { *offs.last().unwrap() } else { 0 };
+        let n = self.graph.n_coords();
+        let inv = data.inv_norm(idx);
+        let per = idx.len().div_ceil(self.dys.len()).max(1);
+        let model = &self.model;
+        let parts: Vec<Result<(f64, Vec<f64>, Vec<f64>)>> = self
+            .dys
+            .par_iter_mut()
+            .zip(idx.par_chunks(per))
+            .map(|(dy, chunk)| {
+                let mut g = vec![0.0; np];
+                let mut sens = vec![0.0; if want_grad { n } else { 0 }];
+                let mut l = 0.0;
+                for &i in chunk {
+                    let row = data.input_row(i);
+                    l += sample_grad(
+                        dy,
+                        model,
+                        &offs,
+                        (&row[..n], &row[n..], data.target_row(i)),
+                        data.weight(i) * inv,
+                        loss,
+                        want_grad.then_some((g.as_mut_slice(), sens.as_mut_slice())),
+                    )
+                    .map_err(|e| match e {
+                        Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
+                        e => e,
+                    })?;
+                }
+                Ok((l, g, sens))
+            })
+            .collect();
+        let mut total = 0.0;
+        let mut grad = vec![0.0; np];
+        let mut sens = vec![0.0; if want_grad { n } else { 0 }];
+        for p in parts {
+            let (l, g, s) = p?;
+            total += l;
+            for (x, y) in grad.iter_mut().zip(&g) {
+                *x += y;
+            }
+            for (x, y) in sens.iter_mut().zip(&s) {
+                *x += y;
+            }
+        }
+        if want_grad {
+            for (t, term) in model.terms.iter().enumerate() {
+                if let GraphTerm::Kinetic { .. } = term {
+                    kinetic_backward(
+                        model,
+                        t,
+                        &self.graph,
+                        &sens,
+                        &mut grad[offs[t]..offs[t + 1]],
+                    )?;
+                }
+            }
+        }
+        Ok((total, grad, 0))
+    }
+}
+
+/// Loss of one sample (q, v, target) and, with `acc = (grad, mass_sens)`, its exact gradient
+/// accumulated into `grad` (layout of [`GraphModel::params`]) and ∂ℓ/∂M_jj into `mass_sens`.
+fn sample_grad(
+    dy: &mut Dynamics,
+    model: &GraphModel,
+    offs: &[usize],
+    (q, v, target): (&[f64], &[f64], &[f64]),
+    scale: f64,
+    loss: LossKind,
+    acc: Option<(&mut [f64], &mut [f64])>,
+) -> Result<f64> {
+    let n = dy.n_coords();
+    let a = dy.accelerations(q, v)?;
+    let mut lam = vec![0.0; n];
+    let l = loss.sample(&a, target, scale, &mut lam);
+    let Some((grad, sens)) = acc else {
+        return Ok(l);
+    };
+    // Fixed coordinates' accelerations do not depend on the parameters: no adjoint there.
+    for &j in dy.fixed_coords() {
+        lam[j] = 0.0;
+    }
+    dy.solver.solve_in_place(&mut lam)?;
+    for ((s, l), a) in sens.iter_mut().zip(&lam).zip(&a) {
+        *s -= l * a;
+    }
+    let d = dy.lagrangian.dof;
+    for (t, term) in model.terms.iter().enumerate() {
+        let sites = &dy.lagrangian.terms[t].sites;
+        let g = &mut grad[offs[t]..offs[t + 1]];
+        match term {
+            GraphTerm::Kinetic { .. } => {}
+            GraphTerm::EdgePotential(net) => {
+                potential_adjoint(net, PotentialInput::EdgeDiff, sites, d, q, &lam, g)
+            }
+            GraphTerm::NodePotential(net) => {
+                potential_adjoint(net, PotentialInput::Node, sites, d, q, &lam, g)
+            }
+            GraphTerm::Sites(net) | GraphTerm::Stencil(net) => {
+                super::gradient::raw_mlp_adjoint(net, sites, d, (q, v, &a, &lam), g)
+            }
+        }
+    }
+    Ok(l)
+}
+
+/// Site-block groups whose gradients are kept apart (fixed: the sum order does not depend on the
+/// thread count).
+const GROUPS: usize = 16;
+
+/// ∂/∂θ Σ_s λ_{I_s}·∂ρ_s/∂q_{I_s} of a potential term, accumulated into `grad`.
+pub(crate) fn potential_adjoint(
+    net: &Mlp,
+    input: PotentialInput,
+    sites: &Sites,
+    d: usize,
+    q: &[f64],
+    lam: &[f64],
+    grad: &mut [f64],
+) {
+    let pn = net.sizes[0];
+    let nf = sites.n_features;
+    let copies = if input == PotentialInput::EdgeDiff {
+        2
+    } else {
+        1
+    };
+    let ns = sites.len();
+    let nblocks = ns.div_ceil(SITE_BLOCK);
+    let groups = nblocks.clamp(1, GROUPS);
+    let per = nblocks.div_ceil(groups);
+    let parts: Vec<Vec<f64>> = (0..groups)
+        .into_par_iter()
+        .map(|gi| {
+            let mut g = vec![0.0; grad.len()];
+            let mut xin = vec![0.0; pn * 4 * SITE_BLOCK * copies];
+            for b in gi * per..((gi + 1) * per).min(nblocks) {
+                let s0 = b * SITE_BLOCK;
+                let nb = (ns - s0).min(SITE_BLOCK) * copies;
+                let xin = &mut xin[..pn * 4 * nb];
+                xin.fill(0.0);
+                for j in 0..nb / copies {
+                    let s = s0 + j;
+                    let nodes = sites.neighbourhood(s);
+                    let f = sites.features_of(s);
+                    for c in 0..copies {
+                        let col = j * copies + c;
+                        let x0 = &mut xin[col * pn..(col + 1) * pn];
+                        match input {
+                            PotentialInput::Node => {
+                                x0[..d].copy_from_slice(&q[nodes[0] * d..nodes[0] * d + d])
+                            }
+                            PotentialInput::EdgeDiff => {
+                                let sign = if c == 0 { 1.0 } else { -1.0 };
+                                for k in 0..d {
+                                    x0[k] = sign * (q[nodes[1] * d + k] - q[nodes[0] * d + k]);
+                                }
+                            }
+                        }
+                        x0[d..d + nf].copy_from_slice(f);
+                        // u3: the adjoint through the same linear input map.
+                        let u3 = &mut xin[(3 * nb + col) * pn..(3 * nb + col + 1) * pn];
+                        match input {
+                            PotentialInput::Node => {
+                                u3[..d].copy_from_slice(&lam[nodes[0] * d..nodes[0] * d + d])
+                            }
+                            PotentialInput::EdgeDiff => {
+                                let sign = if c == 0 { 1.0 } else { -1.0 };
+                                for k in 0..d {
+                                    u3[k] = sign * (lam[nodes[1] * d + k] - lam[nodes[0] * d + k]);
+                                }
+                            }
+                        }
+                    }
+                }
+                adjoint_block(net, xin, nb, &mut g);
+            }
+            g
+        })
+        .collect();
+    for pg in parts {
+        for (x, y) in grad.iter_mut().zip(&pg) {
+            *x += y;
+        }
+    }
+}
+
+/// Back through μ_i = s_i softplus(g(f_i)) of kinetic term `t`: `sens` holds ∂ℓ/∂M_jj.
+fn kinetic_backward(
+    model: &GraphModel,
+    t: usize,
+    graph: &SystemGraph,
+    sens: &[f64],
+    grad: &mut [f64],
+) -> Result<()> {
+    let GraphTerm::Kinetic {
+        net,
+        scale,
+        n_features,
+    } = &model.terms[t]
+    else {
+        return Ok(());
+    };
+    let d = model.dof;
+    let (nf, f) = graph.node_features(model.features)?;
+    debug_assert_eq!(nf, *n_features);
+    let s = graph.mass_scale(*scale)?;
+    let one = [1.0];
+    for i in 0..graph.n_nodes() {
+        let dmu: f64 = sens[i * d..(i + 1) * d].iter().sum();
+        if dmu == 0.0 {
+            continue;
+        }
+        let x = if nf == 0 {
+            &one[..]
+        } else {
+            &f[i * nf..(i + 1) * nf]
+        };
+        let gi = net.forward(x);
+        // dμ/dg = s_i · sigmoid(g)
+        let dg = dmu * s[i] / (1.0 + (-gi).exp());
+        mlp_param_grad(net, x, dg, grad);
+    }
+    Ok(())
+}
+
+/// Accumulate dout · ∂net(x)/∂θ into `grad` (layout of [`super::hyperdual::flatten`]) for one
+/// input: a plain forward and backward pass (small networks, e.g. the mass network).
+pub fn mlp_param_grad(net: &Mlp, x: &[f64], dout: f64, grad: &mut [f64]) {
+    let sizes = &net.sizes;
+    let nl = sizes.len() - 1;
+    let offs = param_offsets(sizes);
+    let mut acts: Vec<Vec<f64>> = Vec::with_capacity(nl);
+    let mut sigs: Vec<Vec<f64>> = Vec::with_capacity(nl);
+    acts.push(
+        x.iter()
+            .zip(&net.input_shift)
+            .zip(&net.input_scale)
+            .map(|((x, m), s)| (x - m) / s)
+            .collect(),
+    );
+    for l in 0..nl - 1 {
+        let (nin, nout) = (sizes[l], sizes[l + 1]);
+        let mut a = vec![0.0; nout];
+        let mut sg = vec![0.0; nout];
+        for i in 0..nout {
+            let row = &net.weights[l][i * nin..(i + 1) * nin];
+            let z = net.biases[l][i] + row.iter().zip(&acts[l]).map(|(w, a)| w * a).sum::<f64>();
+            let (sp, sig, _) = crate::density::mlp::softplus_derivs(z);
+            a[i] = sp;
+            sg[i] = sig;
+        }
+        acts.push(a);
+        sigs.push(sg);
+    }
+    // δ at the output is dout.
+    let mut delta = vec![dout];
+    for l in (0..nl).rev() {
+        let (nin, nout) = (sizes[l], sizes[l + 1]);
+        let (wo, bo) = offs[l];
+        for i in 0..nout {
+            for j in 0..nin {
+                grad[wo + i * nin + j] += delta[i] * acts[l][j];
+            }
+            grad[bo + i] += delta[i];
+        }
+        if l > 0 {
+            let mut prev = vec![0.0; nin];
+            for (j, p) in prev.iter_mut().enumerate() {
+                let s: f64 = (0..nout)
+                    .map(|i| net.weights[l][i * nin + j] * delta[i])
+                    .sum();
+                *p = s * sigs[l - 1][j];
+            }
+            delta = prev;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Boundary, FeatureSet, NetShape};
+
+    /// A small spring chain with node and edge features and random states.
+    fn setup(node_potential: bool, fixed: bool) -> (GraphTrainer, Samples) {
+        use ndarray::Array2;
+        let n = 6;
+        let mut g = crate::io::GraphData::new(n, 2, (0..n - 1).map(|i| [i, i + 1]).collect());
+        g.node_features = Some(Array2::from_shape_fn((n, 1), |(i, _)| 1.0 + 0.3 * i as f64));
+        g.edge_features = Some(Array2::from_shape_fn((n - 1, 2), |(i, j)| {
+            0.5 + (i + j) as f64 * 0.1
+        }));
+        let mut b = vec![false; n];
+        b[0] = true;
+        g.boundary = Some(b);
+        let graph = SystemGraph::from_data(g, "test").unwrap();
+        let nc = graph.n_coords();
+        let states: Vec<f64> = (0..4 * 2 * nc).map(|i| (0.7 * i as f64).sin()).collect();
+        let target: Vec<f64> = (0..4 * nc).map(|i| (1.3 * i as f64).cos()).collect();
+        let data =
+            Samples::new(2 * nc, nc, states, target, Some(vec![1.0, 0.5, 2.0, 1.0])).unwrap();
+        let qs: Vec<&[f64]> = (0..data.n).map(|i| &data.input_row(i)[..nc]).collect();
+        let shape = NetShape {
+            hidden: 6,
+            layers: 2,
+            seed: 3,
+        };
+        let mut m =
+            GraphModel::node_edge(&graph, FeatureSet::Graph, node_potential, &shape, &qs).unwrap();
+        if fixed {
+            m.boundary = Boundary::Fixed;
+        }
+        // Non-trivial biases so every parameter matters.
+        let mut th = m.params();
+        for (i, x) in th.iter_mut().enumerate() {
+            *x += 0.05 * (0.37 * i as f64).sin();
+        }
+        m.set_params(&th).unwrap();
+        (GraphTrainer::new(m, graph).unwrap(), data)
+    }
+
+    fn check_gradient(node_potential: bool, fixed: bool) {
+        let (mut tr, data) = setup(node_potential, fixed);
+        let idx = [0, 1, 2, 3];
+        let theta = tr.params();
+        let (_, g, _) = tr.loss_grad(&data, &idx, LossKind::Mse, true).unwrap();
+        let mut worst: f64 = 0.0;
+        for k in 0..theta.len() {
+            let h = 1e-5 * (1.0 + theta[k].abs());
+            let mut t = theta.clone();
+            t[k] += h;
+            tr.set_params(&t).unwrap();
+            let lp = tr.loss_grad(&data, &idx, LossKind::Mse, false).unwrap().0;
+            t[k] -= 2.0 * h;
+            tr.set_params(&t).unwrap();
+            let lm = tr.loss_grad(&data, &idx, LossKind::Mse, false).unwrap().0;
+            let fd = (lp - lm) / (2.0 * h);
+            let err = (g[k] - fd).abs() / (1e-6 + fd.abs().max(g[k].abs()));
+            worst = worst.max(err);
+            assert!(
+                err < 1e-5,
+                "param {k}: adjoint {} vs finite difference {fd}",
+                g[k]
+            );
+        }
+        tr.set_params(&theta).unwrap();
+        assert!(worst < 1e-5);
+    }
+
+    #[test]
+    fn node_edge_gradient_matches_finite_differences() {
+        check_gradient(false, false);
+        check_gradient(true, true);
+    }
+
+    #[test]
+    fn mlp_param_grad_matches_finite_differences() {
+        let mut net = Mlp::paper_init(&[2, 5, 4, 1], 3);
+        net.input_scale = vec![0.7, 1.3];
+        let x = [0.4, -0.9];
+        let theta = super::super::hyperdual::flatten(&net);
+        let mut g = vec![0.0; theta.len()];
+        mlp_param_grad(&net, &x, 1.0, &mut g);
+        for k in 0..theta.len() {
+            let h = 1e-6;
+            let (mut a, mut b) = (net.clone(), net.clone());
+            let mut ta = theta.clone();
+            ta[k] += h;
+            super::super::hyperdual::unflatten(&mut a, &ta);
+            ta[k] -= 2.0 * h;
+            super::super::hyperdual::unflatten(&mut b, &ta);
+            let fd = (a.forward(&x) - b.forward(&x)) / (2.0 * h);
+            assert!(
+                (g[k] - fd).abs() < 1e-7 * (1.0 + fd.abs()),
+                "param {k}: {} vs {fd}",
+                g[k]
+            );
+        }
+    }
+}
