@@ -407,6 +407,17 @@ fn bad_inputs_are_refused_before_any_output() {
         .args(["--t-end", "0.1", "--dt", "0.1", "--out"])
         .arg(&out));
     assert!(!success && err.contains("--mesh"), "{err}");
+    // --mesh with a system that has no mesh.
+    let (success, err) = run(lgn()
+        .args([
+            "simulate", "--system", "dblpend", "--state", "1,2,0,0", "--t-end", "0.1",
+        ])
+        .args(["--dt", "0.1", "--quiet", "--mesh"])
+        .arg(&disk)
+        .arg("--out")
+        .arg(&out));
+    assert!(!success && err.contains("wave-mesh"), "{err}");
+    assert!(!out.exists());
     // A mesh file that is not a mesh: names the file.
     let junk = d.join("junk.msh");
     std::fs::write(&junk, "not a mesh\n").unwrap();

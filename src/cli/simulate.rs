@@ -458,6 +458,11 @@ fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {
     let Some(path) = &a.mesh else {
         return Ok(None);
     };
+    if a.model.is_none() && a.system != Some(SimSystem::WaveMesh) {
+        return Err(Error::input(
+            "--mesh applies to --system wave-mesh (or a model on a mesh)",
+        ));
+    }
     let xmf = lgn::io::xdmf::sidecar_path(&a.out);
     if xmf.exists() && !a.force {
         return Err(Error::file(
