@@ -296,4 +296,12 @@ fn sidecar_and_geometry_errors_name_the_file_and_place() {
         e.contains("badmesh.h5") && e.contains("/mesh/triangles") && e.contains('7'),
         "{e}"
     );
+    // Reading the trajectories and `lgn info` report it too.
+    let e = TrajectoryData::read(&bad).unwrap_err().to_string();
+    assert!(e.contains("/mesh/triangles"), "{e}");
+    let problems = lgn::io::validate(&bad).unwrap();
+    assert!(
+        problems.iter().any(|p| p.location == "/mesh/triangles"),
+        "{problems:?}"
+    );
 }

@@ -95,6 +95,12 @@ impl TrajectoryData {
         let energy = ctx.f64_2d("energy", false);
         let system = ctx.attr_str("/", "system", false);
         let params = ctx.params(RESERVED);
+        // The optional node geometry (group `mesh`, see `io::xdmf`) is validated too.
+        let geometry_nodes = if ctx.exists(super::xdmf::GROUP) {
+            super::xdmf::read_ctx(ctx).map(|g| g.n_nodes())
+        } else {
+            None
+        };
         let s = TrajectoryData {
             system,
             params,
@@ -104,7 +110,18 @@ impl TrajectoryData {
             qddot,
             energy,
         };
-        let problems = s.problems();
+        let mut problems = s.problems();
+        if let Some(n) = geometry_nodes {
+            if s.dim() % n != 0 {
+                problems.push(Problem {
+                    location: format!("/{}/positions", super::xdmf::GROUP),
+                    msg: format!(
+                        "has {n} nodes, which does not divide the D = {} coordinates of /q",
+                        s.dim()
+                    ),
+                });
+            }
+        }
         ctx.accept(s, problems)
     }
 

@@ -140,7 +140,7 @@ impl Geometry {
     }
 }
 
-fn read_ctx(ctx: &mut Ctx) -> Option<Geometry> {
+pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<Geometry> {
     ctx.group(GROUP, true)?;
     let pos_name = format!("{GROUP}/positions");
     let positions = ctx.f64_2d(&pos_name, true)?;
