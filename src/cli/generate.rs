@@ -281,7 +281,19 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
                 seed: a.seed,
                 method: *method,
             };
-            let stats = wave_mesh::wave_mesh_trajectories(&mesh, &spec, &mut w, |_| {})?;
+            // A progress bar on a terminal (indicatif draws nothing otherwise).
+            let bar = indicatif::ProgressBar::new(a.frames as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} frames (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            let stats = wave_mesh::wave_mesh_trajectories(&mesh, &spec, &mut w, |k| {
+                bar.set_position(k as u64)
+            })?;
+            bar.finish_and_clear();
             w.finish()?;
             let side = xdmf::write_sidecar(&a.out, a.force)?;
             eprintln!(
