@@ -33,7 +33,7 @@ pub struct AccelBench {
     pub nnz: usize,
 }
 
-/// Floating-point operations of one site's exact-derivative pass (DESIGN §2):
+/// Floating-point operations of one site's exact-derivative pass (docs/DESIGN.md §2):
 /// forward value + D = kd + 1 tangent columns, one backward column.
 pub fn mlp_flops_per_site(sizes: &[usize], kd: usize) -> f64 {
     let dd = (kd + 1) as f64;

@@ -1,4 +1,4 @@
-//! L(q, v) = Σ_terms Σ_{s ∈ sites} ρ_term(q_{I_s}, v_{I_s}, f_s) (DESIGN §1).
+//! L(q, v) = Σ_terms Σ_{s ∈ sites} ρ_term(q_{I_s}, v_{I_s}, f_s) (docs/DESIGN.md §1).
 
 use crate::density::Density;
 use crate::sites::Sites;

@@ -1,4 +1,4 @@
-//! Exact training gradients (adjoint + hyper-dual backprop, DESIGN §3) against central finite
+//! Exact training gradients (adjoint + hyper-dual backprop, docs/DESIGN.md §3) against central finite
 //! differences of the loss with respect to the parameters.
 //!
 //! Configurations are chosen well-conditioned so that 1e-6 relative agreement is meaningful:

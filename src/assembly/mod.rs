@@ -1,4 +1,4 @@
-//! Assembly of M = Σ_s P_sᵀ m_s P_s and b = Σ_s P_sᵀ (∂ρ/∂q_I − c_s v_I) (DESIGN §1).
+//! Assembly of M = Σ_s P_sᵀ m_s P_s and b = Σ_s P_sᵀ (∂ρ/∂q_I − c_s v_I) (docs/DESIGN.md §1).
 //!
 //! The sparsity pattern of M (coordinates i, j coupled when their nodes share a site: graph
 //! distance ≤ 2 for node-centred sites) depends on the graph alone. [`MassPattern`] builds it once,

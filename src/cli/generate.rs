@@ -14,6 +14,9 @@ pub enum GenSystem {
     /// 1D wave (c = 1) on a periodic grid of --grid points, domain length 1; truth from the
     /// standard stencil φ̈_i = (φ_{i+1} − 2φ_i + φ_{i−1})/Δx².
     Wave1d,
+    /// Wave equation (c = 1, free boundary) on a user's triangle mesh --mesh FILE.msh, P1 FEM
+    /// truth q̈ = −M⁻¹Kφ; states are random smooth fields (--waves plane waves, |k| ≤ --k-max).
+    WaveMesh,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +34,10 @@ pub enum GenKind {
   lgn generate dblpend --kind trajectories --batch 40 --frames 1001 --dt 0.01 --out dblpend_test.h5
   lgn generate relativistic --out rel.h5 --n 10000 --g-range 0,1
   lgn generate wave1d --out wave_train.h5 --n 5000 --grid 100
-  lgn generate wave1d --kind trajectories --batch 4 --frames 201 --dt 0.005 --out wave_test.h5")]
+  lgn generate wave1d --kind trajectories --batch 4 --frames 201 --dt 0.005 --out wave_test.h5
+  lgn generate wave-mesh --mesh meshes/disk_coarse.msh --kind samples --n 200 --out disk_train.h5
+  lgn generate wave-mesh --mesh meshes/disk_coarse.msh --kind trajectories --batch 2 --frames 101 \\
+      --dt 0.01 --out disk_traj.h5     # also writes disk_traj.xmf (open it in ParaView)")]
 pub struct GenerateArgs {
     /// Which system.
     #[arg(value_enum)]
@@ -82,6 +88,16 @@ pub struct GenerateArgs {
     /// Wave samples: time span the frames are drawn from.
     #[arg(long, default_value_t = 1.0)]
     pub t_span: f64,
+    /// wave-mesh: the Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles).
+    #[arg(long)]
+    pub mesh: Option<PathBuf>,
+    /// wave-mesh: random plane waves per field.
+    #[arg(long, default_value_t = 4)]
+    pub waves: usize,
+    /// wave-mesh: largest wavenumber |k| of the plane waves (default 2.5π / L, L the larger
+    /// side of the mesh's bounding box).
+    #[arg(long)]
+    pub k_max: Option<f64>,
     /// DP5 relative tolerance.
     #[arg(long, default_value_t = 1e-10)]
     pub rtol: f64,
@@ -118,6 +134,12 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     if a.frames < 1 {
         return Err(Error::input("--frames must be at least 1"));
+    }
+    if a.system == GenSystem::WaveMesh {
+        return run_wave_mesh(&a, &method);
+    }
+    if a.mesh.is_some() {
+        return Err(Error::input("--mesh applies to wave-mesh only"));
     }
     let times = linspace_times(a.frames, a.dt);
     let wave = WaveConfig {
@@ -175,6 +197,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
                 .write(&a.out, a.force)?;
             format!("{} wave1d samples on {} points", a.n, a.grid)
         }
+        (GenSystem::WaveMesh, _) => unreachable!("handled by run_wave_mesh"),
         (GenSystem::Wave1d, GenKind::Trajectories) => {
             data::wave1d_trajectories(a.batch, &wave, &times, a.seed, &method)?
                 .write(&a.out, a.force)?;
@@ -185,5 +208,104 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         }
     };
     eprintln!("wrote {what} to {}", a.out.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// wave-mesh: finite-element truth on a user's mesh (issue 10).
+
+fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
+    use lgn::data::wave_mesh;
+    use lgn::io::xdmf;
+    let mesh_path = a
+        .mesh
+        .as_ref()
+        .ok_or_else(|| Error::input("wave-mesh needs --mesh FILE.msh (a Gmsh triangle mesh)"))?;
+    if a.g.is_some() || a.g_range.is_some() {
+        return Err(Error::input("--g/--g-range do not apply to wave-mesh"));
+    }
+    let (mesh, notes) = lgn::mesh::read_msh(mesh_path)?;
+    for note in notes {
+        eprintln!("note: {}: {note}", mesh_path.display());
+    }
+    let mut fields = lgn::mesh::fields::SmoothFieldConfig::for_mesh(&mesh);
+    fields.waves = a.waves;
+    if let Some(k) = a.k_max {
+        fields.k_max = k;
+    }
+    fields.check().map_err(|_| {
+        Error::input(format!(
+            "--waves must be ≥ 1 and --k-max positive and finite, got {} and {}",
+            a.waves, fields.k_max
+        ))
+    })?;
+    let mesh_attr = mesh_path.display().to_string();
+    let nn = mesh.n_nodes();
+    match a.kind {
+        GenKind::Samples => {
+            // Refuse a bad output before any work.
+            let out = lgn::io::AtomicOutput::new(&a.out, a.force)?;
+            let samples = wave_mesh::wave_mesh_samples(&mesh, a.n, &fields, a.seed)?;
+            wave_mesh::write_samples_with_attrs(&samples, &[("mesh", &mesh_attr)], out)?;
+            eprintln!(
+                "wrote {} wave-mesh samples on {} ({nn} nodes, k_max = {:.4}) to {}",
+                a.n,
+                mesh_path.display(),
+                fields.k_max,
+                a.out.display()
+            );
+        }
+        GenKind::Trajectories => {
+            let times = linspace_times(a.frames, a.dt);
+            let xmf = xdmf::sidecar_path(&a.out);
+            if xmf.exists() && !a.force {
+                return Err(Error::file(
+                    &xmf,
+                    "output file already exists; pass --force to overwrite it",
+                ));
+            }
+            let opts = lgn::io::TrajectoryWriterOptions {
+                system: Some(wave_mesh::SYSTEM.into()),
+                params: wave_mesh::params(&mesh, &fields, a.seed),
+                with_qddot: true,
+                with_energy: true,
+                ..Default::default()
+            };
+            let mut w = lgn::io::TrajectoryWriter::create(&a.out, a.batch, nn, &opts, a.force)?;
+            w.set_attr("mesh", &lgn::io::AttrValue::Str(mesh_attr))?;
+            w.write_geometry(&xdmf::Geometry::from_mesh(&mesh))?;
+            let spec = wave_mesh::TrajectorySpec {
+                batch: a.batch,
+                times: &times,
+                fields,
+                seed: a.seed,
+                method: *method,
+            };
+            // A progress bar on a terminal (indicatif draws nothing otherwise).
+            let bar = indicatif::ProgressBar::new(a.frames as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} frames (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            let stats = wave_mesh::wave_mesh_trajectories(&mesh, &spec, &mut w, |k| {
+                bar.set_position(k as u64)
+            })?;
+            bar.finish_and_clear();
+            w.finish()?;
+            let side = xdmf::write_sidecar(&a.out, a.force)?;
+            eprintln!(
+                "wrote {} wave-mesh trajectories × {} frames on {} ({nn} nodes; {} DP5 steps) to {} and {}",
+                a.batch,
+                a.frames,
+                mesh_path.display(),
+                stats.steps,
+                a.out.display(),
+                side.display()
+            );
+        }
+    }
     Ok(())
 }

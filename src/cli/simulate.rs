@@ -23,6 +23,9 @@ pub enum SimSystem {
     Wave1d,
     /// 1D wave, standard 3-point stencil; state FILE.h5 or "random".
     Wave1dStandard,
+    /// Wave equation (c = 1, free boundary) on the triangle mesh --mesh FILE.msh, P1 FEM truth;
+    /// state FILE.h5 (one value per mesh node in q and qdot) or "random" (smooth fields, --seed).
+    WaveMesh,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +46,9 @@ pub enum Integrator {
   lgn simulate --system dblpend --state \"1.0,2.0,0.5,-0.3\" --t-end 20 --dt 0.01 --out dp.h5 --plot dp.png
   lgn simulate --system wave1d-standard --n 100 --state random --seed 1 --t-end 2 --dt 0.01 \\
       --integrator verlet --step 0.001 --out wave.h5 --plot wave.png
-  lgn simulate --system relativistic --g 1 --state \"0,0.5\" --t-end 10 --dt 0.05 --integrator midpoint --out rel.h5")]
+  lgn simulate --system relativistic --g 1 --state \"0,0.5\" --t-end 10 --dt 0.05 --integrator midpoint --out rel.h5
+  lgn simulate --system wave-mesh --mesh meshes/disk_coarse.msh --state random --t-end 2 --dt 0.02 \\
+      --integrator verlet --step 0.002 --out disk.h5 --plot disk.png   # also writes disk.xmf")]
 pub struct SimulateArgs {
     /// Which system (with --model: the state layout; default from the model file).
     #[arg(long, value_enum, required_unless_present = "model")]
@@ -96,6 +101,11 @@ pub struct SimulateArgs {
     /// Linear solver for M q̈ = b.
     #[arg(long, value_enum, default_value_t = SolverKind::Auto)]
     pub solver: SolverKind,
+    /// Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles) for --system wave-mesh. The trajectory file
+    /// then also holds the mesh (group `mesh`) and gets an XDMF sidecar OUT.xmf for ParaView;
+    /// --plot draws the field on the triangles.
+    #[arg(long)]
+    pub mesh: Option<PathBuf>,
     /// Output HDF5 trajectory file.
     #[arg(long)]
     pub out: PathBuf,
@@ -168,6 +178,7 @@ fn factory(a: &SimulateArgs, n_state: usize) -> Result<(Factory, String, BTreeMa
         ));
     }
     Ok(match system_of(a)? {
+        SimSystem::WaveMesh => wave_mesh_factory(a, n_state)?,
         SimSystem::Dblpend => {
             let g = a.g.unwrap_or(9.8);
             params.insert("g".into(), g);
@@ -213,6 +224,9 @@ fn factory(a: &SimulateArgs, n_state: usize) -> Result<(Factory, String, BTreeMa
 
 fn initial_state(a: &SimulateArgs) -> Result<(Vec<f64>, Vec<f64>)> {
     let system = system_of(a)?;
+    if system == SimSystem::WaveMesh {
+        return wave_mesh_state(a);
+    }
     let wave = matches!(system, SimSystem::Wave1d | SimSystem::Wave1dStandard);
     if wave && a.state == "random" {
         let cfg = WaveConfig {
@@ -305,7 +319,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         with_energy: true,
         ..Default::default()
     };
+    let mesh_out = mesh_outputs_check(&a)?;
     let mut writer = TrajectoryWriter::create(&a.out, 1, q0.len(), &opts, a.force)?;
+    if let Some(m) = &mesh_out {
+        m.write_into(&writer)?;
+    }
     let bar = if a.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -324,6 +342,13 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     writer.finish()?;
+    if mesh_out.is_some() {
+        let side = lgn::io::xdmf::write_sidecar(&a.out, a.force)?;
+        eprintln!(
+            "wrote the XDMF sidecar {} (open it in ParaView)",
+            side.display()
+        );
+    }
     eprintln!(
         "wrote {frames} frames of {name} ({} coordinates) to {}: {} {} steps, {} rejected, {} evaluations",
         q0.len(),
@@ -344,7 +369,10 @@ fn plot_trajectory(h5: &Path, png: &Path, name: &str, force: bool) -> Result<()>
     let tr = TrajectoryData::read(h5)?;
     let t = tr.t.to_vec();
     let d = tr.dim();
-    if d <= 4 {
+    let geometry = lgn::io::xdmf::Geometry::read(h5)?;
+    if plot_with_geometry(&tr, geometry.as_ref(), png, name, force)? {
+        // Drawn on the mesh / at the node positions.
+    } else if d <= 4 {
         let series: Vec<Series> = (0..d)
             .map(|c| {
                 Series::new(
@@ -402,4 +430,174 @@ fn plot_trajectory(h5: &Path, png: &Path, name: &str, force: bool) -> Result<()>
         eprintln!("plotted {} and {}", png.display(), epng.display());
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// --system wave-mesh --mesh M.msh: the FEM truth on a user's mesh, the mesh stored with the
+// trajectory (group `mesh`, XDMF sidecar) and drawn on its triangles (issue 10).
+
+fn read_mesh(a: &SimulateArgs) -> Result<lgn::mesh::TriMesh> {
+    let path = a
+        .mesh
+        .as_ref()
+        .ok_or_else(|| Error::input("--system wave-mesh needs --mesh FILE.msh"))?;
+    Ok(lgn::mesh::read_msh(path)?.0)
+}
+
+fn wave_mesh_factory(
+    a: &SimulateArgs,
+    n_state: usize,
+) -> Result<(Factory, String, BTreeMap<String, f64>)> {
+    let mesh = read_mesh(a)?;
+    if mesh.n_nodes() != n_state {
+        return Err(Error::input(format!(
+            "the state has {n_state} values per q, the mesh {} has {} nodes",
+            a.mesh
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            mesh.n_nodes()
+        )));
+    }
+    let mut params = BTreeMap::new();
+    params.insert("n_nodes".into(), mesh.n_nodes() as f64);
+    params.insert("c".into(), 1.0);
+    let solver = a.solver;
+    Ok((
+        Box::new(move || lgn::data::wave_mesh::fem_dynamics(&mesh, solver)),
+        lgn::data::wave_mesh::SYSTEM.into(),
+        params,
+    ))
+}
+
+fn wave_mesh_state(a: &SimulateArgs) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mesh = read_mesh(a)?;
+    if a.state == "random" {
+        let cfg = lgn::mesh::fields::SmoothFieldConfig::for_mesh(&mesh);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+        return Ok(lgn::mesh::fields::random_state(
+            &mesh.positions,
+            &mut rng,
+            &cfg,
+        ));
+    }
+    let (q, v) = read_state(&a.state, None)?;
+    if q.len() != mesh.n_nodes() || v.len() != mesh.n_nodes() {
+        return Err(Error::input(format!(
+            "state {}: q has {} values and qdot {}, the mesh {} has {} nodes",
+            a.state,
+            q.len(),
+            v.len(),
+            a.mesh
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            mesh.n_nodes()
+        )));
+    }
+    Ok((q, v))
+}
+
+/// With --mesh: the mesh to store in the trajectory file; refuses an existing sidecar (no
+/// --force) before any work.
+struct MeshOutputs {
+    mesh_file: String,
+    geometry: lgn::io::xdmf::Geometry,
+}
+
+impl MeshOutputs {
+    fn write_into(&self, w: &TrajectoryWriter) -> Result<()> {
+        w.set_attr("mesh", &lgn::io::AttrValue::Str(self.mesh_file.clone()))?;
+        w.write_geometry(&self.geometry)
+    }
+}
+
+fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {
+    let Some(path) = &a.mesh else {
+        return Ok(None);
+    };
+    if a.model.is_none() && a.system != Some(SimSystem::WaveMesh) {
+        return Err(Error::input(
+            "--mesh applies to --system wave-mesh (or a model on a mesh)",
+        ));
+    }
+    let xmf = lgn::io::xdmf::sidecar_path(&a.out);
+    if xmf.exists() && !a.force {
+        return Err(Error::file(
+            &xmf,
+            "output file already exists; pass --force to overwrite it",
+        ));
+    }
+    let mesh = lgn::mesh::read_msh(path)?.0;
+    Ok(Some(MeshOutputs {
+        mesh_file: path.display().to_string(),
+        geometry: lgn::io::xdmf::Geometry::from_mesh(&mesh),
+    }))
+}
+
+/// Frames at `m` evenly spaced times (all frames if there are fewer).
+fn evenly_spaced(frames: usize, m: usize) -> Vec<usize> {
+    if frames <= m {
+        return (0..frames).collect();
+    }
+    (0..m)
+        .map(|j| ((j * (frames - 1)) as f64 / (m - 1) as f64).round() as usize)
+        .collect()
+}
+
+/// Plots that use the trajectory file's geometry: the field on the triangles at 6 evenly spaced
+/// times (meshes, dof = 1), or a space-time image over the node positions (1-D positions).
+/// Returns false if the geometry gives no such plot.
+fn plot_with_geometry(
+    tr: &TrajectoryData,
+    geometry: Option<&lgn::io::xdmf::Geometry>,
+    png: &Path,
+    name: &str,
+    force: bool,
+) -> Result<bool> {
+    let Some(g) = geometry else {
+        return Ok(false);
+    };
+    if g.n_nodes() != tr.dim() {
+        return Ok(false);
+    }
+    if let Some(tris) = g.triangles() {
+        let pos: Vec<[f64; 2]> = g
+            .positions
+            .rows()
+            .into_iter()
+            .map(|r| [r[0], r[1]])
+            .collect();
+        let frames: Vec<(f64, Vec<f64>)> = evenly_spaced(tr.n_frames(), 6)
+            .into_iter()
+            .map(|k| (tr.t[k], tr.q.slice(ndarray::s![0, k, ..]).to_vec()))
+            .collect();
+        plot::mesh_field_panels(
+            png,
+            &pos,
+            tris,
+            &frames,
+            &format!("{name}: φ on the mesh"),
+            force,
+        )?;
+        return Ok(true);
+    }
+    let one_d = g.positions.ncols() == 2 && g.positions.column(1).iter().all(|&y| y == 0.0);
+    if one_d && tr.n_frames() >= 2 {
+        let x: Vec<f64> = g.positions.column(0).to_vec();
+        let field = tr.q.slice(ndarray::s![0, .., ..]);
+        plot::spacetime_positions(
+            png,
+            &format!("{name}: q(t, x) at the node positions"),
+            &tr.t.to_vec(),
+            &x,
+            &[Panel {
+                title: "q".into(),
+                field,
+            }],
+            force,
+        )?;
+        return Ok(true);
+    }
+    Ok(false)
 }

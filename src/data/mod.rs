@@ -5,10 +5,13 @@
 //! | `dblpend` | θ ∈ [0, 2π)², ω ∈ [−ω_max, ω_max]² (reference code: ω_max = 10) | B random initial states, DP5 | closed-form q̈ of the reference code ([`dblpend_accel`]) |
 //! | `relativistic` | q, q̇ ∈ (−1, 1), g fixed or uniform per sample; also p = q̇(1 − q̇²)^(−3/2) | DP5 | q̈ = g(1 − q̇²)^(5/2)/(1 + 2q̇²) |
 //! | `wave1d` | frames of random smooth trajectories on a periodic grid | DP5 | standard stencil [`crate::density::Wave1dStandard`] |
+//! | `wave-mesh` ([`wave_mesh`]) | random smooth fields on a user's triangle mesh | DP5, all B at once, streamed | P1 FEM −M⁻¹Kφ |
 //!
 //! All generators are deterministic given the seed (trajectories are integrated in parallel,
 //! each from its own pre-drawn initial state). Energies are the exact energies of the true
 //! Lagrangian, E = q̇·∂L/∂q̇ − L.
+
+pub mod wave_mesh;
 
 use crate::dynamics::Dynamics;
 use crate::integrate::{integrate, Dp5Options, Method};
@@ -43,7 +46,7 @@ pub fn dblpend_accel(q: &[f64], v: &[f64], g: f64) -> [f64; 2] {
     [(f1 - a1 * f2) / det, (f2 - a2 * f1) / det]
 }
 
-/// Relativistic particle: q̈ = g(1 − q̇²)^(5/2)/(1 + 2q̇²) (DESIGN §5).
+/// Relativistic particle: q̈ = g(1 − q̇²)^(5/2)/(1 + 2q̇²) (docs/DESIGN.md §5).
 pub fn relativistic_accel(v: f64, g: f64) -> f64 {
     g * (1.0 - v * v).powf(2.5) / (1.0 + 2.0 * v * v)
 }

@@ -52,7 +52,7 @@ pub struct Relativistic {
     pub g: f64,
 }
 
-/// Centred-difference wave density on a 1D grid (DESIGN §5), site I_i = (i−1, i, i+1), d = 1:
+/// Centred-difference wave density on a 1D grid (docs/DESIGN.md §5), site I_i = (i−1, i, i+1), d = 1:
 /// ρ_i = φ̇_i² − ((φ_{i+1} − φ_{i−1}) / 2Δx)², so that
 /// φ̈_i = (φ_{i+2} − 2φ_i + φ_{i−2}) / (4Δx²).
 #[derive(Clone, Debug)]

@@ -1,4 +1,4 @@
-//! Softplus MLP densities with exact input derivatives (DESIGN §2).
+//! Softplus MLP densities with exact input derivatives (docs/DESIGN.md §2).
 //!
 //! ρ(x) = w_Lᵀ a_{L-1} + b_L, a_l = σ(z_l), z_l = W_l a_{l-1} + b_l, a_0 = x (normalised).
 //!
@@ -37,7 +37,7 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// The paper's initialisation (appendix C; DESIGN §4): biases 0, weights N(0, σ²) with
+    /// The paper's initialisation (appendix C; docs/DESIGN.md §4): biases 0, weights N(0, σ²) with
     /// σ = (1/√n)·{2.2 first layer; 0.58·i hidden layer i; n output layer}, n the layer's larger
     /// dimension. Deterministic for a given seed.
     pub fn paper_init(sizes: &[usize], seed: u64) -> Mlp {
@@ -375,7 +375,7 @@ struct Buffers<'a, 'b> {
 }
 
 impl MlpDensity {
-    /// The forward-tangent and backward passes for one block (DESIGN §2).
+    /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2).
     fn passes(&self, x: &[f64], nb: usize, out: &mut [f64], buf: Buffers<'_, '_>) {
         let Buffers {
             r,

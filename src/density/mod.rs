@@ -1,5 +1,5 @@
 //! Densities ρ(x_s) of a Lagrangian L = Σ_s ρ(x_s) and their exact local derivatives
-//! (DESIGN §1–2).
+//! (docs/DESIGN.md §1–2).
 //!
 //! A site s has an ordered node tuple I_s of `arity` k nodes with `dof` d coordinates each, and
 //! optional features f_s. Its local input is x_s = (q_I, v_I, f_s) of length 2kd + n_features,

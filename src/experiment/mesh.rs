@@ -216,26 +216,6 @@ fn stiffest_mode(dy: &mut crate::dynamics::Dynamics, q: &[f64], v: &[f64]) -> Re
     Ok(lam)
 }
 
-/// A random smooth field: Σ_j c_j cos(k_j·x + p_j) with |k_j| ≤ k_max, scaled to RMS 1 over
-/// the nodes, plus `level` (a constant).
-fn smooth_field(mesh: &TriMesh, rng: &mut StdRng, cfg: &Config, level: f64) -> Vec<f64> {
-    let mut f = vec![0.0; mesh.n_nodes()];
-    for _ in 0..cfg.waves {
-        let k = cfg.k_max * rng.random::<f64>().sqrt();
-        let th = 2.0 * PI * rng.random::<f64>();
-        let (kx, ky) = (k * th.cos(), k * th.sin());
-        let p = 2.0 * PI * rng.random::<f64>();
-        let c = rng.random::<f64>() * 2.0 - 1.0;
-        for (fi, x) in f.iter_mut().zip(&mesh.positions) {
-            *fi += c * (kx * x[0] + ky * x[1] + p).cos();
-        }
-    }
-    let mean = f.iter().sum::<f64>() / f.len() as f64;
-    let rms = (f.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f.len() as f64).sqrt();
-    let s = if rms > 0.0 { 1.0 / rms } else { 1.0 };
-    f.iter().map(|x| (x - mean) * s + level).collect()
-}
-
 /// `n` samples (φ, φ̇) → FEM accelerations on `mesh`, weighted by 1/mean(a²).
 fn make_samples(mesh: &TriMesh, n: usize, cfg: &Config, seed: u64) -> Result<Samples> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -243,10 +223,12 @@ fn make_samples(mesh: &TriMesh, n: usize, cfg: &Config, seed: u64) -> Result<Sam
     let nn = mesh.n_nodes();
     let (mut input, mut target, mut w) = (vec![], vec![], vec![]);
     let mut a = vec![0.0; nn];
+    let fields = crate::mesh::fields::SmoothFieldConfig {
+        waves: cfg.waves,
+        k_max: cfg.k_max,
+    };
     for _ in 0..n {
-        let level = 2.0 * rng.random::<f64>() - 1.0;
-        let phi = smooth_field(mesh, &mut rng, cfg, level);
-        let phidot = smooth_field(mesh, &mut rng, cfg, 0.0);
+        let (phi, phidot) = crate::mesh::fields::random_state(&mesh.positions, &mut rng, &fields);
         fem.accel(&phi, &mut a)?;
         let ms = a.iter().map(|x| x * x).sum::<f64>() / nn as f64;
         input.extend_from_slice(&phi);

@@ -31,6 +31,9 @@
 //! * [`validate`]`(path) -> Result<Vec<Problem>>`: all schema problems of an lgn file.
 //! * Each struct also has `problems(&self) -> Vec<Problem>` (the in-memory consistency checks
 //!   that `write` applies before touching the disk).
+//! * [`xdmf`]: the optional `mesh` group of a trajectories file ([`xdmf::Geometry`],
+//!   written with [`TrajectoryWriter::write_geometry`]) and the XDMF sidecar
+//!   ([`xdmf::write_sidecar`]) that lets ParaView open the trajectories directly.
 //! * [`AtomicOutput`]: the temp-file-then-rename helper, usable for other outputs (JSON, CSV):
 //!   `AtomicOutput::new(path, force)?`, write to `tmp_path()`, then `commit()?`.
 //!
@@ -60,6 +63,7 @@ mod samples;
 mod state;
 mod training;
 mod trajectory;
+pub mod xdmf;
 
 use std::fmt;
 

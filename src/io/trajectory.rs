@@ -95,6 +95,12 @@ impl TrajectoryData {
         let energy = ctx.f64_2d("energy", false);
         let system = ctx.attr_str("/", "system", false);
         let params = ctx.params(RESERVED);
+        // The optional node geometry (group `mesh`, see `io::xdmf`) is validated too.
+        let geometry_nodes = if ctx.exists(super::xdmf::GROUP) {
+            super::xdmf::read_ctx(ctx).map(|g| g.n_nodes())
+        } else {
+            None
+        };
         let s = TrajectoryData {
             system,
             params,
@@ -104,7 +110,18 @@ impl TrajectoryData {
             qddot,
             energy,
         };
-        let problems = s.problems();
+        let mut problems = s.problems();
+        if let Some(n) = geometry_nodes {
+            if s.dim() % n != 0 {
+                problems.push(Problem {
+                    location: format!("/{}/positions", super::xdmf::GROUP),
+                    msg: format!(
+                        "has {n} nodes, which does not divide the D = {} coordinates of /q",
+                        s.dim()
+                    ),
+                });
+            }
+        }
         ctx.accept(s, problems)
     }
 
@@ -554,6 +571,46 @@ impl TrajectoryWriter {
         self.buffered = 0;
         self.t_buf.clear();
         Ok(())
+    }
+
+    /// Write a root attribute (e.g. the string `mesh`, the mesh file a trajectory lives on).
+    /// Schema attributes (`lgn_kind`, `lgn_schema_version`) are refused.
+    pub fn set_attr(&self, name: &str, v: &AttrValue) -> Result<()> {
+        if name == "lgn_kind" || name == "lgn_schema_version" {
+            return Err(Error::file_at(
+                self.out.path(),
+                format!("/@{name}"),
+                "is set by the writer",
+            ));
+        }
+        if let AttrValue::Float(x) = v {
+            if !x.is_finite() {
+                return Err(Error::file_at(
+                    self.out.path(),
+                    format!("/@{name}"),
+                    format!("refusing to write non-finite value {x}"),
+                ));
+            }
+        }
+        self.out.attr("/", name, v)
+    }
+
+    /// Write the node geometry (optional group `mesh`, see [`crate::io::xdmf`]) so the file can
+    /// be drawn and opened in ParaView through [`crate::io::xdmf::write_sidecar`]. The number of
+    /// nodes must divide D (D = n_nodes · dof).
+    pub fn write_geometry(&self, g: &crate::io::xdmf::Geometry) -> Result<()> {
+        let n = g.n_nodes();
+        if n == 0 || self.dim % n != 0 {
+            return Err(Error::file_at(
+                self.out.path(),
+                "/mesh/positions",
+                format!(
+                    "the geometry has {n} nodes, which does not divide the D = {} coordinates per frame",
+                    self.dim
+                ),
+            ));
+        }
+        g.write_to(&self.out)
     }
 
     /// Write the remaining frames, close the file and move it into place. Returns the path.

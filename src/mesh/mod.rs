@@ -4,11 +4,13 @@
 //!   unique edges, mean edge length and a petgraph view.
 //! * [`gmsh`]: read Gmsh MSH 4.1 / 2.2 ASCII files, write MSH 4.1 / 2.2 ASCII.
 //! * [`generate`]: deterministic meshes (square, disk, L-shape, annulus, large squares).
+//! * [`fields`]: random smooth fields (sums of random plane waves) for initial states and data.
 //! * [`fem`]: P1 finite elements with lumped mass and cotangent stiffness (the ground truth the
 //!   learned Lagrangian is compared with).
 
 pub mod features;
 pub mod fem;
+pub mod fields;
 pub mod generate;
 pub mod gmsh;
 

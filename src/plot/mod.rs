@@ -2,7 +2,9 @@
 //! font embedded in the binary: no system fonts needed).
 //!
 //! * [`line_plot`]: y(x) curves with a legend (θ₁ vs time for truth and models, energy vs time).
-//! * [`spacetime`]: side-by-side space-time images (e.g. truth, model, difference) of fields
+//! * [`mesh_field_panels`]: a scalar field on a triangle mesh at several times (filled
+//!   triangles, shared colour bar).
+//! * [`spacetime`] / [`spacetime_positions`]: side-by-side space-time images (e.g. truth, model, difference) of fields
 //!   φ(t, x), each with its own symmetric diverging colour scale and colour bar.
 //!
 //! Outputs are written atomically and refuse to overwrite an existing file unless `force`.
@@ -241,7 +243,71 @@ pub fn spacetime(
     panels: &[Panel],
     force: bool,
 ) -> Result<()> {
+    let nx = panels.first().map(|p| p.field.ncols()).unwrap_or(0);
+    let cells: Vec<(usize, f64, f64)> = (0..nx)
+        .map(|i| (i, i as f64 * dx, (i + 1) as f64 * dx))
+        .collect();
+    spacetime_cells(path.as_ref(), title, t, &cells, panels, force)
+}
+
+/// [`spacetime`] with the nodes at coordinates `x` (one per column of the fields, any order,
+/// e.g. a chain's node positions): node i is drawn over the interval between the midpoints to
+/// its neighbours in x (half the neighbour spacing beyond the two ends).
+pub fn spacetime_positions(
+    path: impl AsRef<Path>,
+    title: &str,
+    t: &[f64],
+    x: &[f64],
+    panels: &[Panel],
+    force: bool,
+) -> Result<()> {
     let path = path.as_ref();
+    let nx = panels.first().map(|p| p.field.ncols()).unwrap_or(0);
+    if x.len() != nx || x.iter().any(|v| !v.is_finite()) {
+        return Err(Error::input(format!(
+            "space-time figure: {} finite node positions needed for {nx} nodes, got {}",
+            nx,
+            x.len()
+        )));
+    }
+    let mut order: Vec<usize> = (0..nx).collect();
+    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let xs: Vec<f64> = order.iter().map(|&i| x[i]).collect();
+    let mut cells = Vec::with_capacity(nx);
+    for (j, &i) in order.iter().enumerate() {
+        let lo = if j > 0 {
+            0.5 * (xs[j - 1] + xs[j])
+        } else if nx > 1 {
+            xs[0] - 0.5 * (xs[1] - xs[0])
+        } else {
+            xs[0] - 0.5
+        };
+        let hi = if j + 1 < nx {
+            0.5 * (xs[j] + xs[j + 1])
+        } else if nx > 1 {
+            xs[j] + 0.5 * (xs[j] - xs[j - 1])
+        } else {
+            xs[0] + 0.5
+        };
+        cells.push((i, lo, hi));
+    }
+    if cells[nx - 1].2 <= cells[0].1 {
+        return Err(Error::input(
+            "space-time figure: all node positions coincide",
+        ));
+    }
+    spacetime_cells(path, title, t, &cells, panels, force)
+}
+
+/// Space-time images with node `cells[j].0` drawn over x ∈ [cells[j].1, cells[j].2].
+fn spacetime_cells(
+    path: &Path,
+    title: &str,
+    t: &[f64],
+    cells: &[(usize, f64, f64)],
+    panels: &[Panel],
+    force: bool,
+) -> Result<()> {
     if panels.is_empty() {
         return Err(Error::input("a space-time figure needs at least one panel"));
     }
@@ -257,7 +323,15 @@ pub fn spacetime(
             "space-time panels must all have the same shape",
         ));
     }
+    if cells.len() != nx || cells.iter().any(|c| c.0 >= nx) {
+        return Err(Error::input(format!(
+            "space-time figure: {} cells for {nx} nodes",
+            cells.len()
+        )));
+    }
     let (t0, t1) = (t[0], t[nt - 1]);
+    let x_lo = cells.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+    let x_hi = cells.iter().map(|c| c.2).fold(f64::NEG_INFINITY, f64::max);
     let width = 420 * panels.len() as u32;
     with_png(path, (width, 520), force, |root| {
         let e = |err| plot_err(path, err);
@@ -276,7 +350,7 @@ pub fn spacetime(
                 .margin(8)
                 .x_label_area_size(36)
                 .y_label_area_size(48)
-                .build_cartesian_2d(0.0..nx as f64 * dx, t0..t1)
+                .build_cartesian_2d(x_lo..x_hi, t0..t1)
                 .map_err(e)?;
             chart
                 .configure_mesh()
@@ -290,12 +364,9 @@ pub fn spacetime(
             let field = &p.field;
             chart
                 .draw_series((0..nt - 1).flat_map(|k| {
-                    (0..nx).map(move |i| {
+                    cells.iter().map(move |&(i, a, b)| {
                         let v = field[[k, i]];
-                        Rectangle::new(
-                            [(i as f64 * dx, t[k]), ((i + 1) as f64 * dx, t[k + 1])],
-                            diverging(v / vmax).filled(),
-                        )
+                        Rectangle::new([(a, t[k]), (b, t[k + 1])], diverging(v / vmax).filled())
                     })
                 }))
                 .map_err(e)?;
@@ -423,6 +494,220 @@ pub fn line_panels(
     })
 }
 
+/// Sequential colour map (viridis-like, dark blue – green – yellow) for s ∈ [0, 1].
+pub fn sequential(s: f64) -> RGBColor {
+    const STOPS: [(f64, [f64; 3]); 5] = [
+        (0.0, [68.0, 1.0, 84.0]),
+        (0.25, [59.0, 82.0, 139.0]),
+        (0.5, [33.0, 145.0, 140.0]),
+        (0.75, [94.0, 201.0, 98.0]),
+        (1.0, [253.0, 231.0, 37.0]),
+    ];
+    let s = if s.is_finite() {
+        s.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let i = STOPS
+        .windows(2)
+        .position(|w| s <= w[1].0)
+        .unwrap_or(STOPS.len() - 2);
+    let ((a, ca), (b, cb)) = (STOPS[i], STOPS[i + 1]);
+    let u = (s - a) / (b - a);
+    let mix = |k: usize| (ca[k] + u * (cb[k] - ca[k])).round() as u8;
+    RGBColor(mix(0), mix(1), mix(2))
+}
+
+/// The colour scale of a field plot: values of both signs get the diverging map on ±max|v|
+/// (0 is white), one-signed values the sequential map on [min, max].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ColourScale {
+    pub lo: f64,
+    pub hi: f64,
+    pub diverging: bool,
+}
+
+impl ColourScale {
+    /// The scale for these values (non-finite ones ignored); None if none is finite.
+    pub fn for_values(vals: impl Iterator<Item = f64>) -> Option<ColourScale> {
+        let (lo, hi) = vals
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if lo > hi {
+            return None;
+        }
+        if lo < 0.0 && hi > 0.0 {
+            let m = lo.abs().max(hi);
+            return Some(ColourScale {
+                lo: -m,
+                hi: m,
+                diverging: true,
+            });
+        }
+        let (lo, hi) = if hi - lo > 1e-12 * hi.abs().max(lo.abs()) && hi > lo {
+            (lo, hi)
+        } else {
+            let pad = 0.5 * hi.abs().max(1e-300);
+            (lo - pad, hi + pad)
+        };
+        Some(ColourScale {
+            lo,
+            hi,
+            diverging: false,
+        })
+    }
+
+    /// Colour of value `v`.
+    pub fn colour(&self, v: f64) -> RGBColor {
+        if self.diverging {
+            diverging(v / self.hi)
+        } else {
+            sequential((v - self.lo) / (self.hi - self.lo))
+        }
+    }
+}
+
+/// A scalar field on a triangle mesh at several times, one panel per frame (at most 3 per row)
+/// under a common `title`, with one shared colour scale ([`ColourScale`]) and colour bar. Each
+/// triangle is filled with the colour of the mean of its three nodal values; every panel keeps
+/// the mesh's aspect ratio. `frames` are (t, one value per node).
+pub fn mesh_field_panels(
+    path: impl AsRef<Path>,
+    positions: &[[f64; 2]],
+    triangles: &[[usize; 3]],
+    frames: &[(f64, Vec<f64>)],
+    title: &str,
+    force: bool,
+) -> Result<()> {
+    let path = path.as_ref();
+    let n = positions.len();
+    if frames.is_empty() {
+        return Err(Error::input("a mesh figure needs at least one frame"));
+    }
+    if triangles.is_empty() {
+        return Err(Error::input("a mesh figure needs at least one triangle"));
+    }
+    if let Some(bad) = triangles.iter().flatten().find(|&&i| i >= n) {
+        return Err(Error::input(format!(
+            "a triangle refers to node {bad}, but the mesh has {n} nodes"
+        )));
+    }
+    if let Some((k, f)) = frames.iter().enumerate().find(|(_, f)| f.1.len() != n) {
+        return Err(Error::input(format!(
+            "frame {k} (t = {}) has {} values, the mesh has {n} nodes",
+            f.0,
+            f.1.len()
+        )));
+    }
+    if positions.iter().flatten().any(|x| !x.is_finite()) {
+        return Err(Error::input("mesh positions must be finite"));
+    }
+    let scale = ColourScale::for_values(frames.iter().flat_map(|f| f.1.iter().copied()))
+        .ok_or_else(|| Error::input("no finite field values to plot"))?;
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for p in positions {
+        x0 = x0.min(p[0]);
+        x1 = x1.max(p[0]);
+        y0 = y0.min(p[1]);
+        y1 = y1.max(p[1]);
+    }
+    let cols = frames.len().min(3);
+    let rows = frames.len().div_ceil(cols);
+    let (pw, ph) = (380u32, 380u32);
+    let bar_w = 120u32;
+    let size = (cols as u32 * pw + bar_w, rows as u32 * ph + 50);
+    // Plot-area pixels of one panel (minus margins, labels and caption): equal aspect ratio.
+    let (margin, xl, yl, cap) = (10.0, 30.0, 50.0, 26.0);
+    let (aw, ah) = (
+        pw as f64 - 2.0 * margin - yl,
+        ph as f64 - 2.0 * margin - xl - cap,
+    );
+    let (sx, sy) = ((x1 - x0).max(1e-300), (y1 - y0).max(1e-300));
+    let per_px = (sx / aw).max(sy / ah) * 1.04;
+    let (cx, cy) = (0.5 * (x0 + x1), 0.5 * (y0 + y1));
+    let xr = (cx - 0.5 * aw * per_px, cx + 0.5 * aw * per_px);
+    let yr = (cy - 0.5 * ah * per_px, cy + 0.5 * ah * per_px);
+    with_png(path, size, force, |root| {
+        let e = |err| plot_err(path, err);
+        let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
+        let (grid, bar) = root.split_horizontally(cols as i32 * pw as i32);
+        let areas = grid.split_evenly((rows, cols));
+        for (area, (t, vals)) in areas.iter().zip(frames) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("t = {t:.4}"), ("sans-serif", 16))
+                .margin(margin as u32)
+                .x_label_area_size(xl as u32)
+                .y_label_area_size(yl as u32)
+                .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(5)
+                .y_labels(5)
+                .x_label_formatter(&|v| tick_label(*v, xr.0, xr.1))
+                .y_label_formatter(&|v| tick_label(*v, yr.0, yr.1))
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(e)?;
+            let colour =
+                |tri: &[usize; 3]| scale.colour((vals[tri[0]] + vals[tri[1]] + vals[tri[2]]) / 3.0);
+            let corners = |tri: &[usize; 3]| -> Vec<(f64, f64)> {
+                tri.iter()
+                    .map(|&i| (positions[i][0], positions[i][1]))
+                    .collect()
+            };
+            chart
+                .draw_series(
+                    triangles
+                        .iter()
+                        .map(|tri| Polygon::new(corners(tri), colour(tri).filled())),
+                )
+                .map_err(e)?;
+            // Outline every triangle in its own colour: no hairline gaps between neighbours.
+            chart
+                .draw_series(triangles.iter().map(|tri| {
+                    let mut c = corners(tri);
+                    c.push(c[0]);
+                    PathElement::new(c, colour(tri))
+                }))
+                .map_err(e)?;
+        }
+        // Shared colour bar.
+        let mut cb = ChartBuilder::on(&bar)
+            .margin_top(40)
+            .margin_bottom(40)
+            .margin_left(10)
+            .margin_right(10)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..1.0, scale.lo..scale.hi)
+            .map_err(e)?;
+        cb.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_labels(7)
+            .y_label_formatter(&|v| tick_label(*v, scale.lo, scale.hi))
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(e)?;
+        let steps = 128;
+        cb.draw_series((0..steps).map(|j| {
+            let a = scale.lo + (scale.hi - scale.lo) * j as f64 / steps as f64;
+            let b = scale.lo + (scale.hi - scale.lo) * (j + 1) as f64 / steps as f64;
+            Rectangle::new([(0.0, a), (1.0, b)], scale.colour(0.5 * (a + b)).filled())
+        }))
+        .map_err(e)?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +718,12 @@ mod tests {
         assert_eq!(diverging(-1.0), RGBColor(5, 48, 97));
         assert_eq!(diverging(2.0), RGBColor(103, 0, 31));
         assert_eq!(diverging(f64::NAN), RGBColor(247, 247, 247));
+        assert_eq!(sequential(0.0), RGBColor(68, 1, 84));
+        assert_eq!(sequential(1.0), RGBColor(253, 231, 37));
+        let s = ColourScale::for_values([-1.0, 3.0].into_iter()).unwrap();
+        assert!(s.diverging && s.lo == -3.0 && s.hi == 3.0);
+        let s = ColourScale::for_values([1.0, 3.0, f64::NAN].into_iter()).unwrap();
+        assert!(!s.diverging && s.lo == 1.0 && s.hi == 3.0);
+        assert_eq!(s.colour(3.0), RGBColor(253, 231, 37));
     }
 }

@@ -1,4 +1,4 @@
-//! Sites s with their ordered neighbourhoods I_s (DESIGN §1), derived from a graph.
+//! Sites s with their ordered neighbourhoods I_s (docs/DESIGN.md §1), derived from a graph.
 //!
 //! All sites of one [`Sites`] collection share an arity k, so one density (one MLP input size)
 //! serves them all; a Lagrangian may sum several collections (e.g. node terms plus edge terms on

@@ -25,7 +25,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
-/// Initialise an MLP with `sizes` (any output width): hidden layers as in the paper (DESIGN §4),
+/// Initialise an MLP with `sizes` (any output width): hidden layers as in the paper (docs/DESIGN.md §4),
 /// the output layer N(0, 1/fan_in) (the paper's √n output scale is meant for a scalar
 /// Lagrangian; a vector regression head starts near unit scale instead).
 pub fn vector_mlp_init(sizes: &[usize], seed: u64) -> Mlp {

@@ -1,7 +1,7 @@
 //! Loss and exact parameter gradient of Lagrangian models through the Euler–Lagrange solve
-//! (adjoint method, DESIGN §3).
+//! (adjoint method, docs/DESIGN.md §3).
 //!
-//! For each sample: a = M⁻¹ b (DESIGN §1), λ = M⁻¹ ∂ℓ/∂a (M symmetric, so the same
+//! For each sample: a = M⁻¹ b (docs/DESIGN.md §1), λ = M⁻¹ ∂ℓ/∂a (M symmetric, so the same
 //! factorisation serves), then
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! Batched hyper-dual forward pass through a scalar softplus MLP and its reverse sweep for the
-//! parameter gradient of S_s = D_{u3} ρ − D_{u1} D_{u2} ρ (DESIGN §3).
+//! parameter gradient of S_s = D_{u3} ρ − D_{u1} D_{u2} ρ (docs/DESIGN.md §3).
 //!
 //! # Channels
 //!

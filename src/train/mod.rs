@@ -1,5 +1,5 @@
 //! Training: losses on accelerations, exact parameter gradients through the Euler–Lagrange solve
-//! (adjoint method, DESIGN §3), Adam, schedules, baselines, and model files.
+//! (adjoint method, docs/DESIGN.md §3), Adam, schedules, baselines, and model files.
 //!
 //! * [`hyperdual`]: the batched hyper-dual forward pass and its reverse sweep (∂S_s/∂θ).
 //! * [`gradient`]: loss + gradient of Lagrangian models (single-site dense path, any-graph path).
