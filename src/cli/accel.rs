@@ -49,8 +49,12 @@ pub struct AccelArgs {
     pub model: Option<std::path::PathBuf>,
     /// The state: comma-separated "q…,q̇…" values for small systems, or an HDF5 file with
     /// float64 datasets `q` and `qdot` at the root (wave1d).
-    #[arg(long)]
-    pub state: String,
+    #[arg(long, required_unless_present = "data")]
+    pub state: Option<String>,
+    /// With --model: evaluate the model on every sample of a samples or trajectories file
+    /// (with qddot) instead of one state; prints the relative error ‖a − q̈‖/‖q̈‖ over the file.
+    #[arg(long, requires = "model", conflicts_with = "state")]
+    pub data: Option<std::path::PathBuf>,
     /// Gravitational acceleration (ball, dblpend, relativistic).
     #[arg(long, default_value_t = 9.8)]
     pub g: f64,
@@ -213,10 +217,72 @@ pub(super) fn read_state_for(state: &str, n: usize, on: &str) -> Result<(Vec<f64
     Ok((q, v))
 }
 
+/// `--data`: the model's relative acceleration error over a whole file.
+fn evaluate(
+    args: &AccelArgs,
+    path: &Path,
+    model: &lgn::model::AnyModel,
+    graph: Option<&lgn::model::SystemGraph>,
+    data: &Path,
+) -> Result<()> {
+    let raw = lgn::io::read_training_data(data)?;
+    let (n, d) = raw.q.dim();
+    let mut dy = model.dynamics(graph, Some(d), args.solver)?;
+    if dy.n_coords() != d {
+        return Err(Error::file(
+            data,
+            format!(
+                "states have {d} coordinates but the model's system has {}",
+                dy.n_coords()
+            ),
+        ));
+    }
+    let (mut num, mut den, mut per) = (0.0, 0.0, 0.0);
+    let mut a = vec![0.0; d];
+    for i in 0..n {
+        let (q, v) = (raw.q.row(i).to_vec(), raw.qdot.row(i).to_vec());
+        dy.accelerations_into(&q, &v, &mut a)
+            .map_err(|e| Error::file(data, format!("sample {i}: {e}")))?;
+        let (mut ni, mut di) = (0.0, 0.0);
+        for (p, y) in a.iter().zip(raw.qddot.row(i)) {
+            ni += (p - y).powi(2);
+            di += y * y;
+        }
+        num += ni;
+        den += di;
+        per += if di > 0.0 { (ni / di).sqrt() } else { 0.0 };
+    }
+    let rel = (num / den.max(f64::MIN_POSITIVE)).sqrt();
+    let out = serde_json::json!({
+        "rel_error": rel,
+        "mean_sample_rel_error": per / n as f64,
+        "n_samples": n,
+        "n_coords": d,
+        "model": path.display().to_string(),
+        "model_kind": model.kind(),
+        "data": data.display().to_string(),
+        "graph": graph.map(|g| g.name.clone()),
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{}: relative acceleration error {rel:.4e} over {n} samples of {}",
+            path.display(),
+            data.display()
+        );
+    }
+    Ok(())
+}
+
 fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
     use lgn::model::AnyModel;
     let model = AnyModel::load(path)?;
     let graph = model_graph(args.graph.as_deref(), args.mesh.as_deref())?;
+    if let Some(data) = &args.data {
+        return evaluate(args, path, &model, graph.as_ref(), data);
+    }
+    let state = args.state.as_deref().expect("required unless --data");
     let a = match &model {
         AnyModel::Graph(m) => {
             let own;
@@ -235,7 +301,7 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
                 g.n_nodes(),
                 g.dof()
             );
-            let (q, v) = read_state_for(&args.state, dy.n_coords(), &on)?;
+            let (q, v) = read_state_for(state, dy.n_coords(), &on)?;
             dy.accelerations(&q, &v)?
         }
         AnyModel::Net(m) => {
@@ -248,7 +314,7 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
                     ),
                 ));
             }
-            let (q, v) = read_state(&args.state, None)?;
+            let (q, v) = read_state(state, None)?;
             m.predict(&q, &v, args.solver)?
         }
     };
@@ -287,6 +353,9 @@ pub fn run(args: AccelArgs) -> Result<()> {
     let Some(system) = args.system else {
         return Err(Error::input("--system or --model is required"));
     };
+    let Some(state) = args.state.clone() else {
+        return Err(Error::input("--state is required with --system"));
+    };
     let density = match args.density {
         DensityKind::Analytic => DensityChoice::Analytic,
         DensityKind::Mlp => DensityChoice::Mlp {
@@ -300,15 +369,15 @@ pub fn run(args: AccelArgs) -> Result<()> {
     }
     let (mut dy, q, v) = match system {
         SystemName::Ball => {
-            let (q, v) = read_state(&args.state, Some(2))?;
+            let (q, v) = read_state(&state, Some(2))?;
             (systems::ball(args.g, &density, args.solver)?, q, v)
         }
         SystemName::Dblpend => {
-            let (q, v) = read_state(&args.state, Some(2))?;
+            let (q, v) = read_state(&state, Some(2))?;
             (systems::dblpend(args.g, &density, args.solver)?, q, v)
         }
         SystemName::Relativistic => {
-            let (q, v) = read_state(&args.state, Some(1))?;
+            let (q, v) = read_state(&state, Some(1))?;
             if let Some(x) = v.iter().find(|x| x.abs() >= 1.0) {
                 return Err(Error::input(format!(
                     "the relativistic particle needs |qdot| < 1, got qdot = {x}"
@@ -317,13 +386,13 @@ pub fn run(args: AccelArgs) -> Result<()> {
             (systems::relativistic(args.g, &density, args.solver)?, q, v)
         }
         SystemName::Wave1d => {
-            let (q, v) = read_state(&args.state, args.n)?;
+            let (q, v) = read_state(&state, args.n)?;
             let n = args.n.unwrap_or(q.len());
             let dx = args.dx.unwrap_or(1.0 / n as f64);
             (systems::wave1d(n, dx, &density, args.solver)?, q, v)
         }
         SystemName::Wave1dStandard => {
-            let (q, v) = read_state(&args.state, args.n)?;
+            let (q, v) = read_state(&state, args.n)?;
             let n = args.n.unwrap_or(q.len());
             let dx = args.dx.unwrap_or(1.0 / n as f64);
             (
@@ -334,7 +403,7 @@ pub fn run(args: AccelArgs) -> Result<()> {
         }
         SystemName::Graph => {
             let dy = graph_system(&args, &density)?;
-            let (q, v) = read_state(&args.state, Some(dy.n_coords()))?;
+            let (q, v) = read_state(&state, Some(dy.n_coords()))?;
             (dy, q, v)
         }
         SystemName::WaveMesh => {
@@ -343,7 +412,7 @@ pub fn run(args: AccelArgs) -> Result<()> {
                 .as_ref()
                 .ok_or_else(|| Error::input("--system wave-mesh needs --mesh FILE.msh"))?;
             let (mesh, _notes) = lgn::mesh::read_msh(path)?;
-            let (q, v) = read_state(&args.state, Some(mesh.n_nodes()))?;
+            let (q, v) = read_state(&state, Some(mesh.n_nodes()))?;
             let md = match args.density {
                 DensityKind::Analytic => systems::MeshDensity::Fem,
                 DensityKind::Mlp => systems::MeshDensity::Mlp {

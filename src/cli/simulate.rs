@@ -61,10 +61,6 @@ pub struct SimulateArgs {
     /// graph).
     #[arg(long, conflicts_with = "mesh", requires = "model")]
     pub graph: Option<PathBuf>,
-    /// A Gmsh mesh: with a graph model (--model) the mesh to simulate on (zero-shot); with
-    /// --system wave-mesh the finite-element truth on it.
-    #[arg(long)]
-    pub mesh: Option<PathBuf>,
     /// Initial state: "q…,q̇…", an HDF5 file with datasets q and qdot, or "random" (wave).
     #[arg(long)]
     pub state: String,
@@ -101,9 +97,10 @@ pub struct SimulateArgs {
     /// Linear solver for M q̈ = b.
     #[arg(long, value_enum, default_value_t = SolverKind::Auto)]
     pub solver: SolverKind,
-    /// Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles) for --system wave-mesh. The trajectory file
-    /// then also holds the mesh (group `mesh`) and gets an XDMF sidecar OUT.xmf for ParaView;
-    /// --plot draws the field on the triangles.
+    /// Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles): for --system wave-mesh the finite-element
+    /// truth on it; with a graph model (--model) the mesh to simulate the model on (zero-shot).
+    /// The trajectory file then also holds the mesh (group `mesh`) and gets an XDMF sidecar
+    /// OUT.xmf for ParaView; --plot draws the field on the triangles.
     #[arg(long)]
     pub mesh: Option<PathBuf>,
     /// Output HDF5 trajectory file.
@@ -286,8 +283,13 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             "--graph applies to graph models (--model M.h5 written by lgn train --graph/--mesh)",
         ));
     }
+    let mut graph_geometry = None;
     let (q0, v0, make, name, mut params) = if let Some(m) = graph_model {
         let (make, name, graph) = graph_factory(&a, m)?;
+        graph_geometry = lgn::io::xdmf::Geometry::from_graph(&graph.data)?.map(|g| MeshOutputs {
+            mesh_file: graph.name.clone(),
+            geometry: g,
+        });
         let dy = make()?;
         let on = format!(
             "the graph {} ({} nodes × {})",
@@ -319,7 +321,13 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         with_energy: true,
         ..Default::default()
     };
-    let mesh_out = mesh_outputs_check(&a)?;
+    let mesh_out = match graph_geometry {
+        Some(g) => {
+            sidecar_free(&a)?;
+            Some(g)
+        }
+        None => mesh_outputs_check(&a)?,
+    };
     let mut writer = TrajectoryWriter::create(&a.out, 1, q0.len(), &opts, a.force)?;
     if let Some(m) = &mesh_out {
         m.write_into(&writer)?;
@@ -512,15 +520,8 @@ impl MeshOutputs {
     }
 }
 
-fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {
-    let Some(path) = &a.mesh else {
-        return Ok(None);
-    };
-    if a.model.is_none() && a.system != Some(SimSystem::WaveMesh) {
-        return Err(Error::input(
-            "--mesh applies to --system wave-mesh (or a model on a mesh)",
-        ));
-    }
+/// The XDMF sidecar of --out must not exist (unless --force).
+fn sidecar_free(a: &SimulateArgs) -> Result<()> {
     let xmf = lgn::io::xdmf::sidecar_path(&a.out);
     if xmf.exists() && !a.force {
         return Err(Error::file(
@@ -528,6 +529,19 @@ fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {
             "output file already exists; pass --force to overwrite it",
         ));
     }
+    Ok(())
+}
+
+fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {
+    let Some(path) = &a.mesh else {
+        return Ok(None);
+    };
+    if a.model.is_none() && a.system != Some(SimSystem::WaveMesh) {
+        return Err(Error::input(
+            "--mesh applies to --system wave-mesh (or a graph model: --model M.h5 --mesh M.msh)",
+        ));
+    }
+    sidecar_free(a)?;
     let mesh = lgn::mesh::read_msh(path)?.0;
     Ok(Some(MeshOutputs {
         mesh_file: path.display().to_string(),
