@@ -97,7 +97,7 @@ pub fn run(dir: &std::path::Path, epochs: usize) -> lgn::Result<serde_json::Valu
             )
         })
         .collect::<lgn::Result<Vec<_>>>()?;
-    for k in 0..frames {
+    for (k, &t) in times.iter().enumerate() {
         let q: Vec<f64> = sols.iter().flat_map(|s| s.q_at(k).to_vec()).collect();
         let v: Vec<f64> = sols.iter().flat_map(|s| s.v_at(k).to_vec()).collect();
         let mut a = vec![0.0; b * N];
@@ -110,7 +110,7 @@ pub fn run(dir: &std::path::Path, epochs: usize) -> lgn::Result<serde_json::Valu
                 .to_owned()
         };
         w.push_frame(
-            times[k],
+            t,
             view(&q).view(),
             view(&v).view(),
             Some(view(&a).view()),

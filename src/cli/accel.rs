@@ -283,6 +283,7 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
         return evaluate(args, path, &model, graph.as_ref(), data);
     }
     let state = args.state.as_deref().expect("required unless --data");
+    let values: Option<(f64, f64)>;
     let a = match &model {
         AnyModel::Graph(m) => {
             let own;
@@ -302,7 +303,9 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
                 g.dof()
             );
             let (q, v) = read_state_for(state, dy.n_coords(), &on)?;
-            dy.accelerations(&q, &v)?
+            let a = dy.accelerations(&q, &v)?;
+            values = Some((dy.lagrangian_value(&q, &v)?, dy.energy(&q, &v)?));
+            a
         }
         AnyModel::Net(m) => {
             if graph.is_some() {
@@ -315,6 +318,7 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
                 ));
             }
             let (q, v) = read_state(state, None)?;
+            values = None;
             m.predict(&q, &v, args.solver)?
         }
     };
@@ -326,6 +330,8 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
             "model_kind": model.kind(),
             "graph": graph.as_ref().map(|g| g.name.clone()),
             "n_coords": a.len(),
+            "lagrangian": values.map(|v| v.0),
+            "energy": values.map(|v| v.1),
         });
         println!("{out}");
     } else {

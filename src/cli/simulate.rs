@@ -273,7 +273,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     };
     let graph_model = match &a.model {
         Some(p) => match lgn::model::AnyModel::load(p)? {
-            lgn::model::AnyModel::Graph(m) => Some(m),
+            lgn::model::AnyModel::Graph(m) => Some(*m),
             lgn::model::AnyModel::Net(_) => None,
         },
         None => None,
@@ -297,13 +297,18 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             graph.n_nodes(),
             graph.dof()
         );
-        let (q0, v0) = super::accel::read_state_for(&a.state, dy.n_coords(), &on)?;
-        if let Some(&j) = dy.fixed_coords().iter().find(|&&j| v0[j] != 0.0) {
-            return Err(Error::input(format!(
-                "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {}; fixed nodes need qdot = 0",
-                j / graph.dof(),
-                v0[j]
-            )));
+        let (q0, mut v0) = super::accel::read_state_for(&a.state, dy.n_coords(), &on)?;
+        // Fixed nodes must be at rest; round-off (≤ 1e-12 of the largest speed) is zeroed.
+        let vmax = v0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        for &j in dy.fixed_coords() {
+            if v0[j].abs() > 1e-12 * vmax {
+                return Err(Error::input(format!(
+                    "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {:.6e}; fixed nodes need qdot = 0",
+                    j / graph.dof(),
+                    v0[j]
+                )));
+            }
+            v0[j] = 0.0;
         }
         (q0, v0, make, name, BTreeMap::new())
     } else {

@@ -74,7 +74,8 @@ pub struct TrainArgs {
     /// Passes over the training set.
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
-    /// Minibatch size (default 256; graph networks 16).
+    /// Minibatch size (default 256; graph networks 16, or fewer for small data sets so that an
+    /// epoch has at least ~32 steps).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Learning rate, the peak rate for onecycle (default 1e-3; graph networks 3e-3).
@@ -147,10 +148,14 @@ pub enum GraphDensity {
 }
 
 /// Training options shared by both paths, from the flags.
-fn config(args: &TrainArgs, graph: bool, stop: Arc<AtomicBool>) -> Result<TrainConfig> {
+/// `n` is the number of samples: graph networks default to minibatches of 16, smaller for small
+/// data sets so that an epoch has at least ~32 steps.
+fn config(args: &TrainArgs, graph: bool, n: usize, stop: Arc<AtomicBool>) -> Result<TrainConfig> {
     Ok(TrainConfig {
         epochs: args.epochs,
-        batch: args.batch.unwrap_or(if graph { 16 } else { 256 }),
+        batch: args
+            .batch
+            .unwrap_or(if graph { (n / 32).clamp(2, 16) } else { 256 }),
         lr: args.lr.unwrap_or(if graph { 3e-3 } else { 1e-3 }),
         weight_decay: args.weight_decay,
         schedule: args.schedule.unwrap_or(if graph {
@@ -395,7 +400,7 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
         }
     };
     model.system = raw.system.clone().unwrap_or_default();
-    let cfg = config(args, true, stop_flag())?;
+    let cfg = config(args, true, samples.n, stop_flag())?;
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
@@ -460,7 +465,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
-    let cfg = config(&args, false, stop_flag())?;
+    let cfg = config(&args, false, samples.n, stop_flag())?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;

@@ -1,4 +1,4 @@
-//! Learned densities with a fixed structure (docs/DESIGN.md §6): a kinetic node term with
+//! Learned densities with a fixed structure (docs/DESIGN.md §11.1–11.2): a kinetic node term with
 //! positive masses and potential-only MLP terms on nodes and on edges.
 //!
 //! * [`NodeKinetic`]: ρ_i = ½ μ_i |q̇_i|², μ_i > 0 given per node as the site's feature. M is
@@ -7,7 +7,7 @@
 //!   energy with the sign of a Lagrangian term).
 //! * [`PotentialMlp`] with [`PotentialInput::EdgeDiff`]: ρ_ab = N(q_b − q_a, f_ab) +
 //!   N(q_a − q_b, f_ab): symmetric under swapping the endpoints (the Reynolds symmetrisation of
-//!   docs/DESIGN.md §6.2) and invariant under q → q + c (a density of differences conserves
+//!   docs/DESIGN.md §6) and invariant under q → q + c (a density of differences conserves
 //!   total momentum).
 //!
 //! Potential terms do not depend on q̇, so m_s = 0 and c_s = 0 ([`Density::mass_is_zero`]): with

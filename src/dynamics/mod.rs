@@ -38,7 +38,7 @@ pub struct Dynamics {
 
 /// Held coordinates: after assembly their rows and columns of M become those of the identity
 /// and their b entries zero, so q̈_j = 0 for a fixed j and the free equations are exactly the
-/// Euler–Lagrange equations restricted to the free coordinates (docs/DESIGN.md §6.4).
+/// Euler–Lagrange equations restricted to the free coordinates (docs/DESIGN.md §11.4).
 #[derive(Clone, Debug, Default)]
 struct FixedCoords {
     coords: Vec<usize>,

@@ -1,4 +1,4 @@
-//! One description of a learned Lagrangian graph model (docs/DESIGN.md §6): where its graph
+//! One description of a learned Lagrangian graph model (docs/DESIGN.md §11): where its graph
 //! comes from ([`SystemGraph`]), its terms ([`GraphTerm`]) and their networks
 //! ([`GraphModel`]), from which [`GraphModel::dynamics`] builds the Euler–Lagrange system in one
 //! place — on the graph the model was trained on, or zero-shot on another graph or mesh with the
@@ -798,7 +798,7 @@ fn check_shape(s: &NetShape) -> Result<()> {
 #[derive(Clone, Debug)]
 pub enum AnyModel {
     Net(crate::train::TrainedModel),
-    Graph(GraphModel),
+    Graph(Box<GraphModel>),
 }
 
 impl AnyModel {
@@ -806,7 +806,7 @@ impl AnyModel {
     pub fn load(path: &Path) -> Result<AnyModel> {
         let graph = crate::io::h5::Ctx::read_with(path, |ctx| Some(file::is_graph_model(ctx)))?;
         if graph {
-            Ok(AnyModel::Graph(load_graph_model(path)?))
+            Ok(AnyModel::Graph(Box::new(load_graph_model(path)?)))
         } else {
             Ok(AnyModel::Net(crate::train::load_model(path)?))
         }

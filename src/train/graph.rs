@@ -1,4 +1,4 @@
-//! Exact loss gradients of [`GraphModel`]s (docs/DESIGN.md §3, §6): the adjoint through the
+//! Exact loss gradients of [`GraphModel`]s (docs/DESIGN.md §3, §11.3): the adjoint through the
 //! sparse Euler–Lagrange solve, then per term
 //!
 //! * potential terms N(…): ∂/∂θ of λ_I·∂ρ/∂q_I, a first-order hyper-dual sweep
@@ -22,6 +22,9 @@ use crate::sites::Sites;
 use crate::solve::SolverKind;
 use crate::{Error, Result};
 use rayon::prelude::*;
+
+/// One worker's share of a minibatch: loss, parameter gradient, ∂ℓ/∂M_jj.
+type Partial = (f64, Vec<f64>, Vec<f64>);
 
 /// A [`GraphModel`] bound to the graph it is trained on, with one [`Dynamics`] per worker.
 pub struct GraphTrainer {
@@ -91,7 +94,7 @@ impl Trainable for GraphTrainer {
         let inv = data.inv_norm(idx);
         let per = idx.len().div_ceil(self.dys.len()).max(1);
         let model = &self.model;
-        let parts: Vec<Result<(f64, Vec<f64>, Vec<f64>)>> = self
+        let parts: Vec<Result<Partial>> = self
             .dys
             .par_iter_mut()
             .zip(idx.par_chunks(per))
