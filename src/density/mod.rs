@@ -13,6 +13,7 @@ pub mod activation;
 pub mod analytic;
 pub mod fem;
 pub mod mlp;
+pub mod simd;
 
 pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use fem::{FemNodeMass, FemTriangle};
