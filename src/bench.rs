@@ -1,8 +1,8 @@
 //! Measurements behind `lgn bench` and the criterion benches.
 
-use crate::density::Mlp;
+use crate::density::{Mlp, MlpDensity, Precision};
 use crate::solve::SolverKind;
-use crate::systems::{self, DensityChoice};
+use crate::systems;
 use crate::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -31,6 +31,21 @@ pub struct AccelBench {
     pub phases: crate::dynamics::PhaseTimes,
     /// Stored entries of M.
     pub nnz: usize,
+    /// CPU brand string and the SIMD level of lgn's kernels on it (see [`crate::density::simd`]).
+    pub cpu: String,
+    pub simd: &'static str,
+    /// With f32 passes: max |a_f32 − a_f64| / max |a_f64| over the nodes (same state).
+    pub rel_err_vs_f64: Option<f64>,
+    /// With f32 passes: ‖a_f32 − a_f64‖₂ / ‖a_f64‖₂, and the median over nodes of
+    /// |a_f32 − a_f64| / |a_f64|.
+    pub rel_l2_err_vs_f64: Option<f64>,
+    pub median_rel_err_vs_f64: Option<f64>,
+}
+
+/// The CPU's brand string and the active SIMD level name, for benchmark records.
+pub fn cpu_simd() -> (String, &'static str) {
+    use crate::density::simd;
+    (simd::cpu_name(), simd::active().name())
 }
 
 /// Floating-point operations of one site's exact-derivative pass (DESIGN §2):
@@ -62,24 +77,19 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// Time the acceleration of the wave LGN on a periodic ring of n nodes with a
-/// 6 → hidden^layers → 1 softplus MLP density (f64). `min_seconds` bounds the measuring time.
+/// 6 → hidden^layers → 1 softplus MLP density evaluated in `precision` (assembly and solve in
+/// f64). `min_seconds` bounds the measuring time.
 pub fn accel(
     n: usize,
     hidden: usize,
     layers: usize,
     solver: SolverKind,
+    precision: Precision,
     min_seconds: f64,
 ) -> Result<AccelBench> {
     let t0 = Instant::now();
-    let density = DensityChoice::Mlp {
-        hidden,
-        layers,
-        seed: 0,
-    };
-    let mut dy = systems::wave1d(n, 1.0 / n as f64, &density, solver)?;
-    let mut rng = StdRng::seed_from_u64(n as u64);
-    let q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut dy = ring_system(n, hidden, layers, solver, precision)?;
+    let (q, v) = ring_state(n);
     let mut a = vec![0.0; n];
     let setup_seconds = t0.elapsed().as_secs_f64();
     // warm-up (first touch of buffers, GEMM kernel dispatch)
@@ -97,6 +107,13 @@ pub fn accel(
     sizes.extend(std::iter::repeat_n(hidden, layers));
     sizes.push(1);
     let flops = mlp_flops_per_site(&sizes, 3) * n as f64;
+    let (cpu, simd) = cpu_simd();
+    let errs = if precision == Precision::F64 {
+        None
+    } else {
+        let a64 = ring_system(n, hidden, layers, solver, Precision::F64)?.accelerations(&q, &v)?;
+        Some(rel_errors(&a, &a64))
+    };
     Ok(AccelBench {
         n,
         solver: dy.solver.kind().to_string(),
@@ -109,10 +126,59 @@ pub fn accel(
         threads: rayon::current_num_threads(),
         mlp_gflops: flops / seconds / 1e9,
         peak_rss_mb: peak_rss_mb(),
-        precision: "f64",
+        precision: precision.name(),
         phases: dy.timings,
         nnz: dy.pattern.nnz(),
+        cpu,
+        simd,
+        rel_err_vs_f64: errs.map(|e| e[0]),
+        rel_l2_err_vs_f64: errs.map(|e| e[1]),
+        median_rel_err_vs_f64: errs.map(|e| e[2]),
     })
+}
+
+/// [max-norm, 2-norm, median elementwise] relative errors of `a` against `truth`.
+pub fn rel_errors(a: &[f64], truth: &[f64]) -> [f64; 3] {
+    let inf = truth.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let err = truth
+        .iter()
+        .zip(a)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let l2 = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    let d = l2(&mut truth.iter().zip(a).map(|(x, y)| x - y));
+    let t = l2(&mut truth.iter().copied());
+    let mut el: Vec<f64> = truth
+        .iter()
+        .zip(a)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(1e-300))
+        .collect();
+    el.sort_by(f64::total_cmp);
+    let med = el.get(el.len() / 2).copied().unwrap_or(0.0);
+    [err / inf.max(1e-300), d / t.max(1e-300), med]
+}
+
+/// The benchmark ring: the wave LGN on a periodic ring of n nodes, sites (i−1, i, i+1), a
+/// 6 → hidden^layers → 1 softplus MLP (paper initialisation, seed 0) in `precision`.
+pub fn ring_system(
+    n: usize,
+    hidden: usize,
+    layers: usize,
+    solver: SolverKind,
+    precision: Precision,
+) -> Result<crate::dynamics::Dynamics> {
+    let graph = crate::graph::Graph::ring(n, 1)?;
+    let sites = crate::sites::Sites::stencil3(&graph)?;
+    let dens = MlpDensity::new(bench_mlp(hidden, layers), 3, 1, 0)?.with_precision(precision);
+    let lag = crate::lagrangian::Lagrangian::new(n, 1, sites, std::sync::Arc::new(dens))?;
+    crate::dynamics::Dynamics::new(lag, solver, graph.kind)
+}
+
+/// The benchmark state on the ring: q, q̇ uniform in [−1, 1] (seed n).
+pub fn ring_state(n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = StdRng::seed_from_u64(n as u64);
+    let q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    (q, v)
 }
 
 /// GEMM throughput in GFLOP/s for an m×k by k×n product through faer, run on every rayon
@@ -170,6 +236,8 @@ pub struct TrainBench {
     pub threads: usize,
     pub steps: usize,
     pub precision: &'static str,
+    pub cpu: String,
+    pub simd: &'static str,
 }
 
 /// Time full training steps (loss, gradient through the Euler–Lagrange solve, Adam update) of a
@@ -225,6 +293,8 @@ pub fn train_step(
         threads: rayon::current_num_threads(),
         steps: times.len(),
         precision: "f64",
+        cpu: cpu_simd().0,
+        simd: cpu_simd().1,
     })
 }
 
@@ -283,6 +353,8 @@ pub struct MeshAccelBench {
     /// Sparse plan: faer chose the supernodal Cholesky.
     pub supernodal: Option<bool>,
     pub precision: &'static str,
+    pub cpu: String,
+    pub simd: &'static str,
 }
 
 /// Time the acceleration of the wave equation on `mesh` with the FEM ground truth or a
@@ -361,5 +433,7 @@ pub fn accel_mesh(
         fill: factor_nnz as f64 / ((nnz + n) / 2) as f64,
         supernodal: dy.solver.supernodal(),
         precision: "f64",
+        cpu: cpu_simd().0,
+        simd: cpu_simd().1,
     })
 }

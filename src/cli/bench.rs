@@ -74,12 +74,31 @@ pub struct AccelBenchArgs {
     /// default: sparse; mesh default: auto (diagonal solve for fem, sparse Cholesky for mlp).
     #[arg(long, value_enum)]
     pub solver: Option<SolverKind>,
+    /// Precision of the MLP passes on the ring (assembly and solve stay f64).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
+    pub precision: PrecisionArg,
     /// Keep repeating for at least this long (median reported).
     #[arg(long, default_value_t = 2.0)]
     pub min_seconds: f64,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--precision` of the MLP passes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecisionArg {
+    F64,
+    F32,
+}
+
+impl From<PrecisionArg> for lgn::density::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F64 => lgn::density::Precision::F64,
+            PrecisionArg::F32 => lgn::density::Precision::F32,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,13 +176,20 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 ));
             }
             let solver = a.solver.unwrap_or(SolverKind::Sparse);
-            let r = lgn::bench::accel(n, a.hidden, a.layers, solver, a.min_seconds)?;
+            let r = lgn::bench::accel(
+                n,
+                a.hidden,
+                a.layers,
+                solver,
+                a.precision.into(),
+                a.min_seconds,
+            )?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));
             } else {
                 println!(
-                    "n = {}, solver = {}, hidden = {}×{}: {:.6} s per acceleration ({:.3} µs/node, {} reps, {} threads), set-up {:.4} s, MLP {:.1} GFLOP/s, peak RSS {:.0} MB",
-                    r.n, r.solver, r.hidden, r.layers, r.seconds, r.seconds_per_node * 1e6, r.reps, r.threads, r.setup_seconds, r.mlp_gflops, r.peak_rss_mb
+                    "n = {}, solver = {}, hidden = {}×{} ({}): {:.6} s per acceleration ({:.3} µs/node, {} reps, {} threads), set-up {:.4} s, MLP {:.1} GFLOP/s, peak RSS {:.0} MB; {} ({})",
+                    r.n, r.solver, r.hidden, r.layers, r.precision, r.seconds, r.seconds_per_node * 1e6, r.reps, r.threads, r.setup_seconds, r.mlp_gflops, r.peak_rss_mb, r.cpu, r.simd
                 );
             }
         }
@@ -186,14 +212,15 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Gemm(g) => {
             let gf = lgn::bench::gemm_gflops(g.m, g.k, g.cols, 2.0);
             let threads = rayon::current_num_threads();
+            let (cpu, simd) = lgn::bench::cpu_simd();
             if g.json {
                 println!(
                     "{}",
-                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64"})
+                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64", "cpu": cpu, "simd": simd})
                 );
             } else {
                 println!(
-                    "faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64)",
+                    "faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64); {cpu} ({simd})",
                     g.m, g.k, g.cols
                 );
             }

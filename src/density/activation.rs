@@ -177,7 +177,7 @@ mod tests {
     fn both_fma_modes_match_libm() {
         use crate::density::simd::{Fused, Unfused};
         let (mut wu, mut wf) = (0.0f64, 0.0f64);
-        let mut x = -700.0;
+        let mut x = -700.0f64;
         while x <= 0.0 {
             let r = x.exp();
             wu = wu.max((f64::exp_nonpos::<Unfused>(x) - r).abs() / r);

@@ -17,7 +17,7 @@ pub mod simd;
 
 pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use fem::{FemNodeMass, FemTriangle};
-pub use mlp::{wrap_period, Mlp, MlpDensity};
+pub use mlp::{wrap_period, Mlp, MlpDensity, Precision};
 
 /// A Lagrangian density evaluated on blocks of sites.
 pub trait Density: Send + Sync {
