@@ -437,3 +437,276 @@ pub fn accel_mesh(
         simd: cpu_simd().1,
     })
 }
+
+/// One timed point of a scaling sweep.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScalingPoint {
+    /// "ring" or "mesh".
+    pub system: String,
+    pub solver: String,
+    /// Nodes (= coordinates).
+    pub n: usize,
+    /// Median wall time of one acceleration evaluation.
+    pub seconds: f64,
+    pub seconds_per_node: f64,
+}
+
+/// Least-squares fit time ≈ c·n^k of one (system, solver) curve.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScalingFit {
+    pub system: String,
+    pub solver: String,
+    /// The exponent k.
+    pub k: f64,
+    /// The prefactor c (seconds at n = 1).
+    pub c: f64,
+    /// Range of n the fit used (points with n ≥ `fit_n_min`, or all when fewer than 2).
+    pub n_min: usize,
+    pub n_max: usize,
+    pub points: usize,
+}
+
+/// Result of [`scaling`]: the points and the fitted exponents, with the machine.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScalingBench {
+    pub hidden: usize,
+    pub layers: usize,
+    pub points: Vec<ScalingPoint>,
+    pub fits: Vec<ScalingFit>,
+    /// Dense pseudo-inverse points stop once the next one is predicted (n³ from the last)
+    /// to take longer than this.
+    pub dense_budget_seconds: f64,
+    pub threads: usize,
+    pub cpu: String,
+    pub simd: &'static str,
+}
+
+/// What [`scaling`] sweeps.
+#[derive(Clone, Debug)]
+pub struct ScalingSpec {
+    /// Ring sizes (empty: no ring sweep).
+    pub ring_ns: Vec<usize>,
+    /// Approximate node counts of generated unit-square meshes (empty: no mesh sweep).
+    pub mesh_ns: Vec<usize>,
+    pub hidden: usize,
+    pub layers: usize,
+    pub solvers: Vec<SolverKind>,
+    pub dense_budget_seconds: f64,
+    /// Minimum measuring time per point (at least 3 repetitions, median reported).
+    pub min_seconds: f64,
+    /// Fit only points with n at least this (when at least two qualify).
+    pub fit_n_min: usize,
+}
+
+/// Fit log t = log c + k log n by least squares.
+pub fn fit_power_law(ns: &[usize], ts: &[f64]) -> (f64, f64) {
+    let m = ns.len() as f64;
+    let x: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
+    let y: Vec<f64> = ts.iter().map(|t| t.ln()).collect();
+    let (mx, my) = (x.iter().sum::<f64>() / m, y.iter().sum::<f64>() / m);
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let sxy: f64 = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let k = if sxx > 0.0 { sxy / sxx } else { f64::NAN };
+    (k, (my - k * mx).exp())
+}
+
+fn time_accel(dy: &mut crate::dynamics::Dynamics, q: &[f64], v: &[f64], min_s: f64) -> Result<f64> {
+    let mut a = vec![0.0; q.len()];
+    dy.accelerations_into(q, v, &mut a)?; // warm-up
+    let mut times = vec![];
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < min_s && times.len() < 50) {
+        let t = Instant::now();
+        dy.accelerations_into(q, v, &mut a)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Time one acceleration evaluation over a sweep of n for each solver on the ring (MLP density
+/// 6 → hidden^layers → 1) and on generated unit-square meshes (node + edge MLPs), and fit each
+/// curve's exponent in time ∝ n^k. The dense pseudo-inverse path is cut off by a time budget.
+pub fn scaling(spec: &ScalingSpec) -> Result<ScalingBench> {
+    let mut points = Vec::new();
+    for system in ["ring", "mesh"] {
+        let ns = if system == "ring" {
+            &spec.ring_ns
+        } else {
+            &spec.mesh_ns
+        };
+        for &solver in &spec.solvers {
+            let mut last: Option<(usize, f64)> = None;
+            for &n in ns {
+                if solver == SolverKind::Dense {
+                    if let Some((n0, t0)) = last {
+                        if t0 * (n as f64 / n0 as f64).powi(3) > spec.dense_budget_seconds {
+                            break;
+                        }
+                    }
+                }
+                let (n_nodes, seconds) = if system == "ring" {
+                    let mut dy = ring_system(n, spec.hidden, spec.layers, solver, Precision::F64)?;
+                    let (q, v) = ring_state(n);
+                    (n, time_accel(&mut dy, &q, &v, spec.min_seconds)?)
+                } else {
+                    let mesh = crate::mesh::generate::unit_square_nodes(n)?;
+                    let nn = mesh.n_nodes();
+                    let density = systems::MeshDensity::Mlp {
+                        hidden: spec.hidden,
+                        layers: spec.layers,
+                        seed: 0,
+                    };
+                    let mut sys = systems::wave_mesh(&mesh, &density, solver)?;
+                    let mut rng = StdRng::seed_from_u64(nn as u64);
+                    let q: Vec<f64> = (0..nn).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    let v: Vec<f64> = (0..nn).map(|_| rng.random_range(-0.3..0.3)).collect();
+                    (nn, time_accel(&mut sys.dynamics, &q, &v, spec.min_seconds)?)
+                };
+                last = Some((n_nodes, seconds));
+                points.push(ScalingPoint {
+                    system: system.into(),
+                    solver: solver.to_string(),
+                    n: n_nodes,
+                    seconds,
+                    seconds_per_node: seconds / n_nodes as f64,
+                });
+            }
+        }
+    }
+    let mut fits = Vec::new();
+    for system in ["ring", "mesh"] {
+        for solver in &spec.solvers {
+            let name = solver.to_string();
+            let all: Vec<&ScalingPoint> = points
+                .iter()
+                .filter(|p| p.system == system && p.solver == name)
+                .collect();
+            let big: Vec<&ScalingPoint> = all
+                .iter()
+                .copied()
+                .filter(|p| p.n >= spec.fit_n_min)
+                .collect();
+            let used = if big.len() >= 2 { big } else { all };
+            if used.len() < 2 {
+                continue;
+            }
+            let ns: Vec<usize> = used.iter().map(|p| p.n).collect();
+            let ts: Vec<f64> = used.iter().map(|p| p.seconds).collect();
+            let (k, c) = fit_power_law(&ns, &ts);
+            fits.push(ScalingFit {
+                system: system.into(),
+                solver: name,
+                k,
+                c,
+                n_min: ns[0],
+                n_max: *ns.last().unwrap(),
+                points: ns.len(),
+            });
+        }
+    }
+    let (cpu, simd) = cpu_simd();
+    Ok(ScalingBench {
+        hidden: spec.hidden,
+        layers: spec.layers,
+        points,
+        fits,
+        dense_budget_seconds: spec.dense_budget_seconds,
+        threads: rayon::current_num_threads(),
+        cpu,
+        simd,
+    })
+}
+
+/// Draw a scaling sweep as a log-log PNG: measured times (markers and solid lines, one colour
+/// per system and solver) and the fitted power laws (dashed; the legend gives each exponent k).
+pub fn plot_scaling(r: &ScalingBench, path: &std::path::Path, force: bool) -> Result<()> {
+    use plotters::prelude::*;
+    const COLOURS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(23, 190, 207),
+    ];
+    if r.points.is_empty() {
+        return Err(crate::Error::input("no scaling points to plot"));
+    }
+    let fold = |f: &dyn Fn(&ScalingPoint) -> f64| {
+        r.points
+            .iter()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            })
+    };
+    let (x0, x1) = fold(&|p| p.n as f64);
+    let (y0, y1) = fold(&|p| p.seconds);
+    let title = format!(
+        "Time per acceleration, MLP {}×{} — {} ({}, {} threads)",
+        r.hidden, r.layers, r.cpu, r.simd, r.threads
+    );
+    crate::plot::with_png(path, (1100, 720), force, |root| {
+        let e = |err| crate::plot::plot_err(path, err);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                ((x0 / 1.5)..(x1 * 1.5)).log_scale(),
+                ((y0 / 2.0)..(y1 * 2.0)).log_scale(),
+            )
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("n (nodes)")
+            .y_desc("seconds per acceleration")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(e)?;
+        for (i, f) in r.fits.iter().enumerate() {
+            let c = COLOURS[i % COLOURS.len()];
+            let pts: Vec<(f64, f64)> = r
+                .points
+                .iter()
+                .filter(|p| p.system == f.system && p.solver == f.solver)
+                .map(|p| (p.n as f64, p.seconds))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(e)?
+                .label(format!("{} {}: t ∝ n^{:.2}", f.system, f.solver, f.k))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(e)?;
+            let fit = |n: f64| f.c * n.powf(f.k);
+            let (a, b) = (f.n_min as f64, f.n_max as f64);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(a, fit(a)), (b, fit(b))],
+                    8,
+                    6,
+                    c.mix(0.6).stroke_width(2),
+                ))
+                .map_err(e)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(e)?;
+        Ok(())
+    })
+}
