@@ -22,8 +22,12 @@ pub struct AccelBench {
     pub seconds_per_node: f64,
     pub reps: usize,
     pub threads: usize,
-    /// Multiply-add work of the MLP derivative passes, counted as 2 flops each, per second.
+    /// Multiply-add work of the MLP derivative passes, counted as 2 flops each, per second of
+    /// the whole acceleration.
     pub mlp_gflops: f64,
+    /// The same counted work per second of the site-derivative phase alone (compare with
+    /// `lgn bench gemm`).
+    pub sites_gflops: f64,
     /// Peak resident memory of the process so far (VmHWM), MB.
     pub peak_rss_mb: f64,
     pub precision: &'static str,
@@ -125,6 +129,7 @@ pub fn accel(
         reps: times.len(),
         threads: rayon::current_num_threads(),
         mlp_gflops: flops / seconds / 1e9,
+        sites_gflops: flops / dy.timings.sites / 1e9,
         peak_rss_mb: peak_rss_mb(),
         precision: precision.name(),
         phases: dy.timings,
