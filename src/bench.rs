@@ -1,8 +1,8 @@
 //! Measurements behind `lgn bench` and the criterion benches.
 
-use crate::density::Mlp;
+use crate::density::{Mlp, MlpDensity, Precision};
 use crate::solve::SolverKind;
-use crate::systems::{self, DensityChoice};
+use crate::systems;
 use crate::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -22,8 +22,12 @@ pub struct AccelBench {
     pub seconds_per_node: f64,
     pub reps: usize,
     pub threads: usize,
-    /// Multiply-add work of the MLP derivative passes, counted as 2 flops each, per second.
+    /// Multiply-add work of the MLP derivative passes, counted as 2 flops each, per second of
+    /// the whole acceleration.
     pub mlp_gflops: f64,
+    /// The same counted work per second of the site-derivative phase alone (compare with
+    /// `lgn bench gemm`).
+    pub sites_gflops: f64,
     /// Peak resident memory of the process so far (VmHWM), MB.
     pub peak_rss_mb: f64,
     pub precision: &'static str,
@@ -31,6 +35,21 @@ pub struct AccelBench {
     pub phases: crate::dynamics::PhaseTimes,
     /// Stored entries of M.
     pub nnz: usize,
+    /// CPU brand string and the SIMD level of lgn's kernels on it (see [`crate::density::simd`]).
+    pub cpu: String,
+    pub simd: &'static str,
+    /// With f32 passes: max |a_f32 − a_f64| / max |a_f64| over the nodes (same state).
+    pub rel_err_vs_f64: Option<f64>,
+    /// With f32 passes: ‖a_f32 − a_f64‖₂ / ‖a_f64‖₂, and the median over nodes of
+    /// |a_f32 − a_f64| / |a_f64|.
+    pub rel_l2_err_vs_f64: Option<f64>,
+    pub median_rel_err_vs_f64: Option<f64>,
+}
+
+/// The CPU's brand string and the active SIMD level name, for benchmark records.
+pub fn cpu_simd() -> (String, &'static str) {
+    use crate::density::simd;
+    (simd::cpu_name(), simd::active().name())
 }
 
 /// Floating-point operations of one site's exact-derivative pass (docs/DESIGN.md §2):
@@ -62,24 +81,19 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// Time the acceleration of the wave LGN on a periodic ring of n nodes with a
-/// 6 → hidden^layers → 1 softplus MLP density (f64). `min_seconds` bounds the measuring time.
+/// 6 → hidden^layers → 1 softplus MLP density evaluated in `precision` (assembly and solve in
+/// f64). `min_seconds` bounds the measuring time.
 pub fn accel(
     n: usize,
     hidden: usize,
     layers: usize,
     solver: SolverKind,
+    precision: Precision,
     min_seconds: f64,
 ) -> Result<AccelBench> {
     let t0 = Instant::now();
-    let density = DensityChoice::Mlp {
-        hidden,
-        layers,
-        seed: 0,
-    };
-    let mut dy = systems::wave1d(n, 1.0 / n as f64, &density, solver)?;
-    let mut rng = StdRng::seed_from_u64(n as u64);
-    let q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut dy = ring_system(n, hidden, layers, solver, precision)?;
+    let (q, v) = ring_state(n);
     let mut a = vec![0.0; n];
     let setup_seconds = t0.elapsed().as_secs_f64();
     // warm-up (first touch of buffers, GEMM kernel dispatch)
@@ -97,6 +111,13 @@ pub fn accel(
     sizes.extend(std::iter::repeat_n(hidden, layers));
     sizes.push(1);
     let flops = mlp_flops_per_site(&sizes, 3) * n as f64;
+    let (cpu, simd) = cpu_simd();
+    let errs = if precision == Precision::F64 {
+        None
+    } else {
+        let a64 = ring_system(n, hidden, layers, solver, Precision::F64)?.accelerations(&q, &v)?;
+        Some(rel_errors(&a, &a64))
+    };
     Ok(AccelBench {
         n,
         solver: dy.solver.kind().to_string(),
@@ -108,11 +129,61 @@ pub fn accel(
         reps: times.len(),
         threads: rayon::current_num_threads(),
         mlp_gflops: flops / seconds / 1e9,
+        sites_gflops: flops / dy.timings.sites / 1e9,
         peak_rss_mb: peak_rss_mb(),
-        precision: "f64",
+        precision: precision.name(),
         phases: dy.timings,
         nnz: dy.pattern.nnz(),
+        cpu,
+        simd,
+        rel_err_vs_f64: errs.map(|e| e[0]),
+        rel_l2_err_vs_f64: errs.map(|e| e[1]),
+        median_rel_err_vs_f64: errs.map(|e| e[2]),
     })
+}
+
+/// [max-norm, 2-norm, median elementwise] relative errors of `a` against `truth`.
+pub fn rel_errors(a: &[f64], truth: &[f64]) -> [f64; 3] {
+    let inf = truth.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let err = truth
+        .iter()
+        .zip(a)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let l2 = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    let d = l2(&mut truth.iter().zip(a).map(|(x, y)| x - y));
+    let t = l2(&mut truth.iter().copied());
+    let mut el: Vec<f64> = truth
+        .iter()
+        .zip(a)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(1e-300))
+        .collect();
+    el.sort_by(f64::total_cmp);
+    let med = el.get(el.len() / 2).copied().unwrap_or(0.0);
+    [err / inf.max(1e-300), d / t.max(1e-300), med]
+}
+
+/// The benchmark ring: the wave LGN on a periodic ring of n nodes, sites (i−1, i, i+1), a
+/// 6 → hidden^layers → 1 softplus MLP (paper initialisation, seed 0) in `precision`.
+pub fn ring_system(
+    n: usize,
+    hidden: usize,
+    layers: usize,
+    solver: SolverKind,
+    precision: Precision,
+) -> Result<crate::dynamics::Dynamics> {
+    let graph = crate::graph::Graph::ring(n, 1)?;
+    let sites = crate::sites::Sites::stencil3(&graph)?;
+    let dens = MlpDensity::new(bench_mlp(hidden, layers), 3, 1, 0)?.with_precision(precision);
+    let lag = crate::lagrangian::Lagrangian::new(n, 1, sites, std::sync::Arc::new(dens))?;
+    crate::dynamics::Dynamics::new(lag, solver, graph.kind)
+}
+
+/// The benchmark state on the ring: q, q̇ uniform in [−1, 1] (seed n).
+pub fn ring_state(n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = StdRng::seed_from_u64(n as u64);
+    let q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    (q, v)
 }
 
 /// GEMM throughput in GFLOP/s for an m×k by k×n product through faer, run on every rayon
@@ -170,6 +241,8 @@ pub struct TrainBench {
     pub threads: usize,
     pub steps: usize,
     pub precision: &'static str,
+    pub cpu: String,
+    pub simd: &'static str,
 }
 
 /// Time full training steps (loss, gradient through the Euler–Lagrange solve, Adam update) of a
@@ -225,6 +298,8 @@ pub fn train_step(
         threads: rayon::current_num_threads(),
         steps: times.len(),
         precision: "f64",
+        cpu: cpu_simd().0,
+        simd: cpu_simd().1,
     })
 }
 
@@ -283,6 +358,8 @@ pub struct MeshAccelBench {
     /// Sparse plan: faer chose the supernodal Cholesky.
     pub supernodal: Option<bool>,
     pub precision: &'static str,
+    pub cpu: String,
+    pub simd: &'static str,
 }
 
 /// Time the acceleration of the wave equation on `mesh` with the FEM ground truth or a
@@ -361,5 +438,280 @@ pub fn accel_mesh(
         fill: factor_nnz as f64 / ((nnz + n) / 2) as f64,
         supernodal: dy.solver.supernodal(),
         precision: "f64",
+        cpu: cpu_simd().0,
+        simd: cpu_simd().1,
+    })
+}
+
+/// One timed point of a scaling sweep.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScalingPoint {
+    /// "ring" or "mesh".
+    pub system: String,
+    pub solver: String,
+    /// Nodes (= coordinates).
+    pub n: usize,
+    /// Median wall time of one acceleration evaluation.
+    pub seconds: f64,
+    pub seconds_per_node: f64,
+}
+
+/// Least-squares fit time ≈ c·n^k of one (system, solver) curve.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScalingFit {
+    pub system: String,
+    pub solver: String,
+    /// The exponent k.
+    pub k: f64,
+    /// The prefactor c (seconds at n = 1).
+    pub c: f64,
+    /// Range of n the fit used (points with n ≥ `fit_n_min`, or all when fewer than 2).
+    pub n_min: usize,
+    pub n_max: usize,
+    pub points: usize,
+}
+
+/// Result of [`scaling`]: the points and the fitted exponents, with the machine.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScalingBench {
+    pub hidden: usize,
+    pub layers: usize,
+    pub points: Vec<ScalingPoint>,
+    pub fits: Vec<ScalingFit>,
+    /// Dense pseudo-inverse points stop once the next one is predicted (n³ from the last)
+    /// to take longer than this.
+    pub dense_budget_seconds: f64,
+    pub threads: usize,
+    pub cpu: String,
+    pub simd: &'static str,
+}
+
+/// What [`scaling`] sweeps.
+#[derive(Clone, Debug)]
+pub struct ScalingSpec {
+    /// Ring sizes (empty: no ring sweep).
+    pub ring_ns: Vec<usize>,
+    /// Approximate node counts of generated unit-square meshes (empty: no mesh sweep).
+    pub mesh_ns: Vec<usize>,
+    pub hidden: usize,
+    pub layers: usize,
+    pub solvers: Vec<SolverKind>,
+    pub dense_budget_seconds: f64,
+    /// Minimum measuring time per point (at least 3 repetitions, median reported).
+    pub min_seconds: f64,
+    /// Fit only points with n at least this (when at least two qualify).
+    pub fit_n_min: usize,
+}
+
+/// Fit log t = log c + k log n by least squares.
+pub fn fit_power_law(ns: &[usize], ts: &[f64]) -> (f64, f64) {
+    let m = ns.len() as f64;
+    let x: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
+    let y: Vec<f64> = ts.iter().map(|t| t.ln()).collect();
+    let (mx, my) = (x.iter().sum::<f64>() / m, y.iter().sum::<f64>() / m);
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let sxy: f64 = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let k = if sxx > 0.0 { sxy / sxx } else { f64::NAN };
+    (k, (my - k * mx).exp())
+}
+
+fn time_accel(dy: &mut crate::dynamics::Dynamics, q: &[f64], v: &[f64], min_s: f64) -> Result<f64> {
+    let mut a = vec![0.0; q.len()];
+    dy.accelerations_into(q, v, &mut a)?; // warm-up
+    let mut times = vec![];
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < min_s && times.len() < 50) {
+        let t = Instant::now();
+        dy.accelerations_into(q, v, &mut a)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Time one acceleration evaluation over a sweep of n for each solver on the ring (MLP density
+/// 6 → hidden^layers → 1) and on generated unit-square meshes (node + edge MLPs), and fit each
+/// curve's exponent in time ∝ n^k. The dense pseudo-inverse path is cut off by a time budget.
+pub fn scaling(spec: &ScalingSpec) -> Result<ScalingBench> {
+    let mut points = Vec::new();
+    for system in ["ring", "mesh"] {
+        let ns = if system == "ring" {
+            &spec.ring_ns
+        } else {
+            &spec.mesh_ns
+        };
+        for &solver in &spec.solvers {
+            let mut last: Option<(usize, f64)> = None;
+            for &n in ns {
+                if solver == SolverKind::Dense {
+                    if let Some((n0, t0)) = last {
+                        if t0 * (n as f64 / n0 as f64).powi(3) > spec.dense_budget_seconds {
+                            break;
+                        }
+                    }
+                }
+                let (n_nodes, seconds) = if system == "ring" {
+                    let mut dy = ring_system(n, spec.hidden, spec.layers, solver, Precision::F64)?;
+                    let (q, v) = ring_state(n);
+                    (n, time_accel(&mut dy, &q, &v, spec.min_seconds)?)
+                } else {
+                    let mesh = crate::mesh::generate::unit_square_nodes(n)?;
+                    let nn = mesh.n_nodes();
+                    let density = systems::MeshDensity::Mlp {
+                        hidden: spec.hidden,
+                        layers: spec.layers,
+                        seed: 0,
+                    };
+                    let mut sys = systems::wave_mesh(&mesh, &density, solver)?;
+                    let mut rng = StdRng::seed_from_u64(nn as u64);
+                    let q: Vec<f64> = (0..nn).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    let v: Vec<f64> = (0..nn).map(|_| rng.random_range(-0.3..0.3)).collect();
+                    (nn, time_accel(&mut sys.dynamics, &q, &v, spec.min_seconds)?)
+                };
+                last = Some((n_nodes, seconds));
+                points.push(ScalingPoint {
+                    system: system.into(),
+                    solver: solver.to_string(),
+                    n: n_nodes,
+                    seconds,
+                    seconds_per_node: seconds / n_nodes as f64,
+                });
+            }
+        }
+    }
+    let mut fits = Vec::new();
+    for system in ["ring", "mesh"] {
+        for solver in &spec.solvers {
+            let name = solver.to_string();
+            let all: Vec<&ScalingPoint> = points
+                .iter()
+                .filter(|p| p.system == system && p.solver == name)
+                .collect();
+            let big: Vec<&ScalingPoint> = all
+                .iter()
+                .copied()
+                .filter(|p| p.n >= spec.fit_n_min)
+                .collect();
+            let used = if big.len() >= 2 { big } else { all };
+            if used.len() < 2 {
+                continue;
+            }
+            let ns: Vec<usize> = used.iter().map(|p| p.n).collect();
+            let ts: Vec<f64> = used.iter().map(|p| p.seconds).collect();
+            let (k, c) = fit_power_law(&ns, &ts);
+            fits.push(ScalingFit {
+                system: system.into(),
+                solver: name,
+                k,
+                c,
+                n_min: ns[0],
+                n_max: *ns.last().unwrap(),
+                points: ns.len(),
+            });
+        }
+    }
+    let (cpu, simd) = cpu_simd();
+    Ok(ScalingBench {
+        hidden: spec.hidden,
+        layers: spec.layers,
+        points,
+        fits,
+        dense_budget_seconds: spec.dense_budget_seconds,
+        threads: rayon::current_num_threads(),
+        cpu,
+        simd,
+    })
+}
+
+/// Draw a scaling sweep as a log-log PNG: measured times (markers and solid lines, one colour
+/// per system and solver) and the fitted power laws (dashed; the legend gives each exponent k).
+pub fn plot_scaling(r: &ScalingBench, path: &std::path::Path, force: bool) -> Result<()> {
+    use plotters::prelude::*;
+    const COLOURS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(23, 190, 207),
+    ];
+    if r.points.is_empty() {
+        return Err(crate::Error::input("no scaling points to plot"));
+    }
+    let fold = |f: &dyn Fn(&ScalingPoint) -> f64| {
+        r.points
+            .iter()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            })
+    };
+    let (x0, x1) = fold(&|p| p.n as f64);
+    let (y0, y1) = fold(&|p| p.seconds);
+    let title = format!(
+        "Time per acceleration, MLP {}×{} — {} ({}, {} threads)",
+        r.hidden, r.layers, r.cpu, r.simd, r.threads
+    );
+    crate::plot::with_png(path, (1100, 720), force, |root| {
+        let e = |err| crate::plot::plot_err(path, err);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                ((x0 / 1.5)..(x1 * 1.5)).log_scale(),
+                ((y0 / 2.0)..(y1 * 2.0)).log_scale(),
+            )
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("n (nodes)")
+            .y_desc("seconds per acceleration")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(e)?;
+        for (i, f) in r.fits.iter().enumerate() {
+            let c = COLOURS[i % COLOURS.len()];
+            let pts: Vec<(f64, f64)> = r
+                .points
+                .iter()
+                .filter(|p| p.system == f.system && p.solver == f.solver)
+                .map(|p| (p.n as f64, p.seconds))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(e)?
+                .label(format!("{} {}: t ∝ n^{:.2}", f.system, f.solver, f.k))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(e)?;
+            let fit = |n: f64| f.c * n.powf(f.k);
+            let (a, b) = (f.n_min as f64, f.n_max as f64);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(a, fit(a)), (b, fit(b))],
+                    8,
+                    6,
+                    c.mix(0.6).stroke_width(2),
+                ))
+                .map_err(e)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(e)?;
+        Ok(())
     })
 }

@@ -13,6 +13,84 @@ pub enum BenchCommand {
     /// Full training steps (loss, exact adjoint gradient, Adam) of the single-site
     /// double-pendulum LNN 4 → H×L → 1 on random states (f64), like the JAX reference.
     Train(TrainBenchArgs),
+    /// Sweep n on the ring (and on generated unit-square meshes), time the sparse, banded and
+    /// dense-pinv paths (dense up to a time budget), fit each one's exponent k in time ∝ n^k and
+    /// optionally draw a log-log PNG.
+    Scaling(ScalingArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  lgn bench scaling --plot docs/scaling.png --json\n  lgn bench scaling --n-max 100000 --no-mesh --solvers sparse,dense"
+)]
+pub struct ScalingArgs {
+    /// Smallest ring size.
+    #[arg(long, default_value_t = 100)]
+    pub n_min: usize,
+    /// Largest ring size.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub n_max: usize,
+    /// Largest mesh (approximate nodes of the generated unit square).
+    #[arg(long, default_value_t = 250_000)]
+    pub mesh_n_max: usize,
+    /// Skip the mesh sweep.
+    #[arg(long)]
+    pub no_mesh: bool,
+    /// Sizes per decade (geometric).
+    #[arg(long, default_value_t = 2)]
+    pub per_decade: usize,
+    /// Solvers to time.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sparse,banded,dense"
+    )]
+    pub solvers: Vec<SolverKind>,
+    /// Hidden width H of the MLP densities.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// Hidden layers of the MLP densities.
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    /// Stop the dense pseudo-inverse sweep when its next point is predicted (∝ n³) to take
+    /// longer than this many seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub dense_budget: f64,
+    /// Minimum measuring time per point (≥ 3 repetitions, median).
+    #[arg(long, default_value_t = 0.3)]
+    pub min_seconds: f64,
+    /// Fit the exponents on points with n at least this.
+    #[arg(long, default_value_t = 1000)]
+    pub fit_n_min: usize,
+    /// Draw the log-log figure to this PNG.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
+    /// Overwrite an existing --plot file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Geometric sizes from `lo` to `hi` with `per` points per decade (rounded, deduplicated).
+fn sweep(lo: usize, hi: usize, per: usize) -> Vec<usize> {
+    let mut v = Vec::new();
+    if lo == 0 || hi < lo || per == 0 {
+        return v;
+    }
+    let (a, b) = ((lo as f64).log10(), (hi as f64).log10());
+    let steps = ((b - a) * per as f64).round() as usize;
+    for i in 0..=steps {
+        let n = 10f64
+            .powf(a + (b - a) * i as f64 / steps.max(1) as f64)
+            .round() as usize;
+        if v.last() != Some(&n) {
+            v.push(n);
+        }
+    }
+    v
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,12 +152,31 @@ pub struct AccelBenchArgs {
     /// default: sparse; mesh default: auto (diagonal solve for fem, sparse Cholesky for mlp).
     #[arg(long, value_enum)]
     pub solver: Option<SolverKind>,
+    /// Precision of the MLP passes on the ring (assembly and solve stay f64).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]
+    pub precision: PrecisionArg,
     /// Keep repeating for at least this long (median reported).
     #[arg(long, default_value_t = 2.0)]
     pub min_seconds: f64,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--precision` of the MLP passes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecisionArg {
+    F64,
+    F32,
+}
+
+impl From<PrecisionArg> for lgn::density::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F64 => lgn::density::Precision::F64,
+            PrecisionArg::F32 => lgn::density::Precision::F32,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,13 +254,20 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 ));
             }
             let solver = a.solver.unwrap_or(SolverKind::Sparse);
-            let r = lgn::bench::accel(n, a.hidden, a.layers, solver, a.min_seconds)?;
+            let r = lgn::bench::accel(
+                n,
+                a.hidden,
+                a.layers,
+                solver,
+                a.precision.into(),
+                a.min_seconds,
+            )?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));
             } else {
                 println!(
-                    "n = {}, solver = {}, hidden = {}×{}: {:.6} s per acceleration ({:.3} µs/node, {} reps, {} threads), set-up {:.4} s, MLP {:.1} GFLOP/s, peak RSS {:.0} MB",
-                    r.n, r.solver, r.hidden, r.layers, r.seconds, r.seconds_per_node * 1e6, r.reps, r.threads, r.setup_seconds, r.mlp_gflops, r.peak_rss_mb
+                    "n = {}, solver = {}, hidden = {}×{} ({}): {:.6} s per acceleration ({:.3} µs/node, {} reps, {} threads), set-up {:.4} s, MLP {:.1} GFLOP/s ({:.1} in the site phase), peak RSS {:.0} MB; {} ({})",
+                    r.n, r.solver, r.hidden, r.layers, r.precision, r.seconds, r.seconds_per_node * 1e6, r.reps, r.threads, r.setup_seconds, r.mlp_gflops, r.sites_gflops, r.peak_rss_mb, r.cpu, r.simd
                 );
             }
         }
@@ -183,17 +287,77 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 );
             }
         }
+        BenchCommand::Scaling(s) => {
+            if s.hidden == 0 || s.layers == 0 || s.n_min < 8 || s.per_decade == 0 {
+                return Err(lgn::Error::input(
+                    "--hidden, --layers and --per-decade must be positive, --n-min at least 8",
+                ));
+            }
+            if s.solvers.contains(&SolverKind::Auto) {
+                return Err(lgn::Error::input(
+                    "--solvers takes sparse, banded and dense (not auto)",
+                ));
+            }
+            if let Some(p) = &s.plot {
+                if p.exists() && !s.force {
+                    return Err(lgn::Error::input(format!(
+                        "{} exists (use --force to overwrite)",
+                        p.display()
+                    )));
+                }
+            }
+            let spec = lgn::bench::ScalingSpec {
+                ring_ns: sweep(s.n_min, s.n_max, s.per_decade),
+                mesh_ns: if s.no_mesh {
+                    vec![]
+                } else {
+                    sweep(s.n_min.max(100), s.mesh_n_max, s.per_decade)
+                },
+                hidden: s.hidden,
+                layers: s.layers,
+                solvers: s.solvers.clone(),
+                dense_budget_seconds: s.dense_budget,
+                min_seconds: s.min_seconds,
+                fit_n_min: s.fit_n_min,
+            };
+            let r = lgn::bench::scaling(&spec)?;
+            if let Some(p) = &s.plot {
+                lgn::bench::plot_scaling(&r, p, s.force)?;
+            }
+            if s.json {
+                println!("{}", serde_json::to_string(&r).expect("serialisable"));
+            } else {
+                for p in &r.points {
+                    println!(
+                        "{} {:>6} n = {:>8}: {:.6} s ({:.3} µs/node)",
+                        p.system,
+                        p.solver,
+                        p.n,
+                        p.seconds,
+                        p.seconds_per_node * 1e6
+                    );
+                }
+                for f in &r.fits {
+                    println!(
+                        "fit {} {}: time ∝ n^{:.3} over n = {}..{} ({} points)",
+                        f.system, f.solver, f.k, f.n_min, f.n_max, f.points
+                    );
+                }
+                println!("{} ({}), {} threads", r.cpu, r.simd, r.threads);
+            }
+        }
         BenchCommand::Gemm(g) => {
             let gf = lgn::bench::gemm_gflops(g.m, g.k, g.cols, 2.0);
             let threads = rayon::current_num_threads();
+            let (cpu, simd) = lgn::bench::cpu_simd();
             if g.json {
                 println!(
                     "{}",
-                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64"})
+                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64", "cpu": cpu, "simd": simd})
                 );
             } else {
                 println!(
-                    "faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64)",
+                    "faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64); {cpu} ({simd})",
                     g.m, g.k, g.cols
                 );
             }

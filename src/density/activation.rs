@@ -9,76 +9,39 @@
 //!   for small e.
 //!
 //! softplus(z) = max(z, 0) + log1p(e), σ' = sigmoid(z), σ'' = e/(1 + e)².
+//!
+//! The polynomials live in [`Real`] (f64 and an f32 variant); the `_g` functions are generic over
+//! the scalar type and the multiply-add mode so the dispatched kernels of [`super::simd`] inline
+//! them; the plain functions use the build target's own mode (no software fma).
 
-const LOG2E: f64 = std::f64::consts::LOG2_E;
-#[allow(clippy::excessive_precision)] // fdlibm's split of ln 2: LN2_HI has trailing zero bits
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-#[allow(clippy::excessive_precision)]
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5·2⁵², rounds to integer on addition
+use super::simd::{self, FmaMode, Kernel, Real, SimdLevel, StaticFma};
 
 /// exp(x) for x ≤ 0 (clamped at −708, where e^x ≈ 3e−308).
 #[inline(always)]
 pub fn exp_nonpos(x: f64) -> f64 {
-    let x = x.max(-708.0);
-    let kf = x.mul_add(LOG2E, SHIFT);
-    let k = kf - SHIFT;
-    let r = (-k).mul_add(LN2_LO, (-k).mul_add(LN2_HI, x));
-    // Taylor coefficients 1/n!, n = 13 … 0
-    let mut p: f64 = 1.0 / 6_227_020_800.0;
-    p = p.mul_add(r, 1.0 / 479_001_600.0);
-    p = p.mul_add(r, 1.0 / 39_916_800.0);
-    p = p.mul_add(r, 1.0 / 3_628_800.0);
-    p = p.mul_add(r, 1.0 / 362_880.0);
-    p = p.mul_add(r, 1.0 / 40_320.0);
-    p = p.mul_add(r, 1.0 / 5_040.0);
-    p = p.mul_add(r, 1.0 / 720.0);
-    p = p.mul_add(r, 1.0 / 120.0);
-    p = p.mul_add(r, 1.0 / 24.0);
-    p = p.mul_add(r, 1.0 / 6.0);
-    p = p.mul_add(r, 0.5);
-    p = p.mul_add(r, 1.0);
-    p = p.mul_add(r, 1.0);
-    let ki = (kf.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
-    f64::from_bits((p.to_bits() as i64).wrapping_add(ki << 52) as u64)
+    f64::exp_nonpos::<StaticFma>(x)
 }
 
 /// log(1 + e) for e ∈ [0, 1].
 #[inline(always)]
 pub fn log1p_unit(e: f64) -> f64 {
-    let s = e / (2.0 + e);
-    let s2 = s * s;
-    // Σ_{m=0}^{18} s^{2m}/(2m+1), Horner in s²
-    let mut p: f64 = 1.0 / 37.0;
-    p = p.mul_add(s2, 1.0 / 35.0);
-    p = p.mul_add(s2, 1.0 / 33.0);
-    p = p.mul_add(s2, 1.0 / 31.0);
-    p = p.mul_add(s2, 1.0 / 29.0);
-    p = p.mul_add(s2, 1.0 / 27.0);
-    p = p.mul_add(s2, 1.0 / 25.0);
-    p = p.mul_add(s2, 1.0 / 23.0);
-    p = p.mul_add(s2, 1.0 / 21.0);
-    p = p.mul_add(s2, 1.0 / 19.0);
-    p = p.mul_add(s2, 1.0 / 17.0);
-    p = p.mul_add(s2, 1.0 / 15.0);
-    p = p.mul_add(s2, 1.0 / 13.0);
-    p = p.mul_add(s2, 1.0 / 11.0);
-    p = p.mul_add(s2, 1.0 / 9.0);
-    p = p.mul_add(s2, 1.0 / 7.0);
-    p = p.mul_add(s2, 1.0 / 5.0);
-    p = p.mul_add(s2, 1.0 / 3.0);
-    p = p.mul_add(s2, 1.0);
-    2.0 * s * p
+    f64::log1p_unit::<StaticFma>(e)
+}
+
+/// (softplus(z), sigmoid(z), sigmoid'(z)) in T with multiply-adds formed by F.
+#[inline(always)]
+pub fn softplus_derivs_g<T: Real, F: FmaMode>(z: T) -> (T, T, T) {
+    let e = T::exp_nonpos::<F>(-z.abs());
+    let inv = T::ONE / (T::ONE + e);
+    let sp = z.max(T::ZERO) + T::log1p_unit::<F>(e);
+    let sig = if z >= T::ZERO { inv } else { e * inv };
+    (sp, sig, e * inv * inv)
 }
 
 /// (softplus(z), sigmoid(z), sigmoid'(z)).
 #[inline(always)]
 pub fn softplus_derivs(z: f64) -> (f64, f64, f64) {
-    let e = exp_nonpos(-z.abs());
-    let inv = 1.0 / (1.0 + e);
-    let sp = z.max(0.0) + log1p_unit(e);
-    let sig = if z >= 0.0 { inv } else { e * inv };
-    (sp, sig, e * inv * inv)
+    softplus_derivs_g::<f64, StaticFma>(z)
 }
 
 /// softplus(z) = log(1 + eᶻ).
@@ -87,37 +50,76 @@ pub fn softplus(z: f64) -> f64 {
     z.max(0.0) + log1p_unit(exp_nonpos(-z.abs()))
 }
 
-/// Apply [`softplus_derivs`] elementwise: a = σ(z), s1 = σ'(z), s2 = σ''(z).
-pub fn softplus_slices(z: &[f64], a: &mut [f64], s1: &mut [f64], s2: &mut [f64]) {
+/// [`softplus_slices`] inside a dispatched kernel (T, F chosen by the caller).
+#[inline(always)]
+pub fn softplus_slices_g<T: Real, F: FmaMode>(z: &[T], a: &mut [T], s1: &mut [T], s2: &mut [T]) {
     let n = z.len();
     let (a, s1, s2) = (&mut a[..n], &mut s1[..n], &mut s2[..n]);
     for i in 0..n {
-        let (x, y, w) = softplus_derivs(z[i]);
+        let (x, y, w) = softplus_derivs_g::<T, F>(z[i]);
         a[i] = x;
         s1[i] = y;
         s2[i] = w;
     }
 }
 
+struct SoftplusSlices<'a, T> {
+    z: &'a [T],
+    a: &'a mut [T],
+    s1: &'a mut [T],
+    s2: &'a mut [T],
+}
+
+impl<T: Real> Kernel for SoftplusSlices<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<F: FmaMode>(self) {
+        softplus_slices_g::<T, F>(self.z, self.a, self.s1, self.s2)
+    }
+}
+
+/// Apply [`softplus_derivs`] elementwise: a = σ(z), s1 = σ'(z), s2 = σ''(z), with the
+/// vector kernel of the CPU ([`simd::active`]).
+pub fn softplus_slices(z: &[f64], a: &mut [f64], s1: &mut [f64], s2: &mut [f64]) {
+    softplus_slices_at(simd::active(), z, a, s1, s2)
+}
+
+/// [`softplus_slices`] at a given SIMD level (clamped to the CPU's); any T.
+pub fn softplus_slices_at<T: Real>(
+    level: SimdLevel,
+    z: &[T],
+    a: &mut [T],
+    s1: &mut [T],
+    s2: &mut [T],
+) {
+    simd::dispatch(level, SoftplusSlices { z, a, s1, s2 })
+}
+
 /// Dot product with eight independent accumulators (vectorises without fast-math).
 #[inline(always)]
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub fn dot_g<T: Real, F: FmaMode>(a: &[T], b: &[T]) -> T {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f64; 8];
+    let mut acc = [T::ZERO; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            acc[l] = x[l].mul_add(y[l], acc[l]);
+            acc[l] = F::fma(x[l], y[l], acc[l]);
         }
     }
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (x, y) in ra.iter().zip(rb) {
-        s = x.mul_add(*y, s);
+        s = F::fma(*x, *y, s);
     }
     s
+}
+
+/// Dot product with eight independent accumulators (scalar code of the build target).
+#[inline(always)]
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    dot_g::<f64, StaticFma>(a, b)
 }
 
 #[cfg(test)]
@@ -133,7 +135,7 @@ mod tests {
             worst = worst.max(rel);
             x += 0.001_37;
         }
-        assert!(worst < 4e-16, "worst rel err {worst:e}");
+        assert!(worst < 6e-16, "worst rel err {worst:e}");
         assert_eq!(exp_nonpos(0.0), 1.0);
     }
 
@@ -167,6 +169,84 @@ mod tests {
                 (s2 - s2_ref).abs() <= 1e-15 * s2_ref + 1e-300,
                 "sigmoid'({z})"
             );
+        }
+    }
+
+    /// Both multiply-add modes of the f64 polynomials stay within a few ulps of libm.
+    #[test]
+    fn both_fma_modes_match_libm() {
+        use crate::density::simd::{Fused, Unfused};
+        let (mut wu, mut wf) = (0.0f64, 0.0f64);
+        let mut x = -700.0f64;
+        while x <= 0.0 {
+            let r = x.exp();
+            wu = wu.max((f64::exp_nonpos::<Unfused>(x) - r).abs() / r);
+            wf = wf.max((f64::exp_nonpos::<Fused>(x) - r).abs() / r);
+            x += 0.013_7;
+        }
+        assert!(
+            wu < 6e-16 && wf < 4e-16,
+            "exp: unfused {wu:e}, fused {wf:e}"
+        );
+        for i in 0..=20_000 {
+            let e = (i as f64 / 20_000.0).powi(3);
+            let r = e.ln_1p().max(1e-300);
+            let du = (f64::log1p_unit::<Unfused>(e) - e.ln_1p()).abs() / r;
+            let df = (f64::log1p_unit::<Fused>(e) - e.ln_1p()).abs() / r;
+            assert!(du < 1e-15 && df < 1e-15, "log1p({e}): {du:e} {df:e}");
+        }
+    }
+
+    /// The f32 polynomials against libm in f64: relative error a few f32 ulps.
+    #[test]
+    fn f32_polynomials_match_libm() {
+        use crate::density::simd::{Fused, Unfused};
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let r = (x as f64).exp();
+            for v in [f32::exp_nonpos::<Unfused>(x), f32::exp_nonpos::<Fused>(x)] {
+                worst = worst.max((v as f64 - r).abs() / r);
+            }
+            x += 0.001_3;
+        }
+        assert!(worst < 4.0 * f32::EPSILON as f64, "exp f32 {worst:e}");
+        let mut worst = 0.0f64;
+        for i in 1..=20_000 {
+            let e = (i as f32 / 20_000.0).powi(3);
+            let r = (e as f64).ln_1p();
+            for v in [f32::log1p_unit::<Unfused>(e), f32::log1p_unit::<Fused>(e)] {
+                worst = worst.max((v as f64 - r).abs() / r);
+            }
+        }
+        assert!(worst < 4.0 * f32::EPSILON as f64, "log1p f32 {worst:e}");
+    }
+
+    /// Every SIMD level the CPU has gives the scalar kernel's values to rounding.
+    #[test]
+    fn dispatched_softplus_equals_scalar() {
+        use crate::density::simd::{detected, SimdLevel};
+        let z: Vec<f64> = (0..1003).map(|i| (i as f64 * 0.731).sin() * 30.0).collect();
+        let n = z.len();
+        let run = |level| {
+            let (mut a, mut b, mut c) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            softplus_slices_at(level, &z, &mut a, &mut b, &mut c);
+            (a, b, c)
+        };
+        let s = run(SimdLevel::Scalar);
+        for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+            if level > detected() {
+                continue;
+            }
+            let v = run(level);
+            for (x, y) in [(&s.0, &v.0), (&s.1, &v.1), (&s.2, &v.2)] {
+                for (a, b) in x.iter().zip(y.iter()) {
+                    assert!(
+                        (a - b).abs() <= 2e-15 * a.abs() + 1e-300,
+                        "{level}: {a} vs {b}"
+                    );
+                }
+            }
         }
     }
 

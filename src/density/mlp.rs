@@ -14,8 +14,7 @@
 //! multiply-adds; the Hessian contraction is O(D² h) and the activations O(h).
 
 use super::{Density, SiteLayout};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{Accum, MatMut, MatRef};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -152,8 +151,71 @@ impl Mlp {
     }
 }
 
-use super::activation::{dot, softplus_slices};
+use super::activation::{dot_g, softplus_slices_g};
 pub use super::activation::{softplus, softplus_derivs};
+use super::simd::{self, FmaMode, Kernel, Real, SimdLevel};
+
+/// Floating-point precision of the MLP passes of an [`MlpDensity`].
+///
+/// `F32` evaluates the network (GEMMs, activations, Hessian contraction) in single precision,
+/// with twice the SIMD lanes and half the memory traffic; the site records are returned in f64,
+/// and assembly and the solve of M·a = b stay f64. The records then carry relative errors of
+/// order 1e-6 (f32 rounding through the layers), which the solve passes on amplified by at most
+/// M's condition number: see the README's precision section for measured acceleration errors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F64,
+    F32,
+}
+
+impl Precision {
+    /// "f64" / "f32".
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
+    /// Parse "f64" / "f32".
+    pub fn parse(s: &str) -> Option<Precision> {
+        match s {
+            "f64" | "double" => Some(Precision::F64),
+            "f32" | "single" => Some(Precision::F32),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The network's parameters in the form the passes use, in one scalar type.
+#[derive(Clone, Debug)]
+struct Net<T> {
+    /// `w[l]` row-major `sizes[l+1] × sizes[l]`; `w[0]` is the first layer with the input
+    /// normalisation folded in, W₀' = W₀ diag(1/scale); `w[nh]` the output row.
+    w: Vec<Vec<T>>,
+    /// `b[0]` = b₀ − W₀' shift, then the other biases.
+    b: Vec<Vec<T>>,
+    /// Columns of W₀' for the velocity slots, column-major h₀ × kd: the (constant) layer-0
+    /// tangents along the velocity unit vectors.
+    w0_vcols: Vec<T>,
+}
+
+impl Net<f64> {
+    fn cast<T: Real>(&self) -> Net<T> {
+        let c = |v: &Vec<f64>| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+        Net {
+            w: self.w.iter().map(c).collect(),
+            b: self.b.iter().map(c).collect(),
+            w0_vcols: c(&self.w0_vcols),
+        }
+    }
+}
 
 /// An [`Mlp`] used as a site density with `arity` nodes of `dof` coordinates and `n_features`
 /// extra inputs; input length 2·arity·dof + n_features must equal `mlp.sizes[0]`.
@@ -163,13 +225,13 @@ pub struct MlpDensity {
     arity: usize,
     dof: usize,
     n_features: usize,
-    /// First layer with the input normalisation folded in: W₀' = W₀ diag(1/scale),
-    /// b₀' = b₀ − W₀' shift (row-major, like `Mlp::weights`).
-    w0: Vec<f64>,
-    b0: Vec<f64>,
-    /// Columns of W₀' for the velocity slots, column-major h₀ × kd: the (constant) layer-0
-    /// tangents along the velocity unit vectors.
-    w0_vcols: Vec<f64>,
+    /// The parameters with the input normalisation folded in (f64), and their f32 copy when
+    /// the precision is f32.
+    net: Net<f64>,
+    net32: Option<Net<f32>>,
+    precision: Precision,
+    /// A pinned SIMD level (tests, comparisons); `None`: [`simd::active`].
+    simd: Option<SimdLevel>,
     /// Angle coordinates: when set to P, every q slot is wrapped into [−P/2, P/2] before the
     /// network sees it (see [`wrap_period`]); derivatives are unchanged (the wrap has slope 1).
     q_period: Option<f64>,
@@ -210,16 +272,44 @@ impl MlpDensity {
                 w0_vcols[j * h + i] = w0[i * p + kd + j];
             }
         }
+        let mut w = mlp.weights.clone();
+        let mut b = mlp.biases.clone();
+        w[0] = w0;
+        b[0] = b0;
         Ok(MlpDensity {
             mlp,
             arity,
             dof,
             n_features,
-            w0,
-            b0,
-            w0_vcols,
+            net: Net { w, b, w0_vcols },
+            net32: None,
+            precision: Precision::F64,
+            simd: None,
             q_period: None,
         })
+    }
+
+    /// Evaluate the network in this precision (see [`Precision`]); the default is f64.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self.net32 = match precision {
+            Precision::F64 => None,
+            Precision::F32 => Some(self.net.cast::<f32>()),
+        };
+        self
+    }
+
+    /// The precision of the passes.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Pin the SIMD level of the elementwise kernels (clamped to the CPU's; `None`: the
+    /// detected level, [`simd::active`]). For comparisons and tests; results agree across
+    /// levels to rounding.
+    pub fn with_simd(mut self, level: Option<SimdLevel>) -> Self {
+        self.simd = level;
+        self
     }
 
     /// Treat the q coordinates as periodic with this period (angles: 2π): the network sees
@@ -240,23 +330,6 @@ impl MlpDensity {
     pub fn q_period(&self) -> Option<f64> {
         self.q_period
     }
-
-    fn weight(&self, l: usize) -> MatRef<'_, f64> {
-        let (nin, nout) = (self.mlp.sizes[l], self.mlp.sizes[l + 1]);
-        if l == 0 {
-            MatRef::from_row_major_slice(&self.w0, nout, nin)
-        } else {
-            MatRef::from_row_major_slice(&self.mlp.weights[l], nout, nin)
-        }
-    }
-
-    fn bias(&self, l: usize) -> &[f64] {
-        if l == 0 {
-            &self.b0
-        } else {
-            &self.mlp.biases[l]
-        }
-    }
 }
 
 impl Density for MlpDensity {
@@ -271,23 +344,105 @@ impl Density for MlpDensity {
     }
     fn name(&self) -> String {
         let s: Vec<String> = self.mlp.sizes.iter().map(|s| s.to_string()).collect();
-        format!("softplus mlp {}", s.join("-"))
+        match self.precision {
+            Precision::F64 => format!("softplus mlp {}", s.join("-")),
+            p => format!("softplus mlp {} ({p})", s.join("-")),
+        }
     }
 
     fn eval_block(&self, x: &[f64], nb: usize, out: &mut [f64]) {
-        let lay = self.layout();
-        let kd = lay.kd;
+        debug_assert_eq!(x.len(), self.input_len() * nb);
+        debug_assert_eq!(out.len(), self.layout().stride() * nb);
+        let level = self.simd.unwrap_or_else(simd::active);
+        match &self.net32 {
+            Some(net) if self.precision == Precision::F32 => simd::dispatch(
+                level,
+                EvalBlock {
+                    dens: self,
+                    net,
+                    x,
+                    nb,
+                    out,
+                },
+            ),
+            _ => simd::dispatch(
+                level,
+                EvalBlock {
+                    dens: self,
+                    net: &self.net,
+                    x,
+                    nb,
+                    out,
+                },
+            ),
+        }
+    }
+}
+
+/// One block of [`MlpDensity::eval_block`] as a dispatched kernel.
+struct EvalBlock<'a, T> {
+    dens: &'a MlpDensity,
+    net: &'a Net<T>,
+    x: &'a [f64],
+    nb: usize,
+    out: &'a mut [f64],
+}
+
+impl<T: Real> Kernel for EvalBlock<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<F: FmaMode>(self) {
+        self.dens
+            .eval_block_impl::<T, F>(self.net, self.x, self.nb, self.out)
+    }
+}
+
+/// The next `len` values of a workspace.
+#[inline(always)]
+fn carve<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
+    let (head, tail) = std::mem::take(rest).split_at_mut(len);
+    *rest = tail;
+    head
+}
+
+/// Scratch buffers of one block pass (see `eval_block_impl`).
+struct Buffers<'a, 'b, T> {
+    r: &'a mut [&'b mut [T]],
+    sd: &'a mut [&'b mut [T]],
+    sdd: &'a mut [&'b mut [T]],
+    u: &'b mut [T],
+    rho_acc: &'b mut [T],
+    delta: &'b mut [T],
+    g: &'b mut [T],
+    hess: &'b mut [T],
+    grad_x: &'b mut [T],
+    wj: &'b mut [T],
+}
+
+impl MlpDensity {
+    #[inline(always)]
+    fn eval_block_impl<T: Real, F: FmaMode>(
+        &self,
+        net: &Net<T>,
+        x: &[f64],
+        nb: usize,
+        out: &mut [f64],
+    ) {
+        let kd = self.arity * self.dof;
         let p = self.input_len();
         let dd = kd + 1; // tangent directions: kd velocity units + (v_I, 0)
         let nh = self.mlp.n_hidden();
         let sizes = &self.mlp.sizes;
-        debug_assert_eq!(x.len(), p * nb);
-        debug_assert_eq!(out.len(), lay.stride() * nb);
         let width = nb * (1 + dd);
 
         // r[l]: h_l × B(1+D) column-major: [z_l (B cols) | T_l (B·D cols, col s·D + j)].
         let hmax = sizes[1..=nh].iter().copied().max().unwrap_or(1);
         let hsum: usize = sizes[1..=nh].iter().sum();
+        let direct = if self.q_period.is_none() {
+            T::from_f64_slice(x)
+        } else {
+            None
+        };
         // One per-thread workspace, carved into the pass's buffers: no allocation or zeroing
         // per block (only the Hessian accumulator is cleared).
         let need = hsum * width
@@ -298,45 +453,48 @@ impl Density for MlpDensity {
             + nb * dd * dd
             + p * nb
             + hmax
-            + if self.q_period.is_some() { p * nb } else { 0 };
-        WORKSPACE.with(|cell| {
-            let mut ws = cell.borrow_mut();
-            if ws.len() < need {
-                ws.resize(need, 0.0);
-            }
-            let mut rest: &mut [f64] = &mut ws[..need];
-            let mut take = |len: usize| -> &mut [f64] {
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-                rest = tail;
-                head
-            };
-            // r[l]: h_l × B(1+D) column-major: [z_l (B cols) | T_l (B·D cols, col s·D + j)].
-            let mut r: Vec<&mut [f64]> = (0..nh).map(|l| take(sizes[l + 1] * width)).collect();
-            let mut sd: Vec<&mut [f64]> = (0..nh).map(|l| take(sizes[l + 1] * nb)).collect(); // σ'
-            let mut sdd: Vec<&mut [f64]> = (0..nh).map(|l| take(sizes[l + 1] * nb)).collect(); // σ''
-            let u = take(hmax * width);
-            let rho_acc = take(nb);
-            let delta = take(hmax * nb);
-            let g = take(hmax * nb);
-            let hess = take(nb * dd * dd);
-            hess.fill(0.0);
-            let grad_x = take(p * nb);
-            let wj = take(hmax);
-            let x: &[f64] = match self.q_period {
-                None => x,
-                Some(period) => {
-                    let xw = take(p * nb);
-                    xw.copy_from_slice(x);
-                    for site in xw.chunks_exact_mut(p) {
-                        for q in &mut site[..kd] {
-                            *q = wrap_period(*q, period);
+            + if direct.is_none() { p * nb } else { 0 };
+        let mut ws = T::take_workspace();
+        if ws.len() < need {
+            ws.resize(need, T::ZERO);
+        }
+        {
+            let mut rest: &mut [T] = &mut ws[..need];
+            let mut r: Vec<&mut [T]> = (0..nh)
+                .map(|l| carve(&mut rest, sizes[l + 1] * width))
+                .collect();
+            let mut sd: Vec<&mut [T]> = (0..nh)
+                .map(|l| carve(&mut rest, sizes[l + 1] * nb))
+                .collect(); // σ'
+            let mut sdd: Vec<&mut [T]> = (0..nh)
+                .map(|l| carve(&mut rest, sizes[l + 1] * nb))
+                .collect(); // σ''
+            let u = carve(&mut rest, hmax * width);
+            let rho_acc = carve(&mut rest, nb);
+            let delta = carve(&mut rest, hmax * nb);
+            let g = carve(&mut rest, hmax * nb);
+            let hess = carve(&mut rest, nb * dd * dd);
+            hess.fill(T::ZERO);
+            let grad_x = carve(&mut rest, p * nb);
+            let wj = carve(&mut rest, hmax);
+            let xt: &[T] = match direct {
+                Some(x) => x,
+                None => {
+                    let xw = carve(&mut rest, p * nb);
+                    for (site, xs) in xw.chunks_exact_mut(p).zip(x.chunks_exact(p)) {
+                        for (i, (d, &s)) in site.iter_mut().zip(xs).enumerate() {
+                            *d = T::from_f64(match self.q_period {
+                                Some(period) if i < kd => wrap_period(s, period),
+                                _ => s,
+                            });
                         }
                     }
                     xw
                 }
             };
-            self.passes(
-                x,
+            self.passes::<T, F>(
+                net,
+                xt,
                 nb,
                 out,
                 Buffers {
@@ -352,31 +510,20 @@ impl Density for MlpDensity {
                     wj,
                 },
             );
-        });
+        }
+        T::put_workspace(ws);
     }
-}
 
-thread_local! {
-    static WORKSPACE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Scratch buffers of one block pass (see `eval_block`).
-struct Buffers<'a, 'b> {
-    r: &'a mut [&'b mut [f64]],
-    sd: &'a mut [&'b mut [f64]],
-    sdd: &'a mut [&'b mut [f64]],
-    u: &'b mut [f64],
-    rho_acc: &'b mut [f64],
-    delta: &'b mut [f64],
-    g: &'b mut [f64],
-    hess: &'b mut [f64],
-    grad_x: &'b mut [f64],
-    wj: &'b mut [f64],
-}
-
-impl MlpDensity {
     /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2).
-    fn passes(&self, x: &[f64], nb: usize, out: &mut [f64], buf: Buffers<'_, '_>) {
+    #[inline(always)]
+    fn passes<T: Real, F: FmaMode>(
+        &self,
+        net: &Net<T>,
+        x: &[T],
+        nb: usize,
+        out: &mut [f64],
+        buf: Buffers<'_, '_, T>,
+    ) {
         let Buffers {
             r,
             sd,
@@ -396,38 +543,35 @@ impl MlpDensity {
         let nh = self.mlp.n_hidden();
         let sizes = &self.mlp.sizes;
         let width = nb * (1 + dd);
+        let weight = |l: usize| MatRef::from_row_major_slice(&net.w[l], sizes[l + 1], sizes[l]);
         // Layer 0: z_0 = W₀'x + b₀', tangents T_0 = W₀' · directions.
         let h0 = sizes[1];
-        let w0 = self.weight(0);
+        let w0 = weight(0);
         {
             let (z, t) = r[0].split_at_mut(h0 * nb);
-            matmul(
+            T::gemm(
                 MatMut::from_column_major_slice_mut(z, h0, nb),
                 Accum::Replace,
                 w0,
                 MatRef::from_column_major_slice(x, p, nb),
-                1.0,
-                Par::Seq,
             );
             for s in 0..nb {
                 let zs = &mut z[s * h0..(s + 1) * h0];
-                for (zi, bi) in zs.iter_mut().zip(&self.b0) {
-                    *zi += bi;
+                for (zi, bi) in zs.iter_mut().zip(&net.b[0]) {
+                    *zi += *bi;
                 }
             }
             // c-direction: W₀'[:, 0..kd] · v_I, into scratch u then copied to column s·D + kd.
             let tmp = &mut u[..h0 * nb];
-            matmul(
+            T::gemm(
                 MatMut::from_column_major_slice_mut(tmp, h0, nb),
                 Accum::Replace,
                 w0.subcols(0, kd),
                 MatRef::from_column_major_slice(x, p, nb).subrows(kd, kd),
-                1.0,
-                Par::Seq,
             );
             for s in 0..nb {
                 let base = s * dd * h0;
-                t[base..base + kd * h0].copy_from_slice(&self.w0_vcols);
+                t[base..base + kd * h0].copy_from_slice(&net.w0_vcols);
                 t[base + kd * h0..base + (kd + 1) * h0].copy_from_slice(&tmp[s * h0..(s + 1) * h0]);
             }
         }
@@ -441,7 +585,7 @@ impl MlpDensity {
             let sdl = &mut sd[l];
             let sddl = &mut sdd[l];
             // activations: u[:, s] = σ(z), σ', σ''
-            softplus_slices(z, &mut u[..h * nb], sdl, sddl);
+            softplus_slices_g::<T, F>(z, &mut u[..h * nb], sdl, sddl);
             if l + 1 < nh {
                 // u[:, B + s·D + j] = σ'(z_s) ⊙ T[:, s·D + j]
                 for s in 0..nb {
@@ -451,33 +595,31 @@ impl MlpDensity {
                         let src = &t[off..off + h];
                         let dst = &mut u[h * nb + off..h * nb + off + h];
                         for ((d, a), b) in dst.iter_mut().zip(sds).zip(src) {
-                            *d = a * b;
+                            *d = *a * *b;
                         }
                     }
                 }
                 let hn = sizes[l + 2];
                 let rn = &mut rest[0];
-                matmul(
+                T::gemm(
                     MatMut::from_column_major_slice_mut(rn, hn, width),
                     Accum::Replace,
-                    self.weight(l + 1),
+                    weight(l + 1),
                     MatRef::from_column_major_slice(&u[..h * width], h, width),
-                    1.0,
-                    Par::Seq,
                 );
-                let b = self.bias(l + 1);
+                let b = &net.b[l + 1];
                 for s in 0..nb {
                     for (zi, bi) in rn[s * hn..(s + 1) * hn].iter_mut().zip(b) {
-                        *zi += bi;
+                        *zi += *bi;
                     }
                 }
             } else {
                 // output layer: ρ = w_L · a + b_L
-                let wl = &self.mlp.weights[nh];
-                let bl = self.mlp.biases[nh][0];
+                let wl = &net.w[nh];
+                let bl = net.b[nh][0];
                 for s in 0..nb {
                     let a = &u[s * h..(s + 1) * h];
-                    rho_acc[s] = bl + dot(a, wl);
+                    rho_acc[s] = bl + dot_g::<T, F>(a, wl);
                 }
             }
         }
@@ -485,7 +627,7 @@ impl MlpDensity {
         // Backward: δ_{nh-1} = w_L; Hessian terms; δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l).
         {
             let h = sizes[nh];
-            let wl = &self.mlp.weights[nh];
+            let wl = &net.w[nh];
             for s in 0..nb {
                 delta[s * h..(s + 1) * h].copy_from_slice(wl);
             }
@@ -501,38 +643,34 @@ impl MlpDensity {
                 for j in 0..kd {
                     let tj = &t[(s * dd + j) * h..(s * dd + j + 1) * h];
                     for (((w, a), b), c) in wj[..h].iter_mut().zip(ds).zip(ss).zip(tj) {
-                        *w = a * b * c;
+                        *w = *a * *b * *c;
                     }
                     for k in j..dd {
                         let tk = &t[(s * dd + k) * h..(s * dd + k + 1) * h];
-                        hs[j * dd + k] += dot(&wj[..h], tk);
+                        hs[j * dd + k] += dot_g::<T, F>(&wj[..h], tk);
                     }
                 }
                 let gs = &mut g[s * h..(s + 1) * h];
                 let sds = &sdl[s * h..(s + 1) * h];
                 for ((g, a), b) in gs.iter_mut().zip(sds).zip(ds) {
-                    *g = a * b;
+                    *g = *a * *b;
                 }
             }
             let gmat = MatRef::from_column_major_slice(&g[..h * nb], h, nb);
             if l > 0 {
                 let hp = sizes[l];
-                matmul(
+                T::gemm(
                     MatMut::from_column_major_slice_mut(&mut delta[..hp * nb], hp, nb),
                     Accum::Replace,
-                    self.weight(l).transpose(),
+                    weight(l).transpose(),
                     gmat,
-                    1.0,
-                    Par::Seq,
                 );
             } else {
-                matmul(
+                T::gemm(
                     MatMut::from_column_major_slice_mut(grad_x, p, nb),
                     Accum::Replace,
-                    self.weight(0).transpose(),
+                    weight(0).transpose(),
                     gmat,
-                    1.0,
-                    Par::Seq,
                 );
             }
         }
@@ -541,18 +679,19 @@ impl MlpDensity {
         let stride = lay.stride();
         for s in 0..nb {
             let rec = &mut out[s * stride..(s + 1) * stride];
-            rec[SiteLayout::RHO] = rho_acc[s];
-            rec[lay.grad_q()..lay.grad_q() + kd].copy_from_slice(&grad_x[s * p..s * p + kd]);
-            rec[lay.grad_v()..lay.grad_v() + kd]
-                .copy_from_slice(&grad_x[s * p + kd..s * p + 2 * kd]);
+            rec[SiteLayout::RHO] = rho_acc[s].to_f64();
+            for i in 0..kd {
+                rec[lay.grad_q() + i] = grad_x[s * p + i].to_f64();
+                rec[lay.grad_v() + i] = grad_x[s * p + kd + i].to_f64();
+            }
             let hs = &hess[s * dd * dd..(s + 1) * dd * dd];
             let m = lay.mass();
             for j in 0..kd {
                 for k in j..kd {
-                    rec[m + j * kd + k] = hs[j * dd + k];
-                    rec[m + k * kd + j] = hs[j * dd + k];
+                    rec[m + j * kd + k] = hs[j * dd + k].to_f64();
+                    rec[m + k * kd + j] = hs[j * dd + k].to_f64();
                 }
-                rec[lay.cv() + j] = hs[j * dd + kd];
+                rec[lay.cv() + j] = hs[j * dd + kd].to_f64();
             }
         }
     }

@@ -14,10 +14,11 @@ pub mod analytic;
 pub mod fem;
 pub mod mlp;
 pub mod potential;
+pub mod simd;
 
 pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use fem::{FemNodeMass, FemTriangle};
-pub use mlp::{wrap_period, Mlp, MlpDensity};
+pub use mlp::{wrap_period, Mlp, MlpDensity, Precision};
 pub use potential::{NodeKinetic, PotentialInput, PotentialMlp, SpringEdge};
 
 /// A Lagrangian density evaluated on blocks of sites.

@@ -62,12 +62,12 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(148, 103, 189),
 ];
 
-fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(crate) fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::file(path, format!("cannot draw the figure: {e}"))
 }
 
 /// Render with `draw` into a temporary PNG next to `path`, then move it into place.
-fn with_png(
+pub(crate) fn with_png(
     path: &Path,
     size: (u32, u32),
     force: bool,

@@ -38,7 +38,8 @@
 //! through faer with `Par::Seq` (callers parallelise over blocks). With u1 = u2 = 0 the same
 //! pass gives ∂/∂θ D_{u3} ρ, the first-order case used by the HNN baseline.
 
-use crate::density::activation::{dot, softplus_slices};
+use crate::density::activation::{dot_g, softplus_slices_g};
+use crate::density::simd::{self, FmaMode, Kernel};
 use crate::density::Mlp;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -110,7 +111,40 @@ fn normalise_input(mlp: &Mlp, xin: &mut [f64], nb: usize) {
 /// `xin` is column-major `p × 4nb` with the raw (un-normalised) inputs: columns `0..nb` the site
 /// inputs x_s, then `nb` columns each of u1, u2, u3 (zero in feature slots). It is normalised in
 /// place. The network must end in a single output.
+///
+/// The elementwise channel updates run in the CPU's SIMD kernel ([`simd::active`]).
 pub fn adjoint_block(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &mut [f64]) -> f64 {
+    adjoint_block_at(simd::active(), mlp, xin, nb, grad)
+}
+
+/// [`adjoint_block`] at a given SIMD level (clamped to the CPU's).
+pub fn adjoint_block_at(
+    level: simd::SimdLevel,
+    mlp: &Mlp,
+    xin: &mut [f64],
+    nb: usize,
+    grad: &mut [f64],
+) -> f64 {
+    simd::dispatch(level, AdjointBlock { mlp, xin, nb, grad })
+}
+
+struct AdjointBlock<'a> {
+    mlp: &'a Mlp,
+    xin: &'a mut [f64],
+    nb: usize,
+    grad: &'a mut [f64],
+}
+
+impl Kernel for AdjointBlock<'_> {
+    type Output = f64;
+    #[inline(always)]
+    fn run<F: FmaMode>(self) -> f64 {
+        adjoint_block_impl::<F>(self.mlp, self.xin, self.nb, self.grad)
+    }
+}
+
+#[inline(always)]
+fn adjoint_block_impl<F: FmaMode>(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &mut [f64]) -> f64 {
     let sizes = &mlp.sizes;
     let p = sizes[0];
     let nh = sizes.len() - 2;
@@ -150,7 +184,7 @@ pub fn adjoint_block(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &mut [f64]) ->
         let mut a = vec![0.0; h * w4];
         let mut s1 = vec![0.0; hn];
         let mut s2 = vec![0.0; hn];
-        softplus_slices(&z[..hn], &mut a[..hn], &mut s1, &mut s2);
+        softplus_slices_g::<f64, F>(&z[..hn], &mut a[..hn], &mut s1, &mut s2);
         let s3: Vec<f64> = s1
             .iter()
             .zip(&s2)
@@ -184,7 +218,7 @@ pub fn adjoint_block(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &mut [f64]) ->
     {
         let gw = &mut grad[offs[nh].0..offs[nh].0 + hl];
         for ays in ay_last.chunks_exact(hl) {
-            s_total += dot(wl, ays);
+            s_total += dot_g::<f64, F>(wl, ays);
             for (g, a) in gw.iter_mut().zip(ays) {
                 *g += a;
             }
