@@ -60,7 +60,8 @@
 //! let sol = solve(&mut learned, &mid, &q0, &v0, &linspace_times(41, 0.05))?;
 //! let e0 = learned.energy(&q0, &v0)?;
 //! let e1 = learned.energy(sol.q_at(40), sol.v_at(40))?;
-//! assert!((e1 - e0).abs() < 1e-6 * e0.abs().max(1.0));
+//! // The variational integrator keeps the learned energy to O(dt²), without drift.
+//! assert!((e1 - e0).abs() < 1e-2 * e0.abs().max(1.0), "{e0} → {e1}");
 //! # Ok(())
 //! # }
 //! ```

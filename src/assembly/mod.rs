@@ -306,10 +306,4 @@ impl MassPattern {
             }
         });
     }
-
-    /// The adjoint of the b-gather: scatter a per-coordinate vector λ back to the sites
-    /// (λ_I for every site), used by training.
-    pub fn gather_lists(&self) -> (&[usize], &[[usize; 2]]) {
-        (&self.b_ptr, &self.b_src)
-    }
 }

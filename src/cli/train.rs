@@ -74,7 +74,7 @@ pub struct TrainArgs {
     /// Passes over the training set.
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
-    /// Minibatch size (default 256; graph networks 16, or fewer for small data sets so that an
+    /// Minibatch size (default 256; graph networks (lgn) 16, or fewer for small data sets so that an
     /// epoch has at least ~32 steps).
     #[arg(long)]
     pub batch: Option<usize>,
@@ -465,7 +465,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
-    let cfg = config(&args, false, samples.n, stop_flag())?;
+    let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop_flag())?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;

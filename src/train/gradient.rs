@@ -11,11 +11,11 @@
 //! with q, v, a, λ held fixed; ∂S_s/∂θ comes from [`adjoint_block`].
 //!
 //! Two paths:
-//! * [`lnn_dense_block`]: single-site LNNs (double pendulum, relativistic particle): the sites of
+//! * [`lnn_dense_block_counted`]: single-site LNNs (double pendulum, relativistic particle): the sites of
 //!   *all* samples of a block go through one `eval_block` and one `adjoint_block` call (every
 //!   layer a GEMM over the block), and each kd × kd mass matrix is solved by a small dense LU
 //!   with partial pivoting.
-//! * [`lnn_graph_sample`]: any graph and any number of MLP terms (ring LGN, node + edge terms):
+//! * [`lnn_graph_sample_sens`]: any graph and any number of MLP terms (ring LGN, node + edge terms):
 //!   the sample's [`Dynamics`] assembles and factorises the sparse/banded M, the same
 //!   factorisation gives λ, and the sites go through `adjoint_block` in fixed blocks.
 //!
@@ -239,21 +239,6 @@ impl Samples {
 /// Samples per block of the dense single-site paths (one GEMM per layer per block).
 pub const SAMPLE_BLOCK: usize = 128;
 
-/// Loss (and, with `grad`, its exact gradient accumulated into `grad`) of a single-site LNN
-/// (arity 1, dof D = `data.out_dim`, input (q, q̇)) over the samples `idx` of one block.
-/// `inv_norm` is the minibatch normalisation [`Samples::inv_norm`]. Returns the block's share
-/// of the loss.
-pub fn lnn_dense_block(
-    dens: &MlpDensity,
-    data: &Samples,
-    idx: &[usize],
-    loss: LossKind,
-    inv_norm: f64,
-    grad: Option<&mut [f64]>,
-) -> Result<f64> {
-    lnn_dense_block_counted(dens, data, idx, loss, inv_norm, grad).map(|(l, _)| l)
-}
-
 /// Largest 1-norm condition number of a learned mass matrix M = ∂²L/∂q̇² that training
 /// accepts; samples beyond it (or with a numerically singular M, or a non-finite
 /// acceleration) are dropped from the minibatch's loss and gradient, see
@@ -286,7 +271,8 @@ fn small_cond1(m0: &[f64], lu: &[f64], piv: &[usize], n: usize) -> f64 {
     }
 }
 
-/// [`lnn_dense_block`] that also returns how many samples were dropped: a sample whose learned
+/// Loss (and, with `grad`, its exact gradient accumulated into `grad`) of a single-site LNN
+/// (arity 1, dof D = `data.out_dim`, input (q, q̇)) over the samples `idx` of one block, and how many samples were dropped: a sample whose learned
 /// mass matrix is numerically singular, has a 1-norm condition number above
 /// [`MAX_MASS_COND`], or gives a non-finite acceleration contributes neither loss nor gradient
 /// (the other samples keep their exact terms and the minibatch normalisation is unchanged).
@@ -507,23 +493,8 @@ const GRAPH_GROUPS: usize = 16;
 
 /// One sample of a graph Lagrangian with MLP terms: returns the sample's loss
 /// `scale·Σ_j f(a_j − y_j)` and accumulates its exact gradient into `grad` (concatenated per-term
-/// parameters, see [`term_offsets`]). `mlps[t]` must be the network of `dy.lagrangian.terms[t]`,
-/// or `None` for a fixed (untrained) term such as a known kinetic energy.
-#[allow(clippy::too_many_arguments)]
-pub fn lnn_graph_sample(
-    dy: &mut Dynamics,
-    mlps: &[Option<&Mlp>],
-    q: &[f64],
-    v: &[f64],
-    target: &[f64],
-    scale: f64,
-    loss: LossKind,
-    grad: Option<&mut [f64]>,
-) -> Result<f64> {
-    lnn_graph_sample_sens(dy, mlps, q, v, target, scale, loss, grad, None)
-}
-
-/// [`lnn_graph_sample`] that also accumulates, when `mass_diag_sens` is given, the sensitivity of
+/// parameters, see [`term_offsets`]; `mlps[t]` is the network of term t, `None` for a fixed
+/// term) and, when `mass_diag_sens` is given, the sensitivity of
 /// the loss to the diagonal of M: ∂ℓ/∂M_jj = −λ_j a_j with λ = M⁻¹ ∂ℓ/∂a (from a = M⁻¹ b). This
 /// is what a trainer needs for a kinetic term ½ Σ_j μ_j q̇_j² whose masses μ_j come from a separate
 /// (e.g. feature-only) network.
