@@ -7,10 +7,12 @@ mod experiment;
 mod generate;
 mod info;
 mod io_glue;
+mod signals;
 mod simulate;
 mod train;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
 
 /// lgn — Lagrangian Neural Networks and Lagrangian Graph Networks.
 ///
@@ -48,7 +50,8 @@ pub enum Command {
 
 /// Run the CLI; returns the process exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    signals::install();
+    let cli = Cli::parse_from(negative_values(std::env::args_os().collect()));
     lgn::bench::configure_allocator();
     let result = match cli.command {
         Command::Accel(a) => accel::run(a),
@@ -66,5 +69,117 @@ pub fn run() -> i32 {
             eprintln!("error: {e}");
             1
         }
+    }
+}
+
+/// Does `s` look like a negative number or a list starting with one ("-0.5", "-2",
+/// "-1e-3,0.5", "-inf", ".5" is not negative)? Such a token after an option that takes a value
+/// is that option's value, not an unknown option.
+fn looks_negative(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('-') else {
+        return false;
+    };
+    let first = rest.split(',').next().unwrap_or("").trim();
+    let lower = first.to_ascii_lowercase();
+    rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || matches!(lower.as_str(), "inf" | "infinity" | "nan")
+}
+
+/// Rewrite `--opt -0.5,1` as `--opt=-0.5,1` for every option of the (sub)command that takes a
+/// value, so negative numbers can be typed as users type them (`--g -2`, `--state "-0.5,1,0,0"`).
+/// Flags and positionals are left alone; `--` ends option processing.
+fn negative_values(args: Vec<OsString>) -> Vec<OsString> {
+    let root = Cli::command();
+    let mut cmd = &root;
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    if let Some(a0) = it.next() {
+        out.push(a0);
+    }
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy().into_owned();
+        if s == "--" {
+            out.push(a);
+            out.extend(it);
+            break;
+        }
+        if let Some(sub) = cmd.find_subcommand(&s) {
+            cmd = sub;
+            out.push(a);
+            continue;
+        }
+        if let Some(long) = s.strip_prefix("--").filter(|l| !l.contains('=')) {
+            let takes_value = cmd
+                .get_arguments()
+                .find(|x| x.get_long() == Some(long))
+                .is_some_and(|x| x.get_action().takes_values());
+            let next_negative = it
+                .peek()
+                .and_then(|n| n.to_str())
+                .is_some_and(looks_negative);
+            if takes_value && next_negative {
+                let v = it.next().unwrap_or_default();
+                let mut joined = a;
+                joined.push("=");
+                joined.push(v);
+                out.push(joined);
+                continue;
+            }
+        }
+        out.push(a);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn negative_values_join_only_value_options() {
+        let got = negative_values(os(&[
+            "lgn",
+            "accel",
+            "--system",
+            "dblpend",
+            "--state",
+            "-0.5,1,0,0",
+            "--g",
+            "-2",
+            "--json",
+        ]));
+        assert_eq!(
+            got,
+            os(&[
+                "lgn",
+                "accel",
+                "--system",
+                "dblpend",
+                "--state=-0.5,1,0,0",
+                "--g=-2",
+                "--json"
+            ])
+        );
+        // A flag followed by a negative-looking token is left for clap to reject.
+        let got = negative_values(os(&["lgn", "accel", "--json", "-1"]));
+        assert_eq!(got, os(&["lgn", "accel", "--json", "-1"]));
+        // Options are looked up in the subcommand actually given.
+        let got = negative_values(os(&[
+            "lgn",
+            "generate",
+            "relativistic",
+            "--g-range",
+            "-1,1",
+        ]));
+        assert_eq!(
+            got,
+            os(&["lgn", "generate", "relativistic", "--g-range=-1,1"])
+        );
+        assert!(looks_negative("-inf") && looks_negative("-.5") && !looks_negative("--json"));
+        assert!(!looks_negative("-x") && !looks_negative("0.5"));
     }
 }

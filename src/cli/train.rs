@@ -7,7 +7,7 @@ use lgn::train::{
 use lgn::{Error, Result};
 use ndarray::Array1;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Train a model on (q, q̇, q̈) samples with exact gradients (adjoint through the
@@ -118,15 +118,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     train::fit_normalisation(&mut model, &samples);
 
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let s = stop.clone();
-        // A second Ctrl-C (or a failure to install the handler) keeps the default behaviour.
-        let _ = ctrlc::set_handler(move || {
-            if s.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
+    // SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far.
+    super::signals::set_graceful(stop.clone());
     let cfg = TrainConfig {
         epochs: args.epochs,
         batch: args.batch,

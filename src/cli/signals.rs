@@ -1,0 +1,133 @@
+//! SIGINT, SIGTERM and SIGHUP: never leave a half-written output behind.
+//!
+//! [`install`] (called once by `cli::run` before any command) routes the three signals to a
+//! watcher thread through a self-pipe: the async-signal handler only records the signal number
+//! and writes one byte. The watcher then
+//!
+//! * for a command that registered a graceful stop ([`set_graceful`], `lgn train`), sets the
+//!   stop flag on the first signal: the command finishes its current step and writes its
+//!   result (the best model so far), as a batch scheduler's SIGTERM at the time limit expects;
+//! * otherwise, or on a second signal, removes the temporary files of all pending outputs
+//!   ([`lgn::io::remove_pending`]), says so on stderr and ends the process with the shell's
+//!   code for that signal (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). Committed files
+//!   are never touched, and a target that did not exist is not created: an interrupted
+//!   `lgn simulate` leaves nothing (no partial trajectory).
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static GRACEFUL: Mutex<Option<Arc<AtomicBool>>> = Mutex::new(None);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    LAST_SIGNAL.store(sig, Ordering::SeqCst);
+    let fd = WRITE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        unsafe {
+            libc::write(fd, (&b as *const u8).cast(), 1);
+        }
+    }
+}
+
+fn name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
+
+/// Install the handlers and start the watcher thread (idempotent; errors leave the defaults).
+pub fn install() {
+    if WRITE_FD.load(Ordering::SeqCst) >= 0 {
+        return;
+    }
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: plain libc calls on local buffers; the handler only uses async-signal-safe calls.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            return;
+        }
+        for fd in fds {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+    WRITE_FD.store(wr, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name("lgn-signals".into())
+        .spawn(move || watch(rd));
+    if spawned.is_err() {
+        WRITE_FD.store(-1, Ordering::SeqCst);
+        return;
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installing an extern "C" handler with an empty mask.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Let the first signal set `stop` instead of ending the process (a second one still ends it).
+pub fn set_graceful(stop: Arc<AtomicBool>) {
+    *GRACEFUL.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
+}
+
+fn watch(rd: libc::c_int) {
+    let mut seen = 0usize;
+    loop {
+        let mut b = 0u8;
+        // SAFETY: reading one byte into a local buffer from our own pipe.
+        let r = unsafe { libc::read(rd, (&mut b as *mut u8).cast(), 1) };
+        if r == 0 {
+            return;
+        }
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        seen += 1;
+        let sig = match LAST_SIGNAL.load(Ordering::SeqCst) {
+            0 => b as i32,
+            s => s,
+        };
+        let graceful = GRACEFUL.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let (Some(stop), 1) = (graceful, seen) {
+            stop.store(true, Ordering::SeqCst);
+            eprintln!(
+                "lgn: {} received: stopping after the current step and writing the result so far (send it again to abort without writing)",
+                name(sig)
+            );
+            continue;
+        }
+        let removed = lgn::io::remove_pending();
+        let what = if removed.is_empty() {
+            "nothing was left half-written".to_string()
+        } else {
+            format!(
+                "removed the unfinished temporary file{} {}; no output was written",
+                if removed.len() == 1 { "" } else { "s" },
+                removed
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        eprintln!("lgn: {} received: stopped; {what}", name(sig));
+        // SAFETY: _exit skips atexit handlers (the HDF5 library may be in use on the main
+        // thread); the temporary files are already gone.
+        unsafe { libc::_exit(128 + sig) };
+    }
+}
