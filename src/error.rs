@@ -35,6 +35,25 @@ impl Error {
     pub fn integration(msg: impl Into<String>) -> Self {
         Error::Integration(msg.into())
     }
+    /// Prefix the message with `context` (e.g. the flag the value came from): an input error
+    /// "X" becomes "context: X"; a file error keeps its file and gets "context: " before its
+    /// message; the category is unchanged.
+    pub fn context(self, context: &str) -> Self {
+        match self {
+            Error::Input(m) => Error::Input(format!("{context}: {m}")),
+            Error::Singular(m) => Error::Singular(format!("{context}: {m}")),
+            Error::Integration(m) => Error::Integration(format!("{context}: {m}")),
+            Error::File {
+                path,
+                location,
+                msg,
+            } => Error::File {
+                path,
+                location,
+                msg: format!("{context}: {msg}"),
+            },
+        }
+    }
     /// Shorthand for [`Error::File`] without an inner location.
     pub fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::File {

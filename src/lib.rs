@@ -23,6 +23,7 @@ pub mod graph;
 pub mod integrate;
 pub mod io;
 pub mod lagrangian;
+pub mod limits;
 pub mod mesh;
 pub mod plot;
 pub mod sites;

@@ -230,6 +230,9 @@ pub fn run(args: AccelArgs) -> Result<()> {
     if !args.g.is_finite() {
         return Err(Error::input("--g must be finite"));
     }
+    if args.density == DensityKind::Mlp {
+        lgn::limits::check_mlp("--hidden/--layers", 8, args.hidden, args.layers)?;
+    }
     let (mut dy, q, v) = match system {
         SystemName::Ball => {
             let (q, v) = read_state(&args.state, Some(2))?;

@@ -194,6 +194,7 @@ fn initial_state(a: &SimulateArgs) -> Result<(Vec<f64>, Vec<f64>)> {
             n: a.n.unwrap_or(100),
             ..Default::default()
         };
+        cfg.check().map_err(|e| e.context("--n"))?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
         return Ok(cfg.random_state(&mut rng));
     }
@@ -225,6 +226,16 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             a.dt
         )));
     }
+    // Every output is checked before any work: a failed run commits nothing.
+    if let Some(p) = &a.plot {
+        lgn::io::check_writable(p, a.force)?;
+        lgn::io::check_writable(&energy_png(p), a.force)?;
+    }
+    for (flag, x) in [("--g", a.g), ("--dx", a.dx), ("--step", a.step)] {
+        if let Some(x) = x.filter(|x| !x.is_finite()) {
+            return Err(Error::input(format!("{flag} must be finite, got {x}")));
+        }
+    }
     let step = a.step.unwrap_or(a.dt);
     let method = match a.integrator {
         Integrator::Rk4 => Method::Rk4 { dt: step },
@@ -237,8 +248,13 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     };
     let (q0, v0) = initial_state(&a)?;
     let (make, name, mut params) = factory(&a, q0.len())?;
-    let frames = (a.t_end / a.dt + 1e-9).floor() as usize + 1;
-    let times: Vec<f64> = (0..frames).map(|k| k as f64 * a.dt).collect();
+    // Output times are generated as they are written (no array of all of them).
+    let frames = lgn::limits::frame_count(a.t_end, a.dt)?;
+    lgn::limits::check_disk(&a.out, frames, 8 * (3 * q0.len() as u128 + 2))?;
+    let times = lgn::integrate::Linspace {
+        n: frames,
+        dt: a.dt,
+    };
     params.insert("t_end".into(), a.t_end);
     let opts = TrajectoryWriterOptions {
         system: Some(name.clone()),
@@ -279,6 +295,15 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         plot_trajectory(&a.out, p, &name, a.force)?;
     }
     Ok(())
+}
+
+/// Where the energy plot of `--plot PNG` goes: `<stem>_energy.png` beside it.
+fn energy_png(png: &Path) -> PathBuf {
+    let stem = png
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    png.with_file_name(format!("{stem}_energy.png"))
 }
 
 /// Coordinates vs time (or a space-time image for long state vectors) and energy vs time.
@@ -323,11 +348,7 @@ fn plot_trajectory(h5: &Path, png: &Path, name: &str, force: bool) -> Result<()>
     if let Some(e) = &tr.energy {
         let e: Vec<f64> = e.row(0).to_vec();
         let e0 = e[0];
-        let stem = png
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let epng = png.with_file_name(format!("{stem}_energy.png"));
+        let epng = energy_png(png);
         plot::line_plot(
             &epng,
             &format!("{name}: energy error E(t) − E(0), E(0) = {e0:.6}"),

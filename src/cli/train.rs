@@ -92,6 +92,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "output exists; pass --force to replace it",
         ));
     }
+    lgn::io::check_writable(&args.out, args.force)?;
+    lgn::limits::check_mlp("--hidden/--layers", 8, args.hidden, args.layers)?;
+    lgn::limits::check_alloc(
+        "--batch × --hidden",
+        (args.batch as u128) * (args.hidden as u128),
+        64,
+    )?;
     let raw = SamplesData::read(&args.data)?;
     let mut samples = train::prepare_samples(args.model, &raw, args.hnn_coords)
         .map_err(|e| Error::file(&args.data, e.to_string()))?;

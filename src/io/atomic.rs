@@ -136,6 +136,19 @@ impl AtomicOutput {
     }
 }
 
+/// Check, before any work, that `target` can be written: the checks of [`AtomicOutput::new`]
+/// (exists without `force`, a directory, missing parent directory) plus creating and removing
+/// its temporary file (permissions, read-only file system). Nothing is left behind.
+pub fn check_writable(target: impl AsRef<Path>, force: bool) -> Result<()> {
+    let out = AtomicOutput::new(target, force)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out.tmp_path())
+        .map_err(|e| Error::file(out.target(), format!("cannot create the output file: {e}")))?;
+    Ok(())
+}
+
 impl Drop for AtomicOutput {
     fn drop(&mut self) {
         if !self.done {

@@ -57,11 +57,10 @@ fn has_signature(path: &Path) -> std::io::Result<bool> {
 
 /// Open an existing HDF5 file read-only, with clear messages for the usual failures.
 pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
-    if meta.is_dir() {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(Error::file(path, "is a directory, expected an HDF5 file"));
     }
+    crate::limits::check_input_file(path)?;
     match has_signature(path) {
         Ok(true) => {}
         Ok(false) => {
@@ -481,6 +480,16 @@ impl Ctx {
             return None;
         }
         let shape = space.shape();
+        if let Err(e) = crate::limits::check_alloc(
+            &format!("dataset of shape {shape:?}"),
+            crate::limits::product(&shape),
+            8,
+        ) {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("invalid input: ").unwrap_or(&msg);
+            self.problem(loc(name), format!("cannot be read: {msg}"));
+            return None;
+        }
         if shape.len() != ndim {
             self.problem(
                 loc(name),
@@ -592,6 +601,14 @@ impl Ctx {
     pub fn flags_1d(&mut self, name: &str, required: bool) -> Option<Vec<bool>> {
         let ds = self.dataset(name, required)?;
         if let Ok(TypeDescriptor::Boolean) = descriptor(&ds) {
+            if let Err(e) = crate::limits::check_alloc(
+                &format!("dataset of shape {:?}", ds.shape()),
+                crate::limits::product(&ds.shape()),
+                1,
+            ) {
+                self.problem(loc(name), format!("cannot be read: {e}"));
+                return None;
+            }
             if ds.ndim() != 1 {
                 self.problem(
                     loc(name),

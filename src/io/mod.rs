@@ -62,7 +62,7 @@ mod trajectory;
 
 use std::fmt;
 
-pub use atomic::{remove_pending, AtomicOutput};
+pub use atomic::{check_writable, remove_pending, AtomicOutput};
 pub use graph::GraphData;
 pub use h5::Problem;
 pub use info::{info, validate, AttrInfo, DatasetInfo, InfoReport};
