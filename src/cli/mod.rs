@@ -2,6 +2,7 @@
 
 mod accel;
 mod bench;
+mod checks;
 mod demo;
 mod experiment;
 mod generate;

@@ -57,6 +57,9 @@ pub fn install() {
         }
     }
     let (rd, wr) = (fds[0], fds[1]);
+    let _ = std::thread::Builder::new()
+        .name("lgn-hdf5-watchdog".into())
+        .spawn(watchdog);
     WRITE_FD.store(wr, Ordering::SeqCst);
     let spawned = std::thread::Builder::new()
         .name("lgn-signals".into())
@@ -129,5 +132,25 @@ fn watch(rd: libc::c_int) {
         // SAFETY: _exit skips atexit handlers (the HDF5 library may be in use on the main
         // thread); the temporary files are already gone.
         unsafe { libc::_exit(128 + sig) };
+    }
+}
+
+/// How long one HDF5 attribute read may take before the file is declared corrupt.
+const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ends the process with an error when the HDF5 library is stuck inside an attribute read (a
+/// corrupt file can make it loop forever; see [`lgn::io::stalled_read`]).
+fn watchdog() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if let Some(what) = lgn::io::stalled_read(STALL_LIMIT) {
+            lgn::io::remove_pending();
+            eprintln!(
+                "error: {what}: the HDF5 library has been stuck for {} s reading this attribute (a few bytes at most); the file is corrupt (damaged variable-length data?). Nothing was written.",
+                STALL_LIMIT.as_secs()
+            );
+            // SAFETY: the main thread is stuck inside the HDF5 library; skip its atexit handlers.
+            unsafe { libc::_exit(1) };
+        }
     }
 }

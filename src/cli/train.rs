@@ -208,6 +208,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             )));
         }
     }
+    // A diverged run (non-finite loss, weights or predictions) is a failure: nothing is written.
+    super::checks::check_trained(&best, &report, &raw, &args.data)?;
     best.save(&args.out, Some(training), args.force)?;
     let num = |x: f64| {
         serde_json::Number::from_f64(x)

@@ -130,8 +130,44 @@ fn is_string(td: &TypeDescriptor) -> bool {
     )
 }
 
+/// The attribute read in progress (since when, and which), for [`stalled_read`].
+static IN_READ: std::sync::Mutex<Option<(std::time::Instant, String)>> =
+    std::sync::Mutex::new(None);
+
+/// Defence against a corrupt file making the HDF5 C library loop forever (seen on a
+/// variable-length string attribute whose heap reference was damaged; h5py hangs on the same
+/// file). An attribute is at most a few kilobytes, so a read that has lasted longer than
+/// `limit` is stuck: this returns which attribute of which file, and the caller (the CLI's
+/// watchdog) ends the process with that error. The C call itself cannot be interrupted.
+pub fn stalled_read(limit: std::time::Duration) -> Option<String> {
+    let g = IN_READ.lock().unwrap_or_else(|p| p.into_inner());
+    match &*g {
+        Some((t, what)) if t.elapsed() > limit => Some(what.clone()),
+        _ => None,
+    }
+}
+
+/// Run `f` as a watched attribute read (see [`stalled_read`]).
+pub(crate) fn watched<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> T) -> T {
+    *IN_READ.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), what()));
+    let r = f();
+    *IN_READ.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    r
+}
+
 /// Read any attribute into an [`AttrValue`] (scalars, 1-D numeric arrays, scalar strings).
 pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<AttrValue, String> {
+    watched(
+        || {
+            let file = attr.filename();
+            let obj = attr.name();
+            format!("{file}: attribute {obj}")
+        },
+        || read_attr_value_unwatched(attr),
+    )
+}
+
+fn read_attr_value_unwatched(attr: &hdf5::Attribute) -> std::result::Result<AttrValue, String> {
     let td = descriptor(attr)?;
     let space = attr
         .space()
@@ -206,34 +242,55 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
                     "string attribute with shape {shape:?}, expected a scalar"
                 ));
             }
-            let s = match t {
-                TypeDescriptor::VarLenUnicode => {
-                    attr.read_raw::<VarLenUnicode>().map_err(e)?[0].to_string()
-                }
-                TypeDescriptor::VarLenAscii => {
-                    attr.read_raw::<VarLenAscii>().map_err(e)?[0].to_string()
-                }
-                TypeDescriptor::FixedAscii(n) if *n <= 4096 => {
-                    let v = attr
-                        .read_raw::<hdf5::types::FixedAscii<4096>>()
-                        .map_err(e)?;
-                    v.first()
-                        .ok_or("attribute holds no value")?
-                        .as_str()
-                        .trim_end_matches(['\0', ' '])
-                        .to_string()
-                }
-                TypeDescriptor::FixedUnicode(n) if *n <= 4096 => {
-                    let v = attr
-                        .read_raw::<hdf5::types::FixedUnicode<4096>>()
-                        .map_err(e)?;
-                    v.first()
-                        .ok_or("attribute holds no value")?
-                        .as_str()
-                        .trim_end_matches(['\0', ' '])
-                        .to_string()
-                }
+            // Bytes first: the hdf5 crate's `as_str` trusts the file to hold valid UTF-8.
+            let bytes: Vec<u8> = match t {
+                TypeDescriptor::VarLenUnicode => attr
+                    .read_raw::<VarLenUnicode>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
+                TypeDescriptor::VarLenAscii => attr
+                    .read_raw::<VarLenAscii>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
+                TypeDescriptor::FixedAscii(n) if *n <= 4096 => attr
+                    .read_raw::<hdf5::types::FixedAscii<4096>>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
+                TypeDescriptor::FixedUnicode(n) if *n <= 4096 => attr
+                    .read_raw::<hdf5::types::FixedUnicode<4096>>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
                 _ => return Err("fixed-length string longer than 4096 bytes".into()),
+            };
+            let s = match String::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(err) => {
+                    return Err(format!(
+                        "string is not valid UTF-8 (invalid byte at offset {}): {:?}",
+                        err.utf8_error().valid_up_to(),
+                        String::from_utf8_lossy(err.as_bytes())
+                    ))
+                }
+            };
+            let s = if matches!(
+                t,
+                TypeDescriptor::FixedAscii(_) | TypeDescriptor::FixedUnicode(_)
+            ) {
+                s.trim_end_matches(['\0', ' ']).to_string()
+            } else {
+                s
             };
             Ok(AttrValue::Str(s))
         }
@@ -640,10 +697,9 @@ impl Ctx {
         let Ok(location) = self.file.group(obj) else {
             return None;
         };
-        let exists = location
-            .attr_names()
-            .map(|v| v.iter().any(|n| n == name))
-            .unwrap_or(false);
+        // One lookup by name (listing every attribute per lookup made files with many
+        // attributes quadratic to read).
+        let exists = location.attr_info(name).is_ok();
         if !exists {
             if required {
                 self.problem(attr_loc(obj, name), "required attribute is missing");
