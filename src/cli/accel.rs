@@ -51,9 +51,10 @@ pub struct AccelArgs {
     /// float64 datasets `q` and `qdot` at the root (wave1d).
     #[arg(long)]
     pub state: String,
-    /// Gravitational acceleration (ball, dblpend, relativistic).
-    #[arg(long, default_value_t = 9.8)]
-    pub g: f64,
+    /// Gravitational acceleration: ball and dblpend default 9.8, relativistic default 1 (the
+    /// paper's units, as in `lgn simulate` and `lgn generate`).
+    #[arg(long)]
+    pub g: Option<f64>,
     /// Grid points of the periodic wave domain (length 1).
     #[arg(long)]
     pub n: Option<usize>,
@@ -227,7 +228,12 @@ pub fn run(args: AccelArgs) -> Result<()> {
             seed: args.seed,
         },
     };
-    if !args.g.is_finite() {
+    let g = args.g.unwrap_or(if system == SystemName::Relativistic {
+        1.0
+    } else {
+        9.8
+    });
+    if !g.is_finite() {
         return Err(Error::input("--g must be finite"));
     }
     if args.density == DensityKind::Mlp {
@@ -236,11 +242,11 @@ pub fn run(args: AccelArgs) -> Result<()> {
     let (mut dy, q, v) = match system {
         SystemName::Ball => {
             let (q, v) = read_state(&args.state, Some(2))?;
-            (systems::ball(args.g, &density, args.solver)?, q, v)
+            (systems::ball(g, &density, args.solver)?, q, v)
         }
         SystemName::Dblpend => {
             let (q, v) = read_state(&args.state, Some(2))?;
-            (systems::dblpend(args.g, &density, args.solver)?, q, v)
+            (systems::dblpend(g, &density, args.solver)?, q, v)
         }
         SystemName::Relativistic => {
             let (q, v) = read_state(&args.state, Some(1))?;
@@ -249,7 +255,7 @@ pub fn run(args: AccelArgs) -> Result<()> {
                     "the relativistic particle needs |qdot| < 1, got qdot = {x}"
                 )));
             }
-            (systems::relativistic(args.g, &density, args.solver)?, q, v)
+            (systems::relativistic(g, &density, args.solver)?, q, v)
         }
         SystemName::Wave1d => {
             let (q, v) = read_state(&args.state, args.n)?;

@@ -117,7 +117,7 @@ fn system_of(a: &SimulateArgs) -> Result<SimSystem> {
     match m.system.as_str() {
         "dblpend" => Ok(SimSystem::Dblpend),
         "relativistic" => Ok(SimSystem::Relativistic),
-        "wave1d" => Ok(SimSystem::Wave1dStandard),
+        "wave1d" | "wave1d-standard" => Ok(SimSystem::Wave1dStandard),
         s => Err(Error::file(
             path,
             format!("cannot tell the state layout of a model of system '{s}'; pass --system"),

@@ -24,6 +24,16 @@ use std::collections::BTreeMap;
 use std::f64::consts::PI;
 use std::path::Path;
 
+/// The `system` label of generated wave data: its ground truth is the standard 3-point stencil
+/// (`lgn accel --system wave1d-standard`), not the wide centred stencil of `--system wave1d`.
+/// Files labelled `wave1d` by earlier versions are read as the same data.
+pub const WAVE1D_DATA_LABEL: &str = "wave1d-standard";
+
+/// Is `system` a label of 1D wave data ("wave1d-standard", or "wave1d" of earlier files)?
+pub fn is_wave1d_label(system: &str) -> bool {
+    system == WAVE1D_DATA_LABEL || system == "wave1d"
+}
+
 /// An initial state (q, q̇).
 pub type State = (Vec<f64>, Vec<f64>);
 /// One trajectory's rows: q, q̇, q̈ (T·D each) and energy (T).
@@ -449,7 +459,7 @@ pub fn wave1d_samples(
     let mut par = cfg.params(seed);
     par.insert("t_span".into(), t_span);
     Ok(SamplesData {
-        system: Some("wave1d".into()),
+        system: Some(WAVE1D_DATA_LABEL.into()),
         params: par,
         q,
         qdot: qd,
@@ -476,7 +486,7 @@ pub fn wave1d_trajectories(
     let mut rng = StdRng::seed_from_u64(seed);
     let init: Vec<State> = (0..b).map(|_| cfg.random_state(&mut rng)).collect();
     let mut t = trajectories(|| cfg.system(), &init, times, method)?;
-    t.system = Some("wave1d".into());
+    t.system = Some(WAVE1D_DATA_LABEL.into());
     t.params = cfg.params(seed);
     Ok(t)
 }

@@ -436,7 +436,10 @@ pub fn prepare_samples(
     let system = data.system.clone().unwrap_or_default();
     match kind {
         ModelKind::Lnn | ModelKind::Lgn | ModelKind::Mlp => {
-            if kind == ModelKind::Lgn && system != "wave1d" && !system.is_empty() {
+            if kind == ModelKind::Lgn
+                && !crate::data::is_wave1d_label(&system)
+                && !system.is_empty()
+            {
                 return Err(Error::input(format!(
                     "an lgn model is trained on a wave1d ring; the data's system is '{system}'"
                 )));
