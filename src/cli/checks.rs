@@ -40,7 +40,8 @@ pub fn check_trained(
         ("final training loss", report.final_loss),
         ("best validation loss", report.best_val_loss),
     ] {
-        let applies = what.starts_with("final") || report.n_val > 0;
+        // An interrupted run may not have finished an epoch: no loss to judge then.
+        let applies = report.epochs > 0 && (what.starts_with("final") || report.n_val > 0);
         if applies && !x.is_finite() {
             return Err(Error::input(format!(
                 "training diverged: the {what} is {x} (largest weight {}); {cure}",

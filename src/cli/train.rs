@@ -86,6 +86,9 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    // SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far.
+    let stop = Arc::new(AtomicBool::new(false));
+    super::signals::set_graceful(stop.clone());
     if args.out.exists() && !args.force {
         return Err(Error::file(
             &args.out,
@@ -124,9 +127,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    // SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far.
-    super::signals::set_graceful(stop.clone());
     let cfg = TrainConfig {
         epochs: args.epochs,
         batch: args.batch,

@@ -364,6 +364,16 @@ impl WaveConfig {
         }
         (q, v)
     }
+    /// Error unless a random state is finite (a huge amplitude overflows).
+    fn check_state(&self, (q, v): &State) -> Result<()> {
+        if q.iter().chain(v).any(|x| !x.is_finite()) {
+            return Err(Error::input(format!(
+                "amplitude = {} gives a non-finite initial state (float64 overflows); use a smaller amplitude",
+                crate::limits::num(self.amplitude)
+            )));
+        }
+        Ok(())
+    }
     /// The ground-truth system: standard stencil, banded solver.
     pub fn system(&self) -> Result<Dynamics> {
         systems::wave1d_standard(
@@ -418,6 +428,9 @@ pub fn wave1d_samples(
             (s, times)
         })
         .collect();
+    for (st, _) in &jobs {
+        cfg.check_state(st)?;
+    }
     let results: Vec<Result<Vec<State>>> = jobs
         .par_iter()
         .map(|((q0, v0), times)| {
@@ -485,6 +498,9 @@ pub fn wave1d_trajectories(
     )?;
     let mut rng = StdRng::seed_from_u64(seed);
     let init: Vec<State> = (0..b).map(|_| cfg.random_state(&mut rng)).collect();
+    for st in &init {
+        cfg.check_state(st)?;
+    }
     let mut t = trajectories(|| cfg.system(), &init, times, method)?;
     t.system = Some(WAVE1D_DATA_LABEL.into());
     t.params = cfg.params(seed);
