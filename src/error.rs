@@ -54,6 +54,23 @@ impl Error {
             },
         }
     }
+    /// An input or mass-matrix error caused by the contents of `path` (a graph, mesh or model
+    /// file) becomes a file error naming it; file and integration errors are unchanged.
+    pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
+        match self {
+            Error::Input(msg) => Error::File {
+                path: path.into(),
+                location: None,
+                msg,
+            },
+            Error::Singular(m) => Error::File {
+                path: path.into(),
+                location: None,
+                msg: format!("singular mass matrix: {m}"),
+            },
+            e => e,
+        }
+    }
     /// Shorthand for [`Error::File`] without an inner location.
     pub fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::File {

@@ -185,7 +185,11 @@ pub(super) fn read_state(s: &str, expect: Option<usize>) -> Result<(Vec<f64>, Ve
 fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
     let model = lgn::train::load_model(path)?;
     let (q, v) = read_state(&args.state, None)?;
-    let a = model.predict(&q, &v, args.solver)?;
+    let a = model.predict(&q, &v, args.solver).map_err(|e| match e {
+        // A state of the wrong length is the state's fault, the rest the model file's.
+        lgn::Error::Input(m) if m.contains("state") || m.contains("q ") => lgn::Error::Input(m),
+        e => e.in_file(path),
+    })?;
     if args.json {
         let out = serde_json::json!({
             "a": a,
@@ -274,7 +278,10 @@ pub fn run(args: AccelArgs) -> Result<()> {
             )
         }
         SystemName::Graph => {
-            let dy = graph_system(&args, &density)?;
+            let dy = graph_system(&args, &density).map_err(|e| match &args.graph {
+                Some(p) => e.in_file(p),
+                None => e,
+            })?;
             let (q, v) = read_state(&args.state, Some(dy.n_coords()))?;
             (dy, q, v)
         }
@@ -283,8 +290,15 @@ pub fn run(args: AccelArgs) -> Result<()> {
                 .mesh
                 .as_ref()
                 .ok_or_else(|| Error::input("--system wave-mesh needs --mesh FILE.msh"))?;
-            let (mesh, _notes) = lgn::mesh::read_msh(path)?;
-            let (q, v) = read_state(&args.state, Some(mesh.n_nodes()))?;
+            let (mesh, notes) = lgn::mesh::read_msh(path)?;
+            let (q, v) = read_state(&args.state, Some(mesh.n_nodes())).map_err(|e| {
+                if notes.is_empty() {
+                    e
+                } else {
+                    // Say why the mesh has fewer nodes than the file lists.
+                    e.context(&format!("{} ({})", path.display(), notes.join("; ")))
+                }
+            })?;
             let md = match args.density {
                 DensityKind::Analytic => systems::MeshDensity::Fem,
                 DensityKind::Mlp => systems::MeshDensity::Mlp {

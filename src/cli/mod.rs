@@ -67,10 +67,43 @@ pub fn run() -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", compact_numbers(&e.to_string()));
             1
         }
     }
+}
+
+/// Shorten the decimal expansions that Rust's `Display` gives huge or tiny floats (1e300 is
+/// printed with 301 digits) to 6 significant digits, so messages stay readable. Numbers of up
+/// to 21 characters (every integer index, count or seed) are left as they are.
+fn compact_numbers(msg: &str) -> String {
+    let b = msg.as_bytes();
+    let mut out = String::with_capacity(msg.len());
+    let mut i = 0;
+    while i < b.len() {
+        let starts = b[i].is_ascii_digit()
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'));
+        if !starts {
+            let ch = msg[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        let mut j = i;
+        while j < b.len()
+            && (b[j].is_ascii_digit()
+                || (b[j] == b'.' && j + 1 < b.len() && b[j + 1].is_ascii_digit()))
+        {
+            j += 1;
+        }
+        let tok = &msg[i..j];
+        match tok.parse::<f64>() {
+            Ok(x) if tok.len() > 21 => out.push_str(&lgn::limits::num(x)),
+            _ => out.push_str(tok),
+        }
+        i = j;
+    }
+    out
 }
 
 /// Does `s` look like a negative number or a list starting with one ("-0.5", "-2",
@@ -138,6 +171,17 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn long_numbers_are_compacted() {
+        let big = format!("--dt must be positive, got {}", 1e300);
+        assert!(big.len() > 300);
+        assert_eq!(compact_numbers(&big), "--dt must be positive, got 1e300");
+        let tiny = format!("step {} too small", -1e-300);
+        assert_eq!(compact_numbers(&tiny), "step -1e-300 too small");
+        let keep = "sample 12345 of seed 18446744073709551615 at t = 0.125, f64x2";
+        assert_eq!(compact_numbers(keep), keep);
     }
 
     #[test]

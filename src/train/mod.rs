@@ -191,7 +191,7 @@ impl TrainedModel {
                 Dynamics::new(Lagrangian::new(n, 1, sites, dens)?, solver, graph.kind)
             }
             k => Err(Error::input(format!(
-                "a '{}' model has no Lagrangian; use TrainedModel::predict",
+                "a '{}' model has no Lagrangian to integrate (only lnn and lgn models do); its accelerations are available with `lgn accel --model`",
                 k.as_str()
             ))),
         }
