@@ -908,3 +908,109 @@ fn signals_during_train_write_the_best_model() {
         other => panic!("exit {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
     }
 }
+
+#[test]
+fn info_and_commands_agree_on_model_files() {
+    let d = tmpdir("agree");
+    let (code, _, err) = lgn_in(&d, &["generate", "dblpend", "--n", "100", "--out", "s.h5"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = lgn_in(
+        &d,
+        &[
+            "train", "--data", "s.h5", "--model", "lnn", "--out", "m.h5", "--epochs", "1",
+            "--hidden", "8", "--quiet",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let good = std::fs::read(d.join("m.h5")).unwrap();
+    type Edit = fn(&hdf5::File);
+    let edits: [(&str, &str, Edit); 4] = [
+        ("/@activation", "softplus", |f| {
+            f.delete_attr("activation").unwrap();
+            let v: hdf5::types::VarLenUnicode = "tanh".parse().unwrap();
+            f.new_attr::<hdf5::types::VarLenUnicode>()
+                .shape(())
+                .create("activation")
+                .unwrap()
+                .write_scalar(&v)
+                .unwrap();
+        }),
+        ("/@g", "finite", |f| {
+            let _ = f.delete_attr("g");
+            f.new_attr::<f64>()
+                .shape(())
+                .create("g")
+                .unwrap()
+                .write_scalar(&f64::NAN)
+                .unwrap();
+        }),
+        ("/@q_period", "period", |f| {
+            let _ = f.delete_attr("q_period");
+            f.new_attr::<f64>()
+                .shape(())
+                .create("q_period")
+                .unwrap()
+                .write_scalar(&-1.0)
+                .unwrap();
+        }),
+        ("/@n_features", "features", |f| {
+            f.delete_attr("n_features").unwrap();
+            f.new_attr::<i64>()
+                .shape(())
+                .create("n_features")
+                .unwrap()
+                .write_scalar(&2)
+                .unwrap();
+        }),
+    ];
+    for (place, word, edit) in edits {
+        std::fs::write(d.join("bad.h5"), &good).unwrap();
+        edit(&hdf5::File::open_rw(d.join("bad.h5")).unwrap());
+        let (code, out, err) = lgn_in(&d, &["info", "bad.h5"]);
+        assert_eq!(code, 1, "info accepted {place}: {out}");
+        assert!(out.contains(place) && out.contains(word), "{out}");
+        fails(
+            &d,
+            &["accel", "--model", "bad.h5", "--state", "0.1,0.2,0,0"],
+            &["bad.h5", place],
+        );
+    }
+    // The untouched model is valid for both.
+    std::fs::write(d.join("bad.h5"), &good).unwrap();
+    assert_eq!(lgn_in(&d, &["info", "bad.h5"]).0, 0);
+    assert_eq!(
+        lgn_in(
+            &d,
+            &["accel", "--model", "bad.h5", "--state", "0.1,0.2,0,0"]
+        )
+        .0,
+        0
+    );
+}
+
+#[test]
+fn state_n_nodes_must_agree_with_its_length() {
+    let d = tmpdir("nnodes");
+    let p = d.join("st.h5");
+    {
+        let f = hdf5::File::create(&p).unwrap();
+        let q = ndarray::arr1(&[0.1f64, 0.2, 0.3, 0.4, 0.5]);
+        f.new_dataset_builder().with_data(&q).create("q").unwrap();
+        f.new_dataset_builder()
+            .with_data(&q)
+            .create("qdot")
+            .unwrap();
+        f.new_attr::<i64>()
+            .shape(())
+            .create("n_nodes")
+            .unwrap()
+            .write_scalar(&2)
+            .unwrap();
+    }
+    let ps = p.to_str().unwrap();
+    fails(
+        &d,
+        &["accel", "--system", "wave1d-standard", "--state", ps],
+        &[ps, "/@n_nodes"],
+    );
+}

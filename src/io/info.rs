@@ -177,7 +177,13 @@ fn validate_kind(ctx: &mut Ctx, kind: Kind) {
         Kind::State => drop(StateData::read_ctx(ctx)),
         Kind::Samples => drop(SamplesData::read_ctx(ctx)),
         Kind::Trajectories => drop(TrajectoryData::read_ctx(ctx)),
-        Kind::Model => drop(ModelData::read_ctx(ctx)),
+        Kind::Model => {
+            // The same checks as every command that loads a model.
+            if let Some(md) = ModelData::read_ctx(ctx) {
+                let path = ctx.path.clone();
+                ctx.problems.extend(super::model_problems(&md, &path));
+            }
+        }
     }
 }
 

@@ -57,6 +57,7 @@ mod h5;
 mod info;
 mod model;
 mod samples;
+mod semantics;
 mod state;
 mod trajectory;
 
@@ -68,6 +69,7 @@ pub use h5::{stalled_read, Problem};
 pub use info::{info, validate, AttrInfo, DatasetInfo, InfoReport};
 pub use model::{LayerData, ModelData, TrainingData, ACTIVATIONS, MODEL_KINDS};
 pub use samples::SamplesData;
+pub use semantics::model_problems;
 pub use state::{read_state, StateData};
 pub use trajectory::{TrajectoryData, TrajectoryWriter, TrajectoryWriterOptions};
 

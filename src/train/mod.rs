@@ -401,6 +401,10 @@ impl TrainedModel {
 pub fn load_model(path: impl AsRef<Path>) -> Result<TrainedModel> {
     let path = path.as_ref();
     let md = ModelData::read(path)?;
+    // The checks `lgn info` applies too (one validator for both).
+    if let Some(p) = crate::io::model_problems(&md, path).into_iter().next() {
+        return Err(Error::file_at(path, p.location, p.msg));
+    }
     TrainedModel::from_model_data(&md, path)
 }
 
