@@ -114,7 +114,7 @@ pub fn check_input_file(path: &Path) -> Result<u64> {
 /// [`MAX_STEPS`] steps.
 pub fn check_steps(span: f64, dt: f64) -> Result<()> {
     let steps = span / dt;
-    if !(steps <= MAX_STEPS) {
+    if steps.is_nan() || steps > MAX_STEPS {
         return Err(Error::input(format!(
             "a time step of {} needs about {} steps to cover a time span of {}, more than the limit of {MAX_STEPS:e}; use a larger step",
             num(dt),
@@ -131,7 +131,7 @@ pub const MAX_FRAMES: f64 = 1e12;
 /// Frames at t = 0, dt, …, up to t_end (round-off tolerant), refused beyond [`MAX_FRAMES`].
 pub fn frame_count(t_end: f64, dt: f64) -> Result<usize> {
     let f = (t_end / dt + 1e-9).floor() + 1.0;
-    if !(f >= 1.0 && f <= MAX_FRAMES) {
+    if !(1.0..=MAX_FRAMES).contains(&f) {
         return Err(Error::input(format!(
             "--t-end {} with --dt {} asks for {} output frames, more than the limit of {MAX_FRAMES:e}; use a larger --dt or a shorter --t-end",
             num(t_end),

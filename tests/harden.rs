@@ -532,15 +532,13 @@ fn graph_sizes_that_cannot_fit_are_invalid_for_info_and_accel() {
     let p = d.join("g.h5");
     {
         let f = hdf5::File::create(&p).unwrap();
-        for (k, v) in [("lgn_kind", "graph")] {
-            let v: hdf5::types::VarLenUnicode = v.parse().unwrap();
-            f.new_attr::<hdf5::types::VarLenUnicode>()
-                .shape(())
-                .create(k)
-                .unwrap()
-                .write_scalar(&v)
-                .unwrap();
-        }
+        let v: hdf5::types::VarLenUnicode = "graph".parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .shape(())
+            .create("lgn_kind")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
         f.new_attr::<i64>()
             .shape(())
             .create("lgn_schema_version")
@@ -736,8 +734,8 @@ fn generated_wave_data_is_labelled_with_its_stencil() {
     for i in 0..s.len() {
         let q = s.q.row(i).to_vec();
         let truth = lgn::data::wave_stencil(&q, dx);
-        for c in 0..16 {
-            assert!((s.qddot[[i, c]] - truth[c]).abs() <= 1e-9 * truth[c].abs().max(1.0));
+        for (c, t) in truth.iter().enumerate() {
+            assert!((s.qddot[[i, c]] - t).abs() <= 1e-9 * t.abs().max(1.0));
         }
     }
     assert!(lgn::data::is_wave1d_label("wave1d") && lgn::data::is_wave1d_label("wave1d-standard"));
@@ -966,7 +964,7 @@ fn info_and_commands_agree_on_model_files() {
     for (place, word, edit) in edits {
         std::fs::write(d.join("bad.h5"), &good).unwrap();
         edit(&hdf5::File::open_rw(d.join("bad.h5")).unwrap());
-        let (code, out, err) = lgn_in(&d, &["info", "bad.h5"]);
+        let (code, out, _) = lgn_in(&d, &["info", "bad.h5"]);
         assert_eq!(code, 1, "info accepted {place}: {out}");
         assert!(out.contains(place) && out.contains(word), "{out}");
         fails(

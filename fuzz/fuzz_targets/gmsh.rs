@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(imp) = lgn::mesh::parse_msh(data, Path::new("fuzz.msh")) {
+    if let Ok(imp) = lgn::mesh::gmsh::parse_msh(data, Path::new("fuzz.msh")) {
         // Whatever is accepted is a usable mesh: every triangle indexes a node.
         let n = imp.mesh.n_nodes();
         for t in &imp.mesh.triangles {

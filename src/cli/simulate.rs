@@ -229,7 +229,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     // Every output is checked before any work: a failed run commits nothing.
     if let Some(p) = &a.plot {
         lgn::io::check_writable(p, a.force)?;
-        lgn::io::check_writable(&energy_png(p), a.force)?;
+        lgn::io::check_writable(energy_png(p), a.force)?;
     }
     for (flag, x) in [("--g", a.g), ("--dx", a.dx), ("--step", a.step)] {
         if let Some(x) = x.filter(|x| !x.is_finite()) {

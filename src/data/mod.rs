@@ -183,7 +183,7 @@ pub fn relativistic_samples(n: usize, g: RelativisticG, seed: u64) -> Result<Rel
         RelativisticG::Uniform(lo, hi) => {
             check_param("g_min", lo)?;
             check_param("g_max", hi)?;
-            if !(lo < hi) {
+            if lo >= hi {
                 return Err(Error::input(format!(
                     "g range [{}, {}) is empty",
                     crate::limits::num(lo),

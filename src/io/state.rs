@@ -74,28 +74,24 @@ impl StateData {
             dof = Some(qs[1]);
         }
         match (n_nodes, dof) {
-            (Some(n), Some(d)) => {
-                if n.checked_mul(d) != Some(q.len()) {
-                    ctx.problem(
-                        "/q",
-                        format!(
-                            "has {} values, expected n_nodes * dof = {n} * {d} = {}",
-                            q.len(),
-                            (n as u128) * (d as u128)
-                        ),
-                    );
-                }
+            (Some(n), Some(d)) if n.checked_mul(d) != Some(q.len()) => {
+                ctx.problem(
+                    "/q",
+                    format!(
+                        "has {} values, expected n_nodes * dof = {n} * {d} = {}",
+                        q.len(),
+                        (n as u128) * (d as u128)
+                    ),
+                );
             }
-            (Some(n), None) => {
-                if n == 0 || q.len() % n != 0 {
-                    ctx.problem(
-                        "/@n_nodes",
-                        format!(
-                            "is {n}, but /q has {} values: not n_nodes * dof for any whole dof",
-                            q.len()
-                        ),
-                    );
-                }
+            (Some(n), None) if n == 0 || q.len() % n != 0 => {
+                ctx.problem(
+                    "/@n_nodes",
+                    format!(
+                        "is {n}, but /q has {} values: not n_nodes * dof for any whole dof",
+                        q.len()
+                    ),
+                );
             }
             _ => {}
         }
