@@ -1078,6 +1078,25 @@ mod tests {
     }
 
     #[test]
+    fn stalled_reads_are_reported_only_while_running() {
+        use std::time::Duration;
+        assert_eq!(stalled_read(Duration::ZERO), None);
+        let seen = watched(
+            || "f.h5: attribute x".to_string(),
+            || {
+                let t = std::time::Instant::now();
+                while t.elapsed() == Duration::ZERO {}
+                (
+                    stalled_read(Duration::ZERO),
+                    stalled_read(Duration::from_secs(3600)),
+                )
+            },
+        );
+        assert_eq!(seen, (Some("f.h5: attribute x".to_string()), None));
+        assert_eq!(stalled_read(Duration::ZERO), None);
+    }
+
+    #[test]
     fn unravel_is_c_order() {
         assert_eq!(unravel(0, &[2, 3]), vec![0, 0]);
         assert_eq!(unravel(5, &[2, 3]), vec![1, 2]);
