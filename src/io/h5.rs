@@ -130,9 +130,9 @@ fn is_string(td: &TypeDescriptor) -> bool {
     )
 }
 
-/// The attribute read in progress (since when, and which), for [`stalled_read`].
-static IN_READ: std::sync::Mutex<Option<(std::time::Instant, String)>> =
-    std::sync::Mutex::new(None);
+/// The attribute reads in progress (thread, since when, which), for [`stalled_read`].
+type InRead = (std::thread::ThreadId, std::time::Instant, String);
+static IN_READ: std::sync::Mutex<Vec<InRead>> = std::sync::Mutex::new(Vec::new());
 
 /// Defence against a corrupt file making the HDF5 C library loop forever (seen on a
 /// variable-length string attribute whose heap reference was damaged; h5py hangs on the same
@@ -140,18 +140,28 @@ static IN_READ: std::sync::Mutex<Option<(std::time::Instant, String)>> =
 /// `limit` is stuck: this returns which attribute of which file, and the caller (the CLI's
 /// watchdog) ends the process with that error. The C call itself cannot be interrupted.
 pub fn stalled_read(limit: std::time::Duration) -> Option<String> {
+    stalled_reads(limit).into_iter().next()
+}
+
+/// All attribute reads (of any thread) running for longer than `limit`.
+pub fn stalled_reads(limit: std::time::Duration) -> Vec<String> {
     let g = IN_READ.lock().unwrap_or_else(|p| p.into_inner());
-    match &*g {
-        Some((t, what)) if t.elapsed() > limit => Some(what.clone()),
-        _ => None,
-    }
+    g.iter()
+        .filter(|(_, t, _)| t.elapsed() > limit)
+        .map(|(_, _, w)| w.clone())
+        .collect()
 }
 
 /// Run `f` as a watched attribute read (see [`stalled_read`]).
 pub(crate) fn watched<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> T) -> T {
-    *IN_READ.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), what()));
+    let me = std::thread::current().id();
+    let entry = (me, std::time::Instant::now(), what());
+    IN_READ.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
     let r = f();
-    *IN_READ.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let mut g = IN_READ.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = g.iter().rposition(|(t, _, _)| *t == me) {
+        g.swap_remove(i);
+    }
     r
 }
 
@@ -1080,20 +1090,22 @@ mod tests {
     #[test]
     fn stalled_reads_are_reported_only_while_running() {
         use std::time::Duration;
-        assert_eq!(stalled_read(Duration::ZERO), None);
+        // Other tests read attributes concurrently: look for this read only.
+        let mine = |v: Vec<String>| v.iter().any(|w| w == "f.h5: attribute x");
+        assert!(!mine(stalled_reads(Duration::ZERO)));
         let seen = watched(
             || "f.h5: attribute x".to_string(),
             || {
                 let t = std::time::Instant::now();
                 while t.elapsed() == Duration::ZERO {}
                 (
-                    stalled_read(Duration::ZERO),
-                    stalled_read(Duration::from_secs(3600)),
+                    mine(stalled_reads(Duration::ZERO)),
+                    mine(stalled_reads(Duration::from_secs(3600))),
                 )
             },
         );
-        assert_eq!(seen, (Some("f.h5: attribute x".to_string()), None));
-        assert_eq!(stalled_read(Duration::ZERO), None);
+        assert_eq!(seen, (true, false));
+        assert!(!mine(stalled_reads(Duration::ZERO)));
     }
 
     #[test]
