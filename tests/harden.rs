@@ -1012,3 +1012,41 @@ fn state_n_nodes_must_agree_with_its_length() {
         &[ps, "/@n_nodes"],
     );
 }
+
+/// Found by the `hdf5` fuzz target: a damaged variable-length string (`/@lgn_kind`) makes the
+/// HDF5 C library loop forever in H5T__conv_vlen → H5HG_read (h5py hangs too). The watchdog
+/// turns it into an error naming the file and the attribute.
+#[test]
+fn a_corrupt_variable_length_attribute_is_an_error_not_a_hang() {
+    let d = tmpdir("vlen");
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corrupt_vlen_hang.h5");
+    let fs = f.to_str().unwrap();
+    for args in [
+        vec!["info", fs],
+        vec!["accel", "--model", fs, "--state", "0,0,0,0"],
+    ] {
+        let mut child = bin()
+            .current_dir(&d)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Safety net only (the watchdog fires after 10 s): never let a regression hang the suite.
+        let pid = child.id();
+        let guard = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        });
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        let status = child.wait().unwrap();
+        drop(guard);
+        assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(fs) && err.contains("lgn_kind") && err.contains("corrupt"),
+            "{err}"
+        );
+        assert!(entries(&d).is_empty());
+    }
+}

@@ -156,7 +156,10 @@ pub fn stalled_reads(limit: std::time::Duration) -> Vec<String> {
 pub(crate) fn watched<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> T) -> T {
     let me = std::thread::current().id();
     let entry = (me, std::time::Instant::now(), what());
-    IN_READ.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+    IN_READ
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(entry);
     let r = f();
     let mut g = IN_READ.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(i) = g.iter().rposition(|(t, _, _)| *t == me) {
