@@ -1032,16 +1032,27 @@ fn a_corrupt_variable_length_attribute_is_an_error_not_a_hang() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Safety net only (the watchdog fires after 10 s): never let a regression hang the suite.
+        // Safety net only (the watchdog fires after 10 s): never let a regression hang the
+        // suite. The child is killed only while it is still unreaped (so the pid is ours).
         let pid = child.id();
-        let guard = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_secs(120));
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let done = std::sync::Arc::new(std::sync::Mutex::new(false));
+        let d2 = done.clone();
+        std::thread::spawn(move || {
+            for _ in 0..1200 {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if *d2.lock().unwrap() {
+                    return;
+                }
+            }
+            let g = d2.lock().unwrap();
+            if !*g {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
         });
         let mut err = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        *done.lock().unwrap() = true;
         let status = child.wait().unwrap();
-        drop(guard);
         assert_eq!(status.code(), Some(1), "{args:?}: {err}");
         assert!(
             err.contains(fs) && err.contains("lgn_kind") && err.contains("corrupt"),
