@@ -1061,3 +1061,34 @@ fn a_corrupt_variable_length_attribute_is_an_error_not_a_hang() {
         assert!(entries(&d).is_empty());
     }
 }
+
+#[test]
+fn dropped_mesh_nodes_are_explained() {
+    let d = tmpdir("meshdrop");
+    // Four nodes, one triangle: node 4 is used by no triangle and is dropped on import.
+    let msh = "$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n4\n1 0 0 0\n2 1 0 0\n3 0 1 0\n4 5 5 0\n$EndNodes\n$Elements\n1\n1 2 2 0 1 1 2 3\n$EndElements\n";
+    std::fs::write(d.join("m.msh"), msh).unwrap();
+    let st = d.join("s.h5");
+    {
+        let f = hdf5::File::create(&st).unwrap();
+        let q = ndarray::arr1(&[0.1f64, 0.2, 0.3, 0.4]);
+        f.new_dataset_builder().with_data(&q).create("q").unwrap();
+        f.new_dataset_builder()
+            .with_data(&q)
+            .create("qdot")
+            .unwrap();
+    }
+    fails(
+        &d,
+        &[
+            "accel",
+            "--system",
+            "wave-mesh",
+            "--mesh",
+            "m.msh",
+            "--state",
+            st.to_str().unwrap(),
+        ],
+        &["m.msh", "dropped 1 node", "3 coordinates"],
+    );
+}
