@@ -1092,3 +1092,18 @@ fn dropped_mesh_nodes_are_explained() {
         &["m.msh", "dropped 1 node", "3 coordinates"],
     );
 }
+
+/// Found by the `hdf5` fuzz target: the system HDF5 library dereferences a null pointer in
+/// H5A__close while iterating the attributes of this corrupt model file. lgn cannot recover,
+/// but it names the file and exits 1 instead of dying with "Segmentation fault".
+#[test]
+fn a_crash_inside_the_hdf5_library_names_the_file() {
+    let d = tmpdir("segv");
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corrupt_attr_segv.h5");
+    let fs = f.to_str().unwrap();
+    let out = bin().current_dir(&d).args(["info", fs]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(fs) && err.contains("corrupt"), "{err}");
+    assert!(entries(&d).is_empty());
+}

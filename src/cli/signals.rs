@@ -68,6 +68,7 @@ pub fn install() {
         WRITE_FD.store(-1, Ordering::SeqCst);
         return;
     }
+    install_crash_handler();
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: installing an extern "C" handler with an empty mask.
         unsafe {
@@ -151,6 +152,60 @@ fn watchdog() {
             );
             // SAFETY: the main thread is stuck inside the HDF5 library; skip its atexit handlers.
             unsafe { libc::_exit(1) };
+        }
+    }
+}
+
+/// SIGSEGV/SIGBUS/SIGFPE: the system HDF5 C library can crash on a corrupt file (found by the
+/// `hdf5` fuzz target: H5A__close during attribute iteration). Nothing can be recovered, but
+/// the user gets a message naming the file instead of a bare "Segmentation fault", and exit
+/// status 1. Only async-signal-safe calls: write(2) and _exit(2). Runs on its own stack.
+extern "C" fn on_crash(sig: libc::c_int) {
+    let mut path = [0u8; 1024];
+    let n = lgn::io::input_being_read(&mut path);
+    let what: &[u8] = match sig {
+        libc::SIGSEGV => b"SIGSEGV",
+        libc::SIGBUS => b"SIGBUS",
+        _ => b"SIGFPE",
+    };
+    let mut parts: [&[u8]; 5] = [b"error: ", &path[..n], b": ", b"", b""];
+    if n == 0 {
+        parts = [b"error: lgn crashed (", what, b")", b"", b"\n"];
+    } else {
+        parts[3] = b"the HDF5 library crashed while reading this file (";
+        parts[4] = what;
+    }
+    for p in parts {
+        // SAFETY: write(2) is async-signal-safe; the buffers are valid.
+        unsafe { libc::write(2, p.as_ptr().cast(), p.len()) };
+    }
+    if n > 0 {
+        let tail: &[u8] = b"); the file is corrupt. Nothing was written.\n";
+        unsafe { libc::write(2, tail.as_ptr().cast(), tail.len()) };
+    }
+    // SAFETY: ends the process at once, as the crash would have.
+    unsafe { libc::_exit(1) };
+}
+
+fn install_crash_handler() {
+    const STACK: usize = 64 * 1024;
+    // SAFETY: a leaked, never-freed alternate stack; the handler is an extern "C" fn.
+    unsafe {
+        let mem = Box::leak(vec![0u8; STACK].into_boxed_slice());
+        let ss = libc::stack_t {
+            ss_sp: mem.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: STACK,
+        };
+        if libc::sigaltstack(&ss, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE] {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_crash as *const () as usize;
+            sa.sa_flags = libc::SA_ONSTACK;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
 }

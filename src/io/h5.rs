@@ -55,8 +55,38 @@ fn has_signature(path: &Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
+const READING_CAP: usize = 1024;
+static READING: [std::sync::atomic::AtomicU8; READING_CAP] =
+    [const { std::sync::atomic::AtomicU8::new(0) }; READING_CAP];
+static READING_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Remember the path of the HDF5 file being opened for reading (for [`input_being_read`]).
+fn note_reading(path: &Path) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let b = path.as_os_str().as_encoded_bytes();
+    let n = b.len().min(READING_CAP);
+    READING_LEN.store(0, Relaxed);
+    for (slot, x) in READING.iter().zip(&b[..n]) {
+        slot.store(*x, Relaxed);
+    }
+    READING_LEN.store(n, Relaxed);
+}
+
+/// Copy the path of the HDF5 file most recently opened for reading into `buf`; returns its
+/// length. Only atomic loads: safe to call from a signal handler (the CLI names the file when
+/// the HDF5 C library crashes on a corrupt file).
+pub fn input_being_read(buf: &mut [u8]) -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = READING_LEN.load(Relaxed).min(buf.len());
+    for (o, slot) in buf.iter_mut().zip(READING.iter()).take(n) {
+        *o = slot.load(Relaxed);
+    }
+    n
+}
+
 /// Open an existing HDF5 file read-only, with clear messages for the usual failures.
 pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
+    note_reading(path);
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(Error::file(path, "is a directory, expected an HDF5 file"));
     }

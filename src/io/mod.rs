@@ -65,7 +65,7 @@ use std::fmt;
 
 pub use atomic::{check_writable, remove_pending, AtomicOutput};
 pub use graph::GraphData;
-pub use h5::{stalled_read, Problem};
+pub use h5::{input_being_read, stalled_read, Problem};
 pub use info::{info, validate, AttrInfo, DatasetInfo, InfoReport};
 pub use model::{LayerData, ModelData, TrainingData, ACTIVATIONS, MODEL_KINDS};
 pub use samples::SamplesData;
