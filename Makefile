@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DEMO_OUT ?= lgn-demo
 
-.PHONY: deps build demo test bench lint
+.PHONY: deps build demo test bench lint fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -24,3 +24,10 @@ bench: build
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# Fuzz the Gmsh and HDF5 readers for FUZZ_SECONDS each (needs nightly and cargo-fuzz; see fuzz/README.md).
+FUZZ_SECONDS ?= 600
+fuzz: build
+	cd fuzz && ./seed.sh
+	cd fuzz && $(CARGO) +nightly fuzz run -O gmsh corpus/gmsh -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=30
+	cd fuzz && $(CARGO) +nightly fuzz run -O hdf5 corpus/hdf5 -- -fork=1 -ignore_timeouts=1 -detect_leaks=0 -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=20

@@ -35,6 +35,42 @@ impl Error {
     pub fn integration(msg: impl Into<String>) -> Self {
         Error::Integration(msg.into())
     }
+    /// Prefix the message with `context` (e.g. the flag the value came from): an input error
+    /// "X" becomes "context: X"; a file error keeps its file and gets "context: " before its
+    /// message; the category is unchanged.
+    pub fn context(self, context: &str) -> Self {
+        match self {
+            Error::Input(m) => Error::Input(format!("{context}: {m}")),
+            Error::Singular(m) => Error::Singular(format!("{context}: {m}")),
+            Error::Integration(m) => Error::Integration(format!("{context}: {m}")),
+            Error::File {
+                path,
+                location,
+                msg,
+            } => Error::File {
+                path,
+                location,
+                msg: format!("{context}: {msg}"),
+            },
+        }
+    }
+    /// An input or mass-matrix error caused by the contents of `path` (a graph, mesh or model
+    /// file) becomes a file error naming it; file and integration errors are unchanged.
+    pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
+        match self {
+            Error::Input(msg) => Error::File {
+                path: path.into(),
+                location: None,
+                msg,
+            },
+            Error::Singular(m) => Error::File {
+                path: path.into(),
+                location: None,
+                msg: format!("singular mass matrix: {m}"),
+            },
+            e => e,
+        }
+    }
     /// Shorthand for [`Error::File`] without an inner location.
     pub fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::File {

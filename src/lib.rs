@@ -77,6 +77,7 @@ pub mod graph;
 pub mod integrate;
 pub mod io;
 pub mod lagrangian;
+pub mod limits;
 pub mod mesh;
 pub mod model;
 pub mod plot;

@@ -55,9 +55,10 @@ pub struct AccelArgs {
     /// (with qddot) instead of one state; prints the relative error ‖a − q̈‖/‖q̈‖ over the file.
     #[arg(long, requires = "model", conflicts_with = "state")]
     pub data: Option<std::path::PathBuf>,
-    /// Gravitational acceleration (ball, dblpend, relativistic).
-    #[arg(long, default_value_t = 9.8)]
-    pub g: f64,
+    /// Gravitational acceleration: ball and dblpend default 9.8, relativistic default 1 (the
+    /// paper's units, as in `lgn simulate` and `lgn generate`).
+    #[arg(long)]
+    pub g: Option<f64>,
     /// Grid points of the periodic wave domain (length 1).
     #[arg(long)]
     pub n: Option<usize>,
@@ -319,7 +320,13 @@ fn run_model(args: &AccelArgs, path: &Path) -> Result<()> {
             }
             let (q, v) = read_state(state, None)?;
             values = None;
-            m.predict(&q, &v, args.solver)?
+            m.predict(&q, &v, args.solver).map_err(|e| match e {
+                // A state of the wrong length is the state's fault, the rest the model file's.
+                lgn::Error::Input(m) if m.contains("state") || m.contains("q ") => {
+                    lgn::Error::Input(m)
+                }
+                e => e.in_file(path),
+            })?
         }
     };
     if args.json {
@@ -370,17 +377,25 @@ pub fn run(args: AccelArgs) -> Result<()> {
             seed: args.seed,
         },
     };
-    if !args.g.is_finite() {
+    let g = args.g.unwrap_or(if system == SystemName::Relativistic {
+        1.0
+    } else {
+        9.8
+    });
+    if !g.is_finite() {
         return Err(Error::input("--g must be finite"));
+    }
+    if args.density == DensityKind::Mlp {
+        lgn::limits::check_mlp("--hidden/--layers", 8, args.hidden, args.layers)?;
     }
     let (mut dy, q, v) = match system {
         SystemName::Ball => {
             let (q, v) = read_state(&state, Some(2))?;
-            (systems::ball(args.g, &density, args.solver)?, q, v)
+            (systems::ball(g, &density, args.solver)?, q, v)
         }
         SystemName::Dblpend => {
             let (q, v) = read_state(&state, Some(2))?;
-            (systems::dblpend(args.g, &density, args.solver)?, q, v)
+            (systems::dblpend(g, &density, args.solver)?, q, v)
         }
         SystemName::Relativistic => {
             let (q, v) = read_state(&state, Some(1))?;
@@ -389,7 +404,7 @@ pub fn run(args: AccelArgs) -> Result<()> {
                     "the relativistic particle needs |qdot| < 1, got qdot = {x}"
                 )));
             }
-            (systems::relativistic(args.g, &density, args.solver)?, q, v)
+            (systems::relativistic(g, &density, args.solver)?, q, v)
         }
         SystemName::Wave1d => {
             let (q, v) = read_state(&state, args.n)?;
@@ -408,7 +423,10 @@ pub fn run(args: AccelArgs) -> Result<()> {
             )
         }
         SystemName::Graph => {
-            let dy = graph_system(&args, &density)?;
+            let dy = graph_system(&args, &density).map_err(|e| match &args.graph {
+                Some(p) => e.in_file(p),
+                None => e,
+            })?;
             let (q, v) = read_state(&state, Some(dy.n_coords()))?;
             (dy, q, v)
         }
@@ -417,8 +435,15 @@ pub fn run(args: AccelArgs) -> Result<()> {
                 .mesh
                 .as_ref()
                 .ok_or_else(|| Error::input("--system wave-mesh needs --mesh FILE.msh"))?;
-            let (mesh, _notes) = lgn::mesh::read_msh(path)?;
-            let (q, v) = read_state(&state, Some(mesh.n_nodes()))?;
+            let (mesh, notes) = lgn::mesh::read_msh(path)?;
+            let (q, v) = read_state(&state, Some(mesh.n_nodes())).map_err(|e| {
+                if notes.is_empty() {
+                    e
+                } else {
+                    // Say why the mesh has fewer nodes than the file lists.
+                    e.context(&format!("{} ({})", path.display(), notes.join("; ")))
+                }
+            })?;
             let md = match args.density {
                 DensityKind::Analytic => systems::MeshDensity::Fem,
                 DensityKind::Mlp => systems::MeshDensity::Mlp {

@@ -210,6 +210,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                     "--mesh-nodes, --hidden and --layers must be positive",
                 ));
             }
+            lgn::limits::check_mlp("--hidden/--layers", 4, a.hidden, a.layers)?;
+            lgn::limits::check_alloc("--mesh-nodes", a.mesh_nodes.unwrap_or(0) as u128, 256)?;
             let t = std::time::Instant::now();
             let mesh = match (&a.mesh, a.mesh_nodes) {
                 (Some(p), _) => lgn::mesh::read_msh(p)?.0,
@@ -253,6 +255,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                     "--density fem needs a mesh (--mesh FILE.msh or --mesh-nodes N)",
                 ));
             }
+            lgn::limits::check_mlp("--hidden/--layers", 8, a.hidden, a.layers)?;
+            lgn::limits::check_alloc("--n", n as u128, 256)?;
             let solver = a.solver.unwrap_or(SolverKind::Sparse);
             let r = lgn::bench::accel(
                 n,
@@ -277,6 +281,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                     "--hidden, --layers and --batch must be positive",
                 ));
             }
+            lgn::limits::check_mlp("--hidden/--layers", 4, t.hidden, t.layers)?;
+            lgn::limits::check_alloc(
+                "--batch × --hidden",
+                (t.batch as u128) * (t.hidden as u128) * (t.layers as u128),
+                64,
+            )?;
             let r = lgn::bench::train_step(t.hidden, t.layers, t.batch, t.min_seconds)?;
             if t.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));
@@ -347,6 +357,13 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             }
         }
         BenchCommand::Gemm(g) => {
+            lgn::limits::check_alloc(
+                "--m × --k × --cols matrices",
+                (g.m as u128) * (g.k as u128)
+                    + (g.k as u128) * (g.cols as u128)
+                    + (g.m as u128) * (g.cols as u128),
+                8,
+            )?;
             let gf = lgn::bench::gemm_gflops(g.m, g.k, g.cols, 2.0);
             let threads = rayon::current_num_threads();
             let (cpu, simd) = lgn::bench::cpu_simd();

@@ -128,6 +128,7 @@ fn parse_range(s: &str) -> Result<(f64, f64)> {
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
+    lgn::io::check_writable(&a.out, a.force)?;
     let method = Method::Dp5(Dp5Options::tol(a.rtol, a.atol));
     if !(a.dt.is_finite() && a.dt > 0.0) {
         return Err(Error::input(format!("--dt must be positive, got {}", a.dt)));
@@ -135,6 +136,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     if a.frames < 1 {
         return Err(Error::input("--frames must be at least 1"));
     }
+    lgn::limits::check_alloc("--frames", a.frames as u128, 8)?;
     if a.system == GenSystem::WaveMesh {
         return run_wave_mesh(&a, &method);
     }

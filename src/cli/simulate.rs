@@ -132,7 +132,7 @@ fn system_of(a: &SimulateArgs) -> Result<SimSystem> {
     match m.system.as_str() {
         "dblpend" => Ok(SimSystem::Dblpend),
         "relativistic" => Ok(SimSystem::Relativistic),
-        "wave1d" => Ok(SimSystem::Wave1dStandard),
+        "wave1d" | "wave1d-standard" => Ok(SimSystem::Wave1dStandard),
         s => Err(Error::file(
             path,
             format!("cannot tell the state layout of a model of system '{s}'; pass --system"),
@@ -230,6 +230,7 @@ fn initial_state(a: &SimulateArgs) -> Result<(Vec<f64>, Vec<f64>)> {
             n: a.n.unwrap_or(100),
             ..Default::default()
         };
+        cfg.check().map_err(|e| e.context("--n"))?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
         return Ok(cfg.random_state(&mut rng));
     }
@@ -260,6 +261,16 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             "--dt must be positive and at most --t-end, got {}",
             a.dt
         )));
+    }
+    // Every output is checked before any work: a failed run commits nothing.
+    if let Some(p) = &a.plot {
+        lgn::io::check_writable(p, a.force)?;
+        lgn::io::check_writable(energy_png(p), a.force)?;
+    }
+    for (flag, x) in [("--g", a.g), ("--dx", a.dx), ("--step", a.step)] {
+        if let Some(x) = x.filter(|x| !x.is_finite()) {
+            return Err(Error::input(format!("{flag} must be finite, got {x}")));
+        }
     }
     let step = a.step.unwrap_or(a.dt);
     let method = match a.integrator {
@@ -316,8 +327,13 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         let (make, name, params) = factory(&a, q0.len())?;
         (q0, v0, make, name, params)
     };
-    let frames = (a.t_end / a.dt + 1e-9).floor() as usize + 1;
-    let times: Vec<f64> = (0..frames).map(|k| k as f64 * a.dt).collect();
+    // Output times are generated as they are written (no array of all of them).
+    let frames = lgn::limits::frame_count(a.t_end, a.dt)?;
+    lgn::limits::check_disk(&a.out, frames, 8 * (3 * q0.len() as u128 + 2))?;
+    let times = lgn::integrate::Linspace {
+        n: frames,
+        dt: a.dt,
+    };
     params.insert("t_end".into(), a.t_end);
     let opts = TrajectoryWriterOptions {
         system: Some(name.clone()),
@@ -377,6 +393,15 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the energy plot of `--plot PNG` goes: `<stem>_energy.png` beside it.
+fn energy_png(png: &Path) -> PathBuf {
+    let stem = png
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    png.with_file_name(format!("{stem}_energy.png"))
+}
+
 /// Coordinates vs time (or a space-time image for long state vectors) and energy vs time.
 fn plot_trajectory(h5: &Path, png: &Path, name: &str, force: bool) -> Result<()> {
     let tr = TrajectoryData::read(h5)?;
@@ -422,11 +447,7 @@ fn plot_trajectory(h5: &Path, png: &Path, name: &str, force: bool) -> Result<()>
     if let Some(e) = &tr.energy {
         let e: Vec<f64> = e.row(0).to_vec();
         let e0 = e[0];
-        let stem = png
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let epng = png.with_file_name(format!("{stem}_energy.png"));
+        let epng = energy_png(png);
         plot::line_plot(
             &epng,
             &format!("{name}: energy error E(t) − E(0), E(0) = {e0:.6}"),

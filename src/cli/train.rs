@@ -10,7 +10,7 @@ use lgn::train::{
 use lgn::{Error, Result};
 use ndarray::Array1;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Train a model on (q, q̇, q̈) data with exact gradients (adjoint through the Euler–Lagrange
@@ -177,15 +177,11 @@ fn config(args: &TrainArgs, graph: bool, n: usize, stop: Arc<AtomicBool>) -> Res
     })
 }
 
-/// Ctrl-C: stop after the current step (a second one exits at once).
+/// SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far (a
+/// second signal aborts without writing).
 fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let _ = ctrlc::set_handler(move || {
-        if s.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    super::signals::set_graceful(stop.clone());
     stop
 }
 
@@ -414,6 +410,11 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
             )));
         }
     }
+    if let Some(i) = trainer.model.params().iter().position(|x| !x.is_finite()) {
+        return Err(Error::input(format!(
+            "training diverged: parameter {i} of the model is not finite; lower --lr or check the data's scale; nothing was written"
+        )));
+    }
     trainer.model.save(
         &args.out,
         Some(&training_record(args, &cfg, &report)),
@@ -435,7 +436,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "output exists; pass --force to replace it",
         ));
     }
-    if args.graph.is_some() || args.mesh.is_some() {
+    lgn::io::check_writable(&args.out, args.force)?;
+    let graph = args.graph.is_some() || args.mesh.is_some();
+    let hidden = args.hidden.unwrap_or(if graph { 64 } else { 128 });
+    lgn::limits::check_mlp("--hidden/--layers", 8, hidden, args.layers)?;
+    lgn::limits::check_alloc(
+        "--batch × --hidden",
+        (args.batch.unwrap_or(256) as u128) * (hidden as u128),
+        64,
+    )?;
+    if graph {
         return run_graph(&args);
     }
     let kind = args
@@ -478,6 +488,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             )));
         }
     }
+    // A diverged run (non-finite loss, weights or predictions) is a failure: nothing is written.
+    super::checks::check_trained(&best, &report, &raw, &args.data)?;
     best.save(
         &args.out,
         Some(training_record(&args, &cfg, &report)),

@@ -27,6 +27,16 @@ use std::collections::BTreeMap;
 use std::f64::consts::PI;
 use std::path::Path;
 
+/// The `system` label of generated wave data: its ground truth is the standard 3-point stencil
+/// (`lgn accel --system wave1d-standard`), not the wide centred stencil of `--system wave1d`.
+/// Files labelled `wave1d` by earlier versions are read as the same data.
+pub const WAVE1D_DATA_LABEL: &str = "wave1d-standard";
+
+/// Is `system` a label of 1D wave data ("wave1d-standard", or "wave1d" of earlier files)?
+pub fn is_wave1d_label(system: &str) -> bool {
+    system == WAVE1D_DATA_LABEL || system == "wave1d"
+}
+
 /// An initial state (q, q̇).
 pub type State = (Vec<f64>, Vec<f64>);
 /// One trajectory's rows: q, q̇, q̈ (T·D each) and energy (T).
@@ -60,8 +70,9 @@ pub fn relativistic_momentum(v: f64) -> f64 {
 /// [−omega_max, omega_max]) with exact q̈.
 pub fn dblpend_samples(n: usize, g: f64, omega_max: f64, seed: u64) -> Result<SamplesData> {
     check_count("samples", n)?;
+    check_alloc_rows("samples", n, 6)?;
     check_param("g", g)?;
-    check_param("omega_max", omega_max)?;
+    check_omega_max(omega_max)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut q, mut qd, mut qdd) = (
         Array2::zeros((n, 2)),
@@ -77,6 +88,7 @@ pub fn dblpend_samples(n: usize, g: f64, omega_max: f64, seed: u64) -> Result<Sa
             qdd[[i, c]] = a[c];
         }
     }
+    check_generated("qddot", &qdd, "g and omega_max")?;
     Ok(SamplesData {
         system: Some("dblpend".into()),
         params: params(&[("g", g), ("omega_max", omega_max), ("seed", seed as f64)]),
@@ -114,7 +126,8 @@ pub fn dblpend_trajectories(
 ) -> Result<TrajectoryData> {
     check_count("trajectories", b)?;
     check_param("g", g)?;
-    check_param("omega_max", omega_max)?;
+    check_omega_max(omega_max)?;
+    check_alloc_rows("trajectories", b, 7 * times.len())?;
     let mut rng = StdRng::seed_from_u64(seed);
     let init: Vec<State> = (0..b)
         .map(|_| {
@@ -167,6 +180,28 @@ impl RelativisticSamples {
 /// Relativistic particle samples (paper §4.2).
 pub fn relativistic_samples(n: usize, g: RelativisticG, seed: u64) -> Result<RelativisticSamples> {
     check_count("samples", n)?;
+    check_alloc_rows("samples", n, 5)?;
+    match g {
+        RelativisticG::Fixed(g) => check_param("g", g)?,
+        RelativisticG::Uniform(lo, hi) => {
+            check_param("g_min", lo)?;
+            check_param("g_max", hi)?;
+            if lo >= hi {
+                return Err(Error::input(format!(
+                    "g range [{}, {}) is empty",
+                    crate::limits::num(lo),
+                    crate::limits::num(hi)
+                )));
+            }
+            if !(hi - lo).is_finite() {
+                return Err(Error::input(format!(
+                    "g range [{}, {}) is too wide: its width overflows float64",
+                    crate::limits::num(lo),
+                    crate::limits::num(hi)
+                )));
+            }
+        }
+    }
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut q, mut qd, mut qdd, mut p) = (
         Array2::zeros((n, 1)),
@@ -238,6 +273,7 @@ pub fn relativistic_trajectories(
 ) -> Result<TrajectoryData> {
     check_count("trajectories", b)?;
     check_param("g", g)?;
+    check_alloc_rows("trajectories", b, 4 * times.len())?;
     let mut rng = StdRng::seed_from_u64(seed);
     let init: Vec<State> = (0..b)
         .map(|_| {
@@ -282,13 +318,15 @@ impl WaveConfig {
     pub fn dx(&self) -> f64 {
         1.0 / self.n as f64
     }
-    fn check(&self) -> Result<()> {
+    /// Error unless the grid has n ≥ 3 points, 1 ≤ modes < n/2 and a finite amplitude.
+    pub fn check(&self) -> Result<()> {
         if self.n < 3 {
             return Err(Error::input(format!(
                 "the wave grid needs n ≥ 3 points, got {}",
                 self.n
             )));
         }
+        crate::limits::check_alloc("the wave grid", self.n as u128, 64)?;
         if self.modes == 0 || 2 * self.modes >= self.n {
             return Err(Error::input(format!(
                 "modes must be in 1..n/2, got {} for n = {}",
@@ -329,6 +367,16 @@ impl WaveConfig {
         }
         (q, v)
     }
+    /// Error unless a random state is finite (a huge amplitude overflows).
+    fn check_state(&self, (q, v): &State) -> Result<()> {
+        if q.iter().chain(v).any(|x| !x.is_finite()) {
+            return Err(Error::input(format!(
+                "amplitude = {} gives a non-finite initial state (float64 overflows); use a smaller amplitude",
+                crate::limits::num(self.amplitude)
+            )));
+        }
+        Ok(())
+    }
     /// The ground-truth system: standard stencil, banded solver.
     pub fn system(&self) -> Result<Dynamics> {
         systems::wave1d_standard(
@@ -361,7 +409,14 @@ pub fn wave1d_samples(
     check_count("samples", n_samples)?;
     check_count("frames per trajectory", frames)?;
     check_param("t_span", t_span)?;
+    if t_span <= 0.0 {
+        return Err(Error::input(format!(
+            "t_span must be positive, got {}",
+            crate::limits::num(t_span)
+        )));
+    }
     cfg.check()?;
+    check_alloc_rows("samples", n_samples, 3 * cfg.n)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let n_traj = n_samples.div_ceil(frames);
     let jobs: Vec<(State, Vec<f64>)> = (0..n_traj)
@@ -376,6 +431,9 @@ pub fn wave1d_samples(
             (s, times)
         })
         .collect();
+    for (st, _) in &jobs {
+        cfg.check_state(st)?;
+    }
     let results: Vec<Result<Vec<State>>> = jobs
         .par_iter()
         .map(|((q0, v0), times)| {
@@ -411,10 +469,13 @@ pub fn wave1d_samples(
             i += 1;
         }
     }
+    check_generated("q", &q, "amplitude")?;
+    check_generated("qdot", &qd, "amplitude")?;
+    check_generated("qddot", &qdd, "amplitude and the grid")?;
     let mut par = cfg.params(seed);
     par.insert("t_span".into(), t_span);
     Ok(SamplesData {
-        system: Some("wave1d".into()),
+        system: Some(WAVE1D_DATA_LABEL.into()),
         params: par,
         q,
         qdot: qd,
@@ -433,10 +494,18 @@ pub fn wave1d_trajectories(
 ) -> Result<TrajectoryData> {
     check_count("trajectories", b)?;
     cfg.check()?;
+    check_alloc_rows(
+        "trajectories",
+        b,
+        (3 * cfg.n + 1).saturating_mul(times.len()),
+    )?;
     let mut rng = StdRng::seed_from_u64(seed);
     let init: Vec<State> = (0..b).map(|_| cfg.random_state(&mut rng)).collect();
+    for st in &init {
+        cfg.check_state(st)?;
+    }
     let mut t = trajectories(|| cfg.system(), &init, times, method)?;
-    t.system = Some("wave1d".into());
+    t.system = Some(WAVE1D_DATA_LABEL.into());
     t.params = cfg.params(seed);
     Ok(t)
 }
@@ -464,6 +533,11 @@ where
     }
     let d = init[0].0.len();
     let nt = times.len();
+    crate::limits::check_alloc(
+        "trajectories (q, qdot, qddot and energy of every frame)",
+        (init.len() as u128) * (nt as u128) * (3 * d as u128 + 1),
+        8,
+    )?;
     let per: Vec<Result<TrajRows>> = init
         .par_iter()
         .map(|(q0, v0)| {
@@ -564,22 +638,52 @@ fn check_param(name: &str, x: f64) -> Result<()> {
     Ok(())
 }
 
+/// ω is drawn uniformly in [−ω_max, ω_max]: ω_max must be ≥ 0 and the range width finite.
+fn check_omega_max(omega_max: f64) -> Result<()> {
+    check_param("omega_max", omega_max)?;
+    if omega_max < 0.0 || !(2.0 * omega_max).is_finite() {
+        return Err(Error::input(format!(
+            "omega_max must be non-negative and at most {}, got {}",
+            crate::limits::num(f64::MAX / 2.0),
+            crate::limits::num(omega_max)
+        )));
+    }
+    Ok(())
+}
+
+/// `n` rows of `cols` float64 values must fit in memory.
+fn check_alloc_rows(what: &str, n: usize, cols: usize) -> Result<()> {
+    crate::limits::check_alloc(what, (n as u128) * (cols.max(1) as u128), 8)
+}
+
+/// Generated data must be finite: name the first non-finite value and the parameters to blame
+/// (e.g. ω_max = 1e300 makes ω² overflow), instead of a "refusing to write" on the output.
+fn check_generated(name: &str, a: &Array2<f64>, blame: &str) -> Result<()> {
+    if let Some(((i, j), x)) = a.indexed_iter().find(|(_, x)| !x.is_finite()) {
+        return Err(Error::input(format!(
+            "the generated {name}[{i}, {j}] is {x}: {blame} are too large for float64"
+        )));
+    }
+    Ok(())
+}
+
 /// Integrate one trajectory of a system and stream its frames (q, q̇, q̈, energy) into
 /// `writer` (created with B = 1, `with_qddot` and `with_energy`). `make` builds the system
 /// twice: one copy integrates, the other evaluates q̈ and the energy of each output frame — any
 /// [`Dynamics`] plugs in (analytic or a trained model). `progress` is called with the number of
 /// frames written so far.
-pub fn simulate<M>(
+pub fn simulate<M, T>(
     make: M,
     method: &Method,
     q0: &[f64],
     v0: &[f64],
-    times: &[f64],
+    times: &T,
     writer: &mut crate::io::TrajectoryWriter,
     mut progress: impl FnMut(usize),
 ) -> Result<crate::integrate::Stats>
 where
     M: Fn() -> Result<Dynamics>,
+    T: crate::integrate::OutputTimes + ?Sized,
 {
     let mut dy = make()?;
     let mut eval = make()?;

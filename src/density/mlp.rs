@@ -237,10 +237,13 @@ pub struct MlpDensity {
     q_period: Option<f64>,
 }
 
-/// x − P·round(x/P): the representative of x in [−P/2, P/2] (angles with P = 2π: (−π, π]).
+/// x − P·⌊x/P + 1/2⌋: the representative of x in the half-open [−P/2, P/2) (angles with
+/// P = 2π: [−π, π), so θ = π and θ = −π both map to −π). This is the rule of docs/SCHEMA.md,
+/// `x - P*np.floor(x/P + 0.5)` in numpy; ties never depend on a rounding mode (Rust's `round`
+/// is half away from zero, numpy's half to even).
 #[inline]
 pub fn wrap_period(x: f64, period: f64) -> f64 {
-    x - period * (x / period).round()
+    x - period * (x / period + 0.5).floor()
 }
 
 impl MlpDensity {

@@ -335,7 +335,8 @@ fn eval_term(
         );
     let s = bad.into_inner();
     if s != usize::MAX {
-        return Err(Error::Singular(format!(
+        // Not a mass-matrix problem: the state is outside the density's domain.
+        return Err(Error::Input(format!(
             "density '{}' is not finite at site {s} (nodes {:?}); the state may be outside its domain",
             dens.name(),
             term.sites.neighbourhood(s)

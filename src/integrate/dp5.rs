@@ -112,17 +112,18 @@ fn rms_scaled(x: &[f64], y: &[f64], rtol: f64, atol: f64) -> f64 {
     (s / x.len().max(1) as f64).sqrt()
 }
 
-pub(crate) fn dp5<S, F>(
+pub(crate) fn dp5<S, F, T>(
     sys: &mut S,
     o: &Dp5Options,
     q0: &[f64],
     v0: &[f64],
-    times: &[f64],
+    times: &T,
     mut out: F,
 ) -> Result<Stats>
 where
     S: SecondOrder + ?Sized,
     F: FnMut(usize, f64, &[f64], &[f64]) -> Result<()>,
+    T: super::OutputTimes + ?Sized,
 {
     let valid = o.rtol.is_finite() && o.atol.is_finite() && o.rtol >= 0.0 && o.atol >= 0.0;
     if !valid || o.rtol + o.atol <= 0.0 {
@@ -146,12 +147,12 @@ where
     let mut rc: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; m]);
     let mut ydense = vec![0.0; m];
 
-    let t0 = times[0];
-    let t_end = *times.last().unwrap();
+    let t0 = times.at(0);
+    let t_end = times.at(times.len() - 1);
     let mut t = t0;
     let mut next = 0usize;
-    while next < times.len() && times[next] <= t {
-        out(next, times[next], &y[..n], &y[n..])?;
+    while next < times.len() && times.at(next) <= t {
+        out(next, times.at(next), &y[..n], &y[n..])?;
         next += 1;
     }
     if next == times.len() {
@@ -281,17 +282,17 @@ where
                         + D6 * k[5][j]
                         + D7 * k[6][j]);
             }
-            while next < times.len() && (times[next] <= t_new) {
-                if times[next] >= t_new {
-                    out(next, times[next], &ynew[..n], &ynew[n..])?;
+            while next < times.len() && (times.at(next) <= t_new) {
+                if times.at(next) >= t_new {
+                    out(next, times.at(next), &ynew[..n], &ynew[n..])?;
                 } else {
-                    let th = (times[next] - t) / h;
+                    let th = (times.at(next) - t) / h;
                     let th1 = 1.0 - th;
                     for j in 0..m {
                         ydense[j] = rc[0][j]
                             + th * (rc[1][j] + th1 * (rc[2][j] + th * (rc[3][j] + th1 * rc[4][j])));
                     }
-                    out(next, times[next], &ydense[..n], &ydense[n..])?;
+                    out(next, times.at(next), &ydense[..n], &ydense[n..])?;
                 }
                 next += 1;
             }

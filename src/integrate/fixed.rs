@@ -18,17 +18,18 @@ pub(crate) fn substeps(span: f64, dt: f64) -> usize {
     }
 }
 
-pub(crate) fn rk4<S, F>(
+pub(crate) fn rk4<S, F, T>(
     sys: &mut S,
     dt: f64,
     q0: &[f64],
     v0: &[f64],
-    times: &[f64],
+    times: &T,
     mut out: F,
 ) -> Result<Stats>
 where
     S: SecondOrder + ?Sized,
     F: FnMut(usize, f64, &[f64], &[f64]) -> Result<()>,
+    T: super::OutputTimes + ?Sized,
 {
     let n = q0.len();
     let (mut q, mut v) = (q0.to_vec(), v0.to_vec());
@@ -36,9 +37,9 @@ where
     let (mut qt, mut vt) = (vec![0.0; n], vec![0.0; n]);
     let mut k: [Vec<f64>; 4] = std::array::from_fn(|_| vec![0.0; n]); // accelerations
     let mut kv: [Vec<f64>; 4] = std::array::from_fn(|_| vec![0.0; n]); // velocities
-    out(0, times[0], &q, &v)?;
+    out(0, times.at(0), &q, &v)?;
     for i in 1..times.len() {
-        let (t0, t1) = (times[i - 1], times[i]);
+        let (t0, t1) = (times.at(i - 1), times.at(i));
         let m = substeps(t1 - t0, dt);
         let h = if m > 0 { (t1 - t0) / m as f64 } else { 0.0 };
         for s in 0..m {
@@ -66,17 +67,18 @@ where
     Ok(stats)
 }
 
-pub(crate) fn verlet<S, F>(
+pub(crate) fn verlet<S, F, T>(
     sys: &mut S,
     dt: f64,
     q0: &[f64],
     v0: &[f64],
-    times: &[f64],
+    times: &T,
     mut out: F,
 ) -> Result<Stats>
 where
     S: SecondOrder + ?Sized,
     F: FnMut(usize, f64, &[f64], &[f64]) -> Result<()>,
+    T: super::OutputTimes + ?Sized,
 {
     let n = q0.len();
     let (mut q, mut v) = (q0.to_vec(), v0.to_vec());
@@ -84,9 +86,9 @@ where
     let mut stats = Stats::default();
     sys.accel(&q, &v, &mut a)?;
     stats.evals += 1;
-    out(0, times[0], &q, &v)?;
+    out(0, times.at(0), &q, &v)?;
     for i in 1..times.len() {
-        let (t0, t1) = (times[i - 1], times[i]);
+        let (t0, t1) = (times.at(i - 1), times.at(i));
         let m = substeps(t1 - t0, dt);
         let h = if m > 0 { (t1 - t0) / m as f64 } else { 0.0 };
         for s in 0..m {

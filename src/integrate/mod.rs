@@ -91,21 +91,102 @@ pub struct Stats {
     pub evals: usize,
 }
 
+/// The output times of an integration: a slice (or `Vec`, array) of times, or a [`Linspace`]
+/// that generates them as they are needed (a long simulation then holds no time array).
+pub trait OutputTimes {
+    /// Number of output times.
+    fn len(&self) -> usize;
+    /// The k-th output time (k < len).
+    fn at(&self, k: usize) -> f64;
+    /// No output times at all?
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Check: at least one, finite, non-decreasing (see [`check_times`]).
+    fn check(&self) -> Result<()> {
+        if self.is_empty() {
+            return Err(Error::input("no output times requested"));
+        }
+        for i in 0..self.len() {
+            let t = self.at(i);
+            if !t.is_finite() {
+                return Err(Error::input(format!(
+                    "output time[{i}] = {t} is not finite"
+                )));
+            }
+            if i > 0 && t < self.at(i - 1) {
+                return Err(Error::input(format!(
+                    "output times must be non-decreasing, but t[{i}] = {t} < t[{}] = {}",
+                    i - 1,
+                    self.at(i - 1)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OutputTimes for [f64] {
+    fn len(&self) -> usize {
+        <[f64]>::len(self)
+    }
+    fn at(&self, k: usize) -> f64 {
+        self[k]
+    }
+}
+
+impl OutputTimes for Vec<f64> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn at(&self, k: usize) -> f64 {
+        self[k]
+    }
+}
+
+impl<const N: usize> OutputTimes for [f64; N] {
+    fn len(&self) -> usize {
+        N
+    }
+    fn at(&self, k: usize) -> f64 {
+        self[k]
+    }
+}
+
+/// `n` equally spaced times 0, dt, …, (n−1)·dt, generated on demand (time k is `k as f64 * dt`,
+/// bit for bit what [`linspace_times`] stores).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Linspace {
+    pub n: usize,
+    pub dt: f64,
+}
+
+impl OutputTimes for Linspace {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn at(&self, k: usize) -> f64 {
+        k as f64 * self.dt
+    }
+    fn check(&self) -> Result<()> {
+        if self.n == 0 {
+            return Err(Error::input("no output times requested"));
+        }
+        let last = self.at(self.n - 1);
+        if !(self.dt.is_finite() && self.dt >= 0.0 && last.is_finite()) {
+            return Err(Error::input(format!(
+                "output times 0, {}, …, {} must be finite and non-decreasing",
+                crate::limits::num(self.dt),
+                crate::limits::num(last)
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Check the requested output times: finite and non-decreasing, at least one.
-pub fn check_times(times: &[f64]) -> Result<()> {
-    if times.is_empty() {
-        return Err(Error::input("no output times requested"));
-    }
-    crate::error::check_finite("output time", times)?;
-    if let Some(i) = (1..times.len()).find(|&i| times[i] < times[i - 1]) {
-        return Err(Error::input(format!(
-            "output times must be non-decreasing, but t[{i}] = {} < t[{}] = {}",
-            times[i],
-            i - 1,
-            times[i - 1]
-        )));
-    }
-    Ok(())
+pub fn check_times<T: OutputTimes + ?Sized>(times: &T) -> Result<()> {
+    times.check()
 }
 
 /// Error unless every value of the state is finite.
@@ -137,17 +218,18 @@ pub(crate) fn accel_checked<S: SecondOrder + ?Sized>(
 /// Integrate from (q0, v0) at `times[0]` and call `out(k, times[k], q, v)` at every requested
 /// time (the first call is the initial state). `times` must be non-decreasing; repeated times
 /// repeat the frame. Returns the work done.
-pub fn integrate<S, F>(
+pub fn integrate<S, F, T>(
     sys: &mut S,
     method: &Method,
     q0: &[f64],
     v0: &[f64],
-    times: &[f64],
+    times: &T,
     out: F,
 ) -> Result<Stats>
 where
     S: SecondOrder + ?Sized,
     F: FnMut(usize, f64, &[f64], &[f64]) -> Result<()>,
+    T: OutputTimes + ?Sized,
 {
     check_times(times)?;
     if q0.len() != v0.len() {
@@ -157,17 +239,19 @@ where
             v0.len()
         )));
     }
-    check_state(times[0], q0, v0).map_err(|_| {
+    check_state(times.at(0), q0, v0).map_err(|_| {
         Error::input("the initial state contains NaN or infinite values".to_string())
     })?;
+    let span = times.at(times.len() - 1) - times.at(0);
     let check_dt = |dt: f64| -> Result<()> {
-        if dt.is_finite() && dt > 0.0 {
-            Ok(())
-        } else {
-            Err(Error::input(format!(
-                "the time step must be positive and finite, got {dt}"
-            )))
+        if !(dt.is_finite() && dt > 0.0) {
+            return Err(Error::input(format!(
+                "the time step must be positive and finite, got {}",
+                crate::limits::num(dt)
+            )));
         }
+        // Every output interval takes at least one step, and ⌈Δt/dt⌉ in all.
+        crate::limits::check_steps(span, dt)
     };
     match method {
         Method::Rk4 { dt } => {
@@ -221,6 +305,11 @@ pub fn solve<S: SecondOrder + ?Sized>(
     times: &[f64],
 ) -> Result<Solution> {
     let dim = q0.len();
+    crate::limits::check_alloc(
+        "trajectory frames",
+        2 * (dim as u128) * (times.len() as u128),
+        8,
+    )?;
     let mut q = Vec::with_capacity(dim * times.len());
     let mut v = Vec::with_capacity(dim * times.len());
     let stats = integrate(sys, method, q0, v0, times, |_, _, qk, vk| {

@@ -125,17 +125,18 @@ fn velocity(
     )))
 }
 
-pub(crate) fn midpoint<F>(
+pub(crate) fn midpoint<F, T>(
     sys: &mut dyn Variational,
     dt: f64,
     o: &MidpointOptions,
     q0: &[f64],
     v0: &[f64],
-    times: &[f64],
+    times: &T,
     mut out: F,
 ) -> Result<Stats>
 where
     F: FnMut(usize, f64, &[f64], &[f64]) -> Result<()>,
+    T: super::OutputTimes + ?Sized,
 {
     let n = q0.len();
     if sys.n_coords() != n {
@@ -157,12 +158,12 @@ where
     sys.gradients(&q, &v, &mut gq, &mut gv)?;
     stats.evals += 1;
     p.copy_from_slice(&gv);
-    out(0, times[0], &q, &v)?;
+    out(0, times.at(0), &q, &v)?;
     // `vg`: velocity guess for the next step (the last midpoint velocity).
     let mut vg = v.clone();
     let (mut q1, mut mq, mut mv, mut r) = (q.clone(), vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     for i in 1..times.len() {
-        let (t0, t1) = (times[i - 1], times[i]);
+        let (t0, t1) = (times.at(i - 1), times.at(i));
         let m = substeps(t1 - t0, dt);
         let h = if m > 0 { (t1 - t0) / m as f64 } else { 0.0 };
         for s in 0..m {

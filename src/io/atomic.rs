@@ -6,10 +6,39 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Temporary files of the outputs not yet committed or dropped (for [`remove_pending`]).
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Remove the temporary files of every output still pending, and return their targets' temp
+/// paths. Meant for a signal-watching thread that is about to end the process (SIGINT/SIGTERM):
+/// no half-written file is left behind, and no target is touched. Safe to call at any time
+/// from any thread (never from inside a signal handler: it takes a lock).
+pub fn remove_pending() -> Vec<PathBuf> {
+    let list = pending().clone();
+    for tmp in &list {
+        let _ = std::fs::remove_file(tmp);
+        // The PNG writer renders to a sibling of the temp file first.
+        let _ = std::fs::remove_file(tmp.with_extension("tmp.png"));
+    }
+    list
+}
+
+fn forget(tmp: &Path) {
+    let mut p = pending();
+    if let Some(i) = p.iter().position(|x| x == tmp) {
+        p.swap_remove(i);
+    }
+}
 
 /// A pending output file. Write to [`AtomicOutput::tmp_path`], then call [`AtomicOutput::commit`].
 #[derive(Debug)]
@@ -50,6 +79,7 @@ impl AtomicOutput {
         }
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+        pending().push(tmp.clone());
         Ok(AtomicOutput {
             target,
             tmp,
@@ -101,14 +131,29 @@ impl AtomicOutput {
             )
         })?;
         self.done = true;
+        forget(&self.tmp);
         Ok(self.target.clone())
     }
+}
+
+/// Check, before any work, that `target` can be written: the checks of [`AtomicOutput::new`]
+/// (exists without `force`, a directory, missing parent directory) plus creating and removing
+/// its temporary file (permissions, read-only file system). Nothing is left behind.
+pub fn check_writable(target: impl AsRef<Path>, force: bool) -> Result<()> {
+    let out = AtomicOutput::new(target, force)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out.tmp_path())
+        .map_err(|e| Error::file(out.target(), format!("cannot create the output file: {e}")))?;
+    Ok(())
 }
 
 impl Drop for AtomicOutput {
     fn drop(&mut self) {
         if !self.done {
             let _ = std::fs::remove_file(&self.tmp);
+            forget(&self.tmp);
         }
     }
 }

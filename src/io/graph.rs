@@ -145,6 +145,24 @@ impl GraphData {
                 "is 0, expected at least one coordinate per node".into(),
             );
         }
+        // The system built from the graph holds n_nodes·dof coordinates (q, q̇, q̈ and the
+        // mass matrix's band): refuse sizes that cannot fit before anyone allocates them.
+        if let Err(e) = crate::limits::check_alloc(
+            "n_nodes * dof coordinates",
+            (n as u128) * (self.dof as u128),
+            64,
+        ) {
+            let m = e.to_string();
+            add(
+                "/@n_nodes",
+                format!(
+                    "n_nodes = {n} with dof = {}: {}",
+                    self.dof,
+                    m.strip_prefix("invalid input: ").unwrap_or(&m)
+                ),
+            );
+            return p;
+        }
         let mut seen = HashSet::new();
         for (i, &[a, b]) in self.edges.iter().enumerate() {
             if a >= n || b >= n {
@@ -207,6 +225,12 @@ impl GraphData {
             }
         }
         if let Some(s) = &self.sites {
+            if s.nrows() == 0 {
+                add(
+                    "/sites",
+                    "has 0 rows: a graph with explicit sites needs at least one site".into(),
+                );
+            }
             if s.ncols() == 0 {
                 add(
                     "/sites",

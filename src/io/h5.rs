@@ -55,13 +55,42 @@ fn has_signature(path: &Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
+const READING_CAP: usize = 1024;
+static READING: [std::sync::atomic::AtomicU8; READING_CAP] =
+    [const { std::sync::atomic::AtomicU8::new(0) }; READING_CAP];
+static READING_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Remember the path of the HDF5 file being opened for reading (for [`input_being_read`]).
+fn note_reading(path: &Path) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let b = path.as_os_str().as_encoded_bytes();
+    let n = b.len().min(READING_CAP);
+    READING_LEN.store(0, Relaxed);
+    for (slot, x) in READING.iter().zip(&b[..n]) {
+        slot.store(*x, Relaxed);
+    }
+    READING_LEN.store(n, Relaxed);
+}
+
+/// Copy the path of the HDF5 file most recently opened for reading into `buf`; returns its
+/// length. Only atomic loads: safe to call from a signal handler (the CLI names the file when
+/// the HDF5 C library crashes on a corrupt file).
+pub fn input_being_read(buf: &mut [u8]) -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = READING_LEN.load(Relaxed).min(buf.len());
+    for (o, slot) in buf.iter_mut().zip(READING.iter()).take(n) {
+        *o = slot.load(Relaxed);
+    }
+    n
+}
+
 /// Open an existing HDF5 file read-only, with clear messages for the usual failures.
 pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
-    if meta.is_dir() {
+    note_reading(path);
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(Error::file(path, "is a directory, expected an HDF5 file"));
     }
+    crate::limits::check_input_file(path)?;
     match has_signature(path) {
         Ok(true) => {}
         Ok(false) => {
@@ -131,8 +160,57 @@ fn is_string(td: &TypeDescriptor) -> bool {
     )
 }
 
+/// The attribute reads in progress (thread, since when, which), for [`stalled_read`].
+type InRead = (std::thread::ThreadId, std::time::Instant, String);
+static IN_READ: std::sync::Mutex<Vec<InRead>> = std::sync::Mutex::new(Vec::new());
+
+/// Defence against a corrupt file making the HDF5 C library loop forever (seen on a
+/// variable-length string attribute whose heap reference was damaged; h5py hangs on the same
+/// file). An attribute is at most a few kilobytes, so a read that has lasted longer than
+/// `limit` is stuck: this returns which attribute of which file, and the caller (the CLI's
+/// watchdog) ends the process with that error. The C call itself cannot be interrupted.
+pub fn stalled_read(limit: std::time::Duration) -> Option<String> {
+    stalled_reads(limit).into_iter().next()
+}
+
+/// All attribute reads (of any thread) running for longer than `limit`.
+pub fn stalled_reads(limit: std::time::Duration) -> Vec<String> {
+    let g = IN_READ.lock().unwrap_or_else(|p| p.into_inner());
+    g.iter()
+        .filter(|(_, t, _)| t.elapsed() > limit)
+        .map(|(_, _, w)| w.clone())
+        .collect()
+}
+
+/// Run `f` as a watched attribute read (see [`stalled_read`]).
+pub(crate) fn watched<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> T) -> T {
+    let me = std::thread::current().id();
+    let entry = (me, std::time::Instant::now(), what());
+    IN_READ
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(entry);
+    let r = f();
+    let mut g = IN_READ.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = g.iter().rposition(|(t, _, _)| *t == me) {
+        g.swap_remove(i);
+    }
+    r
+}
+
 /// Read any attribute into an [`AttrValue`] (scalars, 1-D numeric arrays, scalar strings).
 pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<AttrValue, String> {
+    watched(
+        || {
+            let file = attr.filename();
+            let obj = attr.name();
+            format!("{file}: attribute {obj}")
+        },
+        || read_attr_value_unwatched(attr),
+    )
+}
+
+fn read_attr_value_unwatched(attr: &hdf5::Attribute) -> std::result::Result<AttrValue, String> {
     let td = descriptor(attr)?;
     let space = attr
         .space()
@@ -207,34 +285,55 @@ pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<Att
                     "string attribute with shape {shape:?}, expected a scalar"
                 ));
             }
-            let s = match t {
-                TypeDescriptor::VarLenUnicode => {
-                    attr.read_raw::<VarLenUnicode>().map_err(e)?[0].to_string()
-                }
-                TypeDescriptor::VarLenAscii => {
-                    attr.read_raw::<VarLenAscii>().map_err(e)?[0].to_string()
-                }
-                TypeDescriptor::FixedAscii(n) if *n <= 4096 => {
-                    let v = attr
-                        .read_raw::<hdf5::types::FixedAscii<4096>>()
-                        .map_err(e)?;
-                    v.first()
-                        .ok_or("attribute holds no value")?
-                        .as_str()
-                        .trim_end_matches(['\0', ' '])
-                        .to_string()
-                }
-                TypeDescriptor::FixedUnicode(n) if *n <= 4096 => {
-                    let v = attr
-                        .read_raw::<hdf5::types::FixedUnicode<4096>>()
-                        .map_err(e)?;
-                    v.first()
-                        .ok_or("attribute holds no value")?
-                        .as_str()
-                        .trim_end_matches(['\0', ' '])
-                        .to_string()
-                }
+            // Bytes first: the hdf5 crate's `as_str` trusts the file to hold valid UTF-8.
+            let bytes: Vec<u8> = match t {
+                TypeDescriptor::VarLenUnicode => attr
+                    .read_raw::<VarLenUnicode>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
+                TypeDescriptor::VarLenAscii => attr
+                    .read_raw::<VarLenAscii>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
+                TypeDescriptor::FixedAscii(n) if *n <= 4096 => attr
+                    .read_raw::<hdf5::types::FixedAscii<4096>>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
+                TypeDescriptor::FixedUnicode(n) if *n <= 4096 => attr
+                    .read_raw::<hdf5::types::FixedUnicode<4096>>()
+                    .map_err(e)?
+                    .first()
+                    .ok_or("attribute holds no value")?
+                    .as_bytes()
+                    .to_vec(),
                 _ => return Err("fixed-length string longer than 4096 bytes".into()),
+            };
+            let s = match String::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(err) => {
+                    return Err(format!(
+                        "string is not valid UTF-8 (invalid byte at offset {}): {:?}",
+                        err.utf8_error().valid_up_to(),
+                        String::from_utf8_lossy(err.as_bytes())
+                    ))
+                }
+            };
+            let s = if matches!(
+                t,
+                TypeDescriptor::FixedAscii(_) | TypeDescriptor::FixedUnicode(_)
+            ) {
+                s.trim_end_matches(['\0', ' ']).to_string()
+            } else {
+                s
             };
             Ok(AttrValue::Str(s))
         }
@@ -481,6 +580,16 @@ impl Ctx {
             return None;
         }
         let shape = space.shape();
+        if let Err(e) = crate::limits::check_alloc(
+            &format!("dataset of shape {shape:?}"),
+            crate::limits::product(&shape),
+            8,
+        ) {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("invalid input: ").unwrap_or(&msg);
+            self.problem(loc(name), format!("cannot be read: {msg}"));
+            return None;
+        }
         if shape.len() != ndim {
             self.problem(
                 loc(name),
@@ -592,6 +701,14 @@ impl Ctx {
     pub fn flags_1d(&mut self, name: &str, required: bool) -> Option<Vec<bool>> {
         let ds = self.dataset(name, required)?;
         if let Ok(TypeDescriptor::Boolean) = descriptor(&ds) {
+            if let Err(e) = crate::limits::check_alloc(
+                &format!("dataset of shape {:?}", ds.shape()),
+                crate::limits::product(&ds.shape()),
+                1,
+            ) {
+                self.problem(loc(name), format!("cannot be read: {e}"));
+                return None;
+            }
             if ds.ndim() != 1 {
                 self.problem(
                     loc(name),
@@ -623,10 +740,9 @@ impl Ctx {
         let Ok(location) = self.file.group(obj) else {
             return None;
         };
-        let exists = location
-            .attr_names()
-            .map(|v| v.iter().any(|n| n == name))
-            .unwrap_or(false);
+        // One lookup by name (listing every attribute per lookup made files with many
+        // attributes quadratic to read).
+        let exists = location.attr_info(name).is_ok();
         if !exists {
             if required {
                 self.problem(attr_loc(obj, name), "required attribute is missing");
@@ -1002,6 +1118,27 @@ mod tests {
 
     fn tmp(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("lgn-h5unit-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn stalled_reads_are_reported_only_while_running() {
+        use std::time::Duration;
+        // Other tests read attributes concurrently: look for this read only.
+        let mine = |v: Vec<String>| v.iter().any(|w| w == "f.h5: attribute x");
+        assert!(!mine(stalled_reads(Duration::ZERO)));
+        let seen = watched(
+            || "f.h5: attribute x".to_string(),
+            || {
+                let t = std::time::Instant::now();
+                while t.elapsed() == Duration::ZERO {}
+                (
+                    mine(stalled_reads(Duration::ZERO)),
+                    mine(stalled_reads(Duration::from_secs(3600))),
+                )
+            },
+        );
+        assert_eq!(seen, (true, false));
+        assert!(!mine(stalled_reads(Duration::ZERO)));
     }
 
     #[test]

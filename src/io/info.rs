@@ -180,7 +180,13 @@ fn validate_kind(ctx: &mut Ctx, kind: Kind) {
         Kind::Model if crate::model::file::is_graph_model(ctx) => {
             drop(crate::model::file::read_ctx(ctx))
         }
-        Kind::Model => drop(ModelData::read_ctx(ctx)),
+        Kind::Model => {
+            // The same checks as every command that loads a model.
+            if let Some(md) = ModelData::read_ctx(ctx) {
+                let path = ctx.path.clone();
+                ctx.problems.extend(super::model_problems(&md, &path));
+            }
+        }
     }
 }
 

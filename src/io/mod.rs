@@ -60,6 +60,7 @@ pub(crate) mod h5;
 mod info;
 mod model;
 mod samples;
+mod semantics;
 mod state;
 mod training;
 mod trajectory;
@@ -67,12 +68,13 @@ pub mod xdmf;
 
 use std::fmt;
 
-pub use atomic::AtomicOutput;
+pub use atomic::{check_writable, remove_pending, AtomicOutput};
 pub use graph::GraphData;
-pub use h5::Problem;
+pub use h5::{input_being_read, stalled_read, Problem};
 pub use info::{info, validate, AttrInfo, DatasetInfo, InfoReport};
 pub use model::{LayerData, ModelData, TrainingData, ACTIVATIONS, MODEL_KINDS};
 pub use samples::SamplesData;
+pub use semantics::model_problems;
 pub use state::{read_state, StateData};
 pub use training::{file_kind, read_training_data};
 pub use trajectory::{TrajectoryData, TrajectoryWriter, TrajectoryWriterOptions};

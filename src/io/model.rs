@@ -141,10 +141,14 @@ impl ModelData {
             {
                 ctx.problem(
                     format!("/layers/{m}"),
-                    format!(
-                        "unexpected member; layers must be named 0, 1, ..., {}",
-                        i.saturating_sub(1)
-                    ),
+                    if i == 0 {
+                        "unexpected member: the layers group must hold groups named 0, 1, … (consecutive, from 0), and it has no layer 0".to_string()
+                    } else {
+                        format!(
+                            "unexpected member: the layers group must hold groups named 0, 1, … (consecutive); found 0..{}",
+                            i - 1
+                        )
+                    },
                 );
             }
         }

@@ -73,17 +73,27 @@ impl StateData {
             }
             dof = Some(qs[1]);
         }
-        if let (Some(n), Some(d)) = (n_nodes, dof) {
-            if n * d != q.len() {
+        match (n_nodes, dof) {
+            (Some(n), Some(d)) if n.checked_mul(d) != Some(q.len()) => {
                 ctx.problem(
                     "/q",
                     format!(
                         "has {} values, expected n_nodes * dof = {n} * {d} = {}",
                         q.len(),
-                        n * d
+                        (n as u128) * (d as u128)
                     ),
                 );
             }
+            (Some(n), None) if n == 0 || q.len() % n != 0 => {
+                ctx.problem(
+                    "/@n_nodes",
+                    format!(
+                        "is {n}, but /q has {} values: not n_nodes * dof for any whole dof",
+                        q.len()
+                    ),
+                );
+            }
+            _ => {}
         }
         let s = StateData {
             q,

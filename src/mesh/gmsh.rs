@@ -37,6 +37,16 @@ pub fn read_msh(path: impl AsRef<Path>) -> Result<(TriMesh, Vec<String>)> {
 /// Like [`read_msh`], also returning node/element tags and the format version.
 pub fn read_msh_detailed(path: impl AsRef<Path>) -> Result<MshImport> {
     let path = path.as_ref();
+    // A missing file is reported by the read below ("cannot read: ..."); anything that exists
+    // must be a regular file of a size that fits.
+    let len = if path.exists() {
+        crate::limits::check_input_file(path)?
+    } else {
+        0
+    };
+    // Parsing holds the text plus its nodes and triangles: about 4× the file.
+    crate::limits::check_alloc("mesh file of that many bytes", len as u128, 4)
+        .map_err(|e| Error::file(path, e.to_string()))?;
     let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     parse_msh(&bytes, path)
 }

@@ -252,7 +252,7 @@ impl Solver {
         let (ip, ix) = (&pattern.indptr, &pattern.indices);
         if let Some(e) = values.iter().position(|v| !v.is_finite()) {
             let row = ip.partition_point(|&p| p <= e) - 1;
-            return Err(Error::Singular(format!(
+            return Err(Error::Input(format!(
                 "mass matrix entry ({row}, {}) is {} — the density is not finite at this state",
                 ix[e], values[e]
             )));

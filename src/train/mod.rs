@@ -192,7 +192,7 @@ impl TrainedModel {
                 Dynamics::new(Lagrangian::new(n, 1, sites, dens)?, solver, graph.kind)
             }
             k => Err(Error::input(format!(
-                "a '{}' model has no Lagrangian to integrate (it predicts accelerations directly; only lnn and lgn models can be simulated)",
+                "a '{}' model has no Lagrangian to integrate (only lnn and lgn models do); its accelerations are available with `lgn accel --model`",
                 k.as_str()
             ))),
         }
@@ -402,6 +402,10 @@ impl TrainedModel {
 pub fn load_model(path: impl AsRef<Path>) -> Result<TrainedModel> {
     let path = path.as_ref();
     let md = ModelData::read(path)?;
+    // The checks `lgn info` applies too (one validator for both).
+    if let Some(p) = crate::io::model_problems(&md, path).into_iter().next() {
+        return Err(Error::file_at(path, p.location, p.msg));
+    }
     TrainedModel::from_model_data(&md, path)
 }
 
