@@ -915,8 +915,24 @@ fn info_and_commands_agree_on_model_files() {
     let (code, _, err) = lgn_in(
         &d,
         &[
-            "train", "--data", "s.h5", "--model", "lnn", "--out", "m.h5", "--epochs", "1",
-            "--hidden", "8", "--quiet",
+            "train",
+            "--data",
+            "s.h5",
+            "--model",
+            "lnn",
+            "--out",
+            "m.h5",
+            "--epochs",
+            "100",
+            "--batch",
+            "10",
+            "--lr",
+            "3e-3",
+            "--val-fraction",
+            "0",
+            "--hidden",
+            "8",
+            "--quiet",
         ],
     );
     assert_eq!(code, 0, "{err}");

@@ -309,7 +309,7 @@ fn warn_stops(report: &train::TrainReport) {
 }
 
 /// `--graph`/`--mesh`: a graph network on the user's graph.
-fn run_graph(args: &TrainArgs) -> Result<()> {
+fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     if let Some(k) = args.model {
         if k != ModelKind::Lgn {
             return Err(Error::input(format!(
@@ -396,7 +396,7 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
         }
     };
     model.system = raw.system.clone().unwrap_or_default();
-    let cfg = config(args, true, samples.n, stop_flag())?;
+    let cfg = config(args, true, samples.n, stop)?;
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
@@ -430,6 +430,8 @@ fn run_graph(args: &TrainArgs) -> Result<()> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    // First of all, so that a signal at any time after start-up stops gracefully.
+    let stop = stop_flag();
     if args.out.exists() && !args.force {
         return Err(Error::file(
             &args.out,
@@ -446,7 +448,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         64,
     )?;
     if graph {
-        return run_graph(&args);
+        return run_graph(&args, stop);
     }
     let kind = args
         .model
@@ -475,7 +477,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
-    let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop_flag())?;
+    let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;
