@@ -30,6 +30,27 @@ use ndarray::Array2;
 use std::path::Path;
 use std::sync::Arc;
 
+/// `as_str` / `parse` between an option enum and its name in model files.
+macro_rules! file_names {
+    ($ty:ident { $($var:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Name in model files.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$var => $name,)+
+                }
+            }
+            /// The value of a model-file name.
+            pub fn parse(s: &str) -> Option<$ty> {
+                match s {
+                    $($name => Some($ty::$var),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 /// Which per-node and per-edge features the networks see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeatureSet {
@@ -41,19 +62,7 @@ pub enum FeatureSet {
     Mesh,
 }
 
-impl FeatureSet {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeatureSet::Graph => "graph",
-            FeatureSet::Mesh => "mesh",
-        }
-    }
-    pub fn parse(s: &str) -> Option<FeatureSet> {
-        [FeatureSet::Graph, FeatureSet::Mesh]
-            .into_iter()
-            .find(|f| f.as_str() == s)
-    }
-}
+file_names!(FeatureSet { Graph => "graph", Mesh => "mesh" });
 
 /// Boundary nodes: free (default) or held fixed (Dirichlet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -63,19 +72,7 @@ pub enum Boundary {
     Fixed,
 }
 
-impl Boundary {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Boundary::Free => "free",
-            Boundary::Fixed => "fixed",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Boundary> {
-        [Boundary::Free, Boundary::Fixed]
-            .into_iter()
-            .find(|b| b.as_str() == s)
-    }
-}
+file_names!(Boundary { Free => "free", Fixed => "fixed" });
 
 /// The factor s_i of a learned node mass μ_i = s_i · softplus(g(f_i)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,19 +83,7 @@ pub enum MassScale {
     LumpedArea,
 }
 
-impl MassScale {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MassScale::One => "one",
-            MassScale::LumpedArea => "lumped_area",
-        }
-    }
-    pub fn parse(s: &str) -> Option<MassScale> {
-        [MassScale::One, MassScale::LumpedArea]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
+file_names!(MassScale { One => "one", LumpedArea => "lumped_area" });
 
 /// One term of a graph model and its network.
 #[derive(Clone, Debug, PartialEq)]

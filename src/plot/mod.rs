@@ -202,6 +202,18 @@ pub fn line_plot(
     })
 }
 
+/// Piecewise-linear colour between `stops` (positions increasing) at `s` within their range.
+fn interpolate(stops: &[(f64, [f64; 3])], s: f64) -> RGBColor {
+    let i = stops
+        .windows(2)
+        .position(|w| s <= w[1].0)
+        .unwrap_or(stops.len() - 2);
+    let ((a, ca), (b, cb)) = (stops[i], stops[i + 1]);
+    let u = (s - a) / (b - a);
+    let mix = |k: usize| (ca[k] + u * (cb[k] - ca[k])).round() as u8;
+    RGBColor(mix(0), mix(1), mix(2))
+}
+
 /// Diverging colour map (blue – white – red) for s ∈ [−1, 1].
 pub fn diverging(s: f64) -> RGBColor {
     const STOPS: [(f64, [f64; 3]); 5] = [
@@ -216,14 +228,7 @@ pub fn diverging(s: f64) -> RGBColor {
     } else {
         0.0
     };
-    let i = STOPS
-        .windows(2)
-        .position(|w| s <= w[1].0)
-        .unwrap_or(STOPS.len() - 2);
-    let ((a, ca), (b, cb)) = (STOPS[i], STOPS[i + 1]);
-    let u = (s - a) / (b - a);
-    let mix = |k: usize| (ca[k] + u * (cb[k] - ca[k])).round() as u8;
-    RGBColor(mix(0), mix(1), mix(2))
+    interpolate(&STOPS, s)
 }
 
 /// One panel of a space-time figure: a field of T frames × n points (row = time).
@@ -508,14 +513,7 @@ pub fn sequential(s: f64) -> RGBColor {
     } else {
         0.0
     };
-    let i = STOPS
-        .windows(2)
-        .position(|w| s <= w[1].0)
-        .unwrap_or(STOPS.len() - 2);
-    let ((a, ca), (b, cb)) = (STOPS[i], STOPS[i + 1]);
-    let u = (s - a) / (b - a);
-    let mix = |k: usize| (ca[k] + u * (cb[k] - ca[k])).round() as u8;
-    RGBColor(mix(0), mix(1), mix(2))
+    interpolate(&STOPS, s)
 }
 
 /// The colour scale of a field plot: values of both signs get the diverging map on ±max|v|
