@@ -15,6 +15,7 @@ pub mod fem;
 pub mod mlp;
 pub mod potential;
 pub mod simd;
+pub mod symmetric;
 
 pub use analytic::{Ball, DoublePendulum, Relativistic, Wave1d, Wave1dStandard};
 pub use fem::{FemNodeMass, FemTriangle};

@@ -101,6 +101,10 @@ impl HnnCoords {
 /// Model-file attribute holding the coordinate period ([`TrainedModel::q_period`]).
 pub const Q_PERIOD: &str = "q_period";
 
+/// Model-file attribute (1) marking an lgn ring density as shift-invariant
+/// ([`TrainedModel::shift_invariant`], docs/DESIGN.md §14.1).
+pub const SHIFT_INVARIANT: &str = "shift_invariant";
+
 /// A trained (or initialised) model: everything a model file holds.
 #[derive(Clone, Debug)]
 pub struct TrainedModel {
@@ -213,6 +217,28 @@ impl TrainedModel {
             )));
         }
         self.params.insert(Q_PERIOD.into(), period);
+        Ok(())
+    }
+
+    /// True when the density sees the coordinates only through differences (an lgn ring density
+    /// trained with the first layer projected, docs/DESIGN.md §14.1): total momentum is
+    /// conserved by construction.
+    pub fn shift_invariant(&self) -> bool {
+        self.params.get(SHIFT_INVARIANT).is_some_and(|&x| x != 0.0)
+    }
+
+    /// Make the density shift-invariant (lgn models; after [`fit_normalisation`]): project the
+    /// first layer (see [`crate::density::symmetric::project_shift_invariant`]) and record it, so
+    /// that [`train`] keeps the constraint and model files carry it.
+    pub fn set_shift_invariant(&mut self) -> Result<()> {
+        if self.kind != ModelKind::Lgn {
+            return Err(Error::input(format!(
+                "shift invariance applies to lgn ring densities, not to a '{}' model",
+                self.kind.as_str()
+            )));
+        }
+        crate::density::symmetric::project_shift_invariant(&mut self.net, self.arity, self.dof)?;
+        self.params.insert(SHIFT_INVARIANT.into(), 1.0);
         Ok(())
     }
 
@@ -388,6 +414,13 @@ impl TrainedModel {
                 format!("the network does not fit a '{}' model: {e}", kind.as_str()),
             )
         })?;
+        let mut m = m;
+        if m.shift_invariant() {
+            // Stored weights are projected already; projecting again removes the round-off of
+            // any writer (idempotent) and checks the input scales.
+            m.set_shift_invariant()
+                .map_err(|e| Error::file_at(path, "/@shift_invariant", e.to_string()))?;
+        }
         Ok(m)
     }
 
@@ -727,6 +760,10 @@ impl Trainable for NetTrainer {
     }
     fn set_params(&mut self, theta: &[f64]) -> Result<()> {
         hyperdual::unflatten(&mut self.model.net, theta);
+        if self.model.shift_invariant() {
+            // Reparameterisation W₁ = P(θ) (docs/DESIGN.md §14.1): exact invariance.
+            self.model.set_shift_invariant()?;
+        }
         self.obj.refresh(&self.model.net)?;
         self.val.refresh(&self.model.net)
     }
@@ -737,8 +774,19 @@ impl Trainable for NetTrainer {
         loss: LossKind,
         want_grad: bool,
     ) -> Result<(f64, Vec<f64>, usize)> {
-        self.obj
-            .loss_grad_counted(&self.model.net, data, idx, loss, want_grad)
+        let mut r = self
+            .obj
+            .loss_grad_counted(&self.model.net, data, idx, loss, want_grad)?;
+        if want_grad && self.model.shift_invariant() {
+            // ∂ℓ/∂θ = Pᵀ ∂ℓ/∂W₁ = P ∂ℓ/∂W₁ (P an orthogonal projection).
+            crate::density::symmetric::project_shift_invariant_flat(
+                &mut r.1,
+                &self.model.net.sizes,
+                self.model.arity,
+                self.model.dof,
+            );
+        }
+        Ok(r)
     }
     fn val_loss(&mut self, data: &Samples, idx: &[usize], loss: LossKind) -> Result<(f64, usize)> {
         self.val
