@@ -3,6 +3,7 @@
 mod accel;
 mod bench;
 mod checks;
+mod choice;
 mod demo;
 mod experiment;
 mod generate;
