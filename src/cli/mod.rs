@@ -9,6 +9,7 @@ mod experiment;
 mod generate;
 mod info;
 mod io_glue;
+mod progress;
 mod signals;
 mod simulate;
 mod train;

@@ -188,29 +188,10 @@ fn stop_flag() -> Arc<AtomicBool> {
 
 /// The progress bar observer of [`train::fit`].
 fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(1);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps  epoch {prefix}  {msg}  ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    b
+    super::progress::training_bar(None, quiet)
 }
 
-fn show_progress(bar: &indicatif::ProgressBar, p: &train::Progress) {
-    bar.set_length(p.total_steps as u64);
-    bar.set_position(p.step as u64);
-    bar.set_prefix(p.epoch.to_string());
-    let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.4e}"));
-    bar.set_message(format!(
-        "loss {:.4e}  val {val}  {:.0} samples/s",
-        p.loss, p.samples_per_second
-    ));
-}
+use super::progress::show_progress;
 
 fn training_record(
     args: &TrainArgs,
