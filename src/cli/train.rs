@@ -2,6 +2,7 @@
 //! network on the user's graph or mesh (`--graph`, `--mesh`), or a single-network model
 //! (`--model lnn|lgn|mlp|hnn`).
 
+use super::choice::choice;
 use lgn::io::{AttrValue, TrainingData};
 use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use lgn::train::{
@@ -39,7 +40,7 @@ pub struct TrainArgs {
     /// Model: lnn (single-site Lagrangian), lgn (Lagrangian graph network: on --graph/--mesh,
     /// else on a periodic ring of D nodes), mlp (plain baseline), hnn (Hamiltonian baseline).
     /// With --graph or --mesh the default is lgn; otherwise required.
-    #[arg(long, value_enum, required_unless_present_any = ["graph", "mesh"])]
+    #[arg(long, value_parser = choice::<ModelKind>(), required_unless_present_any = ["graph", "mesh"])]
     pub model: Option<ModelKind>,
     /// The system's graph (lgn graph file): train a graph network on it.
     #[arg(long, conflicts_with = "mesh")]
@@ -85,7 +86,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Learning-rate schedule (default constant; graph networks onecycle).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Schedule>())]
     pub schedule: Option<Schedule>,
     /// Clip the (normalised) gradient to this global norm.
     #[arg(long, default_value_t = 1.0)]
@@ -106,7 +107,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Loss on the predicted accelerations.
-    #[arg(long, value_enum, default_value_t = LossKind::Mse)]
+    #[arg(long, value_parser = choice::<LossKind>(), default_value_t = LossKind::Mse)]
     pub loss: LossKind,
     /// LNN only: weight β of a penalty that keeps the learned mass matrix ∂²L/∂q̇² definite
     /// (eigenvalues of one sign, at least --mass-margin × their typical size). Off by default.
@@ -123,7 +124,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub angles: bool,
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
-    #[arg(long, value_enum, default_value_t = HnnCoords::Velocity)]
+    #[arg(long, value_parser = choice::<HnnCoords>(), default_value_t = HnnCoords::Velocity)]
     pub hnn_coords: HnnCoords,
     /// Replace an existing output file.
     #[arg(long)]
@@ -187,29 +188,10 @@ fn stop_flag() -> Arc<AtomicBool> {
 
 /// The progress bar observer of [`train::fit`].
 fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(1);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps  epoch {prefix}  {msg}  ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    b
+    super::progress::training_bar(None, quiet)
 }
 
-fn show_progress(bar: &indicatif::ProgressBar, p: &train::Progress) {
-    bar.set_length(p.total_steps as u64);
-    bar.set_position(p.step as u64);
-    bar.set_prefix(p.epoch.to_string());
-    let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.4e}"));
-    bar.set_message(format!(
-        "loss {:.4e}  val {val}  {:.0} samples/s",
-        p.loss, p.samples_per_second
-    ));
-}
+use super::progress::show_progress;
 
 fn training_record(
     args: &TrainArgs,

@@ -30,27 +30,6 @@ use ndarray::Array2;
 use std::path::Path;
 use std::sync::Arc;
 
-/// `as_str` / `parse` between an option enum and its name in model files.
-macro_rules! file_names {
-    ($ty:ident { $($var:ident => $name:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Name in model files.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$var => $name,)+
-                }
-            }
-            /// The value of a model-file name.
-            pub fn parse(s: &str) -> Option<$ty> {
-                match s {
-                    $($name => Some($ty::$var),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
 /// Which per-node and per-edge features the networks see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeatureSet {
@@ -62,7 +41,10 @@ pub enum FeatureSet {
     Mesh,
 }
 
-file_names!(FeatureSet { Graph => "graph", Mesh => "mesh" });
+crate::named!(FeatureSet {
+    Graph => "graph": "the graph file's node_features and edge_features",
+    Mesh => "mesh": "lumped areas per node, cotangent weights per edge",
+});
 
 /// Boundary nodes: free (default) or held fixed (Dirichlet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -72,7 +54,10 @@ pub enum Boundary {
     Fixed,
 }
 
-file_names!(Boundary { Free => "free", Fixed => "fixed" });
+crate::named!(Boundary {
+    Free => "free": "boundary nodes move freely",
+    Fixed => "fixed": "boundary nodes are held fixed (Dirichlet)",
+});
 
 /// The factor s_i of a learned node mass μ_i = s_i · softplus(g(f_i)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +68,10 @@ pub enum MassScale {
     LumpedArea,
 }
 
-file_names!(MassScale { One => "one", LumpedArea => "lumped_area" });
+crate::named!(MassScale {
+    One => "one": "mass scale 1 per node",
+    LumpedArea => "lumped_area": "mass scale = the node's lumped mesh area",
+});
 
 /// One term of a graph model and its network.
 #[derive(Clone, Debug, PartialEq)]

@@ -37,7 +37,7 @@ use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, Mat, MatMut, Side};
 
 /// Which linear solver to use for M a = b.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SolverKind {
     Auto,
     Banded,
@@ -45,17 +45,12 @@ pub enum SolverKind {
     Dense,
 }
 
-impl std::fmt::Display for SolverKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self {
-            SolverKind::Auto => "auto",
-            SolverKind::Banded => "banded",
-            SolverKind::Sparse => "sparse",
-            SolverKind::Dense => "dense",
-        };
-        f.write_str(s)
-    }
-}
+crate::named!(SolverKind {
+    Auto => "auto": "diagonal when M is, banded when its half-bandwidth is ≤ 24, else sparse",
+    Banded => "banded": "banded LDLᵀ under a bandwidth-reducing ordering, O(N w²)",
+    Sparse => "sparse": "sparse Cholesky with an AMD ordering (LDLᵀ / LU fallbacks)",
+    Dense => "dense": "the paper's dense SVD pseudo-inverse, O(N³)",
+});
 
 /// Largest half-bandwidth for which `Auto` chooses the banded solver.
 pub const AUTO_MAX_BANDWIDTH: usize = 24;

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Which model is trained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Lagrangian neural network: one site holding all coordinates (double pendulum, …).
@@ -57,29 +57,15 @@ pub enum ModelKind {
     Hnn,
 }
 
-impl ModelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Lnn => "lnn",
-            ModelKind::Lgn => "lgn",
-            ModelKind::Mlp => "mlp",
-            ModelKind::Hnn => "hnn",
-        }
-    }
-    pub fn parse(s: &str) -> Option<ModelKind> {
-        [
-            ModelKind::Lnn,
-            ModelKind::Lgn,
-            ModelKind::Mlp,
-            ModelKind::Hnn,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
+crate::named!(ModelKind {
+    Lnn => "lnn": "Lagrangian neural network: one site holding all coordinates (double pendulum, …)",
+    Lgn => "lgn": "Lagrangian graph network on a periodic ring, sites (i−1, i, i+1), one coordinate per node",
+    Mlp => "mlp": "plain MLP baseline (q, q̇) → q̈",
+    Hnn => "hnn": "Hamiltonian neural network H(x, y)",
+});
 
 /// The HNN's second coordinate y.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HnnCoords {
     /// y = q̇ (raw velocity): targets (q̇, q̈).
@@ -89,14 +75,10 @@ pub enum HnnCoords {
     Momentum,
 }
 
-impl HnnCoords {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HnnCoords::Velocity => "velocity",
-            HnnCoords::Momentum => "momentum",
-        }
-    }
-}
+crate::named!(HnnCoords {
+    Velocity => "velocity": "y = q̇ (raw velocity): targets (q̇, q̈)",
+    Momentum => "momentum": "y = p = ∂L/∂q̇ of the system's known Lagrangian: targets (q̇, ṗ)",
+});
 
 /// Model-file attribute holding the coordinate period ([`TrainedModel::q_period`]).
 pub const Q_PERIOD: &str = "q_period";
