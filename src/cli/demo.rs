@@ -56,6 +56,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         println!("  zero-shot n = 1000 ({k}):  {:.3} %", 100.0 * v);
     }
     println!(
+        "  total momentum Σ ∂L/∂φ̇ (shift-invariant density), relative drift: {:.1e}",
+        m("momentum_drift")
+    );
+    println!(
         "  held-out acceleration error: {:.3} %",
         100.0 * m("accel_rel_error_heldout")
     );

@@ -323,7 +323,9 @@ mod tests {
             net.input_scale[0] = 0.5;
             let dens = EdgeDistanceMlp::new(net, d).unwrap();
             let lay = dens.layout();
-            let x: Vec<f64> = (0..4 * d).map(|i| 0.3 * (i as f64).sin() + 0.1 * i as f64).collect();
+            let x: Vec<f64> = (0..4 * d)
+                .map(|i| 0.3 * (i as f64).sin() + 0.1 * i as f64)
+                .collect();
             let rec = eval_one(&dens, &x);
             let h = 1e-6;
             for j in 0..2 * d {
@@ -332,7 +334,10 @@ mod tests {
                 xm[j] -= h;
                 let fd = (eval_one(&dens, &xp)[0] - eval_one(&dens, &xm)[0]) / (2.0 * h);
                 let g = rec[lay.grad_q() + j];
-                assert!((fd - g).abs() < 1e-7 * (1.0 + g.abs()), "d {d} slot {j}: {g} vs fd {fd}");
+                assert!(
+                    (fd - g).abs() < 1e-7 * (1.0 + g.abs()),
+                    "d {d} slot {j}: {g} vs fd {fd}"
+                );
             }
             // Rotation invariance: rotate both endpoints in the (0, 1) plane.
             let (c, s) = (0.6f64, 0.8f64);

@@ -23,6 +23,7 @@
 
 use super::{ExperimentOptions, ExperimentReport};
 use crate::data::{self, WaveConfig};
+use crate::density::symmetric;
 use crate::dynamics::Dynamics;
 use crate::integrate::{self, Method, MidpointOptions};
 use crate::io::{SamplesData, TrajectoryData};
@@ -77,6 +78,14 @@ pub struct WaveSetup {
     /// White noise added to every training state, relative to the standard deviation of φ and
     /// of φ̇ (targets recomputed exactly); 0 = none. See [`add_noise`].
     pub noise: f64,
+    /// Shift-invariant density (inputs φ_{i+1} − φ_i, φ_i − φ_{i−1} and the velocities; exact
+    /// by construction, docs/DESIGN.md §14.1): total momentum Σ ∂L/∂φ̇_i is conserved.
+    #[serde(default = "yes")]
+    pub shift_invariant: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl WaveSetup {
@@ -104,6 +113,7 @@ impl WaveSetup {
             dt_out_zeroshot: 0.025,
             difference_init: true,
             noise: 0.005,
+            shift_invariant: true,
         }
     }
 
@@ -210,6 +220,10 @@ pub struct Rollouts {
     pub energy_drift: Vec<f64>,
     /// Per initial state: relative L2 error of φ at the last time.
     pub rel_l2_error: Vec<f64>,
+    /// Per initial state and output time: the learned model's total momentum P = Σ_i ∂L/∂φ̇_i.
+    pub total_momentum: Vec<Vec<f64>>,
+    /// Per initial state: max_t |P(t) − P(0)| / Σ_i |p_i(0)| (docs/DESIGN.md §14.1).
+    pub momentum_drift: Vec<f64>,
 }
 
 fn times(t_end: f64, dt_out: f64) -> Vec<f64> {
@@ -244,8 +258,9 @@ pub fn rollouts(
     truth.params = params.clone();
 
     let method = rollout_method(setup.dt);
-    /// (q, q̇, q̈, true energy) of one model rollout, frame-major.
-    type RolloutFields = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    /// (q, q̇, q̈, true energy, (total momentum, momentum scale)) of one model rollout,
+    /// frame-major.
+    type RolloutFields = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<(Vec<f64>, f64)>);
     let per: Vec<Result<RolloutFields>> = init
         .par_iter()
         .map(|(q0, v0)| {
@@ -254,21 +269,27 @@ pub fn rollouts(
             let mut tr = truth_sys()?;
             let mut a = Vec::with_capacity(sol.q.len());
             let mut e = Vec::with_capacity(ts.len());
+            let mut pm = Vec::with_capacity(ts.len());
             for k in 0..ts.len() {
                 a.extend(dy.accelerations(sol.q_at(k), sol.v_at(k))?);
                 e.push(tr.energy(sol.q_at(k), sol.v_at(k))?);
+                let p = symmetric::momenta(&mut dy, sol.q_at(k), sol.v_at(k))?;
+                pm.push(symmetric::total_momentum(&p, 1));
             }
-            Ok((sol.q, sol.v, a, e))
+            Ok((sol.q, sol.v, a, e, pm))
         })
         .collect();
     let (b, nt) = (states, ts.len());
     let (mut q, mut v, mut a, mut e) = (vec![], vec![], vec![], vec![]);
+    let (mut total_momentum, mut momentum_drift) = (vec![], vec![]);
     for r in per {
-        let (qi, vi, ai, ei) = r?;
+        let (qi, vi, ai, ei, pi) = r?;
         q.extend(qi);
         v.extend(vi);
         a.extend(ai);
         e.extend(ei);
+        momentum_drift.push(symmetric::momentum_drift(&pi));
+        total_momentum.push(pi.into_iter().map(|(p, _)| p[0]).collect());
     }
     let shape = |x: Vec<f64>| Array3::from_shape_vec((b, nt, n), x).expect("shape");
     let mut mparams = params;
@@ -309,6 +330,8 @@ pub fn rollouts(
         model: model_traj,
         energy_drift,
         rel_l2_error,
+        total_momentum,
+        momentum_drift,
     })
 }
 
@@ -518,6 +541,9 @@ pub fn run_setup(
     if setup.difference_init {
         difference_basis_init(&mut model, &raw);
     }
+    if setup.shift_invariant {
+        model.set_shift_invariant()?;
+    }
     let tcfg = TrainConfig {
         epochs: setup.epochs,
         batch: setup.batch,
@@ -597,6 +623,7 @@ pub fn run_setup(
     report.metric("energy_drift", max(&r.energy_drift));
     report.metric("rel_l2_error", mean(&r.rel_l2_error));
     report.metric("rel_l2_error_max", max(&r.rel_l2_error));
+    report.metric("momentum_drift", max(&r.momentum_drift));
     let mut energy_series = vec![];
     let tvec = r.truth.t.to_vec();
     {
@@ -651,6 +678,7 @@ pub fn run_setup(
         )?;
         report.metric(&format!("{pre}energy_drift"), max(&z.energy_drift));
         report.metric(&format!("{pre}rel_l2_error"), mean(&z.rel_l2_error));
+        report.metric(&format!("{pre}momentum_drift"), max(&z.momentum_drift));
         let e = z.model.energy.as_ref().expect("energy");
         energy_series.push(Series::new(
             format!("LGN zero-shot (n = {nz})"),
