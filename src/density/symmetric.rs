@@ -163,6 +163,29 @@ pub fn momentum_drift(series: &[(Vec<f64>, f64)]) -> f64 {
         / s0
 }
 
+/// The kinetic scale of a learned energy along a rollout, independent of the energy's arbitrary
+/// additive constant: K̄ = mean_k [E(q_k, q̇_k) − E(q_k, 0)] (`e[k]` = E(q_k, q̇_k), `e_rest[k]` =
+/// E(q_k, 0)); for a Lagrangian quadratic in q̇ this is the mean kinetic energy
+/// (docs/DESIGN.md §14.5). Falls back to 1e-300 when it vanishes.
+pub fn kinetic_scale(e: &[f64], e_rest: &[f64]) -> f64 {
+    let n = e.len().min(e_rest.len()).max(1) as f64;
+    let k = e.iter().zip(e_rest).map(|(a, b)| a - b).sum::<f64>() / n;
+    if k.is_finite() && k.abs() > 1e-300 {
+        k.abs()
+    } else {
+        1e-300
+    }
+}
+
+/// max_k |E_k − E_0| / scale: an energy drift that does not depend on E's additive constant
+/// when `scale` does not (e.g. [`kinetic_scale`], or the energy's variation over the data).
+pub fn scaled_drift(e: &[f64], scale: f64) -> f64 {
+    let Some(&e0) = e.first() else {
+        return 0.0;
+    };
+    e.iter().map(|x| (x - e0).abs()).fold(0.0, f64::max) / scale
+}
+
 /// Rotation- and translation-invariant edge potential for particles in `dof` = 2 or 3
 /// dimensions: ρ_ab = N(r), r = |x_b − x_a| (the sign of a Lagrangian term, −U), N a softplus
 /// MLP with one input (normalised by the network's input shift and scale). Symmetric under
@@ -287,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn projected_density_is_shift_invariant_and_keeps_a_definite_mass() {
+    fn projected_density_is_shift_invariant_and_still_sees_velocities() {
         let mut net = Mlp::paper_init(&[6, 16, 16, 1], 5);
         net.input_scale = vec![0.7, 0.7, 0.7, 1.3, 1.3, 1.3];
         net.input_shift = vec![0.2, 0.2, 0.2, -0.1, -0.1, -0.1];
@@ -363,5 +386,17 @@ mod tests {
         let (tot, sc) = total_momentum(&p, 2);
         assert!(tot.iter().all(|x| x.abs() < 1e-15) && (sc - 1.0).abs() < 1e-15);
         assert!(momentum_drift(&[(vec![1.0], 2.0), (vec![1.5], 2.0)]) - 0.25 < 1e-15);
+    }
+
+    #[test]
+    fn scaled_drift_ignores_the_energy_constant() {
+        let e = [3.0, 3.5, 2.75];
+        let rest = [1.0, 1.5, 0.75];
+        let shifted: Vec<f64> = e.iter().map(|x| x + 3320.0).collect();
+        let rest_s: Vec<f64> = rest.iter().map(|x| x + 3320.0).collect();
+        let (k, ks) = (kinetic_scale(&e, &rest), kinetic_scale(&shifted, &rest_s));
+        assert!((k - 2.0).abs() < 1e-12 && (ks - 2.0).abs() < 1e-9);
+        assert!((scaled_drift(&e, k) - 0.25).abs() < 1e-12);
+        assert!((scaled_drift(&shifted, ks) - 0.25).abs() < 1e-9);
     }
 }
