@@ -115,7 +115,10 @@ mod tests {
         }
         assert_eq!(Colour::DeepBlue.help(), "dark");
         let e = "green".parse::<Colour>().unwrap_err();
-        assert_eq!(e.to_string(), "unknown Colour 'green': choose one of red, deep-blue");
+        assert_eq!(
+            e.to_string(),
+            "unknown Colour 'green': choose one of red, deep-blue"
+        );
         assert_eq!(Colour::parse("Red"), None);
     }
 }

@@ -70,8 +70,16 @@ mod tests {
     #[test]
     fn named_values_parse_default_and_refuse_unknown_names() {
         assert_eq!(Args::parse_from(["x"]).loss, LossKind::Mse);
-        assert_eq!(Args::parse_from(["x", "--loss", "huber"]).loss, LossKind::Huber);
-        let e = Args::try_parse_from(["x", "--loss", "hubr"]).unwrap_err().to_string();
-        assert!(e.contains("hubr") && e.contains("huber") && e.contains("mse"), "{e}");
+        assert_eq!(
+            Args::parse_from(["x", "--loss", "huber"]).loss,
+            LossKind::Huber
+        );
+        let e = Args::try_parse_from(["x", "--loss", "hubr"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hubr") && e.contains("huber") && e.contains("mse"),
+            "{e}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `lgn simulate`: integrate one trajectory of a system and stream it to HDF5.
 
-use super::choice::choice;
 use super::accel::read_state;
+use super::choice::choice;
 use lgn::data::{self, WaveConfig};
 use lgn::dynamics::Dynamics;
 use lgn::integrate::{Dp5Options, Method, MidpointOptions};

@@ -113,10 +113,7 @@ impl Trainable for GraphTrainer {
                         loss,
                         want_grad.then_some((g.as_mut_slice(), sens.as_mut_slice())),
                     )
-                    .map_err(|e| match e {
-                        Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
-                        e => e,
-                    })?;
+                    .map_err(|e| e.context(&format!("sample {i}")))?;
                 }
                 Ok((l, g, sens))
             })

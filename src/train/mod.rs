@@ -12,6 +12,9 @@
 //! Determinism: with the same seed and thread count a run is bit-for-bit reproducible — the
 //! shuffles come from one `StdRng`, and all gradient reductions sum fixed blocks in fixed order.
 
+mod error;
+pub use error::TrainError;
+
 pub mod baselines;
 pub mod gradient;
 pub mod graph;
@@ -111,7 +114,9 @@ impl TrainedModel {
         seed: u64,
     ) -> Result<TrainedModel> {
         if hidden == 0 || layers == 0 {
-            return Err(Error::input("--hidden and --layers must be at least 1"));
+            return Err(Error::input(
+                "hidden width and layer count (--hidden, --layers) must be at least 1",
+            ));
         }
         if d == 0 {
             return Err(Error::input("the data has 0 coordinates per sample"));
@@ -585,28 +590,28 @@ impl TrainConfig {
             )));
         }
         if self.epochs == 0 {
-            return Err(Error::input("--epochs must be at least 1"));
+            return Err(Error::input("epochs (--epochs) must be at least 1"));
         }
         if self.batch == 0 {
-            return Err(Error::input("--batch must be at least 1"));
+            return Err(Error::input("batch (--batch) must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::input(format!(
-                "--lr must be positive, got {}",
+                "learning rate lr (--lr) must be positive, got {}",
                 self.lr
             )));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::input("--weight-decay must be ≥ 0"));
+            return Err(Error::input("weight_decay (--weight-decay) must be ≥ 0"));
         }
         if let Some(c) = self.clip {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::input("--clip must be positive"));
+                return Err(Error::input("clip (--clip) must be positive"));
             }
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(Error::input(format!(
-                "--val-fraction must be in [0, 1), got {}",
+                "val_fraction (--val-fraction) must be in [0, 1), got {}",
                 self.val_fraction
             )));
         }
@@ -772,7 +777,7 @@ impl Objective {
     pub fn with_mass_penalty(mut self, penalty: Option<MassPenalty>) -> Result<Objective> {
         if penalty.is_some() && self.kind != ModelKind::Lnn {
             return Err(Error::input(format!(
-                "--mass-penalty applies to single-site LNNs (--model lnn), not to {}",
+                "mass_penalty (--mass-penalty) applies to single-site LNNs (ModelKind::Lnn), not to {}",
                 self.kind.as_str()
             )));
         }
