@@ -179,7 +179,7 @@ fn sample_grad(
         let sites = &dy.lagrangian.terms[t].sites;
         let g = &mut grad[offs[t]..offs[t + 1]];
         match term {
-            GraphTerm::Kinetic { .. } => {}
+            GraphTerm::Kinetic { .. } | GraphTerm::Closed(_) => {}
             GraphTerm::EdgePotential(net) => {
                 potential_adjoint(net, PotentialInput::EdgeDiff, sites, d, q, &lam, g)
             }

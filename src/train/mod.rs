@@ -777,7 +777,7 @@ impl Objective {
     pub fn with_mass_penalty(mut self, penalty: Option<MassPenalty>) -> Result<Objective> {
         if penalty.is_some() && self.kind != ModelKind::Lnn {
             return Err(Error::input(format!(
-                "mass_penalty (--mass-penalty) applies to single-site LNNs (ModelKind::Lnn), not to {}",
+                "mass_penalty (--mass-penalty) applies to single-site LNNs (model kind lnn), not to {}",
                 self.kind.as_str()
             )));
         }
