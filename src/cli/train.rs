@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// node-edge: add a learned node potential N(q_i; f_i) (external or on-site forces).
     #[arg(long)]
     pub node_potential: bool,
+    /// node-edge: the node masses are known and equal to M (a closed-form kinetic term
+    /// ½ M |q̇_i|² instead of learned masses); only the potential is learned.
+    #[arg(long, value_name = "M")]
+    pub node_mass: Option<f64>,
     /// Boundary nodes (graph file 'boundary' flags, mesh boundary): fixed (Dirichlet: held in
     /// place), free, or auto: fixed when the data never moves them (velocities and
     /// accelerations zero there in every sample), else free.
@@ -335,11 +339,20 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
     let mut model = match args.density {
         GraphDensity::NodeEdge => {
-            GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?
+            let mut m = GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?;
+            if let Some(mass) = args.node_mass {
+                let known = lgn::model::ClosedTerm::NodeMass { mass };
+                known.check().map_err(|e| e.context("--node-mass"))?;
+                m.terms[0] = lgn::model::GraphTerm::Closed(known);
+            }
+            m
         }
         GraphDensity::Sites => GraphModel::general(&graph, false, &shape, &states)?,
         GraphDensity::Stencil => GraphModel::general(&graph, true, &shape, &states)?,
     };
+    if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {
+        return Err(Error::input("--node-mass belongs to --density node-edge"));
+    }
     if args.node_potential && args.density != GraphDensity::NodeEdge {
         return Err(Error::input(
             "--node-potential belongs to --density node-edge",

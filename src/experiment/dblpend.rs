@@ -32,7 +32,7 @@ use crate::train::{
     self, baselines, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig,
     TrainReport, TrainedModel,
 };
-use crate::{Error, Result};
+use crate::Result;
 use ndarray::{Array1, Array2, Array3};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -161,11 +161,11 @@ pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingDat
     let (best, report) = train::train(model, &samples, &cfg, &mut s.observer.training(s.label))?;
     s.observer.training_done(s.label);
     if report.epochs == 0 {
-        return Err(Error::Singular(format!(
-            "training the {} failed in its first epoch: {}",
-            s.label,
-            report.stopped_by_error.clone().unwrap_or_default()
-        )));
+        return Err(crate::train::TrainError::NoFiniteLoss {
+            model: s.label.to_string(),
+            cause: report.stopped_by_error.clone(),
+        }
+        .into());
     }
     let mut attrs = BTreeMap::new();
     attrs.insert("learning_rate".into(), AttrValue::Float(s.lr));

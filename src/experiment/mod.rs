@@ -63,7 +63,10 @@ pub enum Event<'a> {
 
 /// Receiver of [`Event`]s; cheap to clone. The default ignores everything.
 #[derive(Clone, Default)]
-pub struct Observer(Option<Arc<dyn Fn(&Event) + Send + Sync>>);
+pub struct Observer(Option<Arc<EventFn>>);
+
+/// The function behind an [`Observer`].
+type EventFn = dyn Fn(&Event) + Send + Sync;
 
 impl Observer {
     /// An observer calling `f` for every event.

@@ -557,11 +557,11 @@ pub fn run_setup(
     let (model, tr) = train::train(model, &samples, &tcfg, &mut opts.observer.training("lgn"))?;
     opts.observer.training_done("lgn");
     if tr.best_epoch == 0 {
-        return Err(Error::Singular(format!(
-            "training failed: {}",
-            tr.stopped_by_error
-                .unwrap_or_else(|| "no finite loss".into())
-        )));
+        return Err(crate::train::TrainError::NoFiniteLoss {
+            model: "LGN".into(),
+            cause: tr.stopped_by_error,
+        }
+        .into());
     }
     if let Some(e) = &tr.stopped_by_error {
         report.notes.push(format!(
