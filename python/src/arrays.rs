@@ -10,7 +10,10 @@ use pyo3::prelude::*;
 const EXACT_INT: f64 = 9007199254740992.0;
 
 /// `obj` as a read-only float64 C-contiguous array; `name` is the argument's name for messages.
-pub fn f64_array<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, f64>> {
+pub fn f64_array<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<PyReadonlyArrayDyn<'py, f64>> {
     let py = obj.py();
     if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
         if a.is_c_contiguous() {
@@ -77,7 +80,10 @@ pub fn shape_str(s: &[usize]) -> String {
         [a] => format!("({a},)"),
         _ => format!(
             "({})",
-            s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -91,10 +97,7 @@ pub fn check_finite(name: &str, xs: &[f64], d: usize, batched: bool) -> PyResult
         } else {
             format!("[{i}]")
         };
-        return Err(input(format!(
-            "{name}{at} = {} is not finite",
-            xs[i]
-        )));
+        return Err(input(format!("{name}{at} = {} is not finite", xs[i])));
     }
     Ok(())
 }

@@ -30,7 +30,10 @@ fn class_name(e: &lgn::Error) -> &'static str {
 }
 
 fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    Ok(py.import("lgn.errors")?.getattr(name)?.cast_into::<PyType>()?)
+    Ok(py
+        .import("lgn.errors")?
+        .getattr(name)?
+        .cast_into::<PyType>()?)
 }
 
 /// An exception of class `name` (`InputError`, `FileError`, …) with message `msg`.

@@ -35,10 +35,18 @@ fn samples_data(data: &Bound<'_, PyAny>) -> PyResult<(SamplesData, String)> {
             return d.get_item(k);
         }
         if let Ok(t) = data.cast::<PyTuple>() {
-            return Ok(if i < t.len() { Some(t.get_item(i)?) } else { None });
+            return Ok(if i < t.len() {
+                Some(t.get_item(i)?)
+            } else {
+                None
+            });
         }
         if let Ok(t) = data.cast::<pyo3::types::PyList>() {
-            return Ok(if i < t.len() { Some(t.get_item(i)?) } else { None });
+            return Ok(if i < t.len() {
+                Some(t.get_item(i)?)
+            } else {
+                None
+            });
         }
         Err(input(
             "data must be a path to an lgn samples/trajectories file, a dict with q, qdot, qddot, or a tuple (q, qdot, qddot[, weights])",
@@ -222,7 +230,11 @@ impl<T: Trainable + ?Sized> Trainable for Observed<'_, T> {
     }
 }
 
-fn report_dict<'py>(py: Python<'py>, r: &TrainReport, cfg: &TrainConfig) -> PyResult<Bound<'py, PyDict>> {
+fn report_dict<'py>(
+    py: Python<'py>,
+    r: &TrainReport,
+    cfg: &TrainConfig,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("final_loss", r.final_loss)?;
     d.set_item("best_val_loss", r.best_val_loss)?;
@@ -235,7 +247,10 @@ fn report_dict<'py>(py: Python<'py>, r: &TrainReport, cfg: &TrainConfig) -> PyRe
     d.set_item("epochs", r.epochs)?;
     d.set_item("samples_per_second", r.samples_per_second)?;
     d.set_item("loss_history", r.loss_history.clone().into_pyarray(py))?;
-    d.set_item("val_loss_history", r.val_loss_history.clone().into_pyarray(py))?;
+    d.set_item(
+        "val_loss_history",
+        r.val_loss_history.clone().into_pyarray(py),
+    )?;
     d.set_item("interrupted", r.interrupted)?;
     d.set_item("stopped_by_error", r.stopped_by_error.clone())?;
     d.set_item("skipped_steps", r.skipped_steps)?;
@@ -259,9 +274,15 @@ fn training_record(data_file: &str, cfg: &TrainConfig, report: &TrainReport) -> 
         "schedule".into(),
         AttrValue::Str(format!("{:?}", cfg.schedule).to_lowercase()),
     );
-    attrs.insert("best_epoch".into(), AttrValue::Int(report.best_epoch as i64));
+    attrs.insert(
+        "best_epoch".into(),
+        AttrValue::Int(report.best_epoch as i64),
+    );
     attrs.insert("val_fraction".into(), AttrValue::Float(cfg.val_fraction));
-    attrs.insert("normalised".into(), AttrValue::Int(i64::from(cfg.normalise)));
+    attrs.insert(
+        "normalised".into(),
+        AttrValue::Int(i64::from(cfg.normalise)),
+    );
     attrs.insert("warmup".into(), AttrValue::Float(cfg.warmup));
     if let Some(c) = cfg.clip {
         attrs.insert("clip".into(), AttrValue::Float(c));
@@ -330,7 +351,11 @@ pub fn fit<'py>(
     let hnn = match hnn_coords {
         "velocity" => HnnCoords::Velocity,
         "momentum" => HnnCoords::Momentum,
-        _ => return Err(input(format!("hnn_coords must be 'velocity' or 'momentum', got '{hnn_coords}'"))),
+        _ => {
+            return Err(input(format!(
+                "hnn_coords must be 'velocity' or 'momentum', got '{hnn_coords}'"
+            )))
+        }
     };
     // What is trained: an existing model (in place), a new single-network model, or a new
     // graph network on a graph.
@@ -341,16 +366,21 @@ pub fn fit<'py>(
         _ => None,
     };
     let is_graph = new_graph.is_some()
-        || existing
-            .as_ref()
-            .is_some_and(|m| matches!(&*m.get().inner.lock().expect("not poisoned"), AnyModel::Graph(_)))
-        || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn");
+        || existing.as_ref().is_some_and(|m| {
+            matches!(
+                &*m.get().inner.lock().expect("not poisoned"),
+                AnyModel::Graph(_)
+            )
+        })
+        || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn")
+        || model.extract::<String>().is_ok_and(|k| k == "lgn");
     let mut samples;
     let job = if let Some(m) = &existing {
         let inner = m.get().inner.lock().expect("not poisoned").clone();
         match inner {
             AnyModel::Net(t) => {
-                samples = train::prepare_samples(t.kind, &raw, t.hnn_coords.unwrap_or(hnn)).py_err()?;
+                samples =
+                    train::prepare_samples(t.kind, &raw, t.hnn_coords.unwrap_or(hnn)).py_err()?;
                 t.wrap_inputs(&mut samples);
                 Job::Net(t)
             }
@@ -392,7 +422,11 @@ pub fn fit<'py>(
         let fs = match features.unwrap_or(if gr.mesh_file { "mesh" } else { "graph" }) {
             "mesh" => FeatureSet::Mesh,
             "graph" => FeatureSet::Graph,
-            f => return Err(input(format!("features must be 'graph' or 'mesh', got '{f}'"))),
+            f => {
+                return Err(input(format!(
+                    "features must be 'graph' or 'mesh', got '{f}'"
+                )))
+            }
         };
         let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..d]).collect();
         let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
@@ -400,7 +434,11 @@ pub fn fit<'py>(
             "node-edge" => GraphModel::node_edge(&g, fs, node_potential, &shape, &qs),
             "sites" => GraphModel::general(&g, false, &shape, &states),
             "stencil" => GraphModel::general(&g, true, &shape, &states),
-            _ => return Err(input(format!("density must be 'node-edge', 'sites' or 'stencil', got '{density}'"))),
+            _ => {
+                return Err(input(format!(
+                    "density must be 'node-edge', 'sites' or 'stencil', got '{density}'"
+                )))
+            }
         }
         .py_err()?;
         if node_potential && density != "node-edge" {
@@ -410,17 +448,25 @@ pub fn fit<'py>(
             "free" => Boundary::Free,
             "fixed" => {
                 if g.boundary_coords().py_err()?.is_empty() {
-                    return Err(input(format!("boundary='fixed': {} flags no boundary node", g.name)));
+                    return Err(input(format!(
+                        "boundary='fixed': {} flags no boundary node",
+                        g.name
+                    )));
                 }
                 Boundary::Fixed
             }
             "auto" => {
                 let fixed = g.boundary_coords().unwrap_or_default();
-                let scale = raw.qddot.iter().chain(raw.qdot.iter()).fold(0.0f64, |m, x| m.max(x.abs()));
+                let scale = raw
+                    .qddot
+                    .iter()
+                    .chain(raw.qdot.iter())
+                    .fold(0.0f64, |m, x| m.max(x.abs()));
                 let still = !fixed.is_empty()
                     && (0..raw.q.nrows()).all(|i| {
                         fixed.iter().all(|&j| {
-                            raw.qddot[[i, j]].abs() <= 1e-12 * scale && raw.qdot[[i, j]].abs() <= 1e-12 * scale
+                            raw.qddot[[i, j]].abs() <= 1e-12 * scale
+                                && raw.qdot[[i, j]].abs() <= 1e-12 * scale
                         })
                     });
                 if still {
@@ -429,7 +475,11 @@ pub fn fit<'py>(
                     Boundary::Free
                 }
             }
-            b => return Err(input(format!("boundary must be 'auto', 'fixed' or 'free', got '{b}'"))),
+            b => {
+                return Err(input(format!(
+                    "boundary must be 'auto', 'fixed' or 'free', got '{b}'"
+                )))
+            }
         };
         m.system = raw.system.clone().unwrap_or_default();
         Job::Graph(Box::new(m), g)
@@ -438,7 +488,9 @@ pub fn fit<'py>(
             input("model must be 'lnn', 'lgn', 'mlp', 'hnn', an lgn.Graph (a graph network on it) or an lgn.Model (trained further in place)")
         })?;
         let kind = ModelKind::parse(&k).ok_or_else(|| {
-            input(format!("model: unknown model kind '{k}' (one of lnn, lgn, mlp, hnn)"))
+            input(format!(
+                "model: unknown model kind '{k}' (one of lnn, lgn, mlp, hnn)"
+            ))
         })?;
         samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
         let system = raw.system.clone().unwrap_or_default();
@@ -454,7 +506,9 @@ pub fn fit<'py>(
         }
         if angles {
             if kind == ModelKind::Lgn {
-                return Err(input("angles applies to single-site models (lnn, mlp, hnn), not to lgn"));
+                return Err(input(
+                    "angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+                ));
             }
             t.set_q_period(2.0 * std::f64::consts::PI).py_err()?;
         }
@@ -485,7 +539,12 @@ pub fn fit<'py>(
         warmup,
         stop: Arc::new(AtomicBool::new(false)),
     };
-    lgn::limits::check_alloc("batch × hidden", (cfg.batch as u128) * (hidden.unwrap_or(128) as u128), 64).py_err()?;
+    lgn::limits::check_alloc(
+        "batch × hidden",
+        (cfg.batch as u128) * (hidden.unwrap_or(128) as u128),
+        64,
+    )
+    .py_err()?;
 
     // Train without the GIL; callbacks and Ctrl-C checks take it briefly on this thread.
     let stop = cfg.stop.clone();
@@ -532,7 +591,8 @@ pub fn fit<'py>(
                     d.set_item("val_loss", v)?;
                     let ret = cb.call1(py, (d,))?;
                     // Returning False stops training after this epoch.
-                    Ok(ret.bind(py).is_instance_of::<pyo3::types::PyBool>() && !ret.extract::<bool>(py)?)
+                    Ok(ret.bind(py).is_instance_of::<pyo3::types::PyBool>()
+                        && !ret.extract::<bool>(py)?)
                 });
                 match r {
                     Ok(true) => stop.store(true, Ordering::Relaxed),
@@ -545,14 +605,36 @@ pub fn fit<'py>(
             }
         };
         let res = match job {
-            Job::Net(t) => train::NetTrainer::new(t, &samples, cfg.mass_penalty).and_then(|mut tr| {
-                let mut ob = Observed { inner: &mut tr, normalise: cfg.normalise, norm: None, seen: 0, epoch: 0, eloss: 0.0, ew: 0.0, pending: None, on_epoch: &mut epoch_cb };
-                let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
-                ob.flush(None);
-                rep.map(|r| (AnyModel::Net(tr.into_model()), r))
-            }),
+            Job::Net(t) => {
+                train::NetTrainer::new(t, &samples, cfg.mass_penalty).and_then(|mut tr| {
+                    let mut ob = Observed {
+                        inner: &mut tr,
+                        normalise: cfg.normalise,
+                        norm: None,
+                        seen: 0,
+                        epoch: 0,
+                        eloss: 0.0,
+                        ew: 0.0,
+                        pending: None,
+                        on_epoch: &mut epoch_cb,
+                    };
+                    let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
+                    ob.flush(None);
+                    rep.map(|r| (AnyModel::Net(tr.into_model()), r))
+                })
+            }
             Job::Graph(m, g) => train::graph::GraphTrainer::new(*m, g).and_then(|mut tr| {
-                let mut ob = Observed { inner: &mut tr, normalise: cfg.normalise, norm: None, seen: 0, epoch: 0, eloss: 0.0, ew: 0.0, pending: None, on_epoch: &mut epoch_cb };
+                let mut ob = Observed {
+                    inner: &mut tr,
+                    normalise: cfg.normalise,
+                    norm: None,
+                    seen: 0,
+                    epoch: 0,
+                    eloss: 0.0,
+                    ew: 0.0,
+                    pending: None,
+                    on_epoch: &mut epoch_cb,
+                };
                 let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
                 ob.flush(None);
                 rep.map(|r| (AnyModel::Graph(Box::new(tr.model)), r))
@@ -564,11 +646,16 @@ pub fn fit<'py>(
     let (trained, report) = result.py_err()?;
     if report.epochs == 0 {
         if let Some(e) = &report.stopped_by_error {
-            return Err(crate::errors::raise("TrainingError", format!("training failed in its first epoch: {e}")));
+            return Err(crate::errors::raise(
+                "TrainingError",
+                format!("training failed in its first epoch: {e}"),
+            ));
         }
     }
     let params_finite = match &trained {
-        AnyModel::Net(t) => lgn::train::hyperdual::flatten(&t.net).iter().all(|x| x.is_finite()),
+        AnyModel::Net(t) => lgn::train::hyperdual::flatten(&t.net)
+            .iter()
+            .all(|x| x.is_finite()),
         AnyModel::Graph(g) => g.params().iter().all(|x| x.is_finite()),
     };
     if !params_finite {

@@ -54,7 +54,11 @@ pub fn chain(n: usize, dof: usize) -> PyResult<Graph> {
 pub fn grid(nx: usize, ny: usize, periodic: bool, dof: usize) -> PyResult<Graph> {
     let gr = lgn::graph::Graph::grid(nx, ny, periodic, dof).py_err()?;
     let n = nx * ny;
-    let mut data = GraphData::new(n, dof, gr.edges().into_iter().map(|(a, b)| [a, b]).collect());
+    let mut data = GraphData::new(
+        n,
+        dof,
+        gr.edges().into_iter().map(|(a, b)| [a, b]).collect(),
+    );
     data.positions = Some(ndarray::Array2::from_shape_fn((n, 2), |(k, c)| {
         if c == 0 {
             (k % nx) as f64 / nx as f64
@@ -162,7 +166,13 @@ pub fn graph_from_edges(
         data.positions = Some(matrix(p, "positions", Some(n_nodes), None)?);
     }
     if let Some(b) = boundary {
-        let v: Vec<bool> = b.py().import("numpy")?.call_method1("asarray", (b,))?.call_method1("astype", ("bool",))?.call_method0("tolist")?.extract()?;
+        let v: Vec<bool> = b
+            .py()
+            .import("numpy")?
+            .call_method1("asarray", (b,))?
+            .call_method1("astype", ("bool",))?
+            .call_method0("tolist")?
+            .extract()?;
         if v.len() != n_nodes {
             return Err(input(format!(
                 "boundary has {} flags but the graph has {n_nodes} nodes",
@@ -219,13 +229,25 @@ impl Graph {
     /// Edges as an (E, 2) int64 array.
     #[getter]
     fn edges<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let v: Vec<i64> = self.g.data.edges.iter().flat_map(|&[a, b]| [a as i64, b as i64]).collect();
-        Ok(v.into_pyarray(py).reshape([self.g.data.edges.len(), 2])?.into_any())
+        let v: Vec<i64> = self
+            .g
+            .data
+            .edges
+            .iter()
+            .flat_map(|&[a, b]| [a as i64, b as i64])
+            .collect();
+        Ok(v.into_pyarray(py)
+            .reshape([self.g.data.edges.len(), 2])?
+            .into_any())
     }
     /// Node positions (n, dim), or None.
     #[getter]
     fn positions<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        self.g.data.positions.clone().map(|p| p.into_pyarray(py).into_any())
+        self.g
+            .data
+            .positions
+            .clone()
+            .map(|p| p.into_pyarray(py).into_any())
     }
     /// Boundary flags (n,) as booleans, or None.
     #[getter]
@@ -241,12 +263,21 @@ impl Graph {
     /// L = Σ_i ½ m |q̇_i|² − Σ_edges Σ_c [½ k Δ_c² + ¼ β Δ_c⁴], Δ = q_b − q_a; the boundary
     /// nodes are held fixed when `fixed_boundary`.
     #[pyo3(signature = (mass = 1.0, k = 1.0, beta = 0.0, fixed_boundary = false, solver = "auto"))]
-    fn springs(&self, mass: f64, k: f64, beta: f64, fixed_boundary: bool, solver: &str) -> PyResult<crate::system::System> {
+    fn springs(
+        &self,
+        mass: f64,
+        k: f64,
+        beta: f64,
+        fixed_boundary: bool,
+        solver: &str,
+    ) -> PyResult<crate::system::System> {
         let s = crate::parse_solver(solver)?;
         let g = self.g.clone();
         crate::system::System::from_builder(
             format!("springs on {}", self.g.name),
-            std::sync::Arc::new(move || lgn::systems::spring_network(&g, mass, k, beta, fixed_boundary, s)),
+            std::sync::Arc::new(move || {
+                lgn::systems::spring_network(&g, mass, k, beta, fixed_boundary, s)
+            }),
         )
     }
     fn __repr__(&self) -> String {

@@ -81,7 +81,9 @@ impl<'py> Params<'py> {
 /// The density a named system uses: `density="analytic"` (closed form) or `"mlp"` (a randomly
 /// initialised softplus MLP with `hidden`, `layers`, `seed`).
 fn density_choice(p: &mut Params) -> PyResult<(DensityChoice, bool)> {
-    let d = p.take::<String>("density")?.unwrap_or_else(|| "analytic".into());
+    let d = p
+        .take::<String>("density")?
+        .unwrap_or_else(|| "analytic".into());
     let hidden = p.take::<usize>("hidden")?.unwrap_or(128);
     let layers = p.take::<usize>("layers")?.unwrap_or(2);
     let seed = p.take::<u64>("seed")?.unwrap_or(0);
@@ -89,7 +91,14 @@ fn density_choice(p: &mut Params) -> PyResult<(DensityChoice, bool)> {
         "analytic" => Ok((DensityChoice::Analytic, false)),
         "mlp" => {
             lgn::limits::check_mlp("hidden/layers", 8, hidden, layers).py_err()?;
-            Ok((DensityChoice::Mlp { hidden, layers, seed }, true))
+            Ok((
+                DensityChoice::Mlp {
+                    hidden,
+                    layers,
+                    seed,
+                },
+                true,
+            ))
         }
         _ => Err(input(format!(
             "lgn.system('{}'): density must be 'analytic' or 'mlp', got '{d}'",
@@ -194,13 +203,28 @@ fn system_by_name(name: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<Sy
             )))
         }
     };
-    System::from_builder(if key == "springs" || key == "spring-network" { p.system } else { key }, build)
+    System::from_builder(
+        if key == "springs" || key == "spring-network" {
+            p.system
+        } else {
+            key
+        },
+        build,
+    )
 }
 
 /// Names of the systems `lgn.system` knows.
 #[pyfunction]
 fn system_names() -> Vec<&'static str> {
-    vec!["dblpend", "relativistic", "ball", "wave1d", "wave1d-standard", "wave-mesh", "springs"]
+    vec![
+        "dblpend",
+        "relativistic",
+        "ball",
+        "wave1d",
+        "wave1d-standard",
+        "wave-mesh",
+        "springs",
+    ]
 }
 
 #[pymodule]

@@ -39,14 +39,30 @@ impl Model {
 
     /// A system of this model on `graph` (graph models; default its own), on `n` ring nodes
     /// (lgn ring models), or as it is.
-    pub fn build_system(&self, graph: Option<&Graph>, n: Option<usize>, solver: &str) -> PyResult<System> {
+    pub fn build_system(
+        &self,
+        graph: Option<&Graph>,
+        n: Option<usize>,
+        solver: &str,
+    ) -> PyResult<System> {
         let s = crate::parse_solver(solver)?;
         let m = self.inner.lock().expect("not poisoned").clone();
-        let name = format!("{} model{}", m.kind(), if self.source.is_empty() { String::new() } else { format!(" {}", self.source) });
+        let name = format!(
+            "{} model{}",
+            m.kind(),
+            if self.source.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", self.source)
+            }
+        );
         if let AnyModel::Net(t) = &m {
             if matches!(t.kind, ModelKind::Mlp | ModelKind::Hnn) {
                 if graph.is_some() {
-                    return Err(input(format!("a '{}' model is not a graph model: graph does not apply", t.kind.as_str())));
+                    return Err(input(format!(
+                        "a '{}' model is not a graph model: graph does not apply",
+                        t.kind.as_str()
+                    )));
                 }
                 return Ok(System {
                     name,
@@ -97,7 +113,11 @@ impl Model {
     /// The physical system name recorded at training (free-form, may be empty).
     #[getter]
     fn trained_on(&self) -> String {
-        self.inner.lock().expect("not poisoned").system().to_string()
+        self.inner
+            .lock()
+            .expect("not poisoned")
+            .system()
+            .to_string()
     }
 
     /// Number of coordinates of a state on the model's own graph / system.
@@ -118,30 +138,54 @@ impl Model {
     /// The report of the last `lgn.fit` on this model (a dict), or None.
     #[getter]
     fn report(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.report.lock().expect("not poisoned").as_ref().map(|r| r.clone_ref(py))
+        self.report
+            .lock()
+            .expect("not poisoned")
+            .as_ref()
+            .map(|r| r.clone_ref(py))
     }
 
     /// The model's Euler–Lagrange system: graph models on `graph` (default: the graph they
     /// were trained on; zero-shot on another graph or mesh with the same features), lgn ring
     /// models on `n` nodes (default: the training ring).
     #[pyo3(signature = (graph = None, n = None, solver = "auto"))]
-    fn system(&self, graph: Option<&Bound<'_, Graph>>, n: Option<usize>, solver: &str) -> PyResult<System> {
+    fn system(
+        &self,
+        graph: Option<&Bound<'_, Graph>>,
+        n: Option<usize>,
+        solver: &str,
+    ) -> PyResult<System> {
         self.build_system(graph.map(|g| g.get()), n, solver)
     }
 
     /// Accelerations at (q, qdot) of shape (D,) or (B, D), on the model's own system; see
     /// `System.accel`.
-    fn accel<'py>(&self, py: Python<'py>, q: &Bound<'py, PyAny>, qdot: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+    fn accel<'py>(
+        &self,
+        py: Python<'py>,
+        q: &Bound<'py, PyAny>,
+        qdot: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
         self.own_system(py)?.get().accel(py, q, qdot)
     }
 
     /// Energy at (q, qdot); see `System.energy`.
-    fn energy<'py>(&self, py: Python<'py>, q: &Bound<'py, PyAny>, qdot: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+    fn energy<'py>(
+        &self,
+        py: Python<'py>,
+        q: &Bound<'py, PyAny>,
+        qdot: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
         self.own_system(py)?.get().energy(py, q, qdot)
     }
 
     /// The learned Lagrangian at (q, qdot); see `System.lagrangian`.
-    fn lagrangian<'py>(&self, py: Python<'py>, q: &Bound<'py, PyAny>, qdot: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+    fn lagrangian<'py>(
+        &self,
+        py: Python<'py>,
+        q: &Bound<'py, PyAny>,
+        qdot: &Bound<'py, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
         self.own_system(py)?.get().lagrangian(py, q, qdot)
     }
 
@@ -167,8 +211,15 @@ impl Model {
     /// A one-line description.
     fn describe(&self) -> String {
         match &*self.inner.lock().expect("not poisoned") {
-            AnyModel::Net(t) => format!("{} model ({} parameters, network {:?})", t.kind.as_str(), t.net.n_params(), t.net.sizes),
-            AnyModel::Graph(g) => format!("{} on {} nodes × {}", g.describe(), g.graph.n_nodes, g.dof),
+            AnyModel::Net(t) => format!(
+                "{} model ({} parameters, network {:?})",
+                t.kind.as_str(),
+                t.net.n_params(),
+                t.net.sizes
+            ),
+            AnyModel::Graph(g) => {
+                format!("{} on {} nodes × {}", g.describe(), g.graph.n_nodes, g.dof)
+            }
         }
     }
 

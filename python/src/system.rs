@@ -77,7 +77,13 @@ fn run_batch(
     batched: bool,
 ) -> PyResult<()> {
     let sig = Signals::default();
-    let at = |i: usize| if batched { format!("state {i}") } else { "state".into() };
+    let at = |i: usize| {
+        if batched {
+            format!("state {i}")
+        } else {
+            "state".into()
+        }
+    };
     match engine {
         Engine::Predict(m) => {
             for (blk, (qb, (vb, ob))) in q
@@ -88,12 +94,14 @@ fn run_batch(
                 if sig.check() {
                     break;
                 }
-                let r: Result<(), (usize, lgn::Error)> = ob
-                    .par_chunks_mut(per)
-                    .enumerate()
-                    .try_for_each(|(i, o)| {
+                let r: Result<(), (usize, lgn::Error)> =
+                    ob.par_chunks_mut(per).enumerate().try_for_each(|(i, o)| {
                         let a = m
-                            .predict(&qb[i * d..(i + 1) * d], &vb[i * d..(i + 1) * d], lgn::solve::SolverKind::Auto)
+                            .predict(
+                                &qb[i * d..(i + 1) * d],
+                                &vb[i * d..(i + 1) * d],
+                                lgn::solve::SolverKind::Auto,
+                            )
                             .map_err(|e| (i, e))?;
                         o.copy_from_slice(&a);
                         Ok(())
@@ -102,7 +110,9 @@ fn run_batch(
             }
         }
         Engine::Lagrangian { build, dy } => {
-            let mut main = dy.lock().map_err(|_| input("the system is broken by an earlier panic"))?;
+            let mut main = dy
+                .lock()
+                .map_err(|_| input("the system is broken by an earlier panic"))?;
             if b <= 1 || d > BATCH_PARALLEL_MAX_COORDS {
                 for i in 0..b {
                     if i % 64 == 0 && sig.check() {
@@ -167,7 +177,19 @@ impl System {
         let (b, d) = (st.b(), st.d);
         let (qs, vs) = (st.q.as_slice()?, st.v.as_slice()?);
         let mut out = vec![0.0; b * per];
-        py.detach(|| run_batch(&self.engine, qs, vs, b, d, per, &mut out, f, st.batch.is_some()))?;
+        py.detach(|| {
+            run_batch(
+                &self.engine,
+                qs,
+                vs,
+                b,
+                d,
+                per,
+                &mut out,
+                f,
+                st.batch.is_some(),
+            )
+        })?;
         let arr = out.into_pyarray(py);
         Ok(match (st.batch, scalar) {
             (None, true) => arr.get_item(0)?.unbind(),
@@ -189,7 +211,9 @@ impl System {
         q: &Bound<'py, PyAny>,
         qdot: &Bound<'py, PyAny>,
     ) -> PyResult<Py<PyAny>> {
-        self.eval(py, q, qdot, self.n, false, &|dy, q, v, a| dy.accelerations_into(q, v, a))
+        self.eval(py, q, qdot, self.n, false, &|dy, q, v, a| {
+            dy.accelerations_into(q, v, a)
+        })
     }
 
     /// Energy E = Σ q̇ ∂L/∂q̇ − L at (q, qdot): a float for one state, an array (B,) for a batch.
@@ -227,7 +251,12 @@ impl System {
         py: Python<'py>,
         q: &Bound<'py, PyAny>,
         qdot: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, usize)> {
+    ) -> PyResult<(
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<i64>>,
+        usize,
+    )> {
         self.need_lagrangian("the mass matrix")?;
         let st = states(q, qdot, self.n, ("q", "qdot"))?;
         if st.batch.is_some() {
@@ -285,12 +314,18 @@ impl System {
     #[getter]
     fn fixed_coords(&self) -> Vec<usize> {
         match &self.engine {
-            Engine::Lagrangian { dy, .. } => dy.lock().map(|d| d.fixed_coords().to_vec()).unwrap_or_default(),
+            Engine::Lagrangian { dy, .. } => dy
+                .lock()
+                .map(|d| d.fixed_coords().to_vec())
+                .unwrap_or_default(),
             Engine::Predict(_) => vec![],
         }
     }
 
     fn __repr__(&self) -> String {
-        format!("<lgn.System {} with {} coordinates, solver {}>", self.name, self.n, self.solver)
+        format!(
+            "<lgn.System {} with {} coordinates, solver {}>",
+            self.name, self.n, self.solver
+        )
     }
 }
