@@ -513,15 +513,12 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     let mut adam = Adam::new(theta.len(), 0.0);
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(20));
     let mut orders: Vec<Vec<usize>> = cfg.n_train.iter().map(|&n| (0..n).collect()).collect();
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(total as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let obs = &opts.observer;
+    let debug = |msg: String| obs.stage("mesh", &msg);
     let mut loss_curve = vec![];
     let mut step = 0;
     let mut dirty = vec![false; systems.len()];
-    for _epoch in 0..cfg.epochs {
+    for epoch in 0..cfg.epochs {
         let mut batches: Vec<(usize, Vec<usize>)> = vec![];
         for (mi, order) in orders.iter_mut().enumerate() {
             for i in (1..order.len()).rev() {
@@ -561,15 +558,23 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             // Only the system of the next batch needs the new parameters: set them lazily.
             dirty.iter_mut().for_each(|d| *d = true);
             step += 1;
-            bar.inc(1);
+            obs.emit(&super::Event::Training {
+                label: "mesh",
+                progress: &crate::train::Progress {
+                    epoch,
+                    step,
+                    total_steps: total,
+                    loss: l,
+                    val_loss: loss_curve.last().copied(),
+                    samples_per_second: (step * cfg.batch) as f64
+                        / t_train.elapsed().as_secs_f64().max(1e-9),
+                    dropped: 0,
+                },
+            });
         }
-        bar.set_message(format!("loss {epoch_loss:.3e}"));
         loss_curve.push(epoch_loss);
-        if std::env::var("LGN_MESH_DEBUG").is_ok() {
-            eprintln!("epoch {_epoch} loss {epoch_loss:.4e}");
-        }
     }
-    bar.finish_and_clear();
+    obs.training_done("mesh");
     let train_seconds = t_train.elapsed().as_secs_f64();
 
     // Evaluation: held-out fields on the training meshes and zero-shot meshes.
@@ -592,12 +597,10 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     let (e_zs, pairs) = accel_error(&mut zs.dynamics, &test_zs)?;
     let mut zs2 = Learned::new(&zs2_mesh, &net, &t_mass, &edge, cfg.hidden)?.sys;
     let (e_zs2, _) = accel_error(&mut zs2.dynamics, &test_zs2)?;
-    if opts.progress {
-        eprintln!(
-            "mesh: train {train_seconds:.1} s, loss {:.3e}; accel error training meshes {e_train_pooled:.3e} ({e_train_each:.3?}), disk_fine {e_zs:.3e}, lshape {e_zs2:.3e}",
-            loss_curve.last().unwrap_or(&f64::NAN)
-        );
-    }
+    debug(format!(
+        "trained in {train_seconds:.1} s, loss {:.3e}; accel error training meshes {e_train_pooled:.3e} ({e_train_each:.3?}), disk_fine {e_zs:.3e}, lshape {e_zs2:.3e}",
+        loss_curve.last().unwrap_or(&f64::NAN)
+    ));
 
     // Rollout on the zero-shot mesh: learned model with the variational midpoint integrator,
     // from a held-out field at rest... (φ̇ from the held-out sample too).
@@ -618,12 +621,10 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         cfg.dt
     };
     let dt = cfg.dt.min(rollout_dt(&zs_mesh)).min(dt_learned);
-    if std::env::var("LGN_MESH_DEBUG").is_ok() {
-        eprintln!(
-            "rollout: fem dt {:.3e}, learned ω_max² {w2_learned:.3e} (dt {dt_learned:.3e}), mass ratio {mr_lo:.3}..{mr_hi:.3}",
-            rollout_dt(&zs_mesh)
-        );
-    }
+    debug(format!(
+        "rollout: fem dt {:.3e}, learned ω_max² {w2_learned:.3e} (dt {dt_learned:.3e}), mass ratio {mr_lo:.3}..{mr_hi:.3}",
+        rollout_dt(&zs_mesh)
+    ));
     let n_frames = (cfg.t_end / dt).round() as usize + 1;
     let times = crate::integrate::linspace_times(n_frames, dt);
     let method = Method::Midpoint {
@@ -653,15 +654,13 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         return Err(e);
     }
     if let Some(e) = &lerr {
-        if std::env::var("LGN_MESH_DEBUG").is_ok() {
-            if let (Some(q), Some(v)) = (lq.last(), lv.last()) {
-                let r = mass_ratio_range(&mut zs, &zs_mesh, q, v);
-                let vmax = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-                eprintln!(
-                    "rollout failed: last frame mass ratio {r:?}, max |v| {vmax:.3}, v0 max {:.3}",
-                    v0.iter().fold(0.0f64, |m, x| m.max(x.abs()))
-                );
-            }
+        if let (Some(q), Some(v)) = (lq.last(), lv.last()) {
+            let r = mass_ratio_range(&mut zs, &zs_mesh, q, v);
+            let vmax = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            debug(format!(
+                "rollout failed: last frame mass ratio {r:?}, max |v| {vmax:.3}, v0 max {:.3}",
+                v0.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+            ));
         }
         report.notes.push(format!(
             "The learned rollout stopped at t = {:.3}: {e}",
