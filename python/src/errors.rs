@@ -19,13 +19,15 @@ pub fn message(e: &(dyn std::error::Error + 'static)) -> String {
     msg
 }
 
-/// The Python class an lgn error becomes.
+/// The Python class an lgn error becomes (by its innermost kind, past any `Error::At`).
 fn class_name(e: &lgn::Error) -> &'static str {
-    match e {
+    match e.root() {
         lgn::Error::Input(_) => "InputError",
-        lgn::Error::Singular(_) => "SingularMassError",
-        lgn::Error::Integration(_) => "IntegrationError",
+        lgn::Error::Solve(_) => "SingularMassError",
+        lgn::Error::Integrate(_) => "IntegrationError",
+        lgn::Error::Train(_) => "TrainingError",
         lgn::Error::File { .. } => "FileError",
+        lgn::Error::At { .. } => "LgnError",
     }
 }
 

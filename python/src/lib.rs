@@ -2,6 +2,13 @@
 //! crate converts arguments, releases the GIL around every computation, checks Ctrl-C between
 //! steps and turns lgn errors into Python exceptions with the same messages.
 
+// Binding signatures mirror Python's keyword arguments and return tuples.
+#![allow(
+    clippy::too_many_arguments,
+    clippy::type_complexity,
+    clippy::large_enum_variant
+)]
+
 mod arrays;
 mod errors;
 mod fit;

@@ -56,19 +56,20 @@ pub fn simulate<'py>(
     if !(h.is_finite() && h > 0.0) {
         return Err(input(format!("step must be positive and finite, got {h}")));
     }
-    let method =
-        match integrator {
-            "rk4" => Method::Rk4 { dt: h },
-            "verlet" => Method::Verlet { dt: h },
-            "midpoint" => Method::Midpoint {
-                dt: h,
-                opts: MidpointOptions::default(),
-            },
-            "dp5" => Method::Dp5(Dp5Options::tol(rtol, atol)),
-            _ => return Err(input(format!(
+    let method = match integrator {
+        "rk4" => Method::Rk4 { dt: h },
+        "verlet" => Method::Verlet { dt: h },
+        "midpoint" => Method::Midpoint {
+            dt: h,
+            opts: MidpointOptions::default(),
+        },
+        "dp5" => Method::Dp5(Dp5Options::tol(rtol, atol)),
+        _ => {
+            return Err(input(format!(
                 "integrator: unknown integrator '{integrator}' (one of dp5, rk4, verlet, midpoint)"
-            ))),
-        };
+            )))
+        }
+    };
     let frames = lgn::limits::frame_count(t_end, dt).py_err()?;
     lgn::limits::check_alloc("trajectory frames", 2 * (n as u128) * (frames as u128), 8)
         .py_err()?;
@@ -85,7 +86,7 @@ pub fn simulate<'py>(
             let mut done = 0usize;
             let mut cb = |_k: usize, _t: f64, qk: &[f64], vk: &[f64]| -> lgn::Result<()> {
                 if sig.check() {
-                    return Err(lgn::Error::integration("interrupted"));
+                    return Err(lgn::Error::input("interrupted"));
                 }
                 q.extend_from_slice(qk);
                 v.extend_from_slice(vk);

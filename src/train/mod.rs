@@ -931,7 +931,8 @@ pub fn fit<D: TrainingSet, T: Trainable<D> + ?Sized>(
         if n_val >= data.len() {
             return Err(Error::input(format!(
                 "the validation fraction {} leaves no training samples out of {}",
-                cfg.val_fraction, data.len()
+                cfg.val_fraction,
+                data.len()
             )));
         }
         order.shuffle(&mut rng);
