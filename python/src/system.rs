@@ -63,6 +63,125 @@ impl System {
     }
 }
 
+/// States per block of the single-site batch path (one `eval_block` call).
+const SITE_BATCH: usize = 64;
+
+/// Is `dy` one site holding every coordinate (the paper's single-system LNNs: double pendulum,
+/// relativistic particle, ball), with no fixed coordinates? Then a batch of states is a batch of
+/// sites of one density: one `Density::eval_block` per block of states and a small dense solve
+/// each, instead of one full Euler–Lagrange assembly per state.
+fn single_site(dy: &Dynamics) -> bool {
+    let l = &dy.lagrangian;
+    l.terms.len() == 1
+        && l.terms[0].sites.len() == 1
+        && l.terms[0]
+            .sites
+            .neighbourhood(0)
+            .iter()
+            .copied()
+            .eq(0..l.n_nodes)
+        && l.n_nodes * l.dof == dy.n_coords()
+        && dy.fixed_coords().is_empty()
+}
+
+/// Solve the dense d×d system m a = b in place (partial pivoting); false when a pivot is not
+/// clearly non-zero (the state then goes through lgn's own solver, which reports it).
+fn small_solve(m: &mut [f64], b: &mut [f64], d: usize) -> bool {
+    let scale = m.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+    for c in 0..d {
+        let p = (c..d)
+            .max_by(|&i, &j| m[i * d + c].abs().total_cmp(&m[j * d + c].abs()))
+            .unwrap_or(c);
+        if m[p * d + c].abs() <= 1e-12 * scale {
+            return false;
+        }
+        if p != c {
+            for k in 0..d {
+                m.swap(c * d + k, p * d + k);
+            }
+            b.swap(c, p);
+        }
+        for r in c + 1..d {
+            let f = m[r * d + c] / m[c * d + c];
+            for k in c..d {
+                m[r * d + k] -= f * m[c * d + k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    for c in (0..d).rev() {
+        let mut x = b[c];
+        for k in c + 1..d {
+            x -= m[c * d + k] * b[k];
+        }
+        b[c] = x / m[c * d + c];
+    }
+    b.iter().all(|x| x.is_finite())
+}
+
+type Scratch = (Vec<f64>, Vec<f64>, Vec<f64>, Option<Dynamics>);
+
+/// Accelerations of a batch on a [`single_site`] system; a state whose record is not finite or
+/// whose mass matrix is singular is evaluated by lgn's own path (and gets lgn's error).
+fn single_site_accel(
+    dy: &Dynamics,
+    build: &Builder,
+    q: &[f64],
+    v: &[f64],
+    out: &mut [f64],
+) -> Result<(), (usize, lgn::Error)> {
+    let term = &dy.lagrangian.terms[0];
+    let dens = term.density.as_ref();
+    let d = dy.n_coords();
+    let feats = term.sites.features_of(0).to_vec();
+    let p = dens.input_len();
+    let lay = dens.layout();
+    let stride = lay.stride();
+    out.par_chunks_mut(SITE_BATCH * d)
+        .enumerate()
+        .try_for_each_init(
+            || -> Scratch {
+                (
+                    vec![0.0; SITE_BATCH * p],
+                    vec![0.0; SITE_BATCH * stride],
+                    vec![0.0; d * d],
+                    None,
+                )
+            },
+            |(x, rec, m, slow), (blk, ob)| {
+                let nb = ob.len() / d;
+                let s0 = blk * SITE_BATCH;
+                for j in 0..nb {
+                    let col = &mut x[j * p..(j + 1) * p];
+                    col[..d].copy_from_slice(&q[(s0 + j) * d..(s0 + j + 1) * d]);
+                    col[d..2 * d].copy_from_slice(&v[(s0 + j) * d..(s0 + j + 1) * d]);
+                    col[2 * d..].copy_from_slice(&feats);
+                }
+                dens.eval_block(&x[..nb * p], nb, &mut rec[..nb * stride]);
+                for (j, a) in ob.chunks_mut(d).enumerate() {
+                    let r = &rec[j * stride..(j + 1) * stride];
+                    let ok = r.iter().all(|x| x.is_finite()) && {
+                        m.copy_from_slice(&r[lay.mass()..lay.mass() + d * d]);
+                        for c in 0..d {
+                            a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
+                        }
+                        small_solve(m, a, d)
+                    };
+                    if !ok {
+                        let i = s0 + j;
+                        if slow.is_none() {
+                            *slow = Some(build().map_err(|e| (i, e))?);
+                        }
+                        let dy = slow.as_mut().expect("built");
+                        dy.accelerations_into(&q[i * d..(i + 1) * d], &v[i * d..(i + 1) * d], a)
+                            .map_err(|e| (i, e))?;
+                    }
+                }
+                Ok(())
+            },
+        )
+}
+
 /// Evaluate `f` on every state of a batch (row-major B × D in `q`, `v`), `per` outputs per
 /// state into `out`; parallel over states for small systems. Errors name the state.
 fn run_batch(
@@ -75,6 +194,7 @@ fn run_batch(
     out: &mut [f64],
     f: &(dyn Fn(&mut Dynamics, &[f64], &[f64], &mut [f64]) -> lgn::Result<()> + Sync),
     batched: bool,
+    accel: bool,
 ) -> PyResult<()> {
     let sig = Signals::default();
     let at = |i: usize| {
@@ -113,7 +233,19 @@ fn run_batch(
             let mut main = dy
                 .lock()
                 .map_err(|_| input("the system is broken by an earlier panic"))?;
-            if b <= 1 || d > BATCH_PARALLEL_MAX_COORDS {
+            if accel && b > 1 && single_site(&main) {
+                for (blk, (qb, (vb, ob))) in q
+                    .chunks(BLOCK * d)
+                    .zip(v.chunks(BLOCK * d).zip(out.chunks_mut(BLOCK * per)))
+                    .enumerate()
+                {
+                    if sig.check() {
+                        break;
+                    }
+                    single_site_accel(&main, build, qb, vb, ob)
+                        .map_err(|(i, e)| lgn_at(e, &at(blk * BLOCK + i)))?;
+                }
+            } else if b <= 1 || d > BATCH_PARALLEL_MAX_COORDS {
                 for i in 0..b {
                     if i % 64 == 0 && sig.check() {
                         break;
@@ -171,6 +303,7 @@ impl System {
         qdot: &Bound<'py, PyAny>,
         per: usize,
         scalar: bool,
+        accel: bool,
         f: &(dyn Fn(&mut Dynamics, &[f64], &[f64], &mut [f64]) -> lgn::Result<()> + Sync),
     ) -> PyResult<Py<PyAny>> {
         let st: States = states(q, qdot, self.n, ("q", "qdot"))?;
@@ -188,6 +321,7 @@ impl System {
                 &mut out,
                 f,
                 st.batch.is_some(),
+                accel,
             )
         })?;
         let arr = out.into_pyarray(py);
@@ -211,7 +345,7 @@ impl System {
         q: &Bound<'py, PyAny>,
         qdot: &Bound<'py, PyAny>,
     ) -> PyResult<Py<PyAny>> {
-        self.eval(py, q, qdot, self.n, false, &|dy, q, v, a| {
+        self.eval(py, q, qdot, self.n, false, true, &|dy, q, v, a| {
             dy.accelerations_into(q, v, a)
         })
     }
@@ -224,7 +358,7 @@ impl System {
         qdot: &Bound<'py, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         self.need_lagrangian("the energy")?;
-        self.eval(py, q, qdot, 1, true, &|dy, q, v, e| {
+        self.eval(py, q, qdot, 1, true, false, &|dy, q, v, e| {
             e[0] = dy.energy(q, v)?;
             Ok(())
         })
@@ -238,7 +372,7 @@ impl System {
         qdot: &Bound<'py, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         self.need_lagrangian("the Lagrangian")?;
-        self.eval(py, q, qdot, 1, true, &|dy, q, v, e| {
+        self.eval(py, q, qdot, 1, true, false, &|dy, q, v, e| {
             e[0] = dy.lagrangian_value(q, v)?;
             Ok(())
         })
