@@ -16,18 +16,20 @@ x = np.arange(n_nodes) / n_nodes
 rng = np.random.default_rng(2)
 
 
-def random_fields(count):
-    """Smooth periodic fields: a few random Fourier modes."""
-    k = np.arange(1, 4)
-    c = rng.normal(size=(count, 3, 1)) / k[None, :, None] ** 2
-    s = rng.uniform(0, 2 * np.pi, (count, 3, 1))
-    return (c * np.sin(2 * np.pi * k[None, :, None] * x[None, None, :] + s)).sum(axis=1)
+def random_states(count, modes=3):
+    """Smooth periodic fields, amplitude 1/k per mode k, and velocities of the same waves'
+    scale (×2πk, wave speed 1) — as `lgn generate wave1d` draws them."""
+    k = np.arange(1, modes + 1)[None, :, None]
+    phase = 2 * np.pi * k * x[None, None, :]
+    a, b = rng.normal(size=(2, count, modes, 1)) / k
+    pa, pb = rng.uniform(0, 2 * np.pi, (2, count, modes, 1))
+    return (a * np.cos(phase + pa)).sum(axis=1), (2 * np.pi * k * b * np.cos(phase + pb)).sum(axis=1)
 
 
-q, qdot = random_fields(n_samples), random_fields(n_samples)
+q, qdot = random_states(n_samples)
 model = lgn.fit("lgn", (q, qdot, truth.accel(q, qdot)), epochs=epochs, hidden=32, progress=not quick)
 
-qt, vt = random_fields(50), random_fields(50)
+qt, vt = random_states(50)
 a_true = truth.accel(qt, vt)
 rel = np.linalg.norm(model.accel(qt, vt) - a_true) / np.linalg.norm(a_true)
 print(f"relative acceleration error on unseen fields: {rel:.3f}")
