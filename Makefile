@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DEMO_OUT ?= lgn-demo
 
-.PHONY: deps build demo test bench lint fuzz
+.PHONY: deps build demo test pytest bench lint fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -17,12 +17,17 @@ demo: build
 
 test: deps
 	$(CARGO) test --release
+	bash scripts/python-test.sh
+
+# The Python package's tests alone (builds it into target/pyvenv).
+pytest: deps
+	bash scripts/python-test.sh
 
 bench: build
 	$(CARGO) bench --bench accel
 
 lint:
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
 # Fuzz the Gmsh and HDF5 readers for FUZZ_SECONDS each (needs nightly and cargo-fuzz; see fuzz/README.md).

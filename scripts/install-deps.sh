@@ -8,6 +8,12 @@ if ! { pkg-config --exists hdf5 2>/dev/null || [ -e /usr/include/hdf5/serial/hdf
   need+=(libhdf5-dev)
 fi
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# The Python package's tests (scripts/python-test.sh) make a virtual environment.
+if ! command -v python3 >/dev/null 2>&1; then
+  need+=(python3 python3-venv python3-pip)
+elif ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
+  need+=(python3-venv)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "lgn: installing missing system packages: ${need[*]} (apt-get)"

@@ -767,11 +767,33 @@ pub fn zero_loss(data: &Samples, idx: &[usize], loss: LossKind) -> f64 {
         .sum()
 }
 
-/// A single-network model ([`TrainedModel`]) with its loss evaluator.
-struct NetTrainer {
+/// A single-network model ([`TrainedModel`]) with its loss evaluators: what [`train`] hands
+/// to [`fit`] (public so that callers can wrap it, e.g. the Python bindings' epoch observer).
+pub struct NetTrainer {
     model: TrainedModel,
     obj: Objective,
     val: Objective,
+}
+
+impl NetTrainer {
+    /// Bind `model` to data shaped like `data`; `penalty` is added to the training loss only.
+    pub fn new(
+        model: TrainedModel,
+        data: &Samples,
+        penalty: Option<MassPenalty>,
+    ) -> Result<NetTrainer> {
+        let obj = Objective::new(&model, data)?.with_mass_penalty(penalty)?;
+        let val = Objective::new(&model, data)?;
+        Ok(NetTrainer { model, obj, val })
+    }
+    /// The model with its current parameters.
+    pub fn model(&self) -> &TrainedModel {
+        &self.model
+    }
+    /// The model with its current parameters.
+    pub fn into_model(self) -> TrainedModel {
+        self.model
+    }
 }
 
 impl Trainable for NetTrainer {
@@ -931,9 +953,7 @@ pub fn train(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&Progress),
 ) -> Result<(TrainedModel, TrainReport)> {
-    let obj = Objective::new(&model, data)?.with_mass_penalty(cfg.mass_penalty)?;
-    let val = Objective::new(&model, data)?;
-    let mut t = NetTrainer { model, obj, val };
+    let mut t = NetTrainer::new(model, data, cfg.mass_penalty)?;
     let report = fit(&mut t, data, cfg, on_step)?;
     Ok((t.model, report))
 }
@@ -959,7 +979,8 @@ pub fn fit<D: TrainingSet, T: Trainable<D> + ?Sized>(
         if n_val >= data.len() {
             return Err(Error::input(format!(
                 "the validation fraction {} leaves no training samples out of {}",
-                cfg.val_fraction, data.len()
+                cfg.val_fraction,
+                data.len()
             )));
         }
         order.shuffle(&mut rng);

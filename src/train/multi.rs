@@ -89,7 +89,9 @@ impl MultiGraphTrainer {
     /// `model` on each of `graphs` (checked against each: dof and feature counts).
     pub fn new(model: GraphModel, graphs: Vec<SystemGraph>) -> Result<MultiGraphTrainer> {
         if graphs.is_empty() {
-            return Err(Error::input("training on several graphs needs at least one"));
+            return Err(Error::input(
+                "training on several graphs needs at least one",
+            ));
         }
         let trainers = graphs
             .into_iter()
@@ -116,7 +118,9 @@ impl Trainable<GraphSets> for MultiGraphTrainer {
         self.trainers[0].params()
     }
     fn set_params(&mut self, theta: &[f64]) -> Result<()> {
-        self.trainers.iter_mut().try_for_each(|t| t.set_params(theta))
+        self.trainers
+            .iter_mut()
+            .try_for_each(|t| t.set_params(theta))
     }
     fn loss_grad(
         &mut self,
@@ -199,8 +203,8 @@ mod tests {
             layers: 1,
             seed: 3,
         };
-        let model = GraphModel::node_edge(&graphs[0], FeatureSet::Graph, false, &shape, &qs)
-            .unwrap();
+        let model =
+            GraphModel::node_edge(&graphs[0], FeatureSet::Graph, false, &shape, &qs).unwrap();
         let data = GraphSets::new(sets.clone());
         let mut multi = MultiGraphTrainer::new(model.clone(), graphs.clone()).unwrap();
         let idx = [0, 7, 2, 9, 10, 4];
@@ -229,7 +233,10 @@ mod tests {
                 let mut t = theta.clone();
                 t[k] = x;
                 multi.set_params(&t).unwrap();
-                multi.loss_grad(&data, &idx, LossKind::Mse, false).unwrap().0
+                multi
+                    .loss_grad(&data, &idx, LossKind::Mse, false)
+                    .unwrap()
+                    .0
             };
             let fd = (at(theta[k] + h) - at(theta[k] - h)) / (2.0 * h);
             assert!(

@@ -1,0 +1,747 @@
+//! `lgn.fit`: the CLI's `lgn train` as a function (same defaults, same trainer `train::fit`),
+//! with a per-step and a per-epoch callback, Ctrl-C between steps, and data files or arrays.
+
+use crate::arrays::{f64_array, shape_str};
+use crate::errors::{input, IntoPy, Signals};
+use crate::graph::Graph;
+use crate::model::Model;
+use lgn::io::{AttrValue, SamplesData, TrainingData};
+use lgn::model::{AnyModel, Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
+use lgn::train::{
+    self, HnnCoords, LossKind, MassPenalty, ModelKind, Progress, Samples, Schedule, TrainConfig,
+    TrainReport, Trainable, TrainedModel,
+};
+use ndarray::{Array1, Array2};
+use numpy::{IntoPyArray, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Training data from a path (samples or trajectories file with qddot), a dict with keys q,
+/// qdot, qddot (optional weights, system, params), or a tuple (q, qdot, qddot[, weights]).
+/// Arrays are (N, D), or (B, T, D) trajectories (every frame a sample).
+fn samples_data(data: &Bound<'_, PyAny>) -> PyResult<(SamplesData, String)> {
+    if let Ok(p) = data.extract::<PathBuf>() {
+        if !data.is_instance_of::<pyo3::types::PyTuple>() {
+            let raw = lgn::io::read_training_data(&p).py_err()?;
+            return Ok((raw, p.display().to_string()));
+        }
+    }
+    let get = |k: &str, i: usize| -> PyResult<Option<Bound<'_, PyAny>>> {
+        if let Ok(d) = data.cast::<PyDict>() {
+            return d.get_item(k);
+        }
+        if let Ok(t) = data.cast::<PyTuple>() {
+            return Ok(if i < t.len() {
+                Some(t.get_item(i)?)
+            } else {
+                None
+            });
+        }
+        if let Ok(t) = data.cast::<pyo3::types::PyList>() {
+            return Ok(if i < t.len() {
+                Some(t.get_item(i)?)
+            } else {
+                None
+            });
+        }
+        Err(input(
+            "data must be a path to an lgn samples/trajectories file, a dict with q, qdot, qddot, or a tuple (q, qdot, qddot[, weights])",
+        ))
+    };
+    let arr = |k: &str, i: usize| -> PyResult<Array2<f64>> {
+        let Some(x) = get(k, i)? else {
+            return Err(input(format!("data: '{k}' is missing")));
+        };
+        let a = f64_array(&x, &format!("data['{k}']"))?;
+        let s = a.shape().to_vec();
+        let (n, d) = match s.as_slice() {
+            [n, d] => (*n, *d),
+            [b, t, d] => (b * t, *d),
+            _ => {
+                return Err(input(format!(
+                    "data['{k}'] must have shape (N, D) or (B, T, D), got {}",
+                    shape_str(&s)
+                )))
+            }
+        };
+        let v = a.as_slice()?;
+        crate::arrays::check_finite(&format!("data['{k}']"), v, d, true)?;
+        Ok(Array2::from_shape_vec((n, d), v.to_vec()).expect("shape"))
+    };
+    let q = arr("q", 0)?;
+    let qdot = arr("qdot", 1)?;
+    let qddot = arr("qddot", 2)?;
+    for (k, a) in [("qdot", &qdot), ("qddot", &qddot)] {
+        if a.dim() != q.dim() {
+            return Err(input(format!(
+                "data['{k}'] has {} × {} values but data['q'] has {} × {}",
+                a.nrows(),
+                a.ncols(),
+                q.nrows(),
+                q.ncols()
+            )));
+        }
+    }
+    let weights = match get("weights", 3)? {
+        Some(w) if !w.is_none() => {
+            let a = f64_array(&w, "data['weights']")?;
+            if a.shape() != [q.nrows()] {
+                return Err(input(format!(
+                    "data['weights'] must have shape ({},), got {}",
+                    q.nrows(),
+                    shape_str(a.shape())
+                )));
+            }
+            Some(Array1::from(a.as_slice()?.to_vec()))
+        }
+        _ => None,
+    };
+    let (mut system, mut params) = (None, BTreeMap::new());
+    if let Ok(d) = data.cast::<PyDict>() {
+        if let Some(s) = d.get_item("system")? {
+            if !s.is_none() {
+                system = Some(s.extract::<String>()?);
+            }
+        }
+        if let Some(p) = d.get_item("params")? {
+            if !p.is_none() {
+                params = p.extract::<BTreeMap<String, f64>>()?;
+            }
+        }
+    }
+    let raw = SamplesData {
+        system,
+        params,
+        q,
+        qdot,
+        qddot,
+        weights,
+    };
+    if let Some(p) = raw.problems().first() {
+        return Err(input(format!("data: {}: {}", p.location, p.msg)));
+    }
+    Ok((raw, "<arrays>".into()))
+}
+
+fn schedule(s: &str) -> PyResult<Schedule> {
+    Ok(match s {
+        "constant" => Schedule::Constant,
+        "piecewise" => Schedule::Piecewise,
+        "onecycle" => Schedule::Onecycle,
+        _ => {
+            return Err(input(format!(
+                "schedule: unknown schedule '{s}' (one of constant, piecewise, onecycle)"
+            )))
+        }
+    })
+}
+
+fn loss_kind(s: &str) -> PyResult<LossKind> {
+    Ok(match s {
+        "mse" => LossKind::Mse,
+        "l1" => LossKind::L1,
+        "huber" => LossKind::Huber,
+        _ => {
+            return Err(input(format!(
+                "loss: unknown loss '{s}' (one of mse, l1, huber)"
+            )))
+        }
+    })
+}
+
+/// A [`Trainable`] that reports each finished epoch (exact training loss as `fit` records it,
+/// validation loss) to a callback, which can stop training at the epoch boundary.
+struct Observed<'a, T: Trainable + ?Sized> {
+    inner: &'a mut T,
+    normalise: bool,
+    norm: Option<f64>,
+    seen: usize,
+    epoch: usize,
+    eloss: f64,
+    ew: f64,
+    pending: Option<(usize, f64)>,
+    on_epoch: &'a mut dyn FnMut(usize, f64, Option<f64>),
+}
+
+impl<T: Trainable + ?Sized> Observed<'_, T> {
+    fn flush(&mut self, val: Option<f64>) {
+        if let Some((e, l)) = self.pending.take() {
+            (self.on_epoch)(e, l, val);
+        }
+    }
+}
+
+impl<T: Trainable + ?Sized> Trainable for Observed<'_, T> {
+    fn params(&self) -> Vec<f64> {
+        self.inner.params()
+    }
+    fn set_params(&mut self, theta: &[f64]) -> lgn::Result<()> {
+        self.inner.set_params(theta)
+    }
+    fn loss_grad(
+        &mut self,
+        data: &Samples,
+        idx: &[usize],
+        loss: LossKind,
+        want_grad: bool,
+    ) -> lgn::Result<(f64, Vec<f64>, usize)> {
+        self.flush(None);
+        let norm = *self.norm.get_or_insert_with(|| {
+            if self.normalise {
+                let all: Vec<usize> = (0..data.n).collect();
+                1.0 / train::zero_loss(data, &all, loss)
+            } else {
+                1.0
+            }
+        });
+        let r = self.inner.loss_grad(data, idx, loss, want_grad)?;
+        let l = r.0 * norm;
+        if l.is_finite() && r.1.iter().all(|x| x.is_finite()) {
+            let bw: f64 = idx.iter().map(|&i| data.weight(i)).sum();
+            self.eloss += l * bw;
+            self.ew += bw;
+        }
+        self.seen += idx.len();
+        if self.seen >= data.n {
+            self.epoch += 1;
+            self.pending = Some((self.epoch, self.eloss / self.ew));
+            self.seen = 0;
+            self.eloss = 0.0;
+            self.ew = 0.0;
+        }
+        Ok(r)
+    }
+    fn val_loss(
+        &mut self,
+        data: &Samples,
+        idx: &[usize],
+        loss: LossKind,
+    ) -> lgn::Result<(f64, usize)> {
+        let r = self.inner.val_loss(data, idx, loss);
+        if let Ok((vl, _)) = &r {
+            let v = vl * self.norm.unwrap_or(1.0);
+            self.flush(Some(v));
+        }
+        r
+    }
+}
+
+fn report_dict<'py>(
+    py: Python<'py>,
+    r: &TrainReport,
+    cfg: &TrainConfig,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("final_loss", r.final_loss)?;
+    d.set_item("best_val_loss", r.best_val_loss)?;
+    d.set_item("best_epoch", r.best_epoch)?;
+    d.set_item("zero_val_loss", r.zero_val_loss)?;
+    let rel = (cfg.loss == LossKind::Mse && r.zero_val_loss > 0.0)
+        .then(|| (r.best_val_loss / r.zero_val_loss).sqrt());
+    d.set_item("val_rel_error", rel)?;
+    d.set_item("no_better_than_zero", r.no_better_than_zero)?;
+    d.set_item("epochs", r.epochs)?;
+    d.set_item("samples_per_second", r.samples_per_second)?;
+    d.set_item("loss_history", r.loss_history.clone().into_pyarray(py))?;
+    d.set_item(
+        "val_loss_history",
+        r.val_loss_history.clone().into_pyarray(py),
+    )?;
+    d.set_item("interrupted", r.interrupted)?;
+    d.set_item("stopped_by_error", r.stopped_by_error.clone())?;
+    d.set_item("skipped_steps", r.skipped_steps)?;
+    d.set_item("dropped_samples", r.dropped_samples)?;
+    d.set_item("n_train", r.n_train)?;
+    d.set_item("n_val", r.n_val)?;
+    d.set_item("normalised", cfg.normalise)?;
+    d.set_item("batch", cfg.batch)?;
+    d.set_item("lr", cfg.lr)?;
+    Ok(d)
+}
+
+/// The training record stored in the model file (as `lgn train` writes it).
+fn training_record(data_file: &str, cfg: &TrainConfig, report: &TrainReport) -> TrainingData {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("learning_rate".into(), AttrValue::Float(cfg.lr));
+    attrs.insert("weight_decay".into(), AttrValue::Float(cfg.weight_decay));
+    attrs.insert("batch".into(), AttrValue::Int(cfg.batch as i64));
+    attrs.insert("loss".into(), AttrValue::Str(cfg.loss.name().into()));
+    attrs.insert(
+        "schedule".into(),
+        AttrValue::Str(format!("{:?}", cfg.schedule).to_lowercase()),
+    );
+    attrs.insert(
+        "best_epoch".into(),
+        AttrValue::Int(report.best_epoch as i64),
+    );
+    attrs.insert("val_fraction".into(), AttrValue::Float(cfg.val_fraction));
+    attrs.insert(
+        "normalised".into(),
+        AttrValue::Int(i64::from(cfg.normalise)),
+    );
+    attrs.insert("warmup".into(), AttrValue::Float(cfg.warmup));
+    if let Some(c) = cfg.clip {
+        attrs.insert("clip".into(), AttrValue::Float(c));
+    }
+    if let Some(p) = &cfg.mass_penalty {
+        attrs.insert("mass_penalty".into(), AttrValue::Float(p.weight));
+        attrs.insert("mass_margin".into(), AttrValue::Float(p.margin));
+    }
+    attrs.insert("trained_with".into(), AttrValue::Str("python".into()));
+    TrainingData {
+        seed: cfg.seed,
+        data_file: data_file.to_string(),
+        epochs: report.epochs as u64,
+        loss_history: Array1::from(report.loss_history.clone()),
+        val_loss_history: Array1::from(report.val_loss_history.clone()),
+        attrs,
+    }
+}
+
+/// What is trained.
+enum Job {
+    Net(TrainedModel),
+    Graph(Box<GraphModel>, SystemGraph),
+}
+
+/// Train a model (see `lgn.fit` in the Python package for the documentation).
+#[pyfunction]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, hnn_coords = "velocity", out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn fit<'py>(
+    py: Python<'py>,
+    model: &Bound<'py, PyAny>,
+    data: &Bound<'py, PyAny>,
+    graph: Option<&Bound<'py, Graph>>,
+    density: &str,
+    node_potential: bool,
+    boundary: &str,
+    features: Option<&str>,
+    hidden: Option<usize>,
+    layers: usize,
+    epochs: usize,
+    batch: Option<usize>,
+    lr: Option<f64>,
+    weight_decay: f64,
+    schedule: Option<&str>,
+    clip: Option<f64>,
+    warmup: f64,
+    normalise: bool,
+    val_fraction: f64,
+    seed: u64,
+    loss: &str,
+    mass_penalty: Option<f64>,
+    mass_margin: Option<f64>,
+    angles: bool,
+    hnn_coords: &str,
+    out: Option<PathBuf>,
+    overwrite: bool,
+    on_step: Option<Py<PyAny>>,
+    on_epoch: Option<Py<PyAny>>,
+) -> PyResult<Py<Model>> {
+    if let Some(o) = &out {
+        lgn::io::check_writable(o, overwrite).py_err()?;
+    }
+    let (raw, data_name) = samples_data(data)?;
+    let d = raw.q.ncols();
+    let hnn = match hnn_coords {
+        "velocity" => HnnCoords::Velocity,
+        "momentum" => HnnCoords::Momentum,
+        _ => {
+            return Err(input(format!(
+                "hnn_coords must be 'velocity' or 'momentum', got '{hnn_coords}'"
+            )))
+        }
+    };
+    // What is trained: an existing model (in place), a new single-network model, or a new
+    // graph network on a graph.
+    let existing: Option<Bound<'py, Model>> = model.cast::<Model>().ok().cloned();
+    let new_graph: Option<Graph> = match (model.cast::<Graph>(), graph) {
+        (Ok(g), _) => Some(g.get().clone()),
+        (Err(_), Some(g)) if existing.is_none() => Some(g.get().clone()),
+        _ => None,
+    };
+    let is_graph = new_graph.is_some()
+        || existing.as_ref().is_some_and(|m| {
+            matches!(
+                &*m.get().inner.lock().expect("not poisoned"),
+                AnyModel::Graph(_)
+            )
+        })
+        || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn")
+        || model.extract::<String>().is_ok_and(|k| k == "lgn");
+    let mut samples;
+    let job = if let Some(m) = &existing {
+        let inner = m.get().inner.lock().expect("not poisoned").clone();
+        match inner {
+            AnyModel::Net(t) => {
+                samples =
+                    train::prepare_samples(t.kind, &raw, t.hnn_coords.unwrap_or(hnn)).py_err()?;
+                t.wrap_inputs(&mut samples);
+                Job::Net(t)
+            }
+            AnyModel::Graph(g) => {
+                let sg = match graph {
+                    Some(x) => x.get().g.clone(),
+                    None => g.own_graph().py_err()?,
+                };
+                samples = Samples::from_data(&raw).py_err()?;
+                Job::Graph(g, sg)
+            }
+        }
+    } else if let Some(gr) = new_graph {
+        if let Ok(k) = model.extract::<String>() {
+            if k != "lgn" && k != "graph" {
+                return Err(input(format!("with graph=, the model trained is a Lagrangian graph network ('lgn'); got '{k}'")));
+            }
+        }
+        if angles || mass_penalty.is_some() {
+            return Err(input("angles and mass_penalty apply to single-site models ('lnn'), not to graph networks"));
+        }
+        let g = gr.g;
+        if d != g.n_coords() {
+            return Err(input(format!(
+                "data: states have {d} coordinates but the graph {} has {} nodes × {} coordinates = {}",
+                g.name,
+                g.n_nodes(),
+                g.dof(),
+                g.n_coords()
+            )));
+        }
+        samples = Samples::from_data(&raw).py_err()?;
+        let shape = NetShape {
+            hidden: hidden.unwrap_or(64),
+            layers,
+            seed,
+        };
+        lgn::limits::check_mlp("hidden/layers", 8, shape.hidden, layers).py_err()?;
+        let fs = match features.unwrap_or(if gr.mesh_file { "mesh" } else { "graph" }) {
+            "mesh" => FeatureSet::Mesh,
+            "graph" => FeatureSet::Graph,
+            f => {
+                return Err(input(format!(
+                    "features must be 'graph' or 'mesh', got '{f}'"
+                )))
+            }
+        };
+        let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..d]).collect();
+        let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
+        let mut m = match density {
+            "node-edge" => GraphModel::node_edge(&g, fs, node_potential, &shape, &qs),
+            "sites" => GraphModel::general(&g, false, &shape, &states),
+            "stencil" => GraphModel::general(&g, true, &shape, &states),
+            _ => {
+                return Err(input(format!(
+                    "density must be 'node-edge', 'sites' or 'stencil', got '{density}'"
+                )))
+            }
+        }
+        .py_err()?;
+        if node_potential && density != "node-edge" {
+            return Err(input("node_potential belongs to density='node-edge'"));
+        }
+        m.boundary = match boundary {
+            "free" => Boundary::Free,
+            "fixed" => {
+                if g.boundary_coords().py_err()?.is_empty() {
+                    return Err(input(format!(
+                        "boundary='fixed': {} flags no boundary node",
+                        g.name
+                    )));
+                }
+                Boundary::Fixed
+            }
+            "auto" => {
+                let fixed = g.boundary_coords().unwrap_or_default();
+                let scale = raw
+                    .qddot
+                    .iter()
+                    .chain(raw.qdot.iter())
+                    .fold(0.0f64, |m, x| m.max(x.abs()));
+                let still = !fixed.is_empty()
+                    && (0..raw.q.nrows()).all(|i| {
+                        fixed.iter().all(|&j| {
+                            raw.qddot[[i, j]].abs() <= 1e-12 * scale
+                                && raw.qdot[[i, j]].abs() <= 1e-12 * scale
+                        })
+                    });
+                if still {
+                    Boundary::Fixed
+                } else {
+                    Boundary::Free
+                }
+            }
+            b => {
+                return Err(input(format!(
+                    "boundary must be 'auto', 'fixed' or 'free', got '{b}'"
+                )))
+            }
+        };
+        m.system = raw.system.clone().unwrap_or_default();
+        Job::Graph(Box::new(m), g)
+    } else {
+        let k: String = model.extract().map_err(|_| {
+            input("model must be 'lnn', 'lgn', 'mlp', 'hnn', an lgn.Graph (a graph network on it) or an lgn.Model (trained further in place)")
+        })?;
+        let kind = ModelKind::parse(&k).ok_or_else(|| {
+            input(format!(
+                "model: unknown model kind '{k}' (one of lnn, lgn, mlp, hnn)"
+            ))
+        })?;
+        samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
+        let system = raw.system.clone().unwrap_or_default();
+        let h = hidden.unwrap_or(128);
+        lgn::limits::check_mlp("hidden/layers", 8, h, layers).py_err()?;
+        let mut t = TrainedModel::init(kind, &system, d, h, layers, seed).py_err()?;
+        t.params = raw.params.clone();
+        if kind == ModelKind::Lgn {
+            t.params.insert("n".into(), d as f64);
+        }
+        if kind == ModelKind::Hnn {
+            t.hnn_coords = Some(hnn);
+        }
+        if angles {
+            if kind == ModelKind::Lgn {
+                return Err(input(
+                    "angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+                ));
+            }
+            t.set_q_period(2.0 * std::f64::consts::PI).py_err()?;
+        }
+        t.wrap_inputs(&mut samples);
+        train::fit_normalisation(&mut t, &samples);
+        Job::Net(t)
+    };
+    let n = samples.n;
+    let cfg = TrainConfig {
+        epochs,
+        batch: batch.unwrap_or(if is_graph { (n / 32).clamp(2, 16) } else { 256 }),
+        lr: lr.unwrap_or(if is_graph { 3e-3 } else { 1e-3 }),
+        weight_decay,
+        schedule: match schedule {
+            Some(s) => self::schedule(s)?,
+            None if is_graph => Schedule::Onecycle,
+            None => Schedule::Constant,
+        },
+        clip,
+        val_fraction,
+        seed,
+        loss: loss_kind(loss)?,
+        mass_penalty: mass_penalty
+            .map(|w| MassPenalty::new(w, mass_margin.unwrap_or(MassPenalty::DEFAULT_MARGIN)))
+            .transpose()
+            .py_err()?,
+        normalise,
+        warmup,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    lgn::limits::check_alloc(
+        "batch × hidden",
+        (cfg.batch as u128) * (hidden.unwrap_or(128) as u128),
+        64,
+    )
+    .py_err()?;
+
+    // Train without the GIL; callbacks and Ctrl-C checks take it briefly on this thread.
+    let stop = cfg.stop.clone();
+    let (result, pyerr) = py.detach(|| {
+        let sig = Signals::default();
+        let cb_err: std::cell::RefCell<Option<PyErr>> = Default::default();
+        let mut step_cb = |p: &Progress| {
+            if sig.check() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            if let Some(cb) = &on_step {
+                if cb_err.borrow().is_some() {
+                    return;
+                }
+                let r = Python::attach(|py| -> PyResult<()> {
+                    let d = PyDict::new(py);
+                    d.set_item("epoch", p.epoch)?;
+                    d.set_item("step", p.step)?;
+                    d.set_item("total_steps", p.total_steps)?;
+                    d.set_item("loss", p.loss)?;
+                    d.set_item("val_loss", p.val_loss)?;
+                    d.set_item("samples_per_second", p.samples_per_second)?;
+                    cb.call1(py, (d,))?;
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    *cb_err.borrow_mut() = Some(e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        let mut epoch_cb = |e: usize, l: f64, v: Option<f64>| {
+            if sig.check_now() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            if let Some(cb) = &on_epoch {
+                if cb_err.borrow().is_some() {
+                    return;
+                }
+                let r = Python::attach(|py| -> PyResult<bool> {
+                    let d = PyDict::new(py);
+                    d.set_item("epoch", e)?;
+                    d.set_item("loss", l)?;
+                    d.set_item("val_loss", v)?;
+                    let ret = cb.call1(py, (d,))?;
+                    // Returning False stops training after this epoch.
+                    Ok(ret.bind(py).is_instance_of::<pyo3::types::PyBool>()
+                        && !ret.extract::<bool>(py)?)
+                });
+                match r {
+                    Ok(true) => stop.store(true, Ordering::Relaxed),
+                    Ok(false) => {}
+                    Err(err) => {
+                        *cb_err.borrow_mut() = Some(err);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        };
+        let res = match job {
+            Job::Net(t) => {
+                train::NetTrainer::new(t, &samples, cfg.mass_penalty).and_then(|mut tr| {
+                    let mut ob = Observed {
+                        inner: &mut tr,
+                        normalise: cfg.normalise,
+                        norm: None,
+                        seen: 0,
+                        epoch: 0,
+                        eloss: 0.0,
+                        ew: 0.0,
+                        pending: None,
+                        on_epoch: &mut epoch_cb,
+                    };
+                    let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
+                    ob.flush(None);
+                    rep.map(|r| (AnyModel::Net(tr.into_model()), r))
+                })
+            }
+            Job::Graph(m, g) => train::graph::GraphTrainer::new(*m, g).and_then(|mut tr| {
+                let mut ob = Observed {
+                    inner: &mut tr,
+                    normalise: cfg.normalise,
+                    norm: None,
+                    seen: 0,
+                    epoch: 0,
+                    eloss: 0.0,
+                    ew: 0.0,
+                    pending: None,
+                    on_epoch: &mut epoch_cb,
+                };
+                let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
+                ob.flush(None);
+                rep.map(|r| (AnyModel::Graph(Box::new(tr.model)), r))
+            }),
+        };
+        let err = cb_err.into_inner().or_else(|| sig.take());
+        (res, err)
+    });
+    let (trained, report) = result.py_err()?;
+    if report.epochs == 0 {
+        if let Some(e) = &report.stopped_by_error {
+            return Err(crate::errors::raise(
+                "TrainingError",
+                format!("training failed in its first epoch: {e}"),
+            ));
+        }
+    }
+    let params_finite = match &trained {
+        AnyModel::Net(t) => lgn::train::hyperdual::flatten(&t.net)
+            .iter()
+            .all(|x| x.is_finite()),
+        AnyModel::Graph(g) => g.params().iter().all(|x| x.is_finite()),
+    };
+    if !params_finite {
+        return Err(crate::errors::raise("TrainingError", "training diverged: a parameter of the model is not finite; lower lr or check the data's scale"));
+    }
+    let rec = training_record(&data_name, &cfg, &report);
+    let rd = report_dict(py, &report, &cfg)?;
+    let m: Py<Model> = match existing {
+        Some(m) => {
+            let mm = m.get();
+            *mm.inner.lock().expect("not poisoned") = trained;
+            mm.invalidate();
+            m.unbind()
+        }
+        None => Py::new(py, Model::new(trained, String::new()))?,
+    };
+    {
+        let mm = m.get();
+        *mm.record.lock().expect("not poisoned") = Some(rec);
+        *mm.report.lock().expect("not poisoned") = Some(rd.into_any().unbind());
+    }
+    if let Some(o) = &out {
+        m.bind(py).call_method1("save", (o.clone(), overwrite))?;
+    }
+    if let Some(e) = pyerr {
+        // Ctrl-C (or a callback's exception): the model keeps its best parameters and is
+        // attached to the exception as `.model` (and written to `out` above).
+        let _ = e.value(py).setattr("model", m.clone_ref(py));
+        return Err(e);
+    }
+    Ok(m)
+}
+
+/// Read an lgn samples or trajectories file into a dict of numpy arrays (q, qdot, qddot,
+/// weights / t, energy, system, params).
+#[pyfunction]
+pub fn read_data<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    match lgn::io::file_kind(&path).py_err()? {
+        Some(lgn::io::Kind::Trajectories) => {
+            let t = lgn::io::TrajectoryData::read(&path).py_err()?;
+            d.set_item("kind", "trajectories")?;
+            d.set_item("system", t.system.clone())?;
+            d.set_item("params", t.params.clone())?;
+            d.set_item("t", t.t.into_pyarray(py))?;
+            d.set_item("q", t.q.into_pyarray(py))?;
+            d.set_item("qdot", t.qdot.into_pyarray(py))?;
+            d.set_item("qddot", t.qddot.map(|x| x.into_pyarray(py)))?;
+            d.set_item("energy", t.energy.map(|x| x.into_pyarray(py)))?;
+        }
+        _ => {
+            let s = SamplesData::read(&path).py_err()?;
+            d.set_item("kind", "samples")?;
+            d.set_item("system", s.system.clone())?;
+            d.set_item("params", s.params.clone())?;
+            d.set_item("q", s.q.into_pyarray(py))?;
+            d.set_item("qdot", s.qdot.into_pyarray(py))?;
+            d.set_item("qddot", s.qddot.into_pyarray(py))?;
+            d.set_item("weights", s.weights.map(|x| x.into_pyarray(py)))?;
+        }
+    }
+    Ok(d)
+}
+
+/// Write an lgn samples file (q, qdot, qddot: (N, D); optional weights (N,)).
+#[pyfunction]
+#[pyo3(signature = (path, q, qdot, qddot, weights = None, system = None, params = None, overwrite = false))]
+#[allow(clippy::too_many_arguments)]
+pub fn write_samples(
+    py: Python<'_>,
+    path: PathBuf,
+    q: &Bound<'_, PyAny>,
+    qdot: &Bound<'_, PyAny>,
+    qddot: &Bound<'_, PyAny>,
+    weights: Option<&Bound<'_, PyAny>>,
+    system: Option<String>,
+    params: Option<BTreeMap<String, f64>>,
+    overwrite: bool,
+) -> PyResult<()> {
+    let dict = PyDict::new(py);
+    dict.set_item("q", q)?;
+    dict.set_item("qdot", qdot)?;
+    dict.set_item("qddot", qddot)?;
+    dict.set_item("weights", weights)?;
+    dict.set_item("system", system)?;
+    dict.set_item("params", params)?;
+    let (s, _) = samples_data(dict.as_any())?;
+    py.detach(|| s.write(&path, overwrite)).py_err()
+}
