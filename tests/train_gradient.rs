@@ -476,3 +476,50 @@ fn batched_ring_gradient_equals_the_per_sample_sum() {
         );
     }
 }
+
+/// f32 forward passes in training (`--precision f32`): the loss and gradient differ from the
+/// f64 ones only by single-precision round-off of the MLP evaluations (relative < 1e-3 here),
+/// and do differ (the f32 path is really taken).
+#[test]
+fn f32_forward_gradient_is_close_to_f64() {
+    use lgn::density::Precision;
+    use lgn::train::gradient::set_mlp_terms_with;
+    let n = 64;
+    let graph = Graph::ring(n, 1).unwrap();
+    let sites = Sites::stencil3(&graph).unwrap();
+    let mlp = random_mlp(&[6, 16, 16, 1], 4, 0.05);
+    let kin: Arc<dyn Density> = Arc::new(Wave1d { dx: 0.5 });
+    let lag = Lagrangian::new(n, 1, sites.clone(), kin)
+        .unwrap()
+        .with_term(
+            sites,
+            Arc::new(MlpDensity::new(mlp.clone(), 3, 1, 0).unwrap()),
+        )
+        .unwrap();
+    let mut dy = Dynamics::new(lag, SolverKind::Auto, graph.kind).unwrap();
+    let mut rng = StdRng::seed_from_u64(8);
+    let ns = 6;
+    let input: Vec<f64> = (0..ns * 2 * n).map(|_| normal(&mut rng)).collect();
+    let target: Vec<f64> = (0..ns * n).map(|_| normal(&mut rng)).collect();
+    let data = Samples::new(2 * n, n, input, target, None).unwrap();
+    let idx: Vec<usize> = (0..ns).collect();
+    let mlps = [None, Some(&mlp)];
+    let mut run = |p: Precision| {
+        set_mlp_terms_with(&mut dy, &mlps, p).unwrap();
+        lnn_graph_loss_grad(&mut dy, &mlps, &data, &idx, LossKind::Mse, true).unwrap()
+    };
+    let (l64, g64) = run(Precision::F64);
+    let (l32, g32) = run(Precision::F32);
+    let gmax = g64.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let diff = g64
+        .iter()
+        .zip(&g32)
+        .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+    println!(
+        "f32 forward: loss rel diff {:.1e}, grad rel diff {:.1e}",
+        (l32 - l64).abs() / l64,
+        diff / gmax
+    );
+    assert!((l32 - l64).abs() < 1e-3 * l64, "{l32} vs {l64}");
+    assert!(diff < 1e-3 * gmax && diff > 0.0, "{diff:e} of {gmax:e}");
+}

@@ -798,12 +798,23 @@ pub fn lnn_graph_loss_grad_sens(
 /// Replace the densities of `dy` by MLP densities of the given networks (same sites/arity);
 /// `None` leaves a term unchanged.
 pub fn set_mlp_terms(dy: &mut Dynamics, mlps: &[Option<&Mlp>]) -> Result<()> {
+    set_mlp_terms_with(dy, mlps, crate::density::Precision::F64)
+}
+
+/// [`set_mlp_terms`] with the densities evaluated in `precision` (f32: single-precision MLP
+/// passes inside the f64 assembly; see `MlpDensity::with_precision`).
+pub fn set_mlp_terms_with(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    precision: crate::density::Precision,
+) -> Result<()> {
     let d = dy.lagrangian.dof;
     for (term, mlp) in dy.lagrangian.terms.iter_mut().zip(mlps) {
         let Some(mlp) = mlp else {
             continue;
         };
-        let dens = MlpDensity::new((*mlp).clone(), term.sites.arity, d, term.sites.n_features)?;
+        let dens = MlpDensity::new((*mlp).clone(), term.sites.arity, d, term.sites.n_features)?
+            .with_precision(precision);
         term.density = std::sync::Arc::new(dens) as std::sync::Arc<dyn Density>;
     }
     Ok(())

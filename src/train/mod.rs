@@ -20,7 +20,7 @@ pub mod loss;
 pub mod mass_penalty;
 pub mod optim;
 
-use crate::density::{Density, Mlp, MlpDensity};
+use crate::density::{Density, Mlp, MlpDensity, Precision};
 use crate::dynamics::Dynamics;
 use crate::graph::Graph;
 use crate::io::{AttrValue, LayerData, ModelData, SamplesData, TrainingData};
@@ -561,6 +561,10 @@ pub struct TrainConfig {
     /// Set from outside (e.g. Ctrl-C) to stop after the current step; the best model so far is
     /// returned.
     pub stop: Arc<AtomicBool>,
+    /// Precision of the MLP evaluations in the forward pass (graph networks, `--model lgn`):
+    /// f32 evaluates the networks' local derivatives in single precision; assembly, solve,
+    /// adjoint, gradient and optimiser stay f64 (docs/DESIGN.md §15).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -579,6 +583,7 @@ impl Default for TrainConfig {
             normalise: true,
             warmup: 0.05,
             stop: Arc::new(AtomicBool::new(false)),
+            precision: Precision::F64,
         }
     }
 }
@@ -621,6 +626,11 @@ impl TrainConfig {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::input("--clip must be positive"));
             }
+        }
+        if self.precision != Precision::F64 && self.mass_penalty.is_some() {
+            return Err(Error::input(
+                "--precision f32 applies to graph networks (--model lgn) without --mass-penalty",
+            ));
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(Error::input(format!(
@@ -753,6 +763,7 @@ pub struct Objective {
     dens: Option<MlpDensity>,
     dy: Option<Dynamics>,
     penalty: Option<MassPenalty>,
+    precision: Precision,
 }
 
 impl Objective {
@@ -777,12 +788,27 @@ impl Objective {
             dens: None,
             dy: None,
             penalty: None,
+            precision: Precision::F64,
         };
         if model.kind == ModelKind::Lgn {
             o.dy = Some(model.dynamics(Some(data.out_dim), SolverKind::Auto)?);
         }
         o.refresh(&model.net)?;
         Ok(o)
+    }
+
+    /// Evaluate the networks of the forward pass in `precision` (graph networks only: an error
+    /// for other kinds when not f64), rebuilt from `net`. The gradient stays f64.
+    pub fn with_precision(mut self, precision: Precision, net: &Mlp) -> Result<Objective> {
+        if precision != Precision::F64 && self.kind != ModelKind::Lgn {
+            return Err(Error::input(format!(
+                "--precision {precision} applies to graph networks (--model lgn), not to {}",
+                self.kind.as_str()
+            )));
+        }
+        self.precision = precision;
+        self.refresh(net)?;
+        Ok(self)
     }
 
     /// Add the mass-matrix definiteness penalty ([`mass_penalty`]) to the loss; single-site
@@ -806,7 +832,11 @@ impl Objective {
                 self.dens = Some(MlpDensity::new(net.clone(), 1, d, 0)?);
             }
             ModelKind::Lgn => {
-                gradient::set_mlp_terms(self.dy.as_mut().expect("dynamics"), &[Some(net)])?;
+                gradient::set_mlp_terms_with(
+                    self.dy.as_mut().expect("dynamics"),
+                    &[Some(net)],
+                    self.precision,
+                )?;
             }
             ModelKind::Mlp => {}
         }
@@ -863,8 +893,10 @@ pub fn train(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&Progress),
 ) -> Result<(TrainedModel, TrainReport)> {
-    let obj = Objective::new(&model, data)?.with_mass_penalty(cfg.mass_penalty)?;
-    let val = Objective::new(&model, data)?;
+    let obj = Objective::new(&model, data)?
+        .with_mass_penalty(cfg.mass_penalty)?
+        .with_precision(cfg.precision, &model.net)?;
+    let val = Objective::new(&model, data)?.with_precision(cfg.precision, &model.net)?;
     let mut t = NetTrainer { model, obj, val };
     let report = fit(&mut t, data, cfg, on_step)?;
     Ok((t.model, report))
