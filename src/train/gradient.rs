@@ -730,14 +730,13 @@ pub fn lnn_graph_loss_grad_sens(
     for (k, &i) in idx.iter().enumerate() {
         let row = data.input_row(i);
         let scale = data.weight(i) * inv;
-        let sample_err = |e: Error| match e {
-            Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
-            e => e,
-        };
+        let sample_err = |e: Error| e.context(&format!("sample {i}"));
         let a = dy.accelerations(&row[..n], &row[n..]).map_err(sample_err)?;
         total += loss.sample(&a, data.target_row(i), scale, &mut lam);
         if need_adj {
-            dy.solver.solve_in_place(&mut lam).map_err(sample_err)?;
+            dy.solver
+                .solve_in_place(&mut lam)
+                .map_err(|e| sample_err(e.into()))?;
             acc[k * n..(k + 1) * n].copy_from_slice(&a);
             lams[k * n..(k + 1) * n].copy_from_slice(&lam);
         }

@@ -122,10 +122,7 @@ impl Trainable for GraphTrainer {
                         &mut lam,
                         out,
                     )
-                    .map_err(|e| match e {
-                        Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
-                        e => e,
-                    })?;
+                    .map_err(|e| e.context(&format!("sample {i}")))?;
                 }
                 Ok(l)
             })
@@ -170,6 +167,7 @@ impl Trainable for GraphTrainer {
                 GraphTerm::Kinetic { .. } => {
                     kinetic_backward(model, t, &self.graph, &sens, g)?;
                 }
+                GraphTerm::Closed(_) => {}
                 GraphTerm::EdgePotential(net) => {
                     potential_adjoint_batch(net, PotentialInput::EdgeDiff, sites, d, &states, g)
                 }

@@ -125,10 +125,36 @@ pub fn adjoint_block_at(
     nb: usize,
     grad: &mut [f64],
 ) -> f64 {
-    simd::dispatch(level, AdjointBlock { mlp, xin, nb, grad })
+    // The workspace is borrowed here, outside the dispatch: the kernel must be inlined into
+    // the `#[target_feature]` entry point, not into a thread-local closure (where `mul_add`
+    // would become a software fma, 100× slower).
+    WORK.with(|w| match w.try_borrow_mut() {
+        Ok(mut ws) => simd::dispatch(
+            level,
+            AdjointBlock {
+                ws: &mut ws,
+                mlp,
+                xin,
+                nb,
+                grad,
+            },
+        ),
+        // Re-entered on this thread (lgn never does): a fresh workspace.
+        Err(_) => simd::dispatch(
+            level,
+            AdjointBlock {
+                ws: &mut AdjointWork::default(),
+                mlp,
+                xin,
+                nb,
+                grad,
+            },
+        ),
+    })
 }
 
 struct AdjointBlock<'a> {
+    ws: &'a mut AdjointWork,
     mlp: &'a Mlp,
     xin: &'a mut [f64],
     nb: usize,
@@ -139,7 +165,7 @@ impl Kernel for AdjointBlock<'_> {
     type Output = f64;
     #[inline(always)]
     fn run<F: FmaMode>(self) -> f64 {
-        adjoint_block_impl::<F>(self.mlp, self.xin, self.nb, self.grad)
+        adjoint_block_ws::<F>(self.ws, self.mlp, self.xin, self.nb, self.grad)
     }
 }
 
@@ -176,15 +202,6 @@ fn sized(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
 #[inline]
 fn weight_offset(sizes: &[usize], l: usize) -> usize {
     (0..l).map(|k| sizes[k] * sizes[k + 1] + sizes[k + 1]).sum()
-}
-
-#[inline(always)]
-fn adjoint_block_impl<F: FmaMode>(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &mut [f64]) -> f64 {
-    WORK.with(|w| match w.try_borrow_mut() {
-        Ok(mut w) => adjoint_block_ws::<F>(&mut w, mlp, xin, nb, grad),
-        // Re-entered on this thread (lgn never does): a fresh workspace.
-        Err(_) => adjoint_block_ws::<F>(&mut AdjointWork::default(), mlp, xin, nb, grad),
-    })
 }
 
 #[inline(always)]
