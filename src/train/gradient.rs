@@ -698,7 +698,7 @@ pub fn lnn_graph_loss_grad_sens(
     idx: &[usize],
     loss: LossKind,
     want_grad: bool,
-    mut mass_diag_sens: Option<&mut [f64]>,
+    mass_diag_sens: Option<&mut [f64]>,
 ) -> Result<(f64, Vec<f64>)> {
     let n = dy.n_coords();
     if data.in_dim != 2 * n || data.out_dim != n {
@@ -734,14 +734,12 @@ pub fn lnn_graph_loss_grad_sens(
         let a = dy.accelerations(&row[..n], &row[n..]).map_err(sample_err)?;
         total += loss.sample(&a, data.target_row(i), scale, &mut lam);
         if need_adj {
-            dy.solver
-                .solve_in_place(&mut lam)
-                .map_err(|e| sample_err(e.into()))?;
+            dy.solver.solve_in_place(&mut lam).map_err(sample_err)?;
             acc[k * n..(k + 1) * n].copy_from_slice(&a);
             lams[k * n..(k + 1) * n].copy_from_slice(&lam);
         }
     }
-    if let Some(sens) = mass_diag_sens.as_deref_mut() {
+    if let Some(sens) = mass_diag_sens {
         if sens.len() != n {
             return Err(Error::input(format!(
                 "mass sensitivity buffer has {} values, need {n}",
