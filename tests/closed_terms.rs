@@ -54,11 +54,14 @@ fn closed_terms_reproduce_the_spring_network_and_round_trip_through_a_model_file
     let dir = std::env::temp_dir().join(format!("lgn_closed_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("closed.h5");
+    let mut model = model;
+    model.q_period = Some(std::f64::consts::TAU);
     model.save(&path, None, true).unwrap();
     let AnyModel::Graph(back) = AnyModel::load(&path).unwrap() else {
         panic!("a graph model")
     };
     assert_eq!(back.terms.len(), 2);
+    assert_eq!(back.q_period, Some(std::f64::consts::TAU));
     assert!(
         matches!(back.terms[1], GraphTerm::Closed(ClosedTerm::Spring { k: kk, beta: bb }) if kk == k && bb == beta)
     );

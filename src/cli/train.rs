@@ -129,8 +129,9 @@ pub struct TrainArgs {
     /// Relative eigenvalue margin of --mass-penalty.
     #[arg(long, default_value_t = MassPenalty::DEFAULT_MARGIN)]
     pub mass_margin: f64,
-    /// The coordinates q are angles (e.g. the double pendulum): the network sees them wrapped
-    /// into (−π, π], in training and whenever the model is used (model attribute q_period = 2π).
+    /// The coordinates q are angles (e.g. the double pendulum, a chain of coupled pendulums):
+    /// the network sees them wrapped into (−π, π] — graph models: node potentials q_i, edge
+    /// potentials q_b − q_a — in training and whenever the model is used (q_period = 2π).
     #[arg(long)]
     pub angles: bool,
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
@@ -397,6 +398,9 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             }
         }
     };
+    if args.angles {
+        model.q_period = Some(2.0 * std::f64::consts::PI);
+    }
     model.system = raw.system.clone().unwrap_or_default();
     let cfg = config(args, true, samples.n, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {

@@ -218,6 +218,9 @@ impl GraphModel {
             out.attr("/", "dof", &AttrValue::Int(self.dof as i64))?;
             out.attr("/", "features", &s(self.features.as_str()))?;
             out.attr("/", "boundary", &s(self.boundary.as_str()))?;
+            if let Some(p) = self.q_period {
+                out.attr("/", "q_period", &AttrValue::Float(p))?;
+            }
             out.attr("/", "n_terms", &AttrValue::Int(self.terms.len() as i64))?;
             if !self.system.is_empty() {
                 out.attr("/", "system", &s(&self.system))?;
@@ -395,10 +398,22 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
         );
         return None;
     }
+    let q_period = match ctx.attr("/", "q_period", false) {
+        None => None,
+        Some(AttrValue::Float(p)) if p.is_finite() && p > 0.0 => Some(p),
+        Some(other) => {
+            ctx.problem(
+                "/@q_period",
+                format!("is {other:?}, expected a positive finite float64 period"),
+            );
+            return None;
+        }
+    };
     let model = GraphModel {
         dof,
         features,
         boundary,
+        q_period,
         terms,
         graph,
         system,

@@ -385,6 +385,10 @@ pub struct GraphModel {
     pub dof: usize,
     pub features: FeatureSet,
     pub boundary: Boundary,
+    /// Coordinates are angles of this period (e.g. 2π): node potentials see q_i, edge
+    /// potentials q_b − q_a, and general (sites, stencil) terms each q, wrapped into
+    /// [−P/2, P/2) (docs/DESIGN.md §7). `None`: not periodic.
+    pub q_period: Option<f64>,
     pub terms: Vec<GraphTerm>,
     /// The graph it was trained on (stored in the model file; the default graph of `accel` and
     /// `simulate`).
@@ -473,6 +477,7 @@ impl GraphModel {
             dof: graph.dof(),
             features,
             boundary: Boundary::Free,
+            q_period: None,
             terms,
             graph: graph.data.clone(),
             system: String::new(),
@@ -564,6 +569,7 @@ impl GraphModel {
             dof: d,
             features,
             boundary: Boundary::Free,
+            q_period: None,
             terms,
             graph: graph.data.clone(),
             system: String::new(),
@@ -625,6 +631,7 @@ impl GraphModel {
             dof: d,
             features: FeatureSet::Graph,
             boundary: Boundary::Free,
+            q_period: None,
             terms: vec![if stencil {
                 GraphTerm::Stencil(net)
             } else {
@@ -754,19 +761,20 @@ impl GraphModel {
                 let (nf, f) = graph.edge_features(self.features)?;
                 (
                     edge_sites()?.with_features(nf, f)?,
-                    Arc::new(PotentialMlp::new(
-                        net.clone(),
-                        PotentialInput::EdgeDiff,
-                        d,
-                        nf,
-                    )?),
+                    Arc::new(
+                        PotentialMlp::new(net.clone(), PotentialInput::EdgeDiff, d, nf)?
+                            .with_period(self.q_period)?,
+                    ),
                 )
             }
             GraphTerm::NodePotential(net) => {
                 let (nf, f) = graph.node_features(self.features)?;
                 (
                     Sites::explicit(1, (0..n).collect(), n)?.with_features(nf, f)?,
-                    Arc::new(PotentialMlp::new(net.clone(), PotentialInput::Node, d, nf)?),
+                    Arc::new(
+                        PotentialMlp::new(net.clone(), PotentialInput::Node, d, nf)?
+                            .with_period(self.q_period)?,
+                    ),
                 )
             }
             GraphTerm::Sites(net) => {
@@ -775,7 +783,8 @@ impl GraphModel {
                 })?;
                 let sites = Sites::explicit(s.ncols(), s.iter().copied().collect(), n)?;
                 let k = sites.arity;
-                (sites, Arc::new(MlpDensity::new(net.clone(), k, d, 0)?))
+                let dens = MlpDensity::new(net.clone(), k, d, 0)?.with_q_period(self.q_period)?;
+                (sites, Arc::new(dens))
             }
             GraphTerm::Stencil(net) => {
                 let g = match graph.kind {
@@ -790,7 +799,7 @@ impl GraphModel {
                 };
                 (
                     Sites::stencil3(&g)?,
-                    Arc::new(MlpDensity::new(net.clone(), 3, d, 0)?),
+                    Arc::new(MlpDensity::new(net.clone(), 3, d, 0)?.with_q_period(self.q_period)?),
                 )
             }
             GraphTerm::Closed(ClosedTerm::NodeMass { mass }) => (
