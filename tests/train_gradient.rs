@@ -408,3 +408,118 @@ fn dense_path_drops_singular_mass_samples() {
         );
     }
 }
+
+/// Batched training (docs/DESIGN.md §15): the minibatch gradient, with the sites of all samples
+/// packed into shared blocks (here 8 samples × 100 sites, so blocks straddle samples), equals
+/// the sum of the per-sample passes (`lnn_graph_sample_sens`, one sample at a time) to 1e-12,
+/// for the parameter gradient and the mass-diagonal sensitivity alike.
+#[test]
+fn batched_ring_gradient_equals_the_per_sample_sum() {
+    use lgn::train::gradient::{lnn_graph_loss_grad_sens, lnn_graph_sample_sens};
+    let n = 100;
+    let graph = Graph::ring(n, 1).unwrap();
+    let sites = Sites::stencil3(&graph).unwrap();
+    let mlp = random_mlp(&[6, 12, 12, 1], 9, 0.05);
+    let kin: Arc<dyn Density> = Arc::new(Wave1d { dx: 0.5 });
+    let lag = Lagrangian::new(n, 1, sites.clone(), kin)
+        .unwrap()
+        .with_term(
+            sites,
+            Arc::new(MlpDensity::new(mlp.clone(), 3, 1, 0).unwrap()),
+        )
+        .unwrap();
+    let mut dy = Dynamics::new(lag, SolverKind::Auto, graph.kind).unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let ns = 8;
+    let input: Vec<f64> = (0..ns * 2 * n).map(|_| normal(&mut rng)).collect();
+    let target: Vec<f64> = (0..ns * n).map(|_| normal(&mut rng)).collect();
+    let w: Vec<f64> = (0..ns).map(|i| 0.5 + 0.25 * i as f64).collect();
+    let data = Samples::new(2 * n, n, input, target, Some(w)).unwrap();
+    let idx: Vec<usize> = vec![3, 0, 7, 1, 6, 2, 5, 4];
+    let mlps = [None, Some(&mlp)];
+    for loss in [LossKind::Mse, LossKind::Huber] {
+        let mut sens = vec![0.0; n];
+        let (l, g) =
+            lnn_graph_loss_grad_sens(&mut dy, &mlps, &data, &idx, loss, true, Some(&mut sens))
+                .unwrap();
+        let inv = data.inv_norm(&idx);
+        let (mut lr, mut gr, mut sr) = (0.0, vec![0.0; g.len()], vec![0.0; n]);
+        for &i in &idx {
+            let row = data.input_row(i);
+            lr += lnn_graph_sample_sens(
+                &mut dy,
+                &mlps,
+                &row[..n],
+                &row[n..],
+                data.target_row(i),
+                data.weight(i) * inv,
+                loss,
+                Some(&mut gr),
+                Some(&mut sr),
+            )
+            .unwrap();
+        }
+        assert!((l - lr).abs() <= 1e-12 * lr.abs(), "{l} vs {lr}");
+        let rel = |a: &[f64], b: &[f64]| {
+            let m = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            assert!(m > 0.0);
+            a.iter()
+                .zip(b)
+                .fold(0.0f64, |e, (x, y)| e.max((x - y).abs()))
+                / m
+        };
+        let (eg, es) = (rel(&g, &gr), rel(&sens, &sr));
+        println!("{loss:?}: batched vs per-sample: grad {eg:.1e}, mass sens {es:.1e}");
+        assert!(
+            eg <= 1e-12 && es <= 1e-12,
+            "{loss:?}: grad {eg:e}, sens {es:e}"
+        );
+    }
+}
+
+/// f32 forward passes in training (`--precision f32`): the loss and gradient differ from the
+/// f64 ones only by single-precision round-off of the MLP evaluations (relative < 1e-3 here),
+/// and do differ (the f32 path is really taken).
+#[test]
+fn f32_forward_gradient_is_close_to_f64() {
+    use lgn::density::Precision;
+    use lgn::train::gradient::set_mlp_terms_with;
+    let n = 64;
+    let graph = Graph::ring(n, 1).unwrap();
+    let sites = Sites::stencil3(&graph).unwrap();
+    let mlp = random_mlp(&[6, 16, 16, 1], 4, 0.05);
+    let kin: Arc<dyn Density> = Arc::new(Wave1d { dx: 0.5 });
+    let lag = Lagrangian::new(n, 1, sites.clone(), kin)
+        .unwrap()
+        .with_term(
+            sites,
+            Arc::new(MlpDensity::new(mlp.clone(), 3, 1, 0).unwrap()),
+        )
+        .unwrap();
+    let mut dy = Dynamics::new(lag, SolverKind::Auto, graph.kind).unwrap();
+    let mut rng = StdRng::seed_from_u64(8);
+    let ns = 6;
+    let input: Vec<f64> = (0..ns * 2 * n).map(|_| normal(&mut rng)).collect();
+    let target: Vec<f64> = (0..ns * n).map(|_| normal(&mut rng)).collect();
+    let data = Samples::new(2 * n, n, input, target, None).unwrap();
+    let idx: Vec<usize> = (0..ns).collect();
+    let mlps = [None, Some(&mlp)];
+    let mut run = |p: Precision| {
+        set_mlp_terms_with(&mut dy, &mlps, p).unwrap();
+        lnn_graph_loss_grad(&mut dy, &mlps, &data, &idx, LossKind::Mse, true).unwrap()
+    };
+    let (l64, g64) = run(Precision::F64);
+    let (l32, g32) = run(Precision::F32);
+    let gmax = g64.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let diff = g64
+        .iter()
+        .zip(&g32)
+        .fold(0.0f64, |e, (a, b)| e.max((a - b).abs()));
+    println!(
+        "f32 forward: loss rel diff {:.1e}, grad rel diff {:.1e}",
+        (l32 - l64).abs() / l64,
+        diff / gmax
+    );
+    assert!((l32 - l64).abs() < 1e-3 * l64, "{l32} vs {l64}");
+    assert!(diff < 1e-3 * gmax && diff > 0.0, "{diff:e} of {gmax:e}");
+}

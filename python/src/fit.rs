@@ -538,6 +538,7 @@ pub fn fit<'py>(
         normalise,
         warmup,
         stop: Arc::new(AtomicBool::new(false)),
+        ..TrainConfig::default()
     };
     lgn::limits::check_alloc(
         "batch × hidden",

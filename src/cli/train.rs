@@ -101,6 +101,12 @@ pub struct TrainArgs {
     /// Fraction of the steps over which the learning rate warms up from 0.
     #[arg(long, default_value_t = 0.05)]
     pub warmup: f64,
+    /// Precision of the networks' forward evaluations in training (graph networks, --model
+    /// lgn): f32 runs the MLP passes of the accelerations in single precision (faster; the
+    /// accelerations then carry a relative error of about 1e-4 to 1e-3), while assembly, solve,
+    /// the adjoint gradient and the optimiser stay f64. Default f64.
+    #[arg(long, value_enum, default_value_t = super::bench::PrecisionArg::F64)]
+    pub precision: super::bench::PrecisionArg,
     /// Use the raw loss instead of the loss relative to predicting zero.
     #[arg(long)]
     pub no_normalise: bool,
@@ -180,6 +186,7 @@ fn config(args: &TrainArgs, graph: bool, n: usize, stop: Arc<AtomicBool>) -> Res
         normalise: !args.no_normalise,
         warmup: args.warmup,
         stop,
+        precision: args.precision.into(),
     })
 }
 
@@ -396,6 +403,11 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     }
     model.system = raw.system.clone().unwrap_or_default();
     let cfg = config(args, true, samples.n, stop)?;
+    if cfg.precision != lgn::density::Precision::F64 {
+        return Err(Error::input(
+            "--precision f32 applies to --model lgn on the ring; graph models (--graph/--mesh) train in f64",
+        ));
+    }
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);

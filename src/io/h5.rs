@@ -198,6 +198,109 @@ pub(crate) fn watched<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> T) -
     r
 }
 
+/// Most attributes lgn lists on one object, longest attribute name it reads, and most
+/// elements of one attribute value (lgn's own attributes are scalars or short vectors).
+/// A corrupt file can declare anything; these bounds are checked before any allocation.
+const MAX_ATTRS: u64 = 1_000_000;
+const MAX_ATTR_NAME: usize = 1 << 16;
+const MAX_ATTR_ELEMS: u128 = 1 << 22;
+
+/// What the attribute-listing callback collects.
+struct AttrCollect {
+    names: Vec<String>,
+    limit: usize,
+    err: Option<String>,
+}
+
+/// `H5Aiterate2` callback: copy one name (at most [`MAX_ATTR_NAME`] bytes are looked at).
+unsafe extern "C" fn collect_attr_name(
+    _loc: hdf5_sys::h5i::hid_t,
+    name: *const std::os::raw::c_char,
+    _info: *const hdf5_sys::h5a::H5A_info_t,
+    data: *mut std::os::raw::c_void,
+) -> hdf5_sys::h5::herr_t {
+    // SAFETY: `data` is the `AttrCollect` passed by `attr_names`, alive for the whole call.
+    let Some(out) = (unsafe { data.cast::<AttrCollect>().as_mut() }) else {
+        return -1;
+    };
+    let i = out.names.len();
+    if name.is_null() {
+        out.err = Some(format!("attribute #{i} has no name (corrupt file?)"));
+        return -1;
+    }
+    if i >= out.limit {
+        out.err = Some(format!(
+            "more attributes than the {} the object header declares (corrupt file?)",
+            out.limit
+        ));
+        return -1;
+    }
+    // SAFETY: HDF5 passes a nul-terminated name valid during the callback; strnlen reads at
+    // most MAX_ATTR_NAME + 1 bytes of it.
+    let len = unsafe { libc::strnlen(name, MAX_ATTR_NAME + 1) };
+    if len > MAX_ATTR_NAME {
+        out.err = Some(format!(
+            "attribute #{i} has a name longer than the {MAX_ATTR_NAME} bytes lgn reads (corrupt file?)"
+        ));
+        return -1;
+    }
+    // SAFETY: the `len` bytes before the terminator were just measured.
+    let bytes = unsafe { std::slice::from_raw_parts(name.cast::<u8>(), len) };
+    out.names.push(String::from_utf8_lossy(bytes).into_owned());
+    0
+}
+
+/// Names of the attributes of `loc`, sorted by name.
+///
+/// Through the C API rather than the hdf5 crate's iteration, with every size bounded before
+/// anything is allocated: the count from `H5Oget_info` (at most [`MAX_ATTRS`]), then one
+/// `H5Aiterate2` pass (linear in the number of attributes, unlike per-index look-ups, which
+/// rebuild the attribute table on every call) whose callback copies each name with a bounded
+/// `strnlen`. The hdf5 crate trusted what a corrupt file declared (a fuzzed file made it
+/// attempt a 7e18-byte allocation).
+pub(crate) fn attr_names(loc: &Location) -> std::result::Result<Vec<String>, String> {
+    use hdf5_sys::h5::{H5_index_t, H5_iter_order_t};
+    let n = loc
+        .loc_info()
+        .map_err(|e| format!("cannot count the attributes: {}", h5msg(&e)))?
+        .num_attrs as u64;
+    if n > MAX_ATTRS {
+        return Err(format!(
+            "declares {n} attributes, more than the {MAX_ATTRS} lgn reads (corrupt file?)"
+        ));
+    }
+    let mut out = AttrCollect {
+        names: Vec::with_capacity(n as usize),
+        limit: n as usize,
+        err: None,
+    };
+    let id = loc.id();
+    let mut pos: hdf5_sys::h5::hsize_t = 0;
+    let ret = hdf5::sync::sync(|| {
+        // SAFETY: `out` outlives the call; the callback matches H5A_operator2_t.
+        unsafe {
+            hdf5_sys::h5a::H5Aiterate2(
+                id,
+                H5_index_t::H5_INDEX_NAME,
+                H5_iter_order_t::H5_ITER_INC,
+                &mut pos,
+                Some(collect_attr_name),
+                std::ptr::addr_of_mut!(out).cast(),
+            )
+        }
+    });
+    if let Some(e) = out.err {
+        return Err(e);
+    }
+    if ret < 0 {
+        return Err(format!(
+            "cannot list the attributes (stopped after {} of {n}; corrupt file?)",
+            out.names.len()
+        ));
+    }
+    Ok(out.names)
+}
+
 /// Read any attribute into an [`AttrValue`] (scalars, 1-D numeric arrays, scalar strings).
 pub(crate) fn read_attr_value(attr: &hdf5::Attribute) -> std::result::Result<AttrValue, String> {
     watched(
@@ -222,7 +325,13 @@ fn read_attr_value_unwatched(attr: &hdf5::Attribute) -> std::result::Result<Attr
         ));
     }
     let shape = space.shape();
-    let scalar = shape.iter().product::<usize>() == 1 && shape.len() <= 1;
+    let count = crate::limits::product(&shape);
+    if count > MAX_ATTR_ELEMS {
+        return Err(format!(
+            "declares {count} values (shape {shape:?}), more than the {MAX_ATTR_ELEMS} lgn reads from one attribute (corrupt file?)"
+        ));
+    }
+    let scalar = count == 1 && shape.len() <= 1;
     let first = |n: usize| -> std::result::Result<(), String> {
         if n == 0 {
             Err("attribute holds no value".into())
@@ -341,6 +450,79 @@ fn read_attr_value_unwatched(attr: &hdf5::Attribute) -> std::result::Result<Attr
     }
 }
 
+/// Values one hyperslab read holds at most when `lgn info` streams a dataset (8 MB of f64):
+/// statistics and validation go through the file this much at a time (docs/SCHEMA.md).
+pub const STREAM_CHUNK_ELEMS: usize = 1 << 20;
+
+/// Visit every value of the float dataset `ds` of shape `shape` in C order, one hyperslab of
+/// at most `budget` values at a time: `f(flat index of the first value, values)`, stopping
+/// early when `f` returns false. The hyperslabs are whole trailing blocks where they fit
+/// (rows of a matrix, frames of a trajectory), split along the first axis that does not fit.
+pub(crate) fn stream_f64(
+    ds: &Dataset,
+    shape: &[usize],
+    budget: usize,
+    mut f: impl FnMut(usize, &[f64]) -> bool,
+) -> hdf5::Result<()> {
+    use hdf5::{Hyperslab, Selection, SliceOrIndex};
+    let budget = budget.max(1);
+    let r = shape.len();
+    if r == 0 {
+        let v = ds.read_raw::<f64>()?;
+        f(0, &v);
+        return Ok(());
+    }
+    if shape.contains(&0) {
+        return Ok(());
+    }
+    // Split axis k: the first axis whose trailing block (product of the later extents) fits.
+    let (mut k, mut inner) = (r - 1, 1usize);
+    while k > 0 && inner.saturating_mul(shape[k]) <= budget {
+        inner *= shape[k];
+        k -= 1;
+    }
+    let step = (budget / inner).clamp(1, shape[k]);
+    let outer: usize = shape[..k].iter().product();
+    let mut buf: Vec<f64> = Vec::new();
+    for o in 0..outer {
+        let idx = unravel(o, &shape[..k]);
+        let mut start = 0;
+        while start < shape[k] {
+            let end = (start + step).min(shape[k]);
+            let mut sel: Vec<SliceOrIndex> = idx.iter().map(|&i| SliceOrIndex::Index(i)).collect();
+            sel.push(SliceOrIndex::SliceTo {
+                start,
+                step: 1,
+                end,
+                block: 1,
+            });
+            for &n in &shape[k + 1..] {
+                sel.push(SliceOrIndex::SliceTo {
+                    start: 0,
+                    step: 1,
+                    end: n,
+                    block: 1,
+                });
+            }
+            let a =
+                ds.read_slice::<f64, _, ndarray::IxDyn>(Selection::new(Hyperslab::from(sel)))?;
+            let vals: &[f64] = match a.as_slice() {
+                Some(v) => v,
+                None => {
+                    buf.clear();
+                    buf.extend(a.iter());
+                    &buf
+                }
+            };
+            if !f((o * shape[k] + start) * inner, vals) {
+                return Ok(());
+            }
+            start = end;
+        }
+    }
+    Ok(())
+}
+
 /// A problem found while validating a file: location inside the file and message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -399,6 +581,10 @@ pub(crate) struct Ctx {
     pub path: PathBuf,
     pub file: hdf5::File,
     pub problems: Vec<Problem>,
+    /// Streaming mode (`lgn info`): float datasets of more values than this are validated one
+    /// hyperslab of at most this many values at a time, never loaded whole (see
+    /// [`Ctx::streams`]). None: readers load what they return.
+    pub stream: Option<usize>,
 }
 
 impl Ctx {
@@ -407,6 +593,7 @@ impl Ctx {
             path: path.to_path_buf(),
             file: open_read(path)?,
             problems: Vec::new(),
+            stream: None,
         })
     }
 
@@ -674,6 +861,55 @@ impl Ctx {
         self.f64_nd::<Ix3>(name, required, true)
     }
 
+    /// Whether `name` is a dataset that this context validates by streaming: only in
+    /// streaming mode ([`Ctx::stream`], set by `lgn info`), for datasets of more values than
+    /// the budget. Readers then call [`Ctx::f64_streamed`] instead of loading it.
+    pub fn streams(&self, name: &str) -> bool {
+        let Some(budget) = self.stream else {
+            return false;
+        };
+        if !matches!(self.obj_type(name), Some(LocationType::Dataset)) {
+            return false;
+        }
+        match self.file.dataset(name) {
+            Ok(ds) => crate::limits::product(&ds.shape()) > budget as u128,
+            Err(_) => false,
+        }
+    }
+
+    /// A float dataset of rank `ndim` checked as [`Ctx::f64_2d`] and friends do (dtype, rank,
+    /// size, every value finite) but one hyperslab at a time; returns only its shape.
+    pub fn f64_streamed(&mut self, name: &str, required: bool, ndim: usize) -> Option<Vec<usize>> {
+        let (ds, shape) = self.checked(name, required, Want::Float, ndim)?;
+        let budget = self.stream.unwrap_or(STREAM_CHUNK_ELEMS);
+        let mut bad = None;
+        let r = stream_f64(&ds, &shape, budget, |off, vals| {
+            match vals.iter().position(|x| !x.is_finite()) {
+                Some(i) => {
+                    bad = Some((off + i, vals[i]));
+                    false
+                }
+                None => true,
+            }
+        });
+        if let Err(e) = r {
+            self.problem(
+                loc(name),
+                format!("cannot read data (corrupt file?): {}", h5msg(&e)),
+            );
+            return None;
+        }
+        if let Some((i, x)) = bad {
+            let idx = unravel(i, &shape);
+            self.problem(
+                loc(name),
+                format!("value at index {idx:?} is {x}, expected a finite number"),
+            );
+            return None;
+        }
+        Some(shape)
+    }
+
     /// A float dataset of rank 1 or 2 (read flattened in C order) plus its shape.
     pub fn f64_flat(&mut self, name: &str, required: bool) -> Option<(Array1<f64>, Vec<usize>)> {
         let ds = self.dataset(name, required)?;
@@ -853,7 +1089,13 @@ impl Ctx {
     /// All attributes of the object at `obj` not listed in `reserved`.
     pub fn extra_attrs(&mut self, obj: &str, reserved: &[&str]) -> BTreeMap<String, AttrValue> {
         let names = match self.file.group(obj) {
-            Ok(g) => g.attr_names().unwrap_or_default(),
+            Ok(g) => match attr_names(&g) {
+                Ok(n) => n,
+                Err(m) => {
+                    self.problem(loc(obj), format!("cannot list attributes: {m}"));
+                    Vec::new()
+                }
+            },
             Err(_) => Vec::new(),
         };
         let mut out = BTreeMap::new();
@@ -1066,7 +1308,11 @@ impl Out {
 
 /// Write one attribute (replacing an existing one of the same name).
 pub(crate) fn write_attr(l: &Location, name: &str, v: &AttrValue) -> hdf5::Result<()> {
-    if l.attr_names()?.iter().any(|n| n == name) {
+    if attr_names(l)
+        .map_err(|m| hdf5::Error::from(m.as_str()))?
+        .iter()
+        .any(|n| n == name)
+    {
         l.delete_attr(name)?;
     }
     match v {

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use hdf5::{Group, LocationType};
 use serde_json::{json, Value};
 
-use super::h5::{descriptor, guard, h5msg, read_attr_value, type_name, Ctx, Problem};
+use super::h5::{
+    attr_names, descriptor, guard, h5msg, read_attr_value, stream_f64, type_name, Ctx, Problem,
+    STREAM_CHUNK_ELEMS,
+};
 use super::{AttrValue, GraphData, Kind, ModelData, SamplesData, StateData, TrajectoryData};
 use crate::error::Result;
 
@@ -23,6 +26,96 @@ pub struct DatasetInfo {
     pub chunks: Option<Vec<usize>>,
     /// Filters (compression etc.), e.g. `["shuffle", "deflate(4)"]`.
     pub filters: Vec<String>,
+    /// Statistics of a float dataset (None for other types, or when it cannot be read).
+    pub stats: Option<DatasetStats>,
+}
+
+/// Statistics of a float dataset, computed one hyperslab of bounded size at a time (the file
+/// is never loaded whole; see [`info_with`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetStats {
+    /// Number of values.
+    pub count: u64,
+    /// Number of NaN or infinite values.
+    pub non_finite: u64,
+    /// Smallest finite value (NaN if there is none).
+    pub min: f64,
+    /// Largest finite value (NaN if there is none).
+    pub max: f64,
+    /// Mean of the finite values, from a compensated (Neumaier) sum (NaN if there is none).
+    pub mean: f64,
+}
+
+/// Streaming accumulator of [`DatasetStats`].
+#[derive(Default)]
+struct StatsAcc {
+    count: u64,
+    non_finite: u64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    comp: f64,
+}
+
+impl StatsAcc {
+    fn push(&mut self, vals: &[f64]) {
+        for &x in vals {
+            self.count += 1;
+            if !x.is_finite() {
+                self.non_finite += 1;
+                continue;
+            }
+            if self.count - self.non_finite == 1 {
+                (self.min, self.max) = (x, x);
+            } else {
+                self.min = self.min.min(x);
+                self.max = self.max.max(x);
+            }
+            // Neumaier: the rounding error of every addition is carried separately.
+            let t = self.sum + x;
+            if self.sum.abs() >= x.abs() {
+                self.comp += (self.sum - t) + x;
+            } else {
+                self.comp += (x - t) + self.sum;
+            }
+            self.sum = t;
+        }
+    }
+
+    fn finish(self) -> DatasetStats {
+        let finite = self.count - self.non_finite;
+        let none = finite == 0;
+        DatasetStats {
+            count: self.count,
+            non_finite: self.non_finite,
+            min: if none { f64::NAN } else { self.min },
+            max: if none { f64::NAN } else { self.max },
+            mean: if none {
+                f64::NAN
+            } else {
+                (self.sum + self.comp) / finite as f64
+            },
+        }
+    }
+}
+
+/// Statistics of the float dataset `ds`, streamed `budget` values at a time. Refused (with
+/// the reason) when the dataset is larger than lgn would ever load.
+fn stats_of(ds: &hdf5::Dataset, budget: usize) -> std::result::Result<DatasetStats, String> {
+    let shape = ds.shape();
+    crate::limits::check_alloc(
+        &format!("dataset of shape {shape:?}"),
+        crate::limits::product(&shape),
+        8,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut acc = StatsAcc::default();
+    stream_f64(ds, &shape, budget, |_, v| {
+        acc.push(v);
+        true
+    })
+    .map_err(|e| h5msg(&e))?;
+    Ok(acc.finish())
 }
 
 /// One attribute of the file.
@@ -68,6 +161,7 @@ const MAX_OBJECTS: usize = 100_000;
 const MAX_DEPTH: usize = 64;
 
 struct Walk {
+    budget: usize,
     groups: Vec<String>,
     datasets: Vec<DatasetInfo>,
     attributes: Vec<AttrInfo>,
@@ -83,15 +177,15 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 fn attrs_of(w: &mut Walk, object: &str, loc: &hdf5::Location) {
-    let names = match loc.attr_names() {
+    let list = match attr_names(loc) {
         Ok(n) => n,
-        Err(e) => {
+        Err(m) => {
             w.notes
-                .push(format!("{object}: cannot list attributes: {}", h5msg(&e)));
+                .push(format!("{object}: cannot list attributes: {m}"));
             return;
         }
     };
-    for name in names {
+    for name in list {
         let value = loc
             .attr(&name)
             .map_err(|e| format!("cannot open: {}", h5msg(&e)))
@@ -139,12 +233,25 @@ fn walk(w: &mut Walk, g: &Group, prefix: &str, depth: usize) {
                         Err(m) => m,
                     };
                     let filters = ds.filters().iter().map(filter_name).collect();
+                    let stats = match descriptor(&ds) {
+                        Ok(hdf5::types::TypeDescriptor::Float(_)) => {
+                            match stats_of(&ds, w.budget) {
+                                Ok(st) => Some(st),
+                                Err(m) => {
+                                    w.notes.push(format!("{path}: no statistics: {m}"));
+                                    None
+                                }
+                            }
+                        }
+                        _ => None,
+                    };
                     w.datasets.push(DatasetInfo {
                         path: path.clone(),
                         shape: ds.shape(),
                         dtype,
                         chunks: ds.chunk(),
                         filters,
+                        stats,
                     });
                     attrs_of(w, &path, &ds);
                 }
@@ -194,9 +301,15 @@ fn validate_kind(ctx: &mut Ctx, kind: Kind) {
 /// yields a single problem saying it is not an lgn file. Files that cannot be opened as HDF5
 /// are an error.
 pub fn validate(path: impl AsRef<Path>) -> Result<Vec<Problem>> {
-    let path = path.as_ref();
+    validate_with(path.as_ref(), STREAM_CHUNK_ELEMS)
+}
+
+/// [`validate`], streaming datasets of more than `budget` values one hyperslab of at most
+/// `budget` values at a time (the same checks; the memory stays bounded).
+pub fn validate_with(path: &Path, budget: usize) -> Result<Vec<Problem>> {
     guard(path, || {
         let mut ctx = Ctx::open(path)?;
+        ctx.stream = Some(budget.max(1));
         match ctx.attr_str("/", "lgn_kind", false) {
             None if ctx.ok() => ctx.problem(
                 "/@lgn_kind",
@@ -219,10 +332,17 @@ pub fn validate(path: impl AsRef<Path>) -> Result<Vec<Problem>> {
 /// the lgn kind, and whether it validates against the schema (with all problems found).
 /// Files that are not HDF5, or are too damaged to open, are an error.
 pub fn info(path: impl AsRef<Path>) -> Result<InfoReport> {
-    let path = path.as_ref();
+    info_with(path.as_ref(), STREAM_CHUNK_ELEMS)
+}
+
+/// [`info`] reading at most `budget` values of a dataset at a time: statistics and schema
+/// checks stream through the file in hyperslabs, so memory stays bounded whatever its size.
+pub fn info_with(path: &Path, budget: usize) -> Result<InfoReport> {
+    let budget = budget.max(1);
     guard(path, || {
         let ctx = Ctx::open(path)?;
         let mut w = Walk {
+            budget,
             groups: Vec::new(),
             datasets: Vec::new(),
             attributes: Vec::new(),
@@ -250,7 +370,7 @@ pub fn info(path: impl AsRef<Path>) -> Result<InfoReport> {
             .iter()
             .any(|a| a.object == "/" && a.name == "lgn_kind");
         drop(ctx);
-        let mut problems = validate(path)?;
+        let mut problems = validate_with(path, budget)?;
         let mut notes = std::mem::take(&mut w.notes);
         let valid;
         if !is_lgn {
@@ -291,6 +411,14 @@ pub fn info(path: impl AsRef<Path>) -> Result<InfoReport> {
     })
 }
 
+fn finite_or_null(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
+}
+
 impl InfoReport {
     /// Machine-readable form (`lgn info --json`).
     pub fn to_json(&self) -> Value {
@@ -310,6 +438,13 @@ impl InfoReport {
                 "dtype": d.dtype,
                 "chunks": d.chunks,
                 "filters": d.filters,
+                "stats": d.stats.as_ref().map(|st| json!({
+                    "count": st.count,
+                    "non_finite": st.non_finite,
+                    "min": finite_or_null(st.min),
+                    "max": finite_or_null(st.max),
+                    "mean": finite_or_null(st.mean),
+                })),
             })).collect::<Vec<_>>(),
             "attributes": self.attributes.iter().map(|a| {
                 let mut o = json!({"object": a.object, "name": a.name});
@@ -393,6 +528,19 @@ impl fmt::Display for InfoReport {
                 write!(f, "  [{}]", d.filters.join(", "))?;
             }
             writeln!(f)?;
+            if let Some(st) = &d.stats {
+                if st.count > 0 {
+                    write!(
+                        f,
+                        "  {:<w$}  min {:.6e}  max {:.6e}  mean {:.6e}",
+                        "", st.min, st.max, st.mean
+                    )?;
+                    if st.non_finite > 0 {
+                        write!(f, "  ({} non-finite)", st.non_finite)?;
+                    }
+                    writeln!(f)?;
+                }
+            }
         }
         writeln!(f, "attributes:")?;
         if self.attributes.is_empty() {
@@ -405,5 +553,82 @@ impl fmt::Display for InfoReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn direct(a: &Array2<f64>) -> (u64, u64, f64, f64, f64) {
+        let fin: Vec<f64> = a.iter().copied().filter(|x| x.is_finite()).collect();
+        let min = fin.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = fin.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // Reference mean: the finite values summed in order of increasing magnitude.
+        let mut s = fin.clone();
+        s.sort_by(|x, y| x.abs().total_cmp(&y.abs()));
+        let mean = s.iter().sum::<f64>() / fin.len() as f64;
+        (a.len() as u64, (a.len() - fin.len()) as u64, min, max, mean)
+    }
+
+    fn check(st: &DatasetStats, a: &Array2<f64>) {
+        let (count, nf, min, max, mean) = direct(a);
+        assert_eq!((st.count, st.non_finite), (count, nf));
+        assert_eq!((st.min, st.max), (min, max));
+        assert!(
+            (st.mean - mean).abs() <= 1e-12 * mean.abs().max(1.0),
+            "{} vs {mean}",
+            st.mean
+        );
+    }
+
+    /// Datasets larger than the hyperslab budget: statistics and schema checks streamed in
+    /// pieces (split within rows, whole rows, one piece) agree with a direct computation on
+    /// the loaded arrays, and a non-finite value is reported at the same place either way.
+    #[test]
+    fn streamed_statistics_and_checks_match_a_direct_computation() {
+        let dir = std::env::temp_dir().join(format!("lgn-info-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.h5");
+        let (n, d) = (1000, 7);
+        let q = Array2::from_shape_fn((n, d), |(i, j)| {
+            ((i * 31 + j * 17) % 97) as f64 * 0.37 - 11.0 + 1e-3 * i as f64
+        });
+        let s = SamplesData {
+            q: q.clone(),
+            qdot: q.mapv(|x| (x * 0.3).sin()),
+            qddot: q.mapv(|x| 1e6 + x),
+            ..Default::default()
+        };
+        s.write(&p, true).unwrap();
+        for budget in [5, 64, 7000, STREAM_CHUNK_ELEMS] {
+            let r = info_with(&p, budget).unwrap();
+            assert!(r.valid, "{:?}", r.problems);
+            for (name, a) in [("/q", &s.q), ("/qdot", &s.qdot), ("/qddot", &s.qddot)] {
+                let ds = r.datasets.iter().find(|x| x.path == name).unwrap();
+                check(ds.stats.as_ref().unwrap(), a);
+            }
+        }
+        // One NaN in q̈: found by streaming at the same index as by loading.
+        {
+            let f = hdf5::File::open_rw(&p).unwrap();
+            let ds = f.dataset("qddot").unwrap();
+            ds.write_slice(&ndarray::arr2(&[[f64::NAN]]), ndarray::s![613..614, 4..5])
+                .unwrap();
+        }
+        let loaded = validate_with(&p, usize::MAX).unwrap();
+        assert_eq!(loaded.len(), 1, "{loaded:?}");
+        assert!(loaded[0].msg.contains("[613, 4]"), "{}", loaded[0]);
+        for budget in [5, 64] {
+            assert_eq!(validate_with(&p, budget).unwrap(), loaded);
+            let r = info_with(&p, budget).unwrap();
+            assert!(!r.valid);
+            let ds = r.datasets.iter().find(|x| x.path == "/qddot").unwrap();
+            let mut with_nan = s.qddot.clone();
+            with_nan[[613, 4]] = f64::NAN;
+            check(ds.stats.as_ref().unwrap(), &with_nan);
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -70,8 +70,11 @@ use std::fmt;
 
 pub use atomic::{check_writable, remove_pending, AtomicOutput};
 pub use graph::GraphData;
+pub use h5::STREAM_CHUNK_ELEMS;
 pub use h5::{input_being_read, stalled_read, Problem};
-pub use info::{info, validate, AttrInfo, DatasetInfo, InfoReport};
+pub use info::{
+    info, info_with, validate, validate_with, AttrInfo, DatasetInfo, DatasetStats, InfoReport,
+};
 pub use model::{LayerData, ModelData, TrainingData, ACTIVATIONS, MODEL_KINDS};
 pub use samples::SamplesData;
 pub use semantics::model_problems;

@@ -37,6 +37,66 @@ pub(crate) fn finite_problem2(name: &str, a: &Array2<f64>) -> Option<Problem> {
         })
 }
 
+/// The checks of [`SamplesData::problems`] that need only the shapes of q, q̇, q̈ (and the
+/// small weights vector): shared by the in-memory and the streaming validation.
+fn shape_problems(
+    shape: &[usize],
+    qdot: &[usize],
+    qddot: &[usize],
+    weights: Option<&Array1<f64>>,
+) -> Vec<Problem> {
+    let mut p = Vec::new();
+    if shape[1] == 0 {
+        p.push(Problem {
+            location: "/q".into(),
+            msg: format!("has shape {shape:?}, expected (N, D) with D >= 1"),
+        });
+    }
+    for (name, a) in [("/qdot", qdot), ("/qddot", qddot)] {
+        if a != shape {
+            p.push(Problem {
+                location: name.into(),
+                msg: format!("has shape {a:?} but /q has shape {shape:?}; they must match"),
+            });
+        }
+    }
+    if let Some(w) = weights {
+        if w.len() != shape[0] {
+            p.push(Problem {
+                location: "/weights".into(),
+                msg: format!(
+                    "has length {} but there are {} samples (rows of /q)",
+                    w.len(),
+                    shape[0]
+                ),
+            });
+        }
+        if let Some((i, x)) = w
+            .iter()
+            .enumerate()
+            .find(|(_, x)| !x.is_finite() || **x < 0.0)
+        {
+            p.push(Problem {
+                location: "/weights".into(),
+                msg: format!("value at index [{i}] is {x}, expected a finite number >= 0"),
+            });
+        }
+    }
+    p
+}
+
+/// Non-finite system parameters.
+pub(crate) fn param_problems(params: &BTreeMap<String, f64>) -> Vec<Problem> {
+    params
+        .iter()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(k, v)| Problem {
+            location: format!("/@{k}"),
+            msg: format!("parameter is {v}, expected a finite number"),
+        })
+        .collect()
+}
+
 impl SamplesData {
     /// Number of samples N.
     pub fn len(&self) -> usize {
@@ -55,6 +115,19 @@ impl SamplesData {
 
     pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<Self> {
         ctx.check_kind(Kind::Samples);
+        if ["q", "qdot", "qddot"].iter().any(|n| ctx.streams(n)) {
+            // `lgn info` on a large file: the same checks, one hyperslab at a time.
+            let q = ctx.f64_streamed("q", true, 2);
+            let qdot = ctx.f64_streamed("qdot", true, 2);
+            let qddot = ctx.f64_streamed("qddot", true, 2);
+            let weights = ctx.f64_1d("weights", false);
+            let _ = ctx.attr_str("/", "system", false);
+            let params = ctx.params(RESERVED);
+            let mut p = shape_problems(&q?, &qdot?, &qddot?, weights.as_ref());
+            p.extend(param_problems(&params));
+            ctx.problems.extend(p);
+            return None;
+        }
         let q = ctx.f64_2d("q", true);
         let qdot = ctx.f64_2d("qdot", true);
         let qddot = ctx.f64_2d("qddot", true);
@@ -75,47 +148,12 @@ impl SamplesData {
 
     /// Consistency checks on the in-memory samples.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut p = Vec::new();
-        let shape = self.q.shape();
-        if shape[1] == 0 {
-            p.push(Problem {
-                location: "/q".into(),
-                msg: format!("has shape {shape:?}, expected (N, D) with D >= 1"),
-            });
-        }
-        for (name, a) in [("/qdot", &self.qdot), ("/qddot", &self.qddot)] {
-            if a.shape() != shape {
-                p.push(Problem {
-                    location: name.into(),
-                    msg: format!(
-                        "has shape {:?} but /q has shape {shape:?}; they must match",
-                        a.shape()
-                    ),
-                });
-            }
-        }
-        if let Some(w) = &self.weights {
-            if w.len() != shape[0] {
-                p.push(Problem {
-                    location: "/weights".into(),
-                    msg: format!(
-                        "has length {} but there are {} samples (rows of /q)",
-                        w.len(),
-                        shape[0]
-                    ),
-                });
-            }
-            if let Some((i, x)) = w
-                .iter()
-                .enumerate()
-                .find(|(_, x)| !x.is_finite() || **x < 0.0)
-            {
-                p.push(Problem {
-                    location: "/weights".into(),
-                    msg: format!("value at index [{i}] is {x}, expected a finite number >= 0"),
-                });
-            }
-        }
+        let mut p = shape_problems(
+            self.q.shape(),
+            self.qdot.shape(),
+            self.qddot.shape(),
+            self.weights.as_ref(),
+        );
         for (name, a) in [
             ("/q", &self.q),
             ("/qdot", &self.qdot),
@@ -123,14 +161,7 @@ impl SamplesData {
         ] {
             p.extend(finite_problem2(name, a));
         }
-        for (k, v) in &self.params {
-            if !v.is_finite() {
-                p.push(Problem {
-                    location: format!("/@{k}"),
-                    msg: format!("parameter is {v}, expected a finite number"),
-                });
-            }
-        }
+        p.extend(param_problems(&self.params));
         p
     }
 

@@ -67,6 +67,59 @@ fn t_problem(t: &Array1<f64>) -> Option<Problem> {
     None
 }
 
+/// The node geometry must divide the coordinates.
+fn geometry_problem(n: usize, dim: usize) -> Option<Problem> {
+    (n == 0 || dim % n != 0).then(|| Problem {
+        location: format!("/{}/positions", super::xdmf::GROUP),
+        msg: format!("has {n} nodes, which does not divide the D = {dim} coordinates of /q"),
+    })
+}
+
+/// The checks of [`TrajectoryData::problems`] that need only shapes (and the small times
+/// vector): shared by the in-memory and the streaming validation.
+fn shape_problems(
+    t: &Array1<f64>,
+    shape: &[usize],
+    others: &[(&str, &[usize])],
+    energy: Option<&[usize]>,
+) -> Vec<Problem> {
+    let mut p = Vec::new();
+    p.extend(t_problem(t));
+    if shape[0] == 0 || shape[2] == 0 {
+        p.push(Problem {
+            location: "/q".into(),
+            msg: format!("has shape {shape:?}, expected (B, T, D) with B >= 1 and D >= 1"),
+        });
+    }
+    if t.len() != shape[1] {
+        p.push(Problem {
+            location: "/t".into(),
+            msg: format!(
+                "has length {} but /q has shape {shape:?} (B, T, D), so T = {}",
+                t.len(),
+                shape[1]
+            ),
+        });
+    }
+    for (name, a) in others {
+        if *a != shape {
+            p.push(Problem {
+                location: name.to_string(),
+                msg: format!("has shape {a:?} but /q has shape {shape:?}; they must match"),
+            });
+        }
+    }
+    if let Some(e) = energy {
+        if e != &shape[..2] {
+            p.push(Problem {
+                location: "/energy".into(),
+                msg: format!("has shape {e:?}, expected (B, T) = {:?}", &shape[..2]),
+            });
+        }
+    }
+    p
+}
+
 impl TrajectoryData {
     /// Number of trajectories B.
     pub fn n_batch(&self) -> usize {
@@ -88,6 +141,12 @@ impl TrajectoryData {
 
     pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<Self> {
         ctx.check_kind(Kind::Trajectories);
+        if ["q", "qdot", "qddot", "energy"]
+            .iter()
+            .any(|n| ctx.streams(n))
+        {
+            return Self::check_streamed(ctx);
+        }
         let t = ctx.f64_1d("t", true);
         let q = ctx.f64_3d("q", true);
         let qdot = ctx.f64_3d("qdot", true);
@@ -112,80 +171,74 @@ impl TrajectoryData {
         };
         let mut problems = s.problems();
         if let Some(n) = geometry_nodes {
-            if s.dim() % n != 0 {
-                problems.push(Problem {
-                    location: format!("/{}/positions", super::xdmf::GROUP),
-                    msg: format!(
-                        "has {n} nodes, which does not divide the D = {} coordinates of /q",
-                        s.dim()
-                    ),
-                });
-            }
+            problems.extend(geometry_problem(n, s.dim()));
         }
         ctx.accept(s, problems)
     }
 
+    /// `lgn info` on a large file: the checks of [`TrajectoryData::read_ctx`], with the large
+    /// datasets validated one hyperslab at a time (their problems go to `ctx`; nothing is
+    /// returned).
+    fn check_streamed(ctx: &mut Ctx) -> Option<Self> {
+        let t = ctx.f64_1d("t", true);
+        let q = ctx.f64_streamed("q", true, 3);
+        let qdot = ctx.f64_streamed("qdot", true, 3);
+        let qddot = if ctx.exists("qddot") {
+            Some(ctx.f64_streamed("qddot", true, 3)?)
+        } else {
+            None
+        };
+        let energy = if ctx.exists("energy") {
+            Some(ctx.f64_streamed("energy", true, 2)?)
+        } else {
+            None
+        };
+        let _ = ctx.attr_str("/", "system", false);
+        let params = ctx.params(RESERVED);
+        let geometry_nodes = if ctx.exists(super::xdmf::GROUP) {
+            super::xdmf::read_ctx(ctx).map(|g| g.n_nodes())
+        } else {
+            None
+        };
+        let (t, q, qdot) = (t?, q?, qdot?);
+        let mut others = vec![("/qdot", qdot.as_slice())];
+        if let Some(a) = &qddot {
+            others.push(("/qddot", a.as_slice()));
+        }
+        let mut p = shape_problems(&t, &q, &others, energy.as_deref());
+        p.extend(super::samples::param_problems(&params));
+        if let Some(n) = geometry_nodes {
+            p.extend(geometry_problem(n, q[2]));
+        }
+        ctx.problems.extend(p);
+        None
+    }
+
     /// Consistency checks on the in-memory trajectories.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut p = Vec::new();
         let shape = self.q.shape().to_vec();
-        p.extend(t_problem(&self.t));
-        if shape[0] == 0 || shape[2] == 0 {
-            p.push(Problem {
-                location: "/q".into(),
-                msg: format!("has shape {shape:?}, expected (B, T, D) with B >= 1 and D >= 1"),
-            });
+        let mut others = vec![("/qdot", self.qdot.shape())];
+        if let Some(a) = &self.qddot {
+            others.push(("/qddot", a.shape()));
         }
-        if self.t.len() != shape[1] {
-            p.push(Problem {
-                location: "/t".into(),
-                msg: format!(
-                    "has length {} but /q has shape {shape:?} (B, T, D), so T = {}",
-                    self.t.len(),
-                    shape[1]
-                ),
-            });
+        let mut p = shape_problems(
+            &self.t,
+            &shape,
+            &others,
+            self.energy.as_ref().map(|e| e.shape()),
+        );
+        if let Some(e) = &self.energy {
+            p.extend(finite_problem2("/energy", e));
         }
         let mut arrays = vec![("/qdot", &self.qdot)];
         if let Some(a) = &self.qddot {
             arrays.push(("/qddot", a));
         }
-        for (name, a) in &arrays {
-            if a.shape() != shape.as_slice() {
-                p.push(Problem {
-                    location: name.to_string(),
-                    msg: format!(
-                        "has shape {:?} but /q has shape {shape:?}; they must match",
-                        a.shape()
-                    ),
-                });
-            }
-        }
-        if let Some(e) = &self.energy {
-            if e.shape() != &shape[..2] {
-                p.push(Problem {
-                    location: "/energy".into(),
-                    msg: format!(
-                        "has shape {:?}, expected (B, T) = {:?}",
-                        e.shape(),
-                        &shape[..2]
-                    ),
-                });
-            }
-            p.extend(finite_problem2("/energy", e));
-        }
         arrays.push(("/q", &self.q));
         for (name, a) in arrays {
             p.extend(finite_problem3(name, a));
         }
-        for (k, v) in &self.params {
-            if !v.is_finite() {
-                p.push(Problem {
-                    location: format!("/@{k}"),
-                    msg: format!("parameter is {v}, expected a finite number"),
-                });
-            }
-        }
+        p.extend(super::samples::param_problems(&self.params));
         p
     }
 

@@ -26,7 +26,7 @@ use super::hyperdual::{adjoint_block, n_params};
 use super::loss::LossKind;
 use super::mass_penalty::{self, MassPenalty};
 use crate::density::{Density, Mlp, MlpDensity};
-use crate::dynamics::{Dynamics, SITE_BLOCK};
+use crate::dynamics::Dynamics;
 use crate::{Error, Result};
 use rayon::prelude::*;
 
@@ -563,21 +563,34 @@ pub fn lnn_graph_sample_sens(
     Ok(l)
 }
 
-/// ∂/∂θ Σ_s S_s of a general MLP term ρ(q_I, v_I, f) (docs/DESIGN.md §3) with
-/// S_s = λ_I·∂ρ/∂q_I − λ_Iᵀ(C_s v_I + m_s a_I), accumulated into `grad` (the term's parameters):
-/// `(q, v, a, lam)` are the state, the accelerations and the adjoint λ = M⁻¹ ∂ℓ/∂a.
-pub(crate) fn raw_mlp_adjoint(
-    mlp: &Mlp,
-    sites: &crate::sites::Sites,
-    d: usize,
-    (q, v, a, lam): (&[f64], &[f64], &[f64], &[f64]),
+/// Columns (sites × copies) of one [`adjoint_block`] call in the batched sweeps: the sites of
+/// all samples of a minibatch are packed into blocks this wide, so each layer is a GEMM of
+/// width 4·BATCH_COLS whatever the graph's size (docs/DESIGN.md §15).
+pub(crate) const BATCH_COLS: usize = 256;
+
+/// The batched hyper-dual sweep over all `pairs` = samples × `ns` (sample, site) pairs:
+/// blocks of at most [`BATCH_COLS`] columns (`copies` columns per pair), grouped into at most
+/// [`GRAPH_GROUPS`] contiguous groups evaluated in parallel (one gradient buffer and one input
+/// buffer per group, reused across its blocks) and summed in group order, so the result does
+/// not depend on the thread count. `fill(xin, nb, col, sample, site)` writes the raw input
+/// channels of one pair into columns `col..col + copies` of a block of width `nb`
+/// (column-major `p × 4nb`, channel c of column j at `(c·nb + j)·p`; `xin` is zeroed first).
+pub(crate) fn batched_adjoint<F>(
+    net: &Mlp,
+    pairs: usize,
+    ns: usize,
+    copies: usize,
     grad: &mut [f64],
-) {
-    let (k, nf) = (sites.arity, sites.n_features);
-    let kd = k * d;
-    let p = 2 * kd + nf;
-    let ns = sites.len();
-    let nblocks = ns.div_ceil(SITE_BLOCK);
+    fill: F,
+) where
+    F: Fn(&mut [f64], usize, usize, usize, usize) + Sync,
+{
+    let p = net.sizes[0];
+    let per_block = (BATCH_COLS / copies).max(1);
+    let nblocks = pairs.div_ceil(per_block);
+    if nblocks == 0 {
+        return;
+    }
     let groups = nblocks.clamp(1, GRAPH_GROUPS);
     let per = nblocks.div_ceil(groups);
     let np = grad.len();
@@ -585,29 +598,18 @@ pub(crate) fn raw_mlp_adjoint(
         .into_par_iter()
         .map(|gi| {
             let mut g = vec![0.0; np];
-            let mut xin = vec![0.0; p * 4 * SITE_BLOCK];
+            let mut buf = vec![0.0; p * 4 * per_block * copies];
             for b in gi * per..((gi + 1) * per).min(nblocks) {
-                let s0 = b * SITE_BLOCK;
-                let nb = (ns - s0).min(SITE_BLOCK);
-                let xin = &mut xin[..p * 4 * nb];
+                let k0 = b * per_block;
+                let m = (pairs - k0).min(per_block);
+                let nb = m * copies;
+                let xin = &mut buf[..p * 4 * nb];
                 xin.fill(0.0);
-                for j in 0..nb {
-                    let s = s0 + j;
-                    let col = |c: usize| (c * nb + j) * p;
-                    for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
-                        for c in 0..d {
-                            let (li, gi) = (ia * d + c, node * d + c);
-                            xin[col(0) + li] = q[gi];
-                            xin[col(0) + kd + li] = v[gi];
-                            xin[col(1) + kd + li] = lam[gi];
-                            xin[col(2) + li] = v[gi];
-                            xin[col(2) + kd + li] = a[gi];
-                            xin[col(3) + li] = lam[gi];
-                        }
-                    }
-                    xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
+                for j in 0..m {
+                    let k = k0 + j;
+                    fill(xin, nb, j * copies, k / ns, k % ns);
                 }
-                adjoint_block(mlp, xin, nb, &mut g);
+                adjoint_block(net, xin, nb, &mut g);
             }
             g
         })
@@ -617,6 +619,60 @@ pub(crate) fn raw_mlp_adjoint(
             *x += y;
         }
     }
+}
+
+/// One sample's state for the batched adjoint sweeps: q, q̇, q̈ and the adjoint λ.
+pub(crate) type SampleState<'a> = (&'a [f64], &'a [f64], &'a [f64], &'a [f64]);
+
+/// ∂/∂θ Σ_s S_s of a general MLP term ρ(q_I, v_I, f) (docs/DESIGN.md §3) with
+/// S_s = λ_I·∂ρ/∂q_I − λ_Iᵀ(C_s v_I + m_s a_I), accumulated into `grad` (the term's parameters):
+/// `(q, v, a, lam)` are the state, the accelerations and the adjoint λ = M⁻¹ ∂ℓ/∂a.
+pub(crate) fn raw_mlp_adjoint(
+    mlp: &Mlp,
+    sites: &crate::sites::Sites,
+    d: usize,
+    state: SampleState<'_>,
+    grad: &mut [f64],
+) {
+    raw_mlp_adjoint_batch(mlp, sites, d, &[state], grad)
+}
+
+/// [`raw_mlp_adjoint`] summed over several samples, their sites packed together into the
+/// blocks of one batched sweep ([`batched_adjoint`]).
+pub(crate) fn raw_mlp_adjoint_batch(
+    mlp: &Mlp,
+    sites: &crate::sites::Sites,
+    d: usize,
+    samples: &[SampleState<'_>],
+    grad: &mut [f64],
+) {
+    let (k, nf) = (sites.arity, sites.n_features);
+    let kd = k * d;
+    let p = 2 * kd + nf;
+    let ns = sites.len();
+    batched_adjoint(
+        mlp,
+        samples.len() * ns,
+        ns,
+        1,
+        grad,
+        |xin, nb, j, smp, s| {
+            let (q, v, a, lam) = samples[smp];
+            let col = |c: usize| (c * nb + j) * p;
+            for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
+                for c in 0..d {
+                    let (li, gi) = (ia * d + c, node * d + c);
+                    xin[col(0) + li] = q[gi];
+                    xin[col(0) + kd + li] = v[gi];
+                    xin[col(1) + kd + li] = lam[gi];
+                    xin[col(2) + li] = v[gi];
+                    xin[col(2) + kd + li] = a[gi];
+                    xin[col(3) + li] = lam[gi];
+                }
+            }
+            xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
+        },
+    );
 }
 
 /// Loss and gradient of a graph Lagrangian over samples `idx` (each row of `data.input` a whole
@@ -642,7 +698,7 @@ pub fn lnn_graph_loss_grad_sens(
     idx: &[usize],
     loss: LossKind,
     want_grad: bool,
-    mut mass_diag_sens: Option<&mut [f64]>,
+    mass_diag_sens: Option<&mut [f64]>,
 ) -> Result<(f64, Vec<f64>)> {
     let n = dy.n_coords();
     if data.in_dim != 2 * n || data.out_dim != n {
@@ -653,25 +709,85 @@ pub fn lnn_graph_loss_grad_sens(
             n
         )));
     }
-    let np = *term_offsets(mlps).last().unwrap();
+    if mlps.len() != dy.lagrangian.terms.len() {
+        return Err(Error::input(format!(
+            "{} networks given for {} Lagrangian terms",
+            mlps.len(),
+            dy.lagrangian.terms.len()
+        )));
+    }
+    let offs = term_offsets(mlps);
+    let np = *offs.last().unwrap();
     let mut grad = vec![0.0; if want_grad { np } else { 0 }];
     let inv = data.inv_norm(idx);
     let mut total = 0.0;
-    for &i in idx {
+    // Forward: accelerations, loss and adjoint λ = M⁻¹ ∂ℓ/∂a of every sample (each solve is
+    // parallel over site blocks inside), kept for the batched sweep below.
+    let need_adj = want_grad || mass_diag_sens.is_some();
+    let m = if need_adj { idx.len() * n } else { 0 };
+    let (mut acc, mut lams) = (vec![0.0; m], vec![0.0; m]);
+    let mut lam = vec![0.0; n];
+    for (k, &i) in idx.iter().enumerate() {
         let row = data.input_row(i);
         let scale = data.weight(i) * inv;
-        total += lnn_graph_sample_sens(
-            dy,
-            mlps,
-            &row[..n],
-            &row[n..],
-            data.target_row(i),
-            scale,
-            loss,
-            want_grad.then_some(grad.as_mut_slice()),
-            mass_diag_sens.as_deref_mut(),
-        )
-        .map_err(|e| e.context(&format!("sample {i}")))?;
+        let sample_err = |e: Error| e.context(&format!("sample {i}"));
+        let a = dy.accelerations(&row[..n], &row[n..]).map_err(sample_err)?;
+        total += loss.sample(&a, data.target_row(i), scale, &mut lam);
+        if need_adj {
+            dy.solver.solve_in_place(&mut lam).map_err(sample_err)?;
+            acc[k * n..(k + 1) * n].copy_from_slice(&a);
+            lams[k * n..(k + 1) * n].copy_from_slice(&lam);
+        }
+    }
+    if let Some(sens) = mass_diag_sens {
+        if sens.len() != n {
+            return Err(Error::input(format!(
+                "mass sensitivity buffer has {} values, need {n}",
+                sens.len()
+            )));
+        }
+        for (a, l) in acc.chunks_exact(n).zip(lams.chunks_exact(n)) {
+            for ((s, l), a) in sens.iter_mut().zip(l).zip(a) {
+                *s -= l * a;
+            }
+        }
+    }
+    if !want_grad {
+        return Ok((total, grad));
+    }
+    // Backward: the sites of all samples in one batched sweep per term.
+    let states: Vec<SampleState<'_>> = idx
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let row = data.input_row(i);
+            (
+                &row[..n],
+                &row[n..],
+                &acc[k * n..(k + 1) * n],
+                &lams[k * n..(k + 1) * n],
+            )
+        })
+        .collect();
+    let d = dy.lagrangian.dof;
+    for (t, term) in dy.lagrangian.terms.iter().enumerate() {
+        let Some(mlp) = mlps[t] else {
+            continue;
+        };
+        let p = 2 * term.sites.arity * d + term.sites.n_features;
+        if mlp.sizes[0] != p {
+            return Err(Error::input(format!(
+                "network {t} has input size {} but its sites need {p}",
+                mlp.sizes[0]
+            )));
+        }
+        raw_mlp_adjoint_batch(
+            mlp,
+            &term.sites,
+            d,
+            &states,
+            &mut grad[offs[t]..offs[t + 1]],
+        );
     }
     Ok((total, grad))
 }
@@ -679,12 +795,23 @@ pub fn lnn_graph_loss_grad_sens(
 /// Replace the densities of `dy` by MLP densities of the given networks (same sites/arity);
 /// `None` leaves a term unchanged.
 pub fn set_mlp_terms(dy: &mut Dynamics, mlps: &[Option<&Mlp>]) -> Result<()> {
+    set_mlp_terms_with(dy, mlps, crate::density::Precision::F64)
+}
+
+/// [`set_mlp_terms`] with the densities evaluated in `precision` (f32: single-precision MLP
+/// passes inside the f64 assembly; see `MlpDensity::with_precision`).
+pub fn set_mlp_terms_with(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    precision: crate::density::Precision,
+) -> Result<()> {
     let d = dy.lagrangian.dof;
     for (term, mlp) in dy.lagrangian.terms.iter_mut().zip(mlps) {
         let Some(mlp) = mlp else {
             continue;
         };
-        let dens = MlpDensity::new((*mlp).clone(), term.sites.arity, d, term.sites.n_features)?;
+        let dens = MlpDensity::new((*mlp).clone(), term.sites.arity, d, term.sites.n_features)?
+            .with_precision(precision);
         term.density = std::sync::Arc::new(dens) as std::sync::Arc<dyn Density>;
     }
     Ok(())

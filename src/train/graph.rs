@@ -7,25 +7,25 @@
 //! * the kinetic term: ∂ℓ/∂μ_i = −Σ_c λ_{ic} a_{ic} (from M = diag(μ)), summed over the
 //!   minibatch, then back through μ_i = s_i softplus(g(f_i)).
 //!
-//! Samples of a minibatch are split into a fixed number of contiguous chunks, one
-//! [`Dynamics`] each, evaluated in parallel and summed in chunk order: deterministic for a given
-//! seed and thread count.
+//! The forward pass (accelerations, loss, adjoint solve) runs over contiguous chunks of the
+//! minibatch in parallel, one [`Dynamics`] per worker. The backward pass is batched
+//! (docs/DESIGN.md §15): per term, the sites of *all* samples of the minibatch are packed into
+//! blocks of [`BATCH_COLS`](super::gradient::BATCH_COLS) columns, so every layer is one large
+//! GEMM, and the blocks run in parallel in a fixed number of groups summed in order:
+//! deterministic for a given seed, whatever the thread count.
 
-use super::gradient::Samples;
-use super::hyperdual::{adjoint_block, param_offsets};
+use super::gradient::{batched_adjoint, raw_mlp_adjoint_batch, SampleState, Samples};
+use super::hyperdual::param_offsets;
 use super::loss::LossKind;
 use super::Trainable;
 use crate::density::potential::wrap_opt;
 use crate::density::{Mlp, PotentialInput};
-use crate::dynamics::{Dynamics, SITE_BLOCK};
+use crate::dynamics::Dynamics;
 use crate::model::{GraphModel, GraphTerm, SystemGraph};
 use crate::sites::Sites;
 use crate::solve::SolverKind;
 use crate::{Error, Result};
 use rayon::prelude::*;
-
-/// One worker's share of a minibatch: loss, parameter gradient, ∂ℓ/∂M_jj.
-type Partial = (f64, Vec<f64>, Vec<f64>);
 
 /// A [`GraphModel`] bound to the graph it is trained on, with one [`Dynamics`] per worker.
 pub struct GraphTrainer {
@@ -94,126 +94,148 @@ impl Trainable for GraphTrainer {
         let n = self.graph.n_coords();
         let inv = data.inv_norm(idx);
         let per = idx.len().div_ceil(self.dys.len()).max(1);
-        let model = &self.model;
-        let parts: Vec<Result<Partial>> = self
+        let m = if want_grad { idx.len() * n } else { 0 };
+        let (mut acc, mut lams) = (vec![0.0; m], vec![0.0; m]);
+        let chunk = if want_grad { per * n } else { 1 };
+        // Forward, parallel over samples (one Dynamics per worker): accelerations, loss and the
+        // adjoint λ of every sample, kept for the batched backward sweep.
+        let mut acc_chunks: Vec<&mut [f64]> = acc.chunks_mut(chunk).collect();
+        let mut lam_chunks: Vec<&mut [f64]> = lams.chunks_mut(chunk).collect();
+        acc_chunks.resize_with(self.dys.len(), Default::default);
+        lam_chunks.resize_with(self.dys.len(), Default::default);
+        let parts: Vec<Result<f64>> = self
             .dys
             .par_iter_mut()
             .zip(idx.par_chunks(per))
-            .map(|(dy, chunk)| {
-                let mut g = vec![0.0; np];
-                let mut sens = vec![0.0; if want_grad { n } else { 0 }];
+            .zip(acc_chunks.into_par_iter().zip(lam_chunks.into_par_iter()))
+            .map(|((dy, chunk), (ac, lm))| {
                 let mut l = 0.0;
-                for &i in chunk {
+                let mut lam = vec![0.0; n];
+                for (k, &i) in chunk.iter().enumerate() {
                     let row = data.input_row(i);
-                    l += sample_grad(
+                    let out = want_grad
+                        .then(|| (&mut ac[k * n..(k + 1) * n], &mut lm[k * n..(k + 1) * n]));
+                    l += sample_forward(
                         dy,
-                        model,
-                        &offs,
                         (&row[..n], &row[n..], data.target_row(i)),
                         data.weight(i) * inv,
                         loss,
-                        want_grad.then_some((g.as_mut_slice(), sens.as_mut_slice())),
+                        &mut lam,
+                        out,
                     )
                     .map_err(|e| e.context(&format!("sample {i}")))?;
                 }
-                Ok((l, g, sens))
+                Ok(l)
             })
             .collect();
         let mut total = 0.0;
-        let mut grad = vec![0.0; np];
-        let mut sens = vec![0.0; if want_grad { n } else { 0 }];
         for p in parts {
-            let (l, g, s) = p?;
-            total += l;
-            for (x, y) in grad.iter_mut().zip(&g) {
-                *x += y;
-            }
-            for (x, y) in sens.iter_mut().zip(&s) {
-                *x += y;
+            total += p?;
+        }
+        let mut grad = vec![0.0; np];
+        if !want_grad {
+            return Ok((total, grad, 0));
+        }
+        // ∂ℓ/∂M_jj = −Σ_samples λ_j a_j, summed in sample order.
+        let mut sens = vec![0.0; n];
+        for (a, l) in acc.chunks_exact(n).zip(lams.chunks_exact(n)) {
+            for ((s, l), a) in sens.iter_mut().zip(l).zip(a) {
+                *s -= l * a;
             }
         }
-        if want_grad {
-            for (t, term) in model.terms.iter().enumerate() {
-                if let GraphTerm::Kinetic { .. } = term {
-                    kinetic_backward(
-                        model,
-                        t,
-                        &self.graph,
-                        &sens,
-                        &mut grad[offs[t]..offs[t + 1]],
-                    )?;
+        // Backward: per term, the sites of all samples of the minibatch in one batched sweep
+        // (blocks of BATCH_COLS columns, parallel over block groups).
+        let states: Vec<SampleState<'_>> = idx
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let row = data.input_row(i);
+                (
+                    &row[..n],
+                    &row[n..],
+                    &acc[k * n..(k + 1) * n],
+                    &lams[k * n..(k + 1) * n],
+                )
+            })
+            .collect();
+        let model = &self.model;
+        // Wrapped coordinates of every sample, for general terms of a periodic model.
+        let wrapped: Option<Vec<f64>> = model.q_period.map(|p| {
+            states
+                .iter()
+                .flat_map(|&(q, _, _, _)| q.iter().map(move |&x| wrap_opt(x, Some(p))))
+                .collect()
+        });
+        let lag = &self.dys[0].lagrangian;
+        let d = lag.dof;
+        for (t, term) in model.terms.iter().enumerate() {
+            let sites = &lag.terms[t].sites;
+            let g = &mut grad[offs[t]..offs[t + 1]];
+            match term {
+                GraphTerm::Kinetic { .. } => {
+                    kinetic_backward(model, t, &self.graph, &sens, g)?;
                 }
+                GraphTerm::Closed(_) => {}
+                GraphTerm::EdgePotential(net) => {
+                    let input = (PotentialInput::EdgeDiff, model.q_period);
+                    potential_adjoint_batch(net, input, sites, d, &states, g)
+                }
+                GraphTerm::NodePotential(net) => {
+                    let input = (PotentialInput::Node, model.q_period);
+                    potential_adjoint_batch(net, input, sites, d, &states, g)
+                }
+                GraphTerm::Sites(net) | GraphTerm::Stencil(net) => match &wrapped {
+                    // The density wraps each q (docs/DESIGN.md §7): the adjoint sees the same inputs.
+                    Some(qw) => {
+                        let ws: Vec<SampleState<'_>> = states
+                            .iter()
+                            .zip(qw.chunks_exact(n))
+                            .map(|(&(_, v, a, l), q)| (q, v, a, l))
+                            .collect();
+                        raw_mlp_adjoint_batch(net, sites, d, &ws, g)
+                    }
+                    None => raw_mlp_adjoint_batch(net, sites, d, &states, g),
+                },
             }
         }
         Ok((total, grad, 0))
     }
 }
 
-/// Loss of one sample (q, v, target) and, with `acc = (grad, mass_sens)`, its exact gradient
-/// accumulated into `grad` (layout of [`GraphModel::params`]) and ∂ℓ/∂M_jj into `mass_sens`.
-fn sample_grad(
+/// Loss of one sample (q, v, target); with `out = (a, λ)` also its accelerations and adjoint
+/// λ = M⁻¹ ∂ℓ/∂a (zero at fixed coordinates, whose accelerations do not depend on the
+/// parameters). `lam` is scratch of the sample's size.
+fn sample_forward(
     dy: &mut Dynamics,
-    model: &GraphModel,
-    offs: &[usize],
     (q, v, target): (&[f64], &[f64], &[f64]),
     scale: f64,
     loss: LossKind,
-    acc: Option<(&mut [f64], &mut [f64])>,
+    lam: &mut [f64],
+    out: Option<(&mut [f64], &mut [f64])>,
 ) -> Result<f64> {
-    let n = dy.n_coords();
     let a = dy.accelerations(q, v)?;
-    let mut lam = vec![0.0; n];
-    let l = loss.sample(&a, target, scale, &mut lam);
-    let Some((grad, sens)) = acc else {
+    let l = loss.sample(&a, target, scale, lam);
+    let Some((a_out, lam_out)) = out else {
         return Ok(l);
     };
-    // Fixed coordinates' accelerations do not depend on the parameters: no adjoint there.
     for &j in dy.fixed_coords() {
         lam[j] = 0.0;
     }
-    dy.solver.solve_in_place(&mut lam)?;
-    for ((s, l), a) in sens.iter_mut().zip(&lam).zip(&a) {
-        *s -= l * a;
-    }
-    let d = dy.lagrangian.dof;
-    for (t, term) in model.terms.iter().enumerate() {
-        let sites = &dy.lagrangian.terms[t].sites;
-        let g = &mut grad[offs[t]..offs[t + 1]];
-        match term {
-            GraphTerm::Kinetic { .. } | GraphTerm::Closed(_) => {}
-            GraphTerm::EdgePotential(net) => {
-                let input = (PotentialInput::EdgeDiff, model.q_period);
-                potential_adjoint(net, input, sites, d, q, &lam, g)
-            }
-            GraphTerm::NodePotential(net) => {
-                let input = (PotentialInput::Node, model.q_period);
-                potential_adjoint(net, input, sites, d, q, &lam, g)
-            }
-            GraphTerm::Sites(net) | GraphTerm::Stencil(net) => match model.q_period {
-                // The density wraps each q (docs/DESIGN.md §7): the adjoint sees the same inputs.
-                Some(p) => {
-                    let qw: Vec<f64> = q.iter().map(|&x| wrap_opt(x, Some(p))).collect();
-                    super::gradient::raw_mlp_adjoint(net, sites, d, (&qw, v, &a, &lam), g)
-                }
-                None => super::gradient::raw_mlp_adjoint(net, sites, d, (q, v, &a, &lam), g),
-            },
-        }
-    }
+    dy.solver.solve_in_place(lam)?;
+    a_out.copy_from_slice(&a);
+    lam_out.copy_from_slice(lam);
     Ok(l)
 }
 
-/// Site-block groups whose gradients are kept apart (fixed: the sum order does not depend on the
-/// thread count).
-const GROUPS: usize = 16;
-
-/// ∂/∂θ Σ_s λ_{I_s}·∂ρ_s/∂q_{I_s} of a potential term, accumulated into `grad`.
-pub(crate) fn potential_adjoint(
+/// ∂/∂θ Σ_samples Σ_s λ_{I_s}·∂ρ_s/∂q_{I_s} of a potential term, accumulated into `grad`
+/// (q and λ of each sample are used); the sites of all samples are packed together into the
+/// blocks of one batched sweep ([`batched_adjoint`]).
+pub(crate) fn potential_adjoint_batch(
     net: &Mlp,
     (input, period): (PotentialInput, Option<f64>),
     sites: &Sites,
     d: usize,
-    q: &[f64],
-    lam: &[f64],
+    samples: &[SampleState<'_>],
     grad: &mut [f64],
 ) {
     let pn = net.sizes[0];
@@ -224,66 +246,50 @@ pub(crate) fn potential_adjoint(
         1
     };
     let ns = sites.len();
-    let nblocks = ns.div_ceil(SITE_BLOCK);
-    let groups = nblocks.clamp(1, GROUPS);
-    let per = nblocks.div_ceil(groups);
-    let parts: Vec<Vec<f64>> = (0..groups)
-        .into_par_iter()
-        .map(|gi| {
-            let mut g = vec![0.0; grad.len()];
-            let mut xin = vec![0.0; pn * 4 * SITE_BLOCK * copies];
-            for b in gi * per..((gi + 1) * per).min(nblocks) {
-                let s0 = b * SITE_BLOCK;
-                let nb = (ns - s0).min(SITE_BLOCK) * copies;
-                let xin = &mut xin[..pn * 4 * nb];
-                xin.fill(0.0);
-                for j in 0..nb / copies {
-                    let s = s0 + j;
-                    let nodes = sites.neighbourhood(s);
-                    let f = sites.features_of(s);
-                    for c in 0..copies {
-                        let col = j * copies + c;
-                        let x0 = &mut xin[col * pn..(col + 1) * pn];
-                        match input {
-                            PotentialInput::Node => {
-                                for k in 0..d {
-                                    x0[k] = wrap_opt(q[nodes[0] * d + k], period);
-                                }
-                            }
-                            PotentialInput::EdgeDiff => {
-                                let sign = if c == 0 { 1.0 } else { -1.0 };
-                                for k in 0..d {
-                                    let delta = q[nodes[1] * d + k] - q[nodes[0] * d + k];
-                                    x0[k] = sign * wrap_opt(delta, period);
-                                }
-                            }
+    batched_adjoint(
+        net,
+        samples.len() * ns,
+        ns,
+        copies,
+        grad,
+        |xin, nb, j0, smp, s| {
+            let (q, _, _, lam) = samples[smp];
+            let nodes = sites.neighbourhood(s);
+            let f = sites.features_of(s);
+            for c in 0..copies {
+                let col = j0 + c;
+                let x0 = &mut xin[col * pn..(col + 1) * pn];
+                match input {
+                    PotentialInput::Node => {
+                        for k in 0..d {
+                            x0[k] = wrap_opt(q[nodes[0] * d + k], period);
                         }
-                        x0[d..d + nf].copy_from_slice(f);
-                        // u3: the adjoint through the same linear input map.
-                        let u3 = &mut xin[(3 * nb + col) * pn..(3 * nb + col + 1) * pn];
-                        match input {
-                            PotentialInput::Node => {
-                                u3[..d].copy_from_slice(&lam[nodes[0] * d..nodes[0] * d + d])
-                            }
-                            PotentialInput::EdgeDiff => {
-                                let sign = if c == 0 { 1.0 } else { -1.0 };
-                                for k in 0..d {
-                                    u3[k] = sign * (lam[nodes[1] * d + k] - lam[nodes[0] * d + k]);
-                                }
-                            }
+                    }
+                    PotentialInput::EdgeDiff => {
+                        let sign = if c == 0 { 1.0 } else { -1.0 };
+                        for k in 0..d {
+                            let delta = q[nodes[1] * d + k] - q[nodes[0] * d + k];
+                            x0[k] = sign * wrap_opt(delta, period);
                         }
                     }
                 }
-                adjoint_block(net, xin, nb, &mut g);
+                x0[d..d + nf].copy_from_slice(f);
+                // u3: the adjoint through the same linear input map.
+                let u3 = &mut xin[(3 * nb + col) * pn..(3 * nb + col + 1) * pn];
+                match input {
+                    PotentialInput::Node => {
+                        u3[..d].copy_from_slice(&lam[nodes[0] * d..nodes[0] * d + d])
+                    }
+                    PotentialInput::EdgeDiff => {
+                        let sign = if c == 0 { 1.0 } else { -1.0 };
+                        for k in 0..d {
+                            u3[k] = sign * (lam[nodes[1] * d + k] - lam[nodes[0] * d + k]);
+                        }
+                    }
+                }
             }
-            g
-        })
-        .collect();
-    for pg in parts {
-        for (x, y) in grad.iter_mut().zip(&pg) {
-            *x += y;
-        }
-    }
+        },
+    );
 }
 
 /// Back through μ_i = s_i softplus(g(f_i)) of kinetic term `t`: `sens` holds ∂ℓ/∂M_jj.
@@ -510,6 +516,38 @@ mod tests {
                 Some(_) => assert!(diff < 1e-12 * scale, "{diff} vs {scale}"),
                 None => assert!(diff > 1e-6 * scale, "{diff}"),
             }
+        }
+    }
+
+    /// The batched backward pass (the sites of all samples packed into shared blocks) equals
+    /// the weighted sum of one-sample minibatches (each normalised by its own weight) to 1e-12.
+    #[test]
+    fn batched_minibatch_equals_the_sum_of_single_samples() {
+        for (node_potential, fixed, period) in [
+            (false, false, None),
+            (true, true, None),
+            (true, false, Some(1.5)),
+        ] {
+            let (mut tr, data) = setup(node_potential, fixed, period);
+            let idx = [2, 0, 3, 1];
+            let (l, g, _) = tr.loss_grad(&data, &idx, LossKind::Huber, true).unwrap();
+            let sw: f64 = idx.iter().map(|&i| data.weight(i)).sum();
+            let (mut lr, mut gr) = (0.0, vec![0.0; g.len()]);
+            for &i in &idx {
+                let (li, gi, _) = tr.loss_grad(&data, &[i], LossKind::Huber, true).unwrap();
+                let w = data.weight(i) / sw;
+                lr += w * li;
+                for (a, b) in gr.iter_mut().zip(&gi) {
+                    *a += w * b;
+                }
+            }
+            assert!((l - lr).abs() <= 1e-12 * lr.abs(), "{l} vs {lr}");
+            let m = gr.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let e = g
+                .iter()
+                .zip(&gr)
+                .fold(0.0f64, |e, (x, y)| e.max((x - y).abs()));
+            assert!(e <= 1e-12 * m, "max difference {e:e} of {m:e}");
         }
     }
 

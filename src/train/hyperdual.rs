@@ -125,10 +125,36 @@ pub fn adjoint_block_at(
     nb: usize,
     grad: &mut [f64],
 ) -> f64 {
-    simd::dispatch(level, AdjointBlock { mlp, xin, nb, grad })
+    // The workspace is borrowed here, outside the dispatch: the kernel must be inlined into
+    // the `#[target_feature]` entry point, not into a thread-local closure (where `mul_add`
+    // would become a software fma, 100× slower).
+    WORK.with(|w| match w.try_borrow_mut() {
+        Ok(mut ws) => simd::dispatch(
+            level,
+            AdjointBlock {
+                ws: &mut ws,
+                mlp,
+                xin,
+                nb,
+                grad,
+            },
+        ),
+        // Re-entered on this thread (lgn never does): a fresh workspace.
+        Err(_) => simd::dispatch(
+            level,
+            AdjointBlock {
+                ws: &mut AdjointWork::default(),
+                mlp,
+                xin,
+                nb,
+                grad,
+            },
+        ),
+    })
 }
 
 struct AdjointBlock<'a> {
+    ws: &'a mut AdjointWork,
     mlp: &'a Mlp,
     xin: &'a mut [f64],
     nb: usize,
@@ -139,35 +165,92 @@ impl Kernel for AdjointBlock<'_> {
     type Output = f64;
     #[inline(always)]
     fn run<F: FmaMode>(self) -> f64 {
-        adjoint_block_impl::<F>(self.mlp, self.xin, self.nb, self.grad)
+        adjoint_block_ws::<F>(self.ws, self.mlp, self.xin, self.nb, self.grad)
     }
 }
 
+/// Per-thread buffers of [`adjoint_block`]: the forward channels and activation derivatives of
+/// every hidden layer and the two reverse-sweep buffers. They only grow, so after the first
+/// block of a given shape a call allocates nothing.
+#[derive(Default)]
+struct AdjointWork {
+    zs: Vec<Vec<f64>>,
+    acts: Vec<Vec<f64>>,
+    s1s: Vec<Vec<f64>>,
+    s2s: Vec<Vec<f64>>,
+    s3s: Vec<Vec<f64>>,
+    abar: Vec<f64>,
+    zbar: Vec<f64>,
+}
+
+thread_local! {
+    static WORK: std::cell::RefCell<AdjointWork> = std::cell::RefCell::new(AdjointWork::default());
+}
+
+/// The first `n` values of `v`, growing it if needed (never shrinking its allocation); the
+/// contents are unspecified: every caller overwrites all of them.
+#[inline]
+fn sized(v: &mut Vec<f64>, n: usize) -> &mut [f64] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// Offset of layer `l`'s weight in the flat parameter vector (as [`param_offsets`], without
+/// allocating).
+#[inline]
+fn weight_offset(sizes: &[usize], l: usize) -> usize {
+    (0..l).map(|k| sizes[k] * sizes[k + 1] + sizes[k + 1]).sum()
+}
+
 #[inline(always)]
-fn adjoint_block_impl<F: FmaMode>(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &mut [f64]) -> f64 {
+fn adjoint_block_ws<F: FmaMode>(
+    ws: &mut AdjointWork,
+    mlp: &Mlp,
+    xin: &mut [f64],
+    nb: usize,
+    grad: &mut [f64],
+) -> f64 {
     let sizes = &mlp.sizes;
     let p = sizes[0];
     let nh = sizes.len() - 2;
     debug_assert!(nh >= 1 && sizes[nh + 1] == 1);
     debug_assert_eq!(xin.len(), p * 4 * nb);
     let w4 = 4 * nb;
-    let offs = param_offsets(sizes);
     normalise_input(mlp, xin, nb);
+    for v in [
+        &mut ws.zs,
+        &mut ws.acts,
+        &mut ws.s1s,
+        &mut ws.s2s,
+        &mut ws.s3s,
+    ] {
+        if v.len() < nh {
+            v.resize_with(nh, Vec::new);
+        }
+    }
+    let AdjointWork {
+        zs,
+        acts,
+        s1s,
+        s2s,
+        s3s,
+        abar,
+        zbar,
+    } = ws;
 
     // Forward: z[l] (h × 4nb pre-activation channels), a[l] (activation channels), σ', σ'', σ'''.
-    let mut zs: Vec<Vec<f64>> = Vec::with_capacity(nh);
-    let mut acts: Vec<Vec<f64>> = Vec::with_capacity(nh);
-    let mut s1s: Vec<Vec<f64>> = Vec::with_capacity(nh);
-    let mut s2s: Vec<Vec<f64>> = Vec::with_capacity(nh);
-    let mut s3s: Vec<Vec<f64>> = Vec::with_capacity(nh);
     for l in 0..nh {
         let (hp, h) = (sizes[l], sizes[l + 1]);
         let hn = h * nb;
-        let mut z = vec![0.0; h * w4];
+        let (done, rest) = acts.split_at_mut(l);
+        let a = sized(&mut rest[0], h * w4);
+        let z = sized(&mut zs[l], h * w4);
         {
-            let prev: &[f64] = if l == 0 { xin } else { &acts[l - 1] };
+            let prev: &[f64] = if l == 0 { xin } else { &done[l - 1][..hp * w4] };
             matmul(
-                MatMut::from_column_major_slice_mut(&mut z, h, w4),
+                MatMut::from_column_major_slice_mut(z, h, w4),
                 Accum::Replace,
                 MatRef::from_row_major_slice(&mlp.weights[l], h, hp),
                 MatRef::from_column_major_slice(prev, hp, w4),
@@ -181,15 +264,13 @@ fn adjoint_block_impl<F: FmaMode>(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &
                 *zi += bi;
             }
         }
-        let mut a = vec![0.0; h * w4];
-        let mut s1 = vec![0.0; hn];
-        let mut s2 = vec![0.0; hn];
-        softplus_slices_g::<f64, F>(&z[..hn], &mut a[..hn], &mut s1, &mut s2);
-        let s3: Vec<f64> = s1
-            .iter()
-            .zip(&s2)
-            .map(|(&s, &ss)| ss * (1.0 - 2.0 * s))
-            .collect();
+        let s1 = sized(&mut s1s[l], hn);
+        let s2 = sized(&mut s2s[l], hn);
+        softplus_slices_g::<f64, F>(&z[..hn], &mut a[..hn], s1, s2);
+        let s3 = sized(&mut s3s[l], hn);
+        for ((t, &s), &ss) in s3.iter_mut().zip(s1.iter()).zip(s2.iter()) {
+            *t = ss * (1.0 - 2.0 * s);
+        }
         {
             let (_, zt) = z.split_at(hn);
             let (z1, zt) = zt.split_at(hn);
@@ -203,20 +284,16 @@ fn adjoint_block_impl<F: FmaMode>(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &
                 ay[i] = s1[i] * y[i] - s2[i] * z1[i] * z2[i];
             }
         }
-        zs.push(z);
-        acts.push(a);
-        s1s.push(s1);
-        s2s.push(s2);
-        s3s.push(s3);
     }
 
     // Output layer: S = w_L · AY.
     let hl = sizes[nh];
     let wl = &mlp.weights[nh];
-    let ay_last = &acts[nh - 1][3 * hl * nb..];
+    let ay_last = &acts[nh - 1][3 * hl * nb..4 * hl * nb];
     let mut s_total = 0.0;
     {
-        let gw = &mut grad[offs[nh].0..offs[nh].0 + hl];
+        let w_out = weight_offset(sizes, nh);
+        let gw = &mut grad[w_out..w_out + hl];
         for ays in ay_last.chunks_exact(hl) {
             s_total += dot_g::<f64, F>(wl, ays);
             for (g, a) in gw.iter_mut().zip(ays) {
@@ -226,25 +303,28 @@ fn adjoint_block_impl<F: FmaMode>(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &
     }
 
     // Reverse sweep.
-    let mut abar = vec![0.0; hl * w4];
-    for c in abar[3 * hl * nb..].chunks_exact_mut(hl) {
-        c.copy_from_slice(wl);
+    {
+        let ab = sized(abar, hl * w4);
+        ab[..3 * hl * nb].fill(0.0);
+        for c in ab[3 * hl * nb..].chunks_exact_mut(hl) {
+            c.copy_from_slice(wl);
+        }
     }
-    let mut zbar = Vec::new();
     for l in (0..nh).rev() {
         let (hp, h) = (sizes[l], sizes[l + 1]);
         let hn = h * nb;
-        zbar.clear();
-        zbar.resize(h * w4, 0.0);
+        let woff = weight_offset(sizes, l);
+        let boff = woff + h * hp;
+        let zb = sized(zbar, h * w4);
         {
-            let z = &zs[l];
-            let (s1, s2, s3) = (&s1s[l], &s2s[l], &s3s[l]);
-            let (ab0, abt) = abar.split_at(hn);
+            let z = &zs[l][..h * w4];
+            let (s1, s2, s3) = (&s1s[l][..hn], &s2s[l][..hn], &s3s[l][..hn]);
+            let (ab0, abt) = abar[..h * w4].split_at(hn);
             let (ab1, abt) = abt.split_at(hn);
             let (ab2, aby) = abt.split_at(hn);
             let (z1, zt) = z[hn..].split_at(hn);
             let (z2, y) = zt.split_at(hn);
-            let (zb0, zbt) = zbar.split_at_mut(hn);
+            let (zb0, zbt) = zb.split_at_mut(hn);
             let (zb1, zbt) = zbt.split_at_mut(hn);
             let (zb2, zby) = zbt.split_at_mut(hn);
             for i in 0..hn {
@@ -256,32 +336,30 @@ fn adjoint_block_impl<F: FmaMode>(mlp: &Mlp, xin: &mut [f64], nb: usize, grad: &
                     - ayb * s3[i] * z1[i] * z2[i];
             }
         }
-        let (woff, boff) = offs[l];
         {
             let gb = &mut grad[boff..boff + h];
-            for zc in zbar[..hn].chunks_exact(h) {
+            for zc in zb[..hn].chunks_exact(h) {
                 for (g, v) in gb.iter_mut().zip(zc) {
                     *g += v;
                 }
             }
         }
-        let prev: &[f64] = if l == 0 { xin } else { &acts[l - 1] };
+        let prev: &[f64] = if l == 0 { xin } else { &acts[l - 1][..hp * w4] };
         matmul(
             MatMut::from_row_major_slice_mut(&mut grad[woff..woff + h * hp], h, hp),
             Accum::Add,
-            MatRef::from_column_major_slice(&zbar, h, w4),
+            MatRef::from_column_major_slice(zb, h, w4),
             MatRef::from_column_major_slice(prev, hp, w4).transpose(),
             1.0,
             Par::Seq,
         );
         if l > 0 {
-            abar.clear();
-            abar.resize(hp * w4, 0.0);
+            let ab = sized(abar, hp * w4);
             matmul(
-                MatMut::from_column_major_slice_mut(&mut abar, hp, w4),
+                MatMut::from_column_major_slice_mut(ab, hp, w4),
                 Accum::Replace,
                 MatRef::from_row_major_slice(&mlp.weights[l], h, hp).transpose(),
-                MatRef::from_column_major_slice(&zbar, h, w4),
+                MatRef::from_column_major_slice(zb, h, w4),
                 1.0,
                 Par::Seq,
             );

@@ -24,7 +24,7 @@ pub mod mass_penalty;
 pub mod multi;
 pub mod optim;
 
-use crate::density::{Density, Mlp, MlpDensity};
+use crate::density::{Density, Mlp, MlpDensity, Precision};
 use crate::dynamics::Dynamics;
 use crate::graph::Graph;
 use crate::io::{AttrValue, LayerData, ModelData, SamplesData, TrainingData};
@@ -582,6 +582,10 @@ pub struct TrainConfig {
     /// Set from outside (e.g. Ctrl-C) to stop after the current step; the best model so far is
     /// returned.
     pub stop: Arc<AtomicBool>,
+    /// Precision of the MLP evaluations in the forward pass (graph networks, `--model lgn`):
+    /// f32 evaluates the networks' local derivatives in single precision; assembly, solve,
+    /// adjoint, gradient and optimiser stay f64 (docs/DESIGN.md §15).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -600,6 +604,7 @@ impl Default for TrainConfig {
             normalise: true,
             warmup: 0.05,
             stop: Arc::new(AtomicBool::new(false)),
+            precision: Precision::F64,
         }
     }
 }
@@ -642,6 +647,11 @@ impl TrainConfig {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::input("clip (--clip) must be positive"));
             }
+        }
+        if self.precision != Precision::F64 && self.mass_penalty.is_some() {
+            return Err(Error::input(
+                "--precision f32 applies to graph networks (--model lgn) without --mass-penalty",
+            ));
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(Error::input(format!(
@@ -786,6 +796,12 @@ impl NetTrainer {
         let val = Objective::new(&model, data)?;
         Ok(NetTrainer { model, obj, val })
     }
+    /// Evaluate the networks of the forward pass in `precision` (docs/DESIGN.md §15).
+    pub fn with_precision(mut self, precision: Precision) -> Result<NetTrainer> {
+        self.obj = self.obj.with_precision(precision, &self.model.net)?;
+        self.val = self.val.with_precision(precision, &self.model.net)?;
+        Ok(self)
+    }
     /// The model with its current parameters.
     pub fn model(&self) -> &TrainedModel {
         &self.model
@@ -843,6 +859,7 @@ pub struct Objective {
     dens: Option<MlpDensity>,
     dy: Option<Dynamics>,
     penalty: Option<MassPenalty>,
+    precision: Precision,
 }
 
 impl Objective {
@@ -867,12 +884,27 @@ impl Objective {
             dens: None,
             dy: None,
             penalty: None,
+            precision: Precision::F64,
         };
         if model.kind == ModelKind::Lgn {
             o.dy = Some(model.dynamics(Some(data.out_dim), SolverKind::Auto)?);
         }
         o.refresh(&model.net)?;
         Ok(o)
+    }
+
+    /// Evaluate the networks of the forward pass in `precision` (graph networks only: an error
+    /// for other kinds when not f64), rebuilt from `net`. The gradient stays f64.
+    pub fn with_precision(mut self, precision: Precision, net: &Mlp) -> Result<Objective> {
+        if precision != Precision::F64 && self.kind != ModelKind::Lgn {
+            return Err(Error::input(format!(
+                "--precision {precision} applies to graph networks (--model lgn), not to {}",
+                self.kind.as_str()
+            )));
+        }
+        self.precision = precision;
+        self.refresh(net)?;
+        Ok(self)
     }
 
     /// Add the mass-matrix definiteness penalty ([`mass_penalty`]) to the loss; single-site
@@ -896,7 +928,11 @@ impl Objective {
                 self.dens = Some(MlpDensity::new(net.clone(), 1, d, 0)?);
             }
             ModelKind::Lgn => {
-                gradient::set_mlp_terms(self.dy.as_mut().expect("dynamics"), &[Some(net)])?;
+                gradient::set_mlp_terms_with(
+                    self.dy.as_mut().expect("dynamics"),
+                    &[Some(net)],
+                    self.precision,
+                )?;
             }
             ModelKind::Mlp => {}
         }
@@ -953,7 +989,7 @@ pub fn train(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&Progress),
 ) -> Result<(TrainedModel, TrainReport)> {
-    let mut t = NetTrainer::new(model, data, cfg.mass_penalty)?;
+    let mut t = NetTrainer::new(model, data, cfg.mass_penalty)?.with_precision(cfg.precision)?;
     let report = fit(&mut t, data, cfg, on_step)?;
     Ok((t.model, report))
 }
