@@ -673,6 +673,10 @@ impl Ctx {
     pub fn f64_3d(&mut self, name: &str, required: bool) -> Option<Array3<f64>> {
         self.f64_nd::<Ix3>(name, required, true)
     }
+    /// [`Ctx::f64_3d`] without the finiteness check (the caller names the bad frame).
+    pub fn f64_3d_any(&mut self, name: &str, required: bool) -> Option<Array3<f64>> {
+        self.f64_nd::<Ix3>(name, required, false)
+    }
 
     /// A float dataset of rank 1 or 2 (read flattened in C order) plus its shape.
     pub fn f64_flat(&mut self, name: &str, required: bool) -> Option<(Array1<f64>, Vec<usize>)> {

@@ -19,6 +19,7 @@ pub mod hyperdual;
 pub mod loss;
 pub mod mass_penalty;
 pub mod optim;
+pub mod positions;
 
 use crate::density::{Density, Mlp, MlpDensity};
 use crate::dynamics::Dynamics;
