@@ -11,6 +11,7 @@ mod io_glue;
 mod signals;
 mod simulate;
 mod train;
+mod train_positions;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;

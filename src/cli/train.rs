@@ -125,6 +125,18 @@ pub struct TrainArgs {
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
     #[arg(long, value_enum, default_value_t = HnnCoords::Velocity)]
     pub hnn_coords: HnnCoords,
+    /// Training objective: weak (weak-form Euler–Lagrange residual on windows of positions,
+    /// no derivative estimates; the default for positions-only trajectories), savgol or
+    /// central (estimate q̇ and q̈ from the positions by a Savitzky–Golay filter or central
+    /// differences, then the acceleration loss: the baseline), accel (the acceleration loss
+    /// on measured qdot/qddot; the default when the file has them). weak and the baselines
+    /// need trajectories sampled at a fixed time step.
+    #[arg(long)]
+    pub objective: Option<lgn::train::positions::ObjectiveKind>,
+    /// --objective weak: half-width K of the test-function window in frames (the window spans
+    /// 2K + 5 frames). Larger K averages more noise, smaller K resolves faster motion.
+    #[arg(long, default_value_t = 5)]
+    pub window: usize,
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -150,7 +162,12 @@ pub enum GraphDensity {
 /// Training options shared by both paths, from the flags.
 /// `n` is the number of samples: graph networks default to minibatches of 16, smaller for small
 /// data sets so that an epoch has at least ~32 steps.
-fn config(args: &TrainArgs, graph: bool, n: usize, stop: Arc<AtomicBool>) -> Result<TrainConfig> {
+pub(super) fn config(
+    args: &TrainArgs,
+    graph: bool,
+    n: usize,
+    stop: Arc<AtomicBool>,
+) -> Result<TrainConfig> {
     Ok(TrainConfig {
         epochs: args.epochs,
         batch: args
@@ -186,7 +203,7 @@ fn stop_flag() -> Arc<AtomicBool> {
 }
 
 /// The progress bar observer of [`train::fit`].
-fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
+pub(super) fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
     }
@@ -200,7 +217,7 @@ fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
     b
 }
 
-fn show_progress(bar: &indicatif::ProgressBar, p: &train::Progress) {
+pub(super) fn show_progress(bar: &indicatif::ProgressBar, p: &train::Progress) {
     bar.set_length(p.total_steps as u64);
     bar.set_position(p.step as u64);
     bar.set_prefix(p.epoch.to_string());
@@ -211,7 +228,7 @@ fn show_progress(bar: &indicatif::ProgressBar, p: &train::Progress) {
     ));
 }
 
-fn training_record(
+pub(super) fn training_record(
     args: &TrainArgs,
     cfg: &TrainConfig,
     report: &train::TrainReport,
@@ -253,7 +270,7 @@ fn training_record(
 }
 
 /// Print the JSON summary; a run no better than predicting zero is an error (after writing).
-fn summarise(
+pub(super) fn summarise(
     args: &TrainArgs,
     model: &str,
     cfg: &TrainConfig,
@@ -296,7 +313,7 @@ fn summarise(
     Ok(())
 }
 
-fn warn_stops(report: &train::TrainReport) {
+pub(super) fn warn_stops(report: &train::TrainReport) {
     if let Some(e) = &report.stopped_by_error {
         eprintln!("warning: training stopped early: {e}; writing the best model so far");
     }
@@ -447,6 +464,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (args.batch.unwrap_or(256) as u128) * (hidden as u128),
         64,
     )?;
+    let objective = super::train_positions::objective(&args)?;
+    if objective != lgn::train::positions::ObjectiveKind::Accel {
+        return super::train_positions::run(&args, objective, stop);
+    }
     if graph {
         return run_graph(&args, stop);
     }

@@ -74,7 +74,7 @@ pub use graph::GraphData;
 pub use h5::{input_being_read, stalled_read, Problem};
 pub use info::{info, validate, AttrInfo, DatasetInfo, InfoReport};
 pub use model::{LayerData, ModelData, TrainingData, ACTIVATIONS, MODEL_KINDS};
-pub use positions::{read_positions, PositionsData};
+pub use positions::{is_positions_only, read_positions, PositionsData};
 pub use samples::SamplesData;
 pub use semantics::model_problems;
 pub use state::{read_state, StateData};

@@ -40,6 +40,15 @@ pub fn read_positions(path: impl AsRef<Path>) -> Result<PositionsData> {
     PositionsData::read(path)
 }
 
+/// True when `path` is a trajectories file without velocities (`t` and `q` only).
+pub fn is_positions_only(path: impl AsRef<Path>) -> Result<bool> {
+    let path = path.as_ref();
+    if super::file_kind(path)? != Some(Kind::Trajectories) {
+        return Ok(false);
+    }
+    Ctx::read_with(path, |ctx| Some(!ctx.exists("qdot")))
+}
+
 impl PositionsData {
     /// Number of trajectories B.
     pub fn n_batch(&self) -> usize {

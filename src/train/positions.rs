@@ -760,6 +760,115 @@ impl Trainable for WeakGraphTrainer {
     }
 }
 
+/// How a model is initialised and trained from positions ([`fit_lnn_positions`],
+/// [`fit_graph_positions`]).
+#[derive(Clone, Debug)]
+pub struct PositionsFit {
+    pub objective: ObjectiveKind,
+    pub form: WeakForm,
+    pub cfg: super::TrainConfig,
+}
+
+fn estimator(kind: ObjectiveKind) -> Result<crate::data::derivatives::Estimator> {
+    use crate::data::derivatives::Estimator;
+    match kind {
+        ObjectiveKind::Savgol => Ok(Estimator::SAVGOL_DEFAULT),
+        ObjectiveKind::Central => Ok(Estimator::Central),
+        k => Err(Error::input(format!(
+            "'{}' is not a derivative-estimation objective",
+            k.as_str()
+        ))),
+    }
+}
+
+/// Train a single-site LNN (`model`, freshly initialised, kind lnn; its `q_period` is honoured)
+/// on positions-only data with `spec.objective` (weak, or a derivative baseline): one call of
+/// [`super::fit`]. `path` names the data in errors.
+pub fn fit_lnn_positions(
+    mut model: TrainedModel,
+    pos: &PositionsData,
+    path: &Path,
+    spec: &PositionsFit,
+    on_step: &mut dyn FnMut(&super::Progress),
+) -> Result<(TrainedModel, super::TrainReport)> {
+    match spec.objective {
+        ObjectiveKind::Weak => {
+            let mut w = spec.form.windows(pos, path)?;
+            w.wrap_q(&model);
+            super::fit_normalisation(&mut model, &w.centre_states());
+            let data = w.samples.clone();
+            let mut t = WeakLnnTrainer::new(model, w)?;
+            let report = super::fit(&mut t, &data, &spec.cfg, on_step)?;
+            Ok((t.model, report))
+        }
+        ObjectiveKind::Accel => Err(Error::file(
+            path,
+            "the acceleration objective needs measured qdot and qddot; this data holds positions only (use --objective weak, savgol or central)",
+        )),
+        k => {
+            let h = pos.uniform_step(path)?;
+            let raw = crate::data::derivatives::estimate_samples(pos, h, estimator(k)?)
+                .map_err(|e| Error::file(path, e.to_string()))?;
+            let mut samples =
+                super::prepare_samples(model.kind, &raw, super::HnnCoords::Velocity)?;
+            model.wrap_inputs(&mut samples);
+            super::fit_normalisation(&mut model, &samples);
+            super::train(model, &samples, &spec.cfg, on_step)
+        }
+    }
+}
+
+/// Train a graph model on positions-only data: `make` builds the model from the training
+/// states' positions (e.g. [`GraphModel::node_edge`]); weak-form or derivative-baseline
+/// objective as in [`fit_lnn_positions`].
+pub fn fit_graph_positions(
+    graph: &SystemGraph,
+    make: &dyn Fn(&[&[f64]]) -> Result<GraphModel>,
+    pos: &PositionsData,
+    path: &Path,
+    spec: &PositionsFit,
+    on_step: &mut dyn FnMut(&super::Progress),
+) -> Result<(GraphModel, super::TrainReport)> {
+    let n = graph.n_coords();
+    if pos.dim() != n {
+        return Err(Error::file(
+            path,
+            format!(
+                "frames have {} coordinates but the graph {} has {n}",
+                pos.dim(),
+                graph.name
+            ),
+        ));
+    }
+    match spec.objective {
+        ObjectiveKind::Weak => {
+            let w = spec.form.windows(pos, path)?;
+            let cs = w.centre_states();
+            let qs: Vec<&[f64]> = (0..cs.n).map(|i| &cs.input_row(i)[..n]).collect();
+            let model = make(&qs)?;
+            let data = w.samples.clone();
+            let mut t = WeakGraphTrainer::new(model, graph.clone(), w)?;
+            let report = super::fit(&mut t, &data, &spec.cfg, on_step)?;
+            Ok((t.model, report))
+        }
+        ObjectiveKind::Accel => Err(Error::file(
+            path,
+            "the acceleration objective needs measured qdot and qddot; this data holds positions only",
+        )),
+        k => {
+            let h = pos.uniform_step(path)?;
+            let raw = crate::data::derivatives::estimate_samples(pos, h, estimator(k)?)
+                .map_err(|e| Error::file(path, e.to_string()))?;
+            let samples = Samples::from_data(&raw)?;
+            let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..n]).collect();
+            let model = make(&qs)?;
+            let mut t = super::graph::GraphTrainer::new(model, graph.clone())?;
+            let report = super::fit(&mut t, &samples, &spec.cfg, on_step)?;
+            Ok((t.model, report))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
