@@ -187,13 +187,9 @@ for name, tt, qq in [("nan", t, q.copy()), ("nonuni", t.copy(), q), ("short", t[
 #[test]
 fn quick_experiment_outcomes() {
     let d = dir("exp");
-    let opts = lgn::experiment::ExperimentOptions {
-        out: d.clone(),
-        quick: true,
-        seed: 0,
-        force: true,
-        progress: false,
-    };
+    let mut opts = lgn::experiment::ExperimentOptions::new(d.clone());
+    opts.quick = true;
+    opts.force = true;
     let r = lgn::experiment::run("noisy", &opts).unwrap();
     let m = |k: &str| *r.metrics.get(k).unwrap_or_else(|| panic!("metric {k}"));
     // Every cell exists and is finite.

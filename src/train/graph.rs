@@ -113,10 +113,7 @@ impl Trainable for GraphTrainer {
                         loss,
                         want_grad.then_some((g.as_mut_slice(), sens.as_mut_slice())),
                     )
-                    .map_err(|e| match e {
-                        Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
-                        e => e,
-                    })?;
+                    .map_err(|e| e.context(&format!("sample {i}")))?;
                 }
                 Ok((l, g, sens))
             })
@@ -182,7 +179,7 @@ fn sample_grad(
         let sites = &dy.lagrangian.terms[t].sites;
         let g = &mut grad[offs[t]..offs[t + 1]];
         match term {
-            GraphTerm::Kinetic { .. } => {}
+            GraphTerm::Kinetic { .. } | GraphTerm::Closed(_) => {}
             GraphTerm::EdgePotential(net) => {
                 potential_adjoint(net, PotentialInput::EdgeDiff, sites, d, q, &lam, g)
             }

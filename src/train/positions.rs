@@ -660,7 +660,7 @@ fn graph_window(
                 GraphTerm::NodePotential(net) => {
                     potential_adjoint(net, PotentialInput::Node, sites, d, q, &uq, g)
                 }
-                GraphTerm::Kinetic { .. } => {}
+                GraphTerm::Kinetic { .. } | GraphTerm::Closed(_) => {}
                 GraphTerm::Sites(_) | GraphTerm::Stencil(_) => {
                     return Err(Error::input("general terms are not supported here"))
                 }
@@ -726,10 +726,7 @@ impl Trainable for WeakGraphTrainer {
                         loss,
                         want_grad.then_some((g.as_mut_slice(), sens.as_mut_slice())),
                     )
-                    .map_err(|e| match e {
-                        Error::Singular(m) => Error::Singular(format!("window {i}: {m}")),
-                        e => e,
-                    })?;
+                    .map_err(|e| e.context(&format!("window {i}")))?;
                 }
                 Ok((l, g, sens))
             })
