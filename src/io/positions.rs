@@ -143,7 +143,7 @@ impl PositionsData {
         let h = (self.t[n - 1] - self.t[0]) / (n - 1) as f64;
         if let Some(k) = (1..n).find(|&k| {
             let dt = self.t[k] - self.t[k - 1];
-            !((dt - h).abs() <= STEP_RTOL * h.abs())
+            (dt - h).abs() > STEP_RTOL * h.abs() || !dt.is_finite()
         }) {
             return Err(Error::file_at(
                 path,

@@ -234,7 +234,7 @@ impl WeakForm {
         for bi in 0..b {
             for c in centres.clone() {
                 let mut abar = vec![0.0; d];
-                for jf in 0..f {
+                for (jf, wdj) in wd.iter().enumerate().take(f) {
                     let k = c + jf - self.centre();
                     for j in 0..d {
                         input.push(pos.q[[bi, k, j]]);
@@ -242,7 +242,7 @@ impl WeakForm {
                     for (j, a) in abar.iter_mut().enumerate() {
                         let v = vel(bi, k, j);
                         input.push(v);
-                        *a -= wd[jf] * v / phi;
+                        *a -= wdj * v / phi;
                     }
                 }
                 target.extend(abar);
@@ -707,6 +707,7 @@ impl Trainable for WeakGraphTrainer {
         let inv = data.inv_norm(idx);
         let per = idx.len().div_ceil(self.dys.len()).max(1);
         let (model, wdata) = (&self.model, &self.windows);
+        #[allow(clippy::type_complexity)]
         let parts: Vec<Result<(f64, Vec<f64>, Vec<f64>)>> = self
             .dys
             .par_iter_mut()
