@@ -13,6 +13,9 @@ pub enum ExperimentName {
     Wave1d,
     /// Wave on 2D triangle meshes: learned node + edge density, zero-shot to another mesh.
     Mesh,
+    /// Positions only, with noise: weak-form objective vs derivative-estimation baseline
+    /// (double pendulum and a spring chain).
+    Noisy,
 }
 
 /// Run one of the paper's experiments: data → training → simulation → metrics and figures.

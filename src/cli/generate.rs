@@ -104,9 +104,34 @@ pub struct GenerateArgs {
     /// DP5 absolute tolerance.
     #[arg(long, default_value_t = 1e-10)]
     pub atol: f64,
+    /// --kind trajectories: write positions only (datasets t and q), what an experiment
+    /// records; train on them with `lgn train` (weak-form objective by default).
+    #[arg(long)]
+    pub positions_only: bool,
+    /// --positions-only: add Gaussian measurement noise of this standard deviation (in the
+    /// coordinates' units, e.g. rad) to every position; recorded as attribute `noise`.
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f64,
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Write generated trajectories: complete, or positions only with noise (issue 12).
+fn write_trajectories(t: lgn::io::TrajectoryData, a: &GenerateArgs) -> Result<()> {
+    if !a.positions_only {
+        return t.write(&a.out, a.force);
+    }
+    let mut p = lgn::io::PositionsData {
+        system: t.system,
+        params: t.params,
+        t: t.t,
+        q: t.q,
+    };
+    lgn::data::derivatives::add_position_noise(&mut p.q, a.noise, a.seed.wrapping_add(0x5eed))
+        .map_err(|e| Error::input(format!("--noise: {e}")))?;
+    p.params.insert("noise".into(), a.noise);
+    p.write(&a.out, a.force)
 }
 
 fn parse_range(s: &str) -> Result<(f64, f64)> {
@@ -137,6 +162,22 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         return Err(Error::input("--frames must be at least 1"));
     }
     lgn::limits::check_alloc("--frames", a.frames as u128, 8)?;
+    if (a.positions_only || a.noise != 0.0)
+        && (a.kind != GenKind::Trajectories || a.system == GenSystem::WaveMesh)
+    {
+        return Err(Error::input(
+            "--positions-only and --noise apply to --kind trajectories of dblpend, relativistic and wave1d",
+        ));
+    }
+    if a.noise != 0.0 && !a.positions_only {
+        return Err(Error::input("--noise needs --positions-only"));
+    }
+    if !(a.noise.is_finite() && a.noise >= 0.0) {
+        return Err(Error::input(format!(
+            "--noise must be a finite number ≥ 0, got {}",
+            a.noise
+        )));
+    }
     if a.system == GenSystem::WaveMesh {
         return run_wave_mesh(&a, &method);
     }
@@ -168,8 +209,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
                 a.omega_max,
                 a.seed,
                 &method,
-            )?
-            .write(&a.out, a.force)?;
+            )
+            .and_then(|t| write_trajectories(t, &a))?;
             format!(
                 "{} double pendulum trajectories × {} frames",
                 a.batch, a.frames
@@ -187,8 +228,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             format!("{} relativistic samples (with p)", a.n)
         }
         (GenSystem::Relativistic, GenKind::Trajectories) => {
-            data::relativistic_trajectories(a.batch, &times, a.g.unwrap_or(1.0), a.seed, &method)?
-                .write(&a.out, a.force)?;
+            data::relativistic_trajectories(a.batch, &times, a.g.unwrap_or(1.0), a.seed, &method)
+                .and_then(|t| write_trajectories(t, &a))?;
             format!(
                 "{} relativistic trajectories × {} frames",
                 a.batch, a.frames
@@ -201,8 +242,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         }
         (GenSystem::WaveMesh, _) => unreachable!("handled by run_wave_mesh"),
         (GenSystem::Wave1d, GenKind::Trajectories) => {
-            data::wave1d_trajectories(a.batch, &wave, &times, a.seed, &method)?
-                .write(&a.out, a.force)?;
+            data::wave1d_trajectories(a.batch, &wave, &times, a.seed, &method)
+                .and_then(|t| write_trajectories(t, &a))?;
             format!(
                 "{} wave1d trajectories × {} frames on {} points",
                 a.batch, a.frames, a.grid

@@ -7,6 +7,7 @@
 
 pub mod dblpend;
 pub mod mesh;
+pub mod noisy;
 pub mod relativistic;
 pub mod wave1d;
 
@@ -207,9 +208,10 @@ pub fn run(name: &str, opts: &ExperimentOptions) -> Result<ExperimentReport> {
         "relativistic" => relativistic::run(opts)?,
         "wave1d" => wave1d::run(opts)?,
         "mesh" => mesh::run(opts)?,
+        "noisy" => noisy::run(opts)?,
         other => {
             return Err(Error::input(format!(
-                "unknown experiment '{other}': choose dblpend, relativistic, wave1d or mesh"
+                "unknown experiment '{other}': choose dblpend, relativistic, wave1d, mesh or noisy"
             )))
         }
     };

@@ -860,6 +860,10 @@ impl Ctx {
     pub fn f64_3d(&mut self, name: &str, required: bool) -> Option<Array3<f64>> {
         self.f64_nd::<Ix3>(name, required, true)
     }
+    /// [`Ctx::f64_3d`] without the finiteness check (the caller names the bad frame).
+    pub fn f64_3d_any(&mut self, name: &str, required: bool) -> Option<Array3<f64>> {
+        self.f64_nd::<Ix3>(name, required, false)
+    }
 
     /// Whether `name` is a dataset that this context validates by streaming: only in
     /// streaming mode ([`Ctx::stream`], set by `lgn info`), for datasets of more values than

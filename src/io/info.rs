@@ -283,6 +283,10 @@ fn validate_kind(ctx: &mut Ctx, kind: Kind) {
         Kind::Graph => drop(GraphData::read_ctx(ctx)),
         Kind::State => drop(StateData::read_ctx(ctx)),
         Kind::Samples => drop(SamplesData::read_ctx(ctx)),
+        // Positions-only trajectories (t and q, no qdot) are valid too (issue 12).
+        Kind::Trajectories if !ctx.exists("qdot") => {
+            drop(super::positions::PositionsData::read_ctx(ctx))
+        }
         Kind::Trajectories => drop(TrajectoryData::read_ctx(ctx)),
         Kind::Model if crate::model::file::is_graph_model(ctx) => {
             drop(crate::model::file::read_ctx(ctx))

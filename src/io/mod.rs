@@ -59,6 +59,7 @@ mod graph;
 pub(crate) mod h5;
 mod info;
 mod model;
+mod positions;
 mod samples;
 mod semantics;
 mod state;
@@ -76,6 +77,7 @@ pub use info::{
     info, info_with, validate, validate_with, AttrInfo, DatasetInfo, DatasetStats, InfoReport,
 };
 pub use model::{LayerData, ModelData, TrainingData, ACTIVATIONS, MODEL_KINDS};
+pub use positions::{is_positions_only, read_positions, PositionsData};
 pub use samples::SamplesData;
 pub use semantics::model_problems;
 pub use state::{read_state, StateData};

@@ -41,7 +41,7 @@ fn finite_problem3(name: &str, a: &Array3<f64>) -> Option<Problem> {
         })
 }
 
-fn t_problem(t: &Array1<f64>) -> Option<Problem> {
+pub(crate) fn t_problem(t: &Array1<f64>) -> Option<Problem> {
     let p = |msg: String| {
         Some(Problem {
             location: "/t".into(),

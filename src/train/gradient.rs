@@ -247,7 +247,7 @@ pub const MAX_MASS_COND: f64 = 1e10;
 
 /// 1-norm condition number of the n × n matrix `m0` from its LU factors (`lu`, `piv`), by
 /// solving for the columns of M⁻¹ (n is small: single-site dof).
-fn small_cond1(m0: &[f64], lu: &[f64], piv: &[usize], n: usize) -> f64 {
+pub(crate) fn small_cond1(m0: &[f64], lu: &[f64], piv: &[usize], n: usize) -> f64 {
     let norm1 = |col: &dyn Fn(usize, usize) -> f64| -> f64 {
         (0..n)
             .map(|j| (0..n).map(|i| col(i, j).abs()).sum::<f64>())

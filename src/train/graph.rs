@@ -293,7 +293,7 @@ pub(crate) fn potential_adjoint_batch(
 }
 
 /// Back through μ_i = s_i softplus(g(f_i)) of kinetic term `t`: `sens` holds ∂ℓ/∂M_jj.
-fn kinetic_backward(
+pub(crate) fn kinetic_backward(
     model: &GraphModel,
     t: usize,
     graph: &SystemGraph,

@@ -23,6 +23,7 @@ pub mod loss;
 pub mod mass_penalty;
 pub mod multi;
 pub mod optim;
+pub mod positions;
 
 use crate::density::{Density, Mlp, MlpDensity, Precision};
 use crate::dynamics::Dynamics;

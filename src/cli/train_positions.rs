@@ -1,0 +1,204 @@
+//! `lgn train` on positions-only trajectories (issue 12): the weak-form objective or a
+//! derivative-estimation baseline, for single-site models and graph networks.
+
+use super::train::{
+    config, progress_bar, show_progress, summarise, training_record, warn_stops, BoundaryArg,
+    GraphDensity, TrainArgs,
+};
+use lgn::io::PositionsData;
+use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
+use lgn::train::positions::{self, ObjectiveKind, PositionsFit, WeakForm};
+use lgn::train::{self, ModelKind, TrainedModel};
+use lgn::{Error, Result};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// The objective: `--objective`, else weak for positions-only files and accel otherwise.
+pub fn objective(args: &TrainArgs) -> Result<ObjectiveKind> {
+    let pos_only = lgn::io::is_positions_only(&args.data)?;
+    match args.objective {
+        Some(ObjectiveKind::Accel) if pos_only => Err(Error::file(
+            &args.data,
+            "--objective accel needs measured qdot and qddot, but this trajectories file holds positions only (t, q); use --objective weak (the default for such data), savgol or central",
+        )),
+        Some(o) => Ok(o),
+        None if pos_only => Ok(ObjectiveKind::Weak),
+        None => Ok(ObjectiveKind::Accel),
+    }
+}
+
+pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) -> Result<()> {
+    if lgn::io::file_kind(&args.data)? != Some(lgn::io::Kind::Trajectories) {
+        return Err(Error::file(
+            &args.data,
+            format!(
+                "--objective {} learns from trajectories sampled at a fixed step; this is not a trajectories file",
+                objective.as_str()
+            ),
+        ));
+    }
+    let pos = PositionsData::read(&args.data)?;
+    let form = WeakForm {
+        half_width: args.window,
+        ..WeakForm::default()
+    };
+    let graph = args.graph.is_some() || args.mesh.is_some();
+    // Samples of the objective: windows (weak) or frames with a full stencil (baselines).
+    let n_est = pos.n_batch() * pos.n_frames();
+    let cfg = config(args, graph, n_est, stop)?;
+    let spec = PositionsFit {
+        objective,
+        form,
+        cfg: cfg.clone(),
+    };
+    let bar = progress_bar(args.quiet);
+    let mut on_step = |p: &train::Progress| show_progress(&bar, p);
+    if graph {
+        if let Some(k) = args.model {
+            if k != ModelKind::Lgn {
+                return Err(Error::input(format!(
+                    "--graph/--mesh train a Lagrangian graph network (--model lgn); got --model {}",
+                    k.as_str()
+                )));
+            }
+        }
+        if args.angles || args.mass_penalty.is_some() {
+            return Err(Error::input(
+                "--angles and --mass-penalty apply to single-site models (--model lnn), not to graph networks",
+            ));
+        }
+        if args.density != GraphDensity::NodeEdge {
+            return Err(Error::input(
+                "training from positions supports --density node-edge (the default)",
+            ));
+        }
+        let (g, features, gname) = match (&args.graph, &args.mesh) {
+            (Some(g), _) => (SystemGraph::from_graph_file(g)?, FeatureSet::Graph, g),
+            (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
+            _ => unreachable!("checked above"),
+        };
+        let fixed = g.boundary_coords().unwrap_or_default();
+        let boundary = match args.boundary {
+            BoundaryArg::Free => Boundary::Free,
+            BoundaryArg::Fixed => {
+                if fixed.is_empty() {
+                    return Err(Error::input(format!(
+                        "--boundary fixed: {} flags no boundary node",
+                        gname.display()
+                    )));
+                }
+                Boundary::Fixed
+            }
+            BoundaryArg::Auto => {
+                // Fixed when the flagged nodes never move in the recorded positions.
+                let scale = pos.q.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+                let still = !fixed.is_empty()
+                    && (0..pos.n_batch()).all(|b| {
+                        fixed.iter().all(|&j| {
+                            (0..pos.n_frames()).all(|k| {
+                                (pos.q[[b, k, j]] - pos.q[[b, 0, j]]).abs() <= 1e-12 * scale
+                            })
+                        })
+                    });
+                if still {
+                    Boundary::Fixed
+                } else {
+                    Boundary::Free
+                }
+            }
+        };
+        let shape = NetShape {
+            hidden: args.hidden.unwrap_or(64),
+            layers: args.layers,
+            seed: args.seed,
+        };
+        let make = |qs: &[&[f64]]| -> Result<GraphModel> {
+            let mut m = GraphModel::node_edge(&g, features, args.node_potential, &shape, qs)?;
+            m.boundary = boundary;
+            m.system = pos.system.clone().unwrap_or_default();
+            Ok(m)
+        };
+        let (model, report) =
+            positions::fit_graph_positions(&g, &make, &pos, &args.data, &spec, &mut on_step)?;
+        bar.finish_and_clear();
+        warn_stops(&report);
+        if report.epochs == 0 {
+            if let Some(e) = &report.stopped_by_error {
+                return Err(Error::input(format!(
+                    "training failed in its first epoch, nothing written: {e}"
+                )));
+            }
+        }
+        if model.params().iter().any(|x| !x.is_finite()) {
+            return Err(Error::input(
+                "training diverged (non-finite parameters); lower --lr; nothing was written",
+            ));
+        }
+        let mut rec = training_record(args, &cfg, &report);
+        rec.attrs.insert(
+            "objective".into(),
+            lgn::io::AttrValue::Str(objective.as_str().into()),
+        );
+        model.save(&args.out, Some(&rec), args.force)?;
+        eprintln!(
+            "{} on {} from positions (objective {}): boundary nodes {}",
+            model.describe(),
+            gname.display(),
+            objective.as_str(),
+            model.boundary.as_str()
+        );
+        return summarise(args, "lgn", &cfg, &report);
+    }
+    let kind = args
+        .model
+        .ok_or_else(|| Error::input("--model is required without --graph or --mesh"))?;
+    let d = pos.dim();
+    let system = pos.system.clone().unwrap_or_default();
+    let mut model = TrainedModel::init(
+        kind,
+        &system,
+        d,
+        args.hidden.unwrap_or(128),
+        args.layers,
+        args.seed,
+    )?;
+    model.params = pos.params.clone();
+    model.params.remove("noise");
+    if kind == ModelKind::Lgn {
+        model.params.insert("n".into(), d as f64);
+    }
+    if kind == ModelKind::Hnn {
+        model.hnn_coords = Some(train::HnnCoords::Velocity);
+    }
+    if args.angles {
+        if kind == ModelKind::Lgn {
+            return Err(Error::input(
+                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+            ));
+        }
+        model.set_q_period(2.0 * std::f64::consts::PI)?;
+    }
+    let (best, report) =
+        positions::fit_lnn_positions(model, &pos, &args.data, &spec, &mut on_step)?;
+    bar.finish_and_clear();
+    warn_stops(&report);
+    if report.epochs == 0 {
+        if let Some(e) = &report.stopped_by_error {
+            return Err(Error::input(format!(
+                "training failed in its first epoch, nothing written: {e}"
+            )));
+        }
+    }
+    if best.net.weights.iter().flatten().any(|x| !x.is_finite()) {
+        return Err(Error::input(
+            "training diverged (non-finite weights); lower --lr; nothing was written",
+        ));
+    }
+    let mut rec = training_record(args, &cfg, &report);
+    rec.attrs.insert(
+        "objective".into(),
+        lgn::io::AttrValue::Str(objective.as_str().into()),
+    );
+    best.save(&args.out, Some(rec), args.force)?;
+    summarise(args, kind.as_str(), &cfg, &report)
+}
