@@ -13,6 +13,7 @@
 //! shuffles come from one `StdRng`, and all gradient reductions sum fixed blocks in fixed order.
 
 pub mod baselines;
+pub mod damped;
 pub mod gradient;
 pub mod graph;
 pub mod hyperdual;
@@ -182,7 +183,19 @@ impl TrainedModel {
                 .with_q_period(self.q_period())?,
         );
         match self.kind {
-            ModelKind::Lnn => crate::systems::single_site(dens, solver),
+            ModelKind::Lnn => {
+                let dy = crate::systems::single_site(dens, solver)?;
+                // Learned linear damping (docs/DESIGN.md §13.2), when the model has one.
+                match damped::model_damping(self) {
+                    Some(c) => dy.with_forces(crate::density::dissipation::Forces {
+                        dissipation: vec![crate::density::dissipation::DissipationTerm::Linear {
+                            c,
+                        }],
+                        input: None,
+                    }),
+                    None => Ok(dy),
+                }
+            }
             ModelKind::Lgn => {
                 let n = n
                     .or_else(|| self.params.get("n").map(|&x| x as usize))
