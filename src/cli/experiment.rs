@@ -13,6 +13,9 @@ pub enum ExperimentName {
     Wave1d,
     /// Wave on 2D triangle meshes: learned node + edge density, zero-shot to another mesh.
     Mesh,
+    /// Damped double pendulum: learn L and the joint damping together, energy decay and power
+    /// balance on held-out initial conditions (issue 13).
+    Damped,
 }
 
 /// Run one of the paper's experiments: data → training → simulation → metrics and figures.

@@ -20,6 +20,36 @@ use super::mlp::{softplus, softplus_derivs, Mlp};
 use crate::{Error, Result};
 use rayon::prelude::*;
 
+/// Which dissipation a model learns (`lgn train --dissipation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DissipationKind {
+    /// Conservative: no dissipation term.
+    #[default]
+    None,
+    /// Linear viscous damping with learned constant coefficients c ≥ 0.
+    Linear,
+    /// A learned state-dependent coefficient γ(q, f) = s·softplus(N(q, f)) ≥ 0 per node.
+    Learned,
+}
+
+impl DissipationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DissipationKind::None => "none",
+            DissipationKind::Linear => "linear",
+            DissipationKind::Learned => "learned",
+        }
+    }
+    pub fn parse(s: &str) -> Option<DissipationKind> {
+        match s {
+            "none" => Some(DissipationKind::None),
+            "linear" => Some(DissipationKind::Linear),
+            "learned" => Some(DissipationKind::Learned),
+            _ => None,
+        }
+    }
+}
+
 /// A learned per-node dissipation coefficient γ_i = s_i · softplus(N(x_i)), x_i = (q_i, f_i)
 /// (q_i left out when `q_input` is false: a coefficient that depends on the features alone).
 #[derive(Clone, Debug, PartialEq)]

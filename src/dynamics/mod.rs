@@ -150,9 +150,15 @@ impl Dynamics {
     /// Add non-conservative forces: M q̈ = ∂L/∂q − C q̇ − ∂D/∂q̇ + B u(t) (docs/DESIGN.md §13).
     /// Empty forces leave the conservative path as it is.
     pub fn with_forces(mut self, forces: crate::density::dissipation::Forces) -> Result<Dynamics> {
+        self.set_forces(forces)?;
+        Ok(self)
+    }
+
+    /// Replace the non-conservative forces (see [`Dynamics::with_forces`]).
+    pub fn set_forces(&mut self, forces: crate::density::dissipation::Forces) -> Result<()> {
         forces.check(self.n_coords())?;
         self.forces = (!forces.is_empty()).then_some(forces);
-        Ok(self)
+        Ok(())
     }
 
     /// Add the generalised force −∂D/∂q̇ + B u(t) to `self.rhs` (held coordinates stay 0).

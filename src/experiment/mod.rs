@@ -5,6 +5,7 @@
 //! `metrics` name the headline numbers plainly (e.g. `lnn_energy_error`). `--quick` runs are
 //! small, seeded and finish in about two minutes: the tests use them and assert on outcomes.
 
+pub mod damped;
 pub mod dblpend;
 pub mod mesh;
 pub mod relativistic;
@@ -130,6 +131,7 @@ pub fn run(name: &str, opts: &ExperimentOptions) -> Result<ExperimentReport> {
         "relativistic" => relativistic::run(opts)?,
         "wave1d" => wave1d::run(opts)?,
         "mesh" => mesh::run(opts)?,
+        "damped" => damped::run(opts)?,
         other => {
             return Err(Error::input(format!(
                 "unknown experiment '{other}': choose dblpend, relativistic, wave1d or mesh"

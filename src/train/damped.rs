@@ -25,6 +25,20 @@ pub fn model_damping(model: &TrainedModel) -> Option<Vec<f64>> {
     (c.len() == d).then_some(c)
 }
 
+/// Mean trace of the learned mass matrix ∂²L/∂q̇² over the first `max` samples of `data`.
+pub fn mean_mass_trace(dens: &MlpDensity, data: &Samples, max: usize) -> f64 {
+    let d = data.out_dim;
+    let lay = crate::density::Density::layout(dens);
+    let k = data.n.min(max).max(1);
+    (0..data.n.min(max))
+        .map(|i| {
+            let r = crate::density::eval_one(dens, data.input_row(i));
+            (0..d).map(|c| r[lay.mass() + c * d + c]).sum::<f64>()
+        })
+        .sum::<f64>()
+        / k as f64
+}
+
 /// An LNN and its learned damping, as one [`Trainable`].
 pub struct DampedLnnTrainer {
     pub model: TrainedModel,
@@ -32,11 +46,27 @@ pub struct DampedLnnTrainer {
     theta_c: Vec<f64>,
     dens: MlpDensity,
     penalty: Option<MassPenalty>,
+    /// States on which the sign of the learned mass is read.
+    probe: Option<Samples>,
+    /// s = sign of the mean trace of the learned mass matrix.
+    sign: f64,
 }
 
 impl DampedLnnTrainer {
-    /// Start from `model` (an lnn) with every c_k = `c0` > 0.
-    pub fn new(model: TrainedModel, c0: f64, penalty: Option<MassPenalty>) -> Result<Self> {
+    /// Start from `model` (an lnn) with every |c_k| = `c0` > 0.
+    ///
+    /// L and αL (any α ≠ 0) have the same conservative dynamics; with damping the learned pair
+    /// is (αL, αD), so D ≥ 0 in physical units needs c to carry the sign of α. The trainer uses
+    /// c_k = s · softplus(θ_k) with s the sign of the learned mass matrix's mean trace over the
+    /// first 256 states of `data`, and [`DampedLnnTrainer::finish`] normalises the model to
+    /// s = +1 (negating the network when needed), so the stored coefficients are ≥ 0 and the
+    /// stored D is non-negative by construction (docs/DESIGN.md §13.2).
+    pub fn new(
+        model: TrainedModel,
+        c0: f64,
+        penalty: Option<MassPenalty>,
+        data: Option<&Samples>,
+    ) -> Result<Self> {
         if model.kind != ModelKind::Lnn {
             return Err(Error::input(format!(
                 "learned linear damping of a single-network model needs an lnn, not {}",
@@ -49,25 +79,61 @@ impl DampedLnnTrainer {
         let d = model.dof;
         let theta = (c0.exp() - 1.0).ln();
         let dens = MlpDensity::new(model.net.clone(), 1, d, 0)?;
+        let probe = data.map(|x| {
+            let idx: Vec<usize> = (0..x.n.min(256)).collect();
+            x.subset(&idx)
+        });
         let mut t = DampedLnnTrainer {
             model,
             theta_c: vec![theta; d],
             dens,
             penalty,
+            probe,
+            sign: 1.0,
         };
+        t.update_sign();
         t.store();
         Ok(t)
     }
 
-    /// The current coefficients c_k.
+    /// The current coefficients c_k = s · softplus(θ_k) (in the learned Lagrangian's units).
     pub fn damping(&self) -> Vec<f64> {
-        self.theta_c.iter().map(|&t| softplus(t)).collect()
+        self.theta_c
+            .iter()
+            .map(|&t| self.sign * softplus(t))
+            .collect()
+    }
+
+    fn update_sign(&mut self) {
+        if let Some(p) = &self.probe {
+            self.sign = if mean_mass_trace(&self.dens, p, 256) < 0.0 {
+                -1.0
+            } else {
+                1.0
+            };
+        }
     }
 
     fn store(&mut self) {
-        for (k, c) in self.damping().into_iter().enumerate() {
-            self.model.params.insert(damping_key(k), c);
+        for (k, t) in self.theta_c.iter().enumerate() {
+            self.model.params.insert(damping_key(k), softplus(*t));
         }
+    }
+
+    /// The trained model normalised to a positive learned mass (L → −L when s = −1), with
+    /// its coefficients softplus(θ_k) ≥ 0 stored as `damping_k`.
+    pub fn finish(mut self) -> TrainedModel {
+        if self.sign < 0.0 {
+            let nl = self.model.net.weights.len();
+            self.model.net.weights[nl - 1]
+                .iter_mut()
+                .for_each(|w| *w = -*w);
+            self.model.net.biases[nl - 1]
+                .iter_mut()
+                .for_each(|b| *b = -*b);
+        }
+        self.store();
+        self.model
     }
 
     fn eval(
@@ -122,7 +188,7 @@ impl DampedLnnTrainer {
         if want_grad {
             // dc/dθ = sigmoid(θ).
             for k in 0..d {
-                grad[nn + k] *= softplus_derivs(self.theta_c[k]).1;
+                grad[nn + k] *= self.sign * softplus_derivs(self.theta_c[k]).1;
             }
         }
         Ok((total, grad, dropped))
@@ -143,6 +209,7 @@ impl Trainable for DampedLnnTrainer {
         hyperdual::unflatten(&mut self.model.net, &theta[..nn]);
         self.theta_c.copy_from_slice(&theta[nn..]);
         self.dens = MlpDensity::new(self.model.net.clone(), 1, self.model.dof, 0)?;
+        self.update_sign();
         self.store();
         Ok(())
     }
@@ -161,6 +228,19 @@ impl Trainable for DampedLnnTrainer {
     }
 }
 
+/// Train an lnn with learned linear damping (initial c_k = 0.1) by [`super::fit`]; the best
+/// coefficients are in the returned model's parameters (`damping_k`, see [`model_damping`]).
+pub fn train_damped_lnn(
+    model: TrainedModel,
+    data: &Samples,
+    cfg: &super::TrainConfig,
+    on_step: &mut dyn FnMut(&super::Progress),
+) -> Result<(TrainedModel, super::TrainReport)> {
+    let mut t = DampedLnnTrainer::new(model, 0.1, cfg.mass_penalty, Some(data))?;
+    let report = super::fit(&mut t, data, cfg, on_step)?;
+    Ok((t.finish(), report))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +250,7 @@ mod tests {
         let model = TrainedModel::init(ModelKind::Lnn, "dblpend", 2, 16, 2, 3).unwrap();
         let data = crate::data::damped::dblpend_damped_samples(40, 9.8, 3.0, 0.5, 1).unwrap();
         let samples = Samples::from_data(&data).unwrap();
-        let mut t = DampedLnnTrainer::new(model, 0.3, None).unwrap();
+        let mut t = DampedLnnTrainer::new(model, 0.3, None, Some(&samples)).unwrap();
         let idx: Vec<usize> = (0..40).collect();
         let (_, g, _) = t.loss_grad(&samples, &idx, LossKind::Mse, true).unwrap();
         let theta = t.params();
@@ -194,6 +274,39 @@ mod tests {
             );
         }
         t.set_params(&theta).unwrap();
-        assert_eq!(model_damping(&t.model).unwrap().len(), 2);
+        // finish(): normalised to a positive mass, c ≥ 0, the same accelerations.
+        let row = samples.input_row(0).to_vec();
+        let c_signed = t.damping();
+        let mut before = crate::systems::single_site(
+            std::sync::Arc::new(t.dens.clone()),
+            crate::solve::SolverKind::Auto,
+        )
+        .unwrap();
+        let a0 = before.accelerations(&row[..2], &row[2..]).unwrap();
+        let m = before.mass_matrix().to_dense();
+        let model = t.finish();
+        let c = model_damping(&model).unwrap();
+        assert!(c.iter().all(|&x| x > 0.0));
+        let dens = MlpDensity::new(model.net.clone(), 1, 2, 0).unwrap();
+        assert!(mean_mass_trace(&dens, &samples, 256) > 0.0);
+        let a = model
+            .dynamics(None, crate::solve::SolverKind::Auto)
+            .unwrap()
+            .accelerations(&row[..2], &row[2..])
+            .unwrap();
+        let f: Vec<f64> = (0..2).map(|k| c_signed[k] * row[2 + k]).collect();
+        let det = m[[0, 0]] * m[[1, 1]] - m[[0, 1]] * m[[1, 0]];
+        for k in 0..2 {
+            let minv_f = if k == 0 {
+                (m[[1, 1]] * f[0] - m[[0, 1]] * f[1]) / det
+            } else {
+                (-m[[1, 0]] * f[0] + m[[0, 0]] * f[1]) / det
+            };
+            let expect = a0[k] - minv_f;
+            assert!(
+                (a[k] - expect).abs() < 1e-8 * (1.0 + expect.abs()),
+                "{a:?} vs {expect}"
+            );
+        }
     }
 }
