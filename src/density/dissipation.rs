@@ -116,12 +116,12 @@ fn forward(net: &Mlp, x: &[f64], a: &mut [f64], z: &mut [f64]) -> f64 {
     let nl = net.weights.len();
     for l in 0..nl {
         let (nin, nout) = (net.sizes[l], net.sizes[l + 1]);
-        for i in 0..nout {
+        for (i, zi) in z.iter_mut().enumerate().take(nout) {
             let row = &net.weights[l][i * nin..(i + 1) * nin];
-            z[i] = net.biases[l][i] + row.iter().zip(&a[..nin]).map(|(w, a)| w * a).sum::<f64>();
+            *zi = net.biases[l][i] + row.iter().zip(&a[..nin]).map(|(w, a)| w * a).sum::<f64>();
         }
-        for i in 0..nout {
-            a[i] = if l + 1 < nl { softplus(z[i]) } else { z[i] };
+        for (ai, &zi) in a.iter_mut().zip(z.iter()).take(nout) {
+            *ai = if l + 1 < nl { softplus(zi) } else { zi };
         }
     }
     a[0]

@@ -42,12 +42,12 @@ fn config(quick: bool) -> Config {
     if quick {
         Config {
             damping: 0.2,
-            n_train: 30_000,
+            n_train: 20_000,
             omega_max: 6.0,
             hidden: 64,
-            epochs: 100,
+            epochs: 60,
             batch: 128,
-            n_ic: 10,
+            n_ic: 5,
             t_end: 10.0,
             dt_frame: 0.05,
         }
@@ -139,8 +139,8 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         model.wrap_q(&mut q);
         let v = [test_raw.qdot[[i, 0]], test_raw.qdot[[i, 1]]];
         let a = dym.accelerations(&q, &v)?;
-        for k in 0..2 {
-            num += (a[k] - test_raw.qddot[[i, k]]).powi(2);
+        for (k, ak) in a.iter().enumerate() {
+            num += (ak - test_raw.qddot[[i, k]]).powi(2);
             den += test_raw.qddot[[i, k]].powi(2);
         }
     }
