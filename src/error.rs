@@ -1,19 +1,28 @@
 //! One error type for the whole crate. Every variant names the problem and, where there is one,
 //! the place (file, path inside the file, node or site index) so the CLI can print it verbatim.
 
+pub use crate::integrate::IntegrateError;
+pub use crate::solve::SolveError;
+pub use crate::train::TrainError;
 use std::fmt;
 use std::path::PathBuf;
 
 /// Errors returned by lgn. Displayed messages are meant for end users.
+///
+/// Each layer has its own typed error — [`SolveError`] (the mass-matrix solve),
+/// [`IntegrateError`] (time integration), [`TrainError`] (training) — wrapped here, and
+/// reachable through [`std::error::Error::source`]; [`Error::At`] adds where it happened.
 #[derive(Debug)]
 pub enum Error {
     /// Bad user input: wrong shapes, NaN/Inf values, impossible graph sizes, unknown names.
+    /// The message names the field or argument.
     Input(String),
-    /// The mass matrix M = ∂²L/∂q̇∂q̇ could not be factorised (singular or numerically indefinite).
-    Singular(String),
-    /// Time integration failed: non-finite state, step size underflow, step limit reached,
-    /// or an implicit step that did not converge. The message names the time and the cure.
-    Integration(String),
+    /// The mass matrix M = ∂²L/∂q̇∂q̇ could not be factorised or solved.
+    Solve(SolveError),
+    /// Time integration failed (non-finite state, step limits, an implicit step).
+    Integrate(IntegrateError),
+    /// Training produced no usable model.
+    Train(TrainError),
     /// A file could not be read or written, or does not follow the lgn schema.
     /// `location` is the path inside the file (e.g. an HDF5 dataset), when known.
     File {
@@ -21,28 +30,47 @@ pub enum Error {
         location: Option<String>,
         msg: String,
     },
+    /// `source` happened at `place` (a sample, a frame, a file).
+    At { place: String, source: Box<Error> },
 }
 
 /// Crate-wide result alias.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<SolveError> for Error {
+    fn from(e: SolveError) -> Self {
+        Error::Solve(e)
+    }
+}
+impl From<IntegrateError> for Error {
+    fn from(e: IntegrateError) -> Self {
+        Error::Integrate(e)
+    }
+}
+impl From<TrainError> for Error {
+    fn from(e: TrainError) -> Self {
+        Error::Train(e)
+    }
+}
 
 impl Error {
     /// Shorthand for [`Error::Input`].
     pub fn input(msg: impl Into<String>) -> Self {
         Error::Input(msg.into())
     }
-    /// Shorthand for [`Error::Integration`].
-    pub fn integration(msg: impl Into<String>) -> Self {
-        Error::Integration(msg.into())
+    /// The innermost error (past every [`Error::At`]).
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::At { source, .. } => source.root(),
+            e => e,
+        }
     }
-    /// Prefix the message with `context` (e.g. the flag the value came from): an input error
-    /// "X" becomes "context: X"; a file error keeps its file and gets "context: " before its
-    /// message; the category is unchanged.
+    /// Say where the error happened (e.g. "sample 12", or the argument a value came from): an
+    /// input error "X" becomes "context: X"; a file error keeps its file and gets "context: "
+    /// before its message; a typed error is wrapped in [`Error::At`].
     pub fn context(self, context: &str) -> Self {
         match self {
             Error::Input(m) => Error::Input(format!("{context}: {m}")),
-            Error::Singular(m) => Error::Singular(format!("{context}: {m}")),
-            Error::Integration(m) => Error::Integration(format!("{context}: {m}")),
             Error::File {
                 path,
                 location,
@@ -52,10 +80,15 @@ impl Error {
                 location,
                 msg: format!("{context}: {msg}"),
             },
+            e => Error::At {
+                place: context.to_string(),
+                source: Box::new(e),
+            },
         }
     }
     /// An input or mass-matrix error caused by the contents of `path` (a graph, mesh or model
-    /// file) becomes a file error naming it; file and integration errors are unchanged.
+    /// file) names it: input errors become file errors, solve errors are placed in the file;
+    /// file and integration errors are unchanged.
     pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
         match self {
             Error::Input(msg) => Error::File {
@@ -63,10 +96,9 @@ impl Error {
                 location: None,
                 msg,
             },
-            Error::Singular(m) => Error::File {
-                path: path.into(),
-                location: None,
-                msg: format!("singular mass matrix: {m}"),
+            e @ Error::Solve(_) => Error::At {
+                place: path.into().display().to_string(),
+                source: Box::new(e),
             },
             e => e,
         }
@@ -97,8 +129,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Input(m) => write!(f, "invalid input: {m}"),
-            Error::Singular(m) => write!(f, "singular mass matrix: {m}"),
-            Error::Integration(m) => write!(f, "integration failed: {m}"),
+            Error::Solve(e) => write!(f, "singular mass matrix: {e}"),
+            Error::Integrate(e) => write!(f, "integration failed: {e}"),
+            Error::Train(e) => write!(f, "{e}"),
             Error::File {
                 path,
                 location: Some(loc),
@@ -109,11 +142,22 @@ impl fmt::Display for Error {
                 location: None,
                 msg,
             } => write!(f, "{}: {msg}", path.display()),
+            Error::At { place, source } => write!(f, "{place}: {source}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Solve(e) => Some(e),
+            Error::Integrate(e) => Some(e),
+            Error::Train(e) => Some(e),
+            Error::At { source, .. } => Some(source.as_ref()),
+            Error::Input(_) | Error::File { .. } => None,
+        }
+    }
+}
 
 /// Check that every value is finite; name the first offender.
 pub fn check_finite(what: &str, xs: &[f64]) -> Result<()> {

@@ -80,6 +80,7 @@ pub mod lagrangian;
 pub mod limits;
 pub mod mesh;
 pub mod model;
+pub mod names;
 pub mod plot;
 pub mod sites;
 pub mod solve;

@@ -133,7 +133,7 @@ pub fn frame_count(t_end: f64, dt: f64) -> Result<usize> {
     let f = (t_end / dt + 1e-9).floor() + 1.0;
     if !(1.0..=MAX_FRAMES).contains(&f) {
         return Err(Error::input(format!(
-            "--t-end {} with --dt {} asks for {} output frames, more than the limit of {MAX_FRAMES:e}; use a larger --dt or a shorter --t-end",
+            "t_end {} (--t-end) with dt {} (--dt) asks for {} output frames, more than the limit of {MAX_FRAMES:e}; use a larger dt or a shorter t_end",
             num(t_end),
             num(dt),
             num(f)
@@ -168,7 +168,7 @@ pub fn check_disk(path: &Path, frames: usize, bytes_per_frame: u128) -> Result<(
             return Err(Error::file(
                 path,
                 format!(
-                    "{frames} frames of {bytes_per_frame} bytes would need {} on disk, more than the {} free there; use a larger --dt or a shorter --t-end",
+                    "{frames} frames of {bytes_per_frame} bytes would need {} on disk, more than the {} free there; use a larger dt (--dt) or a shorter t_end (--t-end)",
                     human_bytes(need),
                     human_bytes(free)
                 ),

@@ -5,13 +5,9 @@ use lgn::experiment::{run, ExperimentOptions};
 #[test]
 fn quick_damped_experiment_reports_balance_and_nonnegative_damping() {
     let out = std::env::temp_dir().join(format!("lgn-exp-damped-{}", std::process::id()));
-    let opts = ExperimentOptions {
-        out: out.clone(),
-        quick: true,
-        seed: 0,
-        force: true,
-        progress: false,
-    };
+    let mut opts = ExperimentOptions::new(out.clone());
+    opts.quick = true;
+    opts.force = true;
     let r = run("damped", &opts).expect("experiment runs");
     let m = &r.metrics;
     // The truth's own rollouts balance energy and dissipated work to integrator accuracy.

@@ -10,7 +10,7 @@ fn opts(dir: &Path) -> ExperimentOptions {
         quick: true,
         seed: 0,
         force: false,
-        progress: false,
+        observer: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@ fn mesh_quick_zero_shot() {
         quick: true,
         seed: 0,
         force: false,
-        progress: false,
+        observer: Default::default(),
     };
     let report = run("mesh", &opts).unwrap();
     let m = &report.metrics;

@@ -17,7 +17,7 @@ fn wave1d_quick_outcomes_and_files() {
         quick: true,
         seed: 0,
         force: true,
-        progress: false,
+        observer: Default::default(),
     };
     let r = experiment::run("wave1d", &opts).unwrap();
     let m = |k: &str| *r.metrics.get(k).unwrap_or_else(|| panic!("no metric {k}"));

@@ -1,5 +1,6 @@
 //! `lgn accel`: accelerations of a named system at one state.
 
+use super::choice::choice;
 use lgn::solve::SolverKind;
 use lgn::systems::{self, DensityChoice};
 use lgn::{Error, Result};
@@ -82,7 +83,7 @@ pub struct AccelArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Linear solver for M q̈ = b.
-    #[arg(long, value_enum, default_value_t = SolverKind::Auto)]
+    #[arg(long, value_parser = choice::<SolverKind>(), default_value_t = SolverKind::Auto)]
     pub solver: SolverKind,
     /// Graph file (lgn graph schema) for --system graph, or the graph a graph model (--model)
     /// is evaluated on (default: the model's training graph).

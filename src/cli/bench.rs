@@ -1,5 +1,6 @@
 //! `lgn bench`: measured performance, one JSON line per measurement.
 
+use super::choice::choice;
 use lgn::solve::SolverKind;
 use lgn::Result;
 
@@ -42,7 +43,7 @@ pub struct ScalingArgs {
     /// Solvers to time.
     #[arg(
         long,
-        value_enum,
+        value_parser = choice::<SolverKind>(),
         value_delimiter = ',',
         default_value = "sparse,banded,dense"
     )]
@@ -150,7 +151,7 @@ pub struct AccelBenchArgs {
     pub layers: usize,
     /// Linear solver (sparse = linear-time path; dense = the paper's pseudo-inverse). Ring
     /// default: sparse; mesh default: auto (diagonal solve for fem, sparse Cholesky for mlp).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<SolverKind>())]
     pub solver: Option<SolverKind>,
     /// Precision of the MLP passes on the ring (assembly and solve stay f64).
     #[arg(long, value_enum, default_value_t = PrecisionArg::F64)]

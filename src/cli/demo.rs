@@ -28,7 +28,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         quick: false,
         seed: 0,
         force: args.force,
-        progress: !args.quiet,
+        observer: super::progress::experiment_observer(args.quiet),
     };
     experiment::prepare_dir(&opts)?;
     let t0 = std::time::Instant::now();

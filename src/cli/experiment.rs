@@ -57,7 +57,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         quick: args.quick,
         seed: args.seed,
         force: args.force,
-        progress: !args.quiet,
+        observer: super::progress::experiment_observer(args.quiet),
     };
     let report = lgn::experiment::run(&name, &opts)?;
     if args.json {

@@ -3,11 +3,13 @@
 mod accel;
 mod bench;
 mod checks;
+mod choice;
 mod demo;
 mod experiment;
 mod generate;
 mod info;
 mod io_glue;
+mod progress;
 mod signals;
 mod simulate;
 mod train;

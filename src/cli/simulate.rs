@@ -1,6 +1,7 @@
 //! `lgn simulate`: integrate one trajectory of a system and stream it to HDF5.
 
 use super::accel::read_state;
+use super::choice::choice;
 use lgn::data::{self, WaveConfig};
 use lgn::dynamics::Dynamics;
 use lgn::integrate::{Dp5Options, Method, MidpointOptions};
@@ -95,7 +96,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Linear solver for M q̈ = b.
-    #[arg(long, value_enum, default_value_t = SolverKind::Auto)]
+    #[arg(long, value_parser = choice::<SolverKind>(), default_value_t = SolverKind::Auto)]
     pub solver: SolverKind,
     /// Gmsh mesh (MSH 4.1 or 2.2 ASCII, triangles): for --system wave-mesh the finite-element
     /// truth on it; with a graph model (--model) the mesh to simulate the model on (zero-shot).

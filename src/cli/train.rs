@@ -2,6 +2,7 @@
 //! network on the user's graph or mesh (`--graph`, `--mesh`), or a single-network model
 //! (`--model lnn|lgn|mlp|hnn`).
 
+use super::choice::choice;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::{AttrValue, TrainingData};
 use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
@@ -40,7 +41,7 @@ pub struct TrainArgs {
     /// Model: lnn (single-site Lagrangian), lgn (Lagrangian graph network: on --graph/--mesh,
     /// else on a periodic ring of D nodes), mlp (plain baseline), hnn (Hamiltonian baseline).
     /// With --graph or --mesh the default is lgn; otherwise required.
-    #[arg(long, value_enum, required_unless_present_any = ["graph", "mesh"])]
+    #[arg(long, value_parser = choice::<ModelKind>(), required_unless_present_any = ["graph", "mesh"])]
     pub model: Option<ModelKind>,
     /// The system's graph (lgn graph file): train a graph network on it.
     #[arg(long, conflicts_with = "mesh")]
@@ -58,6 +59,10 @@ pub struct TrainArgs {
     /// node-edge: add a learned node potential N(q_i; f_i) (external or on-site forces).
     #[arg(long)]
     pub node_potential: bool,
+    /// node-edge: the node masses are known and equal to M (a closed-form kinetic term
+    /// ½ M |q̇_i|² instead of learned masses); only the potential is learned.
+    #[arg(long, value_name = "M")]
+    pub node_mass: Option<f64>,
     /// Boundary nodes (graph file 'boundary' flags, mesh boundary): fixed (Dirichlet: held in
     /// place), free, or auto: fixed when the data never moves them (velocities and
     /// accelerations zero there in every sample), else free.
@@ -86,7 +91,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Learning-rate schedule (default constant; graph networks onecycle).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Schedule>())]
     pub schedule: Option<Schedule>,
     /// Clip the (normalised) gradient to this global norm.
     #[arg(long, default_value_t = 1.0)]
@@ -107,7 +112,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Loss on the predicted accelerations.
-    #[arg(long, value_enum, default_value_t = LossKind::Mse)]
+    #[arg(long, value_parser = choice::<LossKind>(), default_value_t = LossKind::Mse)]
     pub loss: LossKind,
     /// LNN only: weight β of a penalty that keeps the learned mass matrix ∂²L/∂q̇² definite
     /// (eigenvalues of one sign, at least --mass-margin × their typical size). Off by default.
@@ -119,12 +124,13 @@ pub struct TrainArgs {
     /// Relative eigenvalue margin of --mass-penalty.
     #[arg(long, default_value_t = MassPenalty::DEFAULT_MARGIN)]
     pub mass_margin: f64,
-    /// The coordinates q are angles (e.g. the double pendulum): the network sees them wrapped
-    /// into (−π, π], in training and whenever the model is used (model attribute q_period = 2π).
+    /// The coordinates q are angles (e.g. the double pendulum, a chain of coupled pendulums):
+    /// the network sees them wrapped into (−π, π] — graph models: node potentials q_i, edge
+    /// potentials q_b − q_a — in training and whenever the model is used (q_period = 2π).
     #[arg(long)]
     pub angles: bool,
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
-    #[arg(long, value_enum, default_value_t = HnnCoords::Velocity)]
+    #[arg(long, value_parser = choice::<HnnCoords>(), default_value_t = HnnCoords::Velocity)]
     pub hnn_coords: HnnCoords,
     /// Dissipation the model learns next to L (docs/DESIGN.md §13): none (conservative), linear
     /// (D = ½ Σ c_k q̇_k², one learned c_k ≥ 0 per coordinate: joint friction, viscous drag; the
@@ -195,29 +201,10 @@ fn stop_flag() -> Arc<AtomicBool> {
 
 /// The progress bar observer of [`train::fit`].
 fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(1);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps  epoch {prefix}  {msg}  ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    b
+    super::progress::training_bar(None, quiet)
 }
 
-fn show_progress(bar: &indicatif::ProgressBar, p: &train::Progress) {
-    bar.set_length(p.total_steps as u64);
-    bar.set_position(p.step as u64);
-    bar.set_prefix(p.epoch.to_string());
-    let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.4e}"));
-    bar.set_message(format!(
-        "loss {:.4e}  val {val}  {:.0} samples/s",
-        p.loss, p.samples_per_second
-    ));
-}
+use super::progress::show_progress;
 
 fn training_record(
     args: &TrainArgs,
@@ -361,11 +348,20 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
     let mut model = match args.density {
         GraphDensity::NodeEdge => {
-            GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?
+            let mut m = GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?;
+            if let Some(mass) = args.node_mass {
+                let known = lgn::model::ClosedTerm::NodeMass { mass };
+                known.check().map_err(|e| e.context("--node-mass"))?;
+                m.terms[0] = lgn::model::GraphTerm::Closed(known);
+            }
+            m
         }
         GraphDensity::Sites => GraphModel::general(&graph, false, &shape, &states)?,
         GraphDensity::Stencil => GraphModel::general(&graph, true, &shape, &states)?,
     };
+    if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {
+        return Err(Error::input("--node-mass belongs to --density node-edge"));
+    }
     if args.node_potential && args.density != GraphDensity::NodeEdge {
         return Err(Error::input(
             "--node-potential belongs to --density node-edge",
@@ -403,6 +399,9 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             }
         }
     };
+    if args.angles {
+        model.q_period = Some(2.0 * std::f64::consts::PI);
+    }
     model.system = raw.system.clone().unwrap_or_default();
     let cfg = config(args, true, samples.n, stop)?;
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;

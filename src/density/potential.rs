@@ -138,6 +138,18 @@ pub struct PotentialMlp {
     pub input: PotentialInput,
     dof: usize,
     n_features: usize,
+    /// Coordinates are angles of this period: the network sees q_i (node) or q_b − q_a (edge)
+    /// wrapped into [−P/2, P/2) (docs/DESIGN.md §7); the wrap's derivative is 1.
+    pub period: Option<f64>,
+}
+
+/// x wrapped by `period` when there is one (see [`PotentialMlp::period`]).
+#[inline]
+pub(crate) fn wrap_opt(x: f64, period: Option<f64>) -> f64 {
+    match period {
+        Some(p) => super::wrap_period(x, p),
+        None => x,
+    }
 }
 
 impl PotentialMlp {
@@ -164,7 +176,21 @@ impl PotentialMlp {
             input,
             dof,
             n_features,
+            period: None,
         })
+    }
+
+    /// The same network seeing angles of `period` (see [`PotentialMlp::period`]).
+    pub fn with_period(mut self, period: Option<f64>) -> crate::Result<Self> {
+        if let Some(p) = period {
+            if !(p.is_finite() && p > 0.0) {
+                return Err(crate::Error::input(format!(
+                    "the coordinate period must be positive and finite, got {p}"
+                )));
+            }
+        }
+        self.period = period;
+        Ok(self)
     }
 
     /// Network inputs of `nb` sites (column-major `(d + nf) × nb·copies`) from site inputs `x`
@@ -179,13 +205,15 @@ impl PotentialMlp {
             match self.input {
                 PotentialInput::Node => {
                     let c = &mut xn[s * pn..(s + 1) * pn];
-                    c[..d].copy_from_slice(&xs[..d]);
+                    for k in 0..d {
+                        c[k] = wrap_opt(xs[k], self.period);
+                    }
                     c[d..].copy_from_slice(f);
                 }
                 PotentialInput::EdgeDiff => {
                     let (c0, c1) = xn[2 * s * pn..(2 * s + 2) * pn].split_at_mut(pn);
                     for k in 0..d {
-                        let delta = xs[d + k] - xs[k];
+                        let delta = wrap_opt(xs[d + k] - xs[k], self.period);
                         c0[k] = delta;
                         c1[k] = -delta;
                     }

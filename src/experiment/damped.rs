@@ -102,7 +102,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     };
     let (model, report) = train_damped_lnn(model, &samples, &cfg, &mut |_| {})?;
     if report.epochs == 0 {
-        return Err(Error::Singular(format!(
+        return Err(Error::input(format!(
             "training the damped LNN failed in its first epoch: {}",
             report.stopped_by_error.clone().unwrap_or_default()
         )));
@@ -230,7 +230,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         *x /= ok;
     }
     if curves.is_empty() {
-        return Err(Error::integration(format!(
+        return Err(Error::input(format!(
             "every model rollout failed: {}",
             rep.notes.join("; ")
         )));

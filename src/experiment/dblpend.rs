@@ -21,7 +21,7 @@
 //!   rtol = atol = 1e-10, models 1e-9) so integrator error is negligible against model error;
 //!   the LNN solves with the dense pseudo-inverse of M as the paper does.
 
-use super::{ExperimentOptions, ExperimentReport};
+use super::{ExperimentOptions, ExperimentReport, Observer};
 use crate::data;
 use crate::density::DoublePendulum;
 use crate::integrate::{integrate, Dp5Options, Method};
@@ -32,7 +32,7 @@ use crate::train::{
     self, baselines, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig,
     TrainReport, TrainedModel,
 };
-use crate::{Error, Result};
+use crate::Result;
 use ndarray::{Array1, Array2, Array3};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -112,7 +112,7 @@ pub(crate) struct FitSpec<'a> {
     pub lr: f64,
     pub seed: u64,
     pub label: &'a str,
-    pub progress: bool,
+    pub observer: &'a Observer,
     /// Normalise inputs with median / MAD instead of mean / standard deviation (for
     /// heavy-tailed inputs such as the relativistic canonical momentum).
     pub robust: bool,
@@ -156,25 +156,14 @@ pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingDat
         },
         ..TrainConfig::unstabilised()
     };
-    let bar = progress_bar(s.progress, s.label);
-    let mut on_step = |p: &train::Progress| {
-        bar.set_length(p.total_steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_prefix(p.epoch.to_string());
-        let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.3e}"));
-        bar.set_message(format!(
-            "loss {:.3e} val {val} dropped {}",
-            p.loss, p.dropped
-        ));
-    };
-    let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;
-    bar.finish_and_clear();
+    let (best, report) = train::train(model, &samples, &cfg, &mut s.observer.training(s.label))?;
+    s.observer.training_done(s.label);
     if report.epochs == 0 {
-        return Err(Error::Singular(format!(
-            "training the {} failed in its first epoch: {}",
-            s.label,
-            report.stopped_by_error.clone().unwrap_or_default()
-        )));
+        return Err(crate::train::TrainError::NoFiniteLoss {
+            model: s.label.to_string(),
+            cause: report.stopped_by_error.clone(),
+        }
+        .into());
     }
     let mut attrs = BTreeMap::new();
     attrs.insert("learning_rate".into(), AttrValue::Float(s.lr));
@@ -214,20 +203,6 @@ fn robust_normalisation(model: &mut TrainedModel, data: &train::Samples) {
         model.net.input_shift[j] = m;
         model.net.input_scale[j] = if mad > 1e-12 { mad } else { 1.0 };
     }
-}
-
-pub(crate) fn progress_bar(show: bool, label: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(1);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{label:>10} {{bar:30}} {{pos}}/{{len}} steps  epoch {{prefix}}  {{msg}}  ETA {{eta}}"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    b
 }
 
 /// Wall-clock stopwatch for the report.
@@ -393,7 +368,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         lr: c.lr_lnn,
         seed: seed.wrapping_add(10),
         label: "LNN",
-        progress: opts.progress,
+        observer: &opts.observer,
         robust: false,
         angles: true,
         loss: LossKind::Huber,

@@ -18,31 +18,27 @@
 //!    meshes is reported (`zeroshot_*mass_ratio_*`; 1 up to the arbitrary overall scale of the
 //!    learned Lagrangian, so its spread is what matters). Shape (curved rim, re-entrant corner)
 //!    stays unseen.
-//! 2. Model: L = Σ_i ½ μ_i φ̇_i² + Σ_edges [ρ_edge(a, b) + ρ_edge(b, a)]. The edge term is the
-//!    symmetrised edge MLP of [`crate::systems::wave_mesh_learned`], with its first layer
-//!    constrained (projected after every step): it sees φ_a, φ_b only through φ_a − φ_b (exact
-//!    invariance under φ → φ + c, like the true Lagrangian), no velocities, and of the edge
-//!    features only the cotangent weight. The node term is a kinetic energy with learned node
-//!    masses μ_i = m_i · softplus(g(m_i / m̄)) (a small feature-only network g, see [`MassNet`]):
+//! 2. Model: the library's `node-edge` graph model with mesh features
+//!    ([`crate::model::GraphModel::node_edge`], docs/DESIGN.md §10, §11.1):
+//!    L = Σ_i ½ μ_i φ̇_i² + Σ_edges [N(φ_b − φ_a; w_ab) + N(φ_a − φ_b; w_ab)]. The edge term
+//!    sees φ only through differences (exact invariance under φ → φ + c, like the true
+//!    Lagrangian), no velocities, and of the geometry only the cotangent weight w_ab (length,
+//!    area and boundary flags are resolution- or shape-specific and invited extrapolation). The
+//!    node term is a kinetic energy with learned masses μ_i = m_i · softplus(g(m_i / m̄)):
 //!    positive by construction and independent of φ̇, so M = diag(μ) is positive definite at
 //!    every state.
 //!
 //!    Why: with a node MLP ρ(φ̇_i; m_i) (earlier versions) the learned M_ii = ∂²ρ/∂φ̇_i² was
-//!    only pinned down at the velocities and node areas seen in training. On `disk_fine` a
-//!    rollout reaches local velocities several times the training range; there the learned mass
-//!    of a node shrank towards 0 (M_ii / m_i fell from ≈ −200 to ≈ −18 within 0.05 time units
-//!    in a quick run; the sign and scale of a learned Lagrangian are arbitrary), the velocity
-//!    grew further (|φ̇| 2.3 → 17) and the implicit midpoint iteration diverged — the default
-//!    run stopped with "density not finite" at t = 0.02. Training on wider velocity ranges
-//!    instead made the node MLP fail to fit at all (relative error 1.0). A kinetic energy
-//!    quadratic in the velocities with a positive mass is what every mechanical Lagrangian has;
-//!    what is learned is the mass per node area and the whole potential (edge) law.
+//!    only pinned down at the velocities and node areas seen in training; on `disk_fine` a
+//!    rollout reached velocities beyond the training range, the learned mass of a node shrank
+//!    towards 0 and the implicit midpoint iteration diverged. A kinetic energy quadratic in the
+//!    velocities with a positive mass is what every mechanical Lagrangian has; what is learned
+//!    is the mass per node area and the whole potential (edge) law.
 //!
-//!    Training: exact adjoint gradients ([`crate::train::gradient`]): the edge MLP's through its
-//!    site derivatives, the mass network's through ∂loss/∂M_ii = −λ_i a_i
-//!    ([`crate::train::gradient::lnn_graph_loss_grad_sens`]); Adam, one-cycle schedule, each
-//!    sample weighted by 1/mean(a²) (a relative loss, so large-wavenumber fields do not
-//!    dominate); every minibatch from one training mesh.
+//!    Training: the one trainer ([`crate::train::fit`]) over the fields of all three meshes at
+//!    once ([`crate::train::multi`]), exact adjoint gradients, Adam with the one-cycle schedule,
+//!    each sample weighted by 1/mean(a²) (a relative loss, so large-wavenumber fields do not
+//!    dominate).
 //! 3. Zero-shot: the trained networks (feature normalisation fixed from the training mesh) are
 //!    evaluated on other meshes of different shape and resolution (`disk_fine`, `lshape`):
 //!    relative acceleration error on held-out fields, and a rollout with the variational
@@ -54,24 +50,20 @@
 //!    stiffest mode of both and the midpoint fixed-point iteration contracts.
 
 use super::{ExperimentOptions, ExperimentReport};
-use crate::density::Mlp;
 use crate::integrate::{Method, MidpointOptions};
 use crate::mesh::TriMesh;
+use crate::model::{FeatureSet, GraphModel, NetShape, SystemGraph};
 use crate::plot::{line_plot, Series};
 use crate::solve::SolverKind;
-use crate::systems::{mesh_mlps, wave_mesh, MeshDensity};
-use crate::train::gradient::{lnn_graph_loss_grad_sens, Samples};
-use crate::train::hyperdual::{flatten, unflatten};
-use crate::train::optim::clip_global_norm;
-use crate::train::{Adam, LossKind, Schedule};
+use crate::systems::{wave_mesh, MeshDensity};
+use crate::train::gradient::Samples;
+use crate::train::multi::{GraphSets, MultiGraphTrainer};
+use crate::train::{fit, Schedule, TrainConfig};
 use crate::{Error, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::f64::consts::PI;
 use std::path::PathBuf;
-
-/// Hidden units of the node-mass network ([`MassNet`]).
-const MASS_HIDDEN: usize = 8;
 
 /// Sizes of one run.
 #[derive(Clone, Debug)]
@@ -103,7 +95,7 @@ impl Config {
                 n_test: 16,
                 epochs: 300,
                 batch: 8,
-                lr: 3e-3,
+                lr: 3e-2,
                 waves: 4,
                 k_max: 2.5 * PI,
                 t_end: 0.3,
@@ -117,7 +109,7 @@ impl Config {
                 n_test: 32,
                 epochs: 300,
                 batch: 8,
-                lr: 3e-3,
+                lr: 3e-2,
                 waves: 4,
                 k_max: 2.5 * PI,
                 t_end: 2.0,
@@ -239,153 +231,6 @@ fn make_samples(mesh: &TriMesh, n: usize, cfg: &Config, seed: u64) -> Result<Sam
     Samples::new(2 * nn, nn, input, target, Some(w))
 }
 
-/// Constraints on the edge MLP's first layer, applied to parameters and to gradients (Adam then
-/// keeps them exactly):
-/// * shift invariance φ → φ + c: columns 0, 1 (φ_a, φ_b) antisymmetric, so the edge sees
-///   φ_a − φ_b only;
-/// * potential edge term: columns 2, 3 (φ̇_a, φ̇_b) zero, so M is diagonal and comes from the
-///   node (mass) term alone;
-/// * feature selection: the cotangent weight w_ab only (not length, adjacent area, boundary
-///   flag): the others are resolution- or shape-specific (their ranges on a finer or curved mesh
-///   lie outside the training range) and invited extrapolation in zero-shot tests.
-fn project_edge(edge_w0: &mut [f64], edge_in: usize) {
-    for row in edge_w0.chunks_exact_mut(edge_in) {
-        let d = 0.5 * (row[0] - row[1]);
-        row[0] = d;
-        row[1] = -d;
-        row[2] = 0.0;
-        row[3] = 0.0;
-        row[4] = 0.0; // length
-        row[6] = 0.0; // adjacent area
-        row[7] = 0.0; // boundary-edge flag
-    }
-}
-
-/// Apply [`project_edge`] to a flat parameter (or gradient) vector [mass-net params | edge
-/// params].
-fn project_flat(theta: &mut [f64], n_mass: usize, edge: &Mlp) {
-    let ei = edge.sizes[0];
-    project_edge(&mut theta[n_mass..n_mass + ei * edge.sizes[1]], ei);
-}
-
-/// The learned kinetic (node) term ρ_i = ½ μ_i φ̇_i² with node masses
-///
-/// ```text
-/// μ_i = m_i · softplus(g(m_i / m̄)),   g(x) = Σ_j v_j softplus(w_j x + b_j) + c
-/// ```
-///
-/// (m_i the node's lumped area, m̄ its mean on the first training mesh, `hidden` units). μ_i > 0
-/// by construction and M = diag(μ) does not depend on φ̇: the kinetic energy is quadratic in the
-/// velocities, as it is for any mechanical system, and the learned M can neither turn indefinite
-/// nor degenerate along a rollout. The network learns the positive mass per unit area as a
-/// function of the node area. Parameters [w (hidden), b (hidden), v (hidden), c].
-#[derive(Clone, Debug)]
-struct MassNet {
-    hidden: usize,
-    m_ref: f64,
-}
-
-impl MassNet {
-    fn n_params(&self) -> usize {
-        3 * self.hidden + 1
-    }
-    fn init(&self, seed: u64) -> Vec<f64> {
-        use rand_distr::{Distribution, StandardNormal};
-        let mut rng = StdRng::seed_from_u64(seed);
-        let h = self.hidden;
-        let mut t = vec![0.0; self.n_params()];
-        for j in 0..h {
-            let (a, b, c): (f64, f64, f64) = (
-                StandardNormal.sample(&mut rng),
-                StandardNormal.sample(&mut rng),
-                StandardNormal.sample(&mut rng),
-            );
-            t[j] = a;
-            t[h + j] = b;
-            t[2 * h + j] = c / h as f64;
-        }
-        t[3 * h] = 0.5413; // softplus(0.5413) ≈ 1
-        t
-    }
-    /// g(x) and, per unit j, (softplus(z_j), logistic(z_j)).
-    fn g(&self, t: &[f64], x: f64, act: &mut [(f64, f64)]) -> f64 {
-        let h = self.hidden;
-        let mut g = t[3 * h];
-        for j in 0..h {
-            let z = t[j] * x + t[h + j];
-            let (sp, sg) = (crate::density::mlp::softplus(z), 1.0 / (1.0 + (-z).exp()));
-            act[j] = (sp, sg);
-            g += t[2 * h + j] * sp;
-        }
-        g
-    }
-    /// μ_i for lumped areas `m`.
-    fn masses(&self, t: &[f64], m: &[f64]) -> Vec<f64> {
-        let mut act = vec![(0.0, 0.0); self.hidden];
-        m.iter()
-            .map(|&mi| mi * crate::density::mlp::softplus(self.g(t, mi / self.m_ref, &mut act)))
-            .collect()
-    }
-    /// grad += Σ_i dℓ/dμ_i · ∂μ_i/∂θ.
-    fn backward(&self, t: &[f64], m: &[f64], dmu: &[f64], grad: &mut [f64]) {
-        let h = self.hidden;
-        let mut act = vec![(0.0, 0.0); h];
-        for (&mi, &d) in m.iter().zip(dmu) {
-            let x = mi / self.m_ref;
-            let g = self.g(t, x, &mut act);
-            let dg = d * mi / (1.0 + (-g).exp()); // dℓ/dg = dℓ/dμ · m_i · logistic(g)
-            for (j, &(sp, sg)) in act.iter().enumerate() {
-                let dz = dg * t[2 * h + j] * sg;
-                grad[j] += dz * x;
-                grad[h + j] += dz;
-                grad[2 * h + j] += dg * sp;
-            }
-            grad[3 * h] += dg;
-        }
-    }
-}
-
-/// A learned mesh system: node term ½ μ_i φ̇_i² with μ from `net` (a
-/// [`crate::density::FemNodeMass`] whose feature is μ_i) plus the symmetrised edge MLP of
-/// [`crate::systems::wave_mesh_learned`].
-struct Learned {
-    sys: crate::systems::MeshSystem,
-    lumped: Vec<f64>,
-}
-
-impl Learned {
-    fn new(
-        mesh: &TriMesh,
-        net: &MassNet,
-        t_mass: &[f64],
-        edge: &Mlp,
-        hidden: usize,
-    ) -> Result<Learned> {
-        let (node, _) = mesh_mlps(mesh, hidden, 1, 0);
-        let sys = crate::systems::wave_mesh_learned(mesh, node, edge.clone(), SolverKind::Auto)?;
-        let mut l = Learned {
-            sys,
-            lumped: crate::mesh::fem::lumped_mass(mesh),
-        };
-        let term = &mut l.sys.dynamics.lagrangian.terms[0];
-        term.density = std::sync::Arc::new(crate::density::FemNodeMass);
-        term.sites.n_features = 1;
-        l.set(net, t_mass, edge)?;
-        Ok(l)
-    }
-    fn set(&mut self, net: &MassNet, t_mass: &[f64], edge: &Mlp) -> Result<()> {
-        let terms = &mut self.sys.dynamics.lagrangian.terms;
-        terms[0].sites.features = net.masses(t_mass, &self.lumped);
-        terms[1].density = std::sync::Arc::new(crate::density::MlpDensity::new(
-            edge.clone(),
-            2,
-            1,
-            crate::mesh::features::EDGE_FEATURES,
-        )?);
-        Ok(())
-    }
-}
-
 /// (true, predicted) acceleration pairs of one sample.
 type Pairs = Vec<(f64, f64)>;
 
@@ -422,12 +267,11 @@ fn accel_error(dy: &mut crate::dynamics::Dynamics, data: &Samples) -> Result<(f6
 /// Learned mass against the lumped FEM mass on a learned mesh system at (q, v): min and max over
 /// nodes of M_ii / m_i (1 for a perfect model; ≤ 0 means the learned M is not positive definite).
 fn mass_ratio_range(
-    sys: &mut crate::systems::MeshSystem,
+    dy: &mut crate::dynamics::Dynamics,
     mesh: &TriMesh,
     q: &[f64],
     v: &[f64],
 ) -> Result<(f64, f64)> {
-    let dy = &mut sys.dynamics;
     dy.evaluate_sites_accel(q, v)?;
     dy.assemble_accel();
     let m = dy.mass_matrix();
@@ -482,103 +326,70 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     let test_zs = make_samples(&zs_mesh, cfg.n_test, &cfg, seed.wrapping_add(12))?;
     let test_zs2 = make_samples(&zs2_mesh, cfg.n_test, &cfg, seed.wrapping_add(13))?;
 
-    // Model: learned positive node masses (MassNet) + symmetrised edge MLP.
-    let (_, mut edge) = mesh_mlps(train_mesh, cfg.hidden, cfg.layers, seed);
-    // φ_a − φ_b across an edge is O(h·|k|): scale the edge MLP's φ inputs to O(1) (fixed with
-    // the training mesh, like the feature scales).
-    let phi_scale = train_mesh.h_mean() * 0.5 * cfg.k_max;
-    edge.input_scale[0] = phi_scale;
-    edge.input_scale[1] = phi_scale;
-    let lumped0 = crate::mesh::fem::lumped_mass(train_mesh);
-    let net = MassNet {
-        hidden: MASS_HIDDEN,
-        m_ref: lumped0.iter().sum::<f64>() / lumped0.len() as f64,
-    };
-    let n_mass = net.n_params();
-    let mut theta = net.init(seed.wrapping_add(2));
-    theta.extend(flatten(&edge));
-    project_flat(&mut theta, n_mass, &edge);
-    unflatten(&mut edge, &theta[n_mass..]);
-    let mut systems = train_meshes
+    // Model: the node-edge graph model with mesh features (docs/DESIGN.md §10, §11.1): learned
+    // positive masses μ_i = m_i·softplus(g(m_i)) and an edge potential of φ_b − φ_a and the
+    // cotangent weight, symmetric in the endpoints; feature and input scales fixed from the
+    // first training mesh.
+    let graphs: Vec<SystemGraph> = train_meshes
         .iter()
-        .map(|(_, m, _)| Learned::new(m, &net, &theta[..n_mass], &edge, cfg.hidden))
-        .collect::<Result<Vec<_>>>()?;
-
-    // Training: every minibatch comes from one mesh; the batches of all meshes are shuffled
-    // together every epoch.
-    let t_train = std::time::Instant::now();
-    let n_train_total: usize = cfg.n_train.iter().sum();
-    let steps_per_epoch: usize = cfg.n_train.iter().map(|n| n.div_ceil(cfg.batch)).sum();
-    let total = cfg.epochs * steps_per_epoch;
-    let mut adam = Adam::new(theta.len(), 0.0);
-    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(20));
-    let mut orders: Vec<Vec<usize>> = cfg.n_train.iter().map(|&n| (0..n).collect()).collect();
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(total as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
+        .map(|(name, m, _)| SystemGraph::from_mesh(m.clone(), name))
+        .collect();
+    let qs: Vec<&[f64]> = (0..train[0].n)
+        .map(|i| &train[0].input_row(i)[..train_mesh.n_nodes()])
+        .collect();
+    let shape = NetShape {
+        hidden: cfg.hidden,
+        layers: cfg.layers,
+        seed,
     };
-    let mut loss_curve = vec![];
-    let mut step = 0;
-    let mut dirty = vec![false; systems.len()];
-    for _epoch in 0..cfg.epochs {
-        let mut batches: Vec<(usize, Vec<usize>)> = vec![];
-        for (mi, order) in orders.iter_mut().enumerate() {
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.random_range(0..=i));
-            }
-            batches.extend(order.chunks(cfg.batch).map(|c| (mi, c.to_vec())));
+    let mut model = GraphModel::node_edge(&graphs[0], FeatureSet::Mesh, false, &shape, &qs)?;
+    model.system = "wave-mesh".into();
+    let n_params = model.params().len();
+
+    // Training: the one trainer over the fields of all three meshes (minibatches mix meshes).
+    let n_train_total: usize = cfg.n_train.iter().sum();
+    let tcfg = TrainConfig {
+        epochs: cfg.epochs,
+        batch: cfg.batch,
+        lr: cfg.lr,
+        schedule: Schedule::Onecycle,
+        val_fraction: 0.0,
+        seed: seed.wrapping_add(20),
+        clip: Some(10.0),
+        ..TrainConfig::default()
+    };
+    let obs = &opts.observer;
+    let debug = |msg: String| obs.stage("mesh", &msg);
+    let mut trainer = MultiGraphTrainer::new(model, graphs)?;
+    let tr = fit(
+        &mut trainer,
+        &GraphSets::new(train.clone()),
+        &tcfg,
+        &mut obs.training("mesh"),
+    )?;
+    obs.training_done("mesh");
+    if tr.best_epoch == 0 {
+        return Err(crate::train::TrainError::NoFiniteLoss {
+            model: "mesh model".into(),
+            cause: tr.stopped_by_error,
         }
-        for i in (1..batches.len()).rev() {
-            batches.swap(i, rng.random_range(0..=i));
-        }
-        let mut epoch_loss = 0.0;
-        for (mi, idx) in &batches {
-            if dirty[*mi] {
-                systems[*mi].set(&net, &theta[..n_mass], &edge)?;
-                dirty[*mi] = false;
-            }
-            let ls = &mut systems[*mi];
-            let mut sens = vec![0.0; ls.lumped.len()];
-            let (l, g_edge) = lnn_graph_loss_grad_sens(
-                &mut ls.sys.dynamics,
-                &[None, Some(&edge)],
-                &train[*mi],
-                idx,
-                LossKind::Mse,
-                true,
-                Some(&mut sens),
-            )?;
-            epoch_loss += l * idx.len() as f64 / n_train_total as f64;
-            let mut g = vec![0.0; n_mass];
-            net.backward(&theta[..n_mass], &ls.lumped, &sens, &mut g);
-            g.extend_from_slice(&g_edge);
-            project_flat(&mut g, n_mass, &edge);
-            clip_global_norm(&mut g, 10.0);
-            adam.step(&mut theta, &g, Schedule::Onecycle.lr(cfg.lr, step, total));
-            project_flat(&mut theta, n_mass, &edge);
-            unflatten(&mut edge, &theta[n_mass..]);
-            // Only the system of the next batch needs the new parameters: set them lazily.
-            dirty.iter_mut().for_each(|d| *d = true);
-            step += 1;
-            bar.inc(1);
-        }
-        bar.set_message(format!("loss {epoch_loss:.3e}"));
-        loss_curve.push(epoch_loss);
-        if std::env::var("LGN_MESH_DEBUG").is_ok() {
-            eprintln!("epoch {_epoch} loss {epoch_loss:.4e}");
-        }
+        .into());
     }
-    bar.finish_and_clear();
-    let train_seconds = t_train.elapsed().as_secs_f64();
+    let model = trainer.into_model();
+    let loss_curve = tr.loss_history.clone();
+    let train_seconds = tr.n_train as f64 * tr.epochs as f64 / tr.samples_per_second.max(1e-12);
 
     // Evaluation: held-out fields on the training meshes and zero-shot meshes.
-    let t_mass = theta[..n_mass].to_vec();
+    let learned = |mesh: &TriMesh, name: &str| {
+        model.dynamics(
+            &SystemGraph::from_mesh(mesh.clone(), name),
+            SolverKind::Auto,
+        )
+    };
     let (mut num, mut den) = (0.0, 0.0);
     let mut e_train_each = vec![];
-    for (ls, data) in systems.iter_mut().zip(&test_train) {
-        ls.set(&net, &t_mass, &edge)?;
-        let (nu, de, _) = accel_error_parts(&mut ls.sys.dynamics, data)?;
+    for ((name, mesh, _), data) in train_meshes.iter().zip(&test_train) {
+        let (nu, de, _) = accel_error_parts(&mut learned(mesh, name)?, data)?;
         num += nu;
         den += de;
         e_train_each.push((nu / de).sqrt());
@@ -588,16 +399,14 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     // ratio is the conservative one. The pooled error is reported too.
     let e_train_pooled = (num / den).sqrt();
     let e_train = e_train_each[0];
-    let mut zs = Learned::new(&zs_mesh, &net, &t_mass, &edge, cfg.hidden)?.sys;
-    let (e_zs, pairs) = accel_error(&mut zs.dynamics, &test_zs)?;
-    let mut zs2 = Learned::new(&zs2_mesh, &net, &t_mass, &edge, cfg.hidden)?.sys;
-    let (e_zs2, _) = accel_error(&mut zs2.dynamics, &test_zs2)?;
-    if opts.progress {
-        eprintln!(
-            "mesh: train {train_seconds:.1} s, loss {:.3e}; accel error training meshes {e_train_pooled:.3e} ({e_train_each:.3?}), disk_fine {e_zs:.3e}, lshape {e_zs2:.3e}",
-            loss_curve.last().unwrap_or(&f64::NAN)
-        );
-    }
+    let mut zs = learned(&zs_mesh, "disk_fine")?;
+    let (e_zs, pairs) = accel_error(&mut zs, &test_zs)?;
+    let mut zs2 = learned(&zs2_mesh, "lshape")?;
+    let (e_zs2, _) = accel_error(&mut zs2, &test_zs2)?;
+    debug(format!(
+        "trained in {train_seconds:.1} s, loss {:.3e}; accel error training meshes {e_train_pooled:.3e} ({e_train_each:.3?}), disk_fine {e_zs:.3e}, lshape {e_zs2:.3e}",
+        loss_curve.last().unwrap_or(&f64::NAN)
+    ));
 
     // Rollout on the zero-shot mesh: learned model with the variational midpoint integrator,
     // from a held-out field at rest... (φ̇ from the held-out sample too).
@@ -611,19 +420,17 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     let (mr2_lo, mr2_hi) = mass_ratio_range(&mut zs2, &zs2_mesh, &row2[..n2], &row2[n2..])?;
     // Rollout step: resolve the stiffest mode of both the FEM and the learned model on this
     // mesh (ω·dt ≤ 0.5), so the midpoint fixed-point iteration contracts.
-    let w2_learned = stiffest_mode(&mut zs.dynamics, q0, v0)?;
+    let w2_learned = stiffest_mode(&mut zs, q0, v0)?;
     let dt_learned = if w2_learned > 0.0 && w2_learned.is_finite() {
         0.5 / w2_learned.sqrt()
     } else {
         cfg.dt
     };
     let dt = cfg.dt.min(rollout_dt(&zs_mesh)).min(dt_learned);
-    if std::env::var("LGN_MESH_DEBUG").is_ok() {
-        eprintln!(
-            "rollout: fem dt {:.3e}, learned ω_max² {w2_learned:.3e} (dt {dt_learned:.3e}), mass ratio {mr_lo:.3}..{mr_hi:.3}",
-            rollout_dt(&zs_mesh)
-        );
-    }
+    debug(format!(
+        "rollout: fem dt {:.3e}, learned ω_max² {w2_learned:.3e} (dt {dt_learned:.3e}), mass ratio {mr_lo:.3}..{mr_hi:.3}",
+        rollout_dt(&zs_mesh)
+    ));
     let n_frames = (cfg.t_end / dt).round() as usize + 1;
     let times = crate::integrate::linspace_times(n_frames, dt);
     let method = Method::Midpoint {
@@ -645,7 +452,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         });
         (q, v, res.err())
     };
-    let (lq, lv, lerr) = rollout(&mut zs.dynamics);
+    let (lq, lv, lerr) = rollout(&mut zs);
     let roll_seconds = t_roll.elapsed().as_secs_f64();
     let mut fem_sys = wave_mesh(&zs_mesh, &MeshDensity::Fem, SolverKind::Auto)?;
     let (tq, tv, terr) = rollout(&mut fem_sys.dynamics);
@@ -653,15 +460,13 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         return Err(e);
     }
     if let Some(e) = &lerr {
-        if std::env::var("LGN_MESH_DEBUG").is_ok() {
-            if let (Some(q), Some(v)) = (lq.last(), lv.last()) {
-                let r = mass_ratio_range(&mut zs, &zs_mesh, q, v);
-                let vmax = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-                eprintln!(
-                    "rollout failed: last frame mass ratio {r:?}, max |v| {vmax:.3}, v0 max {:.3}",
-                    v0.iter().fold(0.0f64, |m, x| m.max(x.abs()))
-                );
-            }
+        if let (Some(q), Some(v)) = (lq.last(), lv.last()) {
+            let r = mass_ratio_range(&mut zs, &zs_mesh, q, v);
+            let vmax = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            debug(format!(
+                "rollout failed: last frame mass ratio {r:?}, max |v| {vmax:.3}, v0 max {:.3}",
+                v0.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+            ));
         }
         report.notes.push(format!(
             "The learned rollout stopped at t = {:.3}: {e}",
@@ -676,7 +481,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         e_ref.push(fem.energy(&tq[k], &tv[k])?);
         if k < lq.len() {
             e_true.push(fem.energy(&lq[k], &lv[k])?);
-            e_learned.push(zs.dynamics.energy(&lq[k], &lv[k])?);
+            e_learned.push(zs.energy(&lq[k], &lv[k])?);
         }
     }
     let completed = (lq.len().max(1) - 1) as f64 / (n_frames - 1) as f64;
@@ -730,9 +535,9 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         "meshes/lshape.msh (481 nodes, h ≈ 0.047)",
     );
     report.config("hidden", cfg.hidden);
-    report.config("mass_net_hidden", MASS_HIDDEN);
+    report.config("mass_net_hidden", crate::model::MASS_HIDDEN);
     report.config("layers", cfg.layers);
-    report.config("n_params", theta.len());
+    report.config("n_params", n_params);
     report.config("n_train_fields", n_train_total);
     report.config("n_train_fields_per_mesh", cfg.n_train.to_vec());
     report.config("n_test_fields", cfg.n_test);
@@ -748,11 +553,11 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     report.config("seed", seed);
 
     report.notes.push(format!(
-        "Small networks (edge MLP: {} hidden layers of width {}; mass network: {MASS_HIDDEN} \
-         units; {} parameters in total) so the default run stays short on a shared 2-core machine.",
+        "Small networks (edge MLP: {} hidden layers of width {}; mass network: {} \
+         units; {n_params} parameters in total) so the default run stays short on a shared 2-core machine.",
         cfg.layers,
         cfg.hidden,
-        theta.len()
+        crate::model::MASS_HIDDEN
     ));
     report.notes.push(
         "Model: kinetic node term ½ μ_i φ̇_i² with learned masses μ_i = m_i·softplus(g(m_i/m̄)) \

@@ -11,9 +11,11 @@ pub mod mesh;
 pub mod relativistic;
 pub mod wave1d;
 
+use crate::train::Progress;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Options shared by every experiment.
 #[derive(Clone, Debug)]
@@ -26,8 +28,83 @@ pub struct ExperimentOptions {
     pub seed: u64,
     /// Overwrite existing files in `out`.
     pub force: bool,
-    /// Show progress bars on stderr.
-    pub progress: bool,
+    /// Receives the experiment's stages and training progress (the library prints nothing).
+    pub observer: Observer,
+}
+
+impl ExperimentOptions {
+    /// Options for a run writing into `out`: full size, seed 0, no overwriting, no observer.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        ExperimentOptions {
+            out: out.into(),
+            quick: false,
+            seed: 0,
+            force: false,
+            observer: Observer::default(),
+        }
+    }
+}
+
+/// What a running experiment reports to its caller.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A stage begins ("generating 2000 samples", "rolling out 40 trajectories").
+    Stage {
+        experiment: &'a str,
+        message: &'a str,
+    },
+    /// One optimisation step of the model named `label` ("lnn", "baseline", …).
+    Training {
+        label: &'a str,
+        progress: &'a Progress,
+    },
+    /// The model named `label` finished training.
+    TrainingDone { label: &'a str },
+}
+
+/// Receiver of [`Event`]s; cheap to clone. The default ignores everything.
+#[derive(Clone, Default)]
+pub struct Observer(Option<Arc<EventFn>>);
+
+/// The function behind an [`Observer`].
+type EventFn = dyn Fn(&Event) + Send + Sync;
+
+impl Observer {
+    /// An observer calling `f` for every event.
+    pub fn new(f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        Observer(Some(Arc::new(f)))
+    }
+    /// Report `event`.
+    pub fn emit(&self, event: &Event) {
+        if let Some(f) = &self.0 {
+            f(event)
+        }
+    }
+    /// Report the start of a stage of `experiment`.
+    pub fn stage(&self, experiment: &str, message: &str) {
+        self.emit(&Event::Stage {
+            experiment,
+            message,
+        })
+    }
+    /// A per-step callback for [`crate::train::fit`] reporting as model `label`.
+    pub fn training<'a>(&'a self, label: &'a str) -> impl FnMut(&Progress) + 'a {
+        move |p| self.emit(&Event::Training { label, progress: p })
+    }
+    /// Report that model `label` finished training.
+    pub fn training_done(&self, label: &str) {
+        self.emit(&Event::TrainingDone { label })
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(..)"
+        } else {
+            "Observer(none)"
+        })
+    }
 }
 
 /// What an experiment measured and wrote.

@@ -153,7 +153,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             lr: c.lr,
             seed: seed.wrapping_add(10 + i as u64),
             label: name,
-            progress: opts.progress,
+            observer: &opts.observer,
             robust: *coords == HnnCoords::Momentum,
             angles: false,
             mass_penalty: None,

@@ -442,9 +442,7 @@ fn spacetime_figure(r: &Rollouts, path: &std::path::Path, title: &str, force: bo
 }
 
 fn stage(opts: &ExperimentOptions, msg: &str) {
-    if opts.progress {
-        eprintln!("[wave1d] {msg}");
-    }
+    opts.observer.stage("wave1d", msg);
 }
 
 /// Run the wave experiment with an explicit setup (`name` goes into the report).
@@ -530,33 +528,14 @@ pub fn run_setup(
         seed: opts.seed.wrapping_mul(1000).wrapping_add(4),
         ..TrainConfig::unstabilised()
     };
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(1);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "[wave1d] training {bar:30} {pos}/{len} steps  epoch {prefix}  {msg}  ETA {eta}",
-            )
-            .expect("valid template"),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let mut on_step = |p: &train::Progress| {
-        bar.set_length(p.total_steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_prefix(p.epoch.to_string());
-        let val = p.val_loss.map_or("–".to_string(), |v| format!("{v:.3e}"));
-        bar.set_message(format!("loss {:.3e}  val {val}", p.loss));
-    };
-    let (model, tr) = train::train(model, &samples, &tcfg, &mut on_step)?;
-    bar.finish_and_clear();
+    let (model, tr) = train::train(model, &samples, &tcfg, &mut opts.observer.training("lgn"))?;
+    opts.observer.training_done("lgn");
     if tr.best_epoch == 0 {
-        return Err(Error::Singular(format!(
-            "training failed: {}",
-            tr.stopped_by_error
-                .unwrap_or_else(|| "no finite loss".into())
-        )));
+        return Err(crate::train::TrainError::NoFiniteLoss {
+            model: "LGN".into(),
+            cause: tr.stopped_by_error,
+        }
+        .into());
     }
     if let Some(e) = &tr.stopped_by_error {
         report.notes.push(format!(

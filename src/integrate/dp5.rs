@@ -5,6 +5,7 @@
 //! scipy's `RK45` and JAX's `odeint`.
 
 use super::{SecondOrder, Stats};
+use crate::integrate::IntegrateError;
 use crate::{Error, Result};
 
 /// Options of the adaptive Dormand–Prince integrator.
@@ -206,22 +207,25 @@ where
     let mut last_h = h;
     while next < times.len() {
         if stats.steps + stats.rejected >= o.max_steps {
-            return Err(Error::integration(format!(
-                "DP5 reached the limit of {} steps at t = {t} (target {t_end}); raise max_steps or loosen rtol/atol",
-                o.max_steps
-            )));
+            return Err(IntegrateError::StepLimit {
+                method: "DP5",
+                t,
+                t_end,
+                max_steps: o.max_steps,
+            }
+            .into());
         }
         let h_min = 16.0 * f64::EPSILON * t.abs().max(span.abs()).max(f64::MIN_POSITIVE);
         if h < h_min {
             let bad = y.iter().any(|x| !x.is_finite()) || k[0].iter().any(|x| !x.is_finite());
-            return Err(Error::integration(format!(
-                "DP5 step size underflow at t = {t} (h = {h:e} < {h_min:e}){}",
-                if bad {
-                    ": the state or q̈ is not finite"
-                } else {
-                    ": the dynamics are singular or too stiff there; loosen rtol/atol or check the model"
-                }
-            )));
+            return Err(IntegrateError::StepUnderflow {
+                method: "DP5",
+                t,
+                h,
+                h_min,
+                non_finite: bad,
+            }
+            .into());
         }
         let mut final_step = false;
         if t + h >= t_end || t + 1.01 * h > t_end {

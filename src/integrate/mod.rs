@@ -15,7 +15,10 @@
 //! streams to disk ([`integrate`]) and a short one collects into arrays ([`solve`]). Fixed-step
 //! methods split each output interval into ⌈Δt/dt⌉ equal steps, so they land exactly on the
 //! output times. Failures (non-finite state, DP5 step-size underflow, step limit, implicit step
-//! not converging) are [`Error::Integration`] values naming the time and a cure.
+//! not converging) are [`IntegrateError`] values naming the time and a cure.
+
+mod error;
+pub use error::IntegrateError;
 
 mod dp5;
 mod fixed;
@@ -201,10 +204,13 @@ pub fn check_times<T: OutputTimes + ?Sized>(times: &T) -> Result<()> {
 pub(crate) fn check_state(t: f64, q: &[f64], v: &[f64]) -> Result<()> {
     for (name, xs) in [("q", q), ("qdot", v)] {
         if let Some(i) = xs.iter().position(|x| !x.is_finite()) {
-            return Err(Error::integration(format!(
-                "the state became non-finite at t = {t}: {name}[{i}] = {} (the dynamics blew up; reduce the step or check the model)",
-                xs[i]
-            )));
+            return Err(IntegrateError::NonFiniteState {
+                t,
+                field: name,
+                index: i,
+                value: xs[i],
+            }
+            .into());
         }
     }
     Ok(())
@@ -392,7 +398,7 @@ mod tests {
             Method::Dp5(Dp5Options::default()),
         ] {
             let e = solve(&mut f, &m, &[10.0], &[0.0], &times).unwrap_err();
-            assert!(matches!(e, Error::Integration(_)), "{m:?}: {e}");
+            assert!(matches!(e, Error::Integrate(_)), "{m:?}: {e}");
         }
     }
 

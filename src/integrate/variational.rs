@@ -21,6 +21,7 @@
 use super::fixed::substeps;
 use super::{check_state, Stats};
 use crate::dynamics::Dynamics;
+use crate::integrate::IntegrateError;
 use crate::{Error, Result};
 
 /// Access to a Lagrangian's gradients and mass matrix (implemented by [`Dynamics`]).
@@ -138,10 +139,13 @@ fn velocity(
             return Ok(());
         }
     }
-    Err(Error::integration(format!(
-        "midpoint integrator: recovering the velocity from the momentum did not converge in {} iterations at t = {t}; reduce the time step",
-        o.max_iter
-    )))
+    Err(IntegrateError::NotConverged {
+        method: "midpoint",
+        what: "recovering the velocity from the momentum",
+        t,
+        iterations: o.max_iter,
+    }
+    .into())
 }
 
 pub(crate) fn midpoint<F, T>(
@@ -217,10 +221,13 @@ where
             }
             if !converged {
                 check_state(t + h, &q1, &p)?;
-                return Err(Error::integration(format!(
-                    "midpoint integrator: the implicit step from t = {t} (h = {h}) did not converge in {} iterations; reduce the time step",
-                    o.max_iter
-                )));
+                return Err(IntegrateError::NotConverged {
+                    method: "midpoint",
+                    what: "the implicit step",
+                    t,
+                    iterations: o.max_iter,
+                }
+                .into());
             }
             for j in 0..n {
                 p[j] = gv[j] + 0.5 * h * gq[j];

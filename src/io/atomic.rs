@@ -64,7 +64,7 @@ impl AtomicOutput {
         if target.exists() && !force {
             return Err(Error::file(
                 &target,
-                "output file already exists; pass --force to overwrite it",
+                "output file already exists; overwriting needs force (--force)",
             ));
         }
         let dir = match target.parent() {
@@ -109,7 +109,7 @@ impl AtomicOutput {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     return Err(Error::file(
                         &self.target,
-                        "output file already exists; pass --force to overwrite it",
+                        "output file already exists; overwriting needs force (--force)",
                     ));
                 }
                 // File systems without hard links: fall back to check + rename.
@@ -117,7 +117,7 @@ impl AtomicOutput {
                     if self.target.exists() {
                         return Err(Error::file(
                             &self.target,
-                            "output file already exists; pass --force to overwrite it",
+                            "output file already exists; overwriting needs force (--force)",
                         ));
                     }
                     std::fs::rename(&self.tmp, &self.target)

@@ -2,7 +2,7 @@
 //! attribute `model_kind = "graph"`, one group `terms/<t>` per term with its network, and the
 //! training graph in group `graph`.
 
-use super::{Boundary, FeatureSet, GraphModel, GraphTerm, MassScale};
+use super::{Boundary, ClosedTerm, FeatureSet, GraphModel, GraphTerm, MassScale};
 use crate::density::Mlp;
 use crate::io::h5::{guard, refuse_invalid, Ctx, Out, Problem};
 use crate::io::{AttrValue, GraphData, Kind, TrainingData};
@@ -203,7 +203,7 @@ impl GraphModel {
             .iter()
             .enumerate()
             .filter_map(|(t, term)| {
-                term.net().validate().err().map(|e| Problem {
+                term.net()?.validate().err().map(|e| Problem {
                     location: format!("/terms/{t}"),
                     msg: e.to_string(),
                 })
@@ -218,6 +218,9 @@ impl GraphModel {
             out.attr("/", "dof", &AttrValue::Int(self.dof as i64))?;
             out.attr("/", "features", &s(self.features.as_str()))?;
             out.attr("/", "boundary", &s(self.boundary.as_str()))?;
+            if let Some(p) = self.q_period {
+                out.attr("/", "q_period", &AttrValue::Float(p))?;
+            }
             out.attr("/", "n_terms", &AttrValue::Int(self.terms.len() as i64))?;
             if !self.system.is_empty() {
                 out.attr("/", "system", &s(&self.system))?;
@@ -234,7 +237,19 @@ impl GraphModel {
                     out.attr(&g, "mass_scale", &s(scale.as_str()))?;
                     out.attr(&g, "n_features", &AttrValue::Int(*n_features as i64))?;
                 }
-                write_net(&out, &g, term.net())?;
+                match term {
+                    GraphTerm::Closed(c) => {
+                        out.attr(&g, "name", &s(c.name()))?;
+                        for (p, x) in c.params() {
+                            out.attr(&g, p, &AttrValue::Float(x))?;
+                        }
+                    }
+                    _ => {
+                        if let Some(net) = term.net() {
+                            write_net(&out, &g, net)?;
+                        }
+                    }
+                }
             }
             write_graph(&out, &self.graph)?;
             if let Some(t) = training {
@@ -309,6 +324,24 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
         let g = format!("terms/{t}");
         ctx.group(&g, true)?;
         let kind = ctx.attr_str(&g, "kind", true)?;
+        if kind == "closed" {
+            let name = ctx.attr_str(&g, "name", true)?;
+            let mut float = |p: &str| match ctx.attr(&g, p, false)? {
+                AttrValue::Float(x) => Some(x),
+                AttrValue::Int(i) => Some(i as f64),
+                _ => None,
+            };
+            match ClosedTerm::from_name(&name, &mut float) {
+                Ok(c) => terms.push(GraphTerm::Closed(c)),
+                Err(e) => {
+                    let msg = e.to_string();
+                    let msg = msg.strip_prefix("invalid input: ").unwrap_or(&msg);
+                    ctx.problem(format!("/{g}"), msg.to_string());
+                    return None;
+                }
+            }
+            continue;
+        }
         let net = read_net(ctx, &g)?;
         let term = match kind.as_str() {
             "node_kinetic" => {
@@ -345,7 +378,7 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
                 ctx.problem(
                     format!("/{g}@kind"),
                     format!(
-                        "'{k}' is not one of node_kinetic, edge_potential, node_potential, sites, stencil3"
+                        "'{k}' is not one of node_kinetic, edge_potential, node_potential, sites, stencil3, closed"
                     ),
                 );
                 return None;
@@ -365,10 +398,22 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
         );
         return None;
     }
+    let q_period = match ctx.attr("/", "q_period", false) {
+        None => None,
+        Some(AttrValue::Float(p)) if p.is_finite() && p > 0.0 => Some(p),
+        Some(other) => {
+            ctx.problem(
+                "/@q_period",
+                format!("is {other:?}, expected a positive finite float64 period"),
+            );
+            return None;
+        }
+    };
     let model = GraphModel {
         dof,
         features,
         boundary,
+        q_period,
         terms,
         graph,
         system,

@@ -30,27 +30,6 @@ use ndarray::Array2;
 use std::path::Path;
 use std::sync::Arc;
 
-/// `as_str` / `parse` between an option enum and its name in model files.
-macro_rules! file_names {
-    ($ty:ident { $($var:ident => $name:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Name in model files.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$var => $name,)+
-                }
-            }
-            /// The value of a model-file name.
-            pub fn parse(s: &str) -> Option<$ty> {
-                match s {
-                    $($name => Some($ty::$var),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
 /// Which per-node and per-edge features the networks see.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeatureSet {
@@ -62,7 +41,10 @@ pub enum FeatureSet {
     Mesh,
 }
 
-file_names!(FeatureSet { Graph => "graph", Mesh => "mesh" });
+crate::named!(FeatureSet {
+    Graph => "graph": "the graph file's node_features and edge_features",
+    Mesh => "mesh": "lumped areas per node, cotangent weights per edge",
+});
 
 /// Boundary nodes: free (default) or held fixed (Dirichlet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -72,7 +54,10 @@ pub enum Boundary {
     Fixed,
 }
 
-file_names!(Boundary { Free => "free", Fixed => "fixed" });
+crate::named!(Boundary {
+    Free => "free": "boundary nodes move freely",
+    Fixed => "fixed": "boundary nodes are held fixed (Dirichlet)",
+});
 
 /// The factor s_i of a learned node mass μ_i = s_i · softplus(g(f_i)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +68,10 @@ pub enum MassScale {
     LumpedArea,
 }
 
-file_names!(MassScale { One => "one", LumpedArea => "lumped_area" });
+crate::named!(MassScale {
+    One => "one": "mass scale 1 per node",
+    LumpedArea => "lumped_area": "mass scale = the node's lumped mesh area",
+});
 
 /// One term of a graph model and its network.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,6 +91,74 @@ pub enum GraphTerm {
     Sites(Mlp),
     /// A general density over the 1-D stencils (i−1, i, i+1) of a ring or a chain.
     Stencil(Mlp),
+    /// A closed-form density by name, with its parameters (nothing to train): a known part of
+    /// the Lagrangian next to learned ones.
+    Closed(ClosedTerm),
+}
+
+/// Closed-form densities a model file can name (docs/SCHEMA.md, model files v2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClosedTerm {
+    /// ½ m |q̇_i|² on every node.
+    NodeMass { mass: f64 },
+    /// −Σ_c [½ k Δ_c² + ¼ β Δ_c⁴] on every edge, Δ = q_b − q_a: a (nonlinear) spring.
+    Spring { k: f64, beta: f64 },
+}
+
+impl ClosedTerm {
+    /// Name in model files (`terms/<t>@name`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClosedTerm::NodeMass { .. } => "node_mass",
+            ClosedTerm::Spring { .. } => "spring",
+        }
+    }
+    /// Parameters by name, in file order.
+    pub fn params(&self) -> Vec<(&'static str, f64)> {
+        match *self {
+            ClosedTerm::NodeMass { mass } => vec![("mass", mass)],
+            ClosedTerm::Spring { k, beta } => vec![("k", k), ("beta", beta)],
+        }
+    }
+    /// The term of `name` with parameters looked up by `param` (None: missing).
+    pub fn from_name(name: &str, mut param: impl FnMut(&str) -> Option<f64>) -> Result<Self> {
+        let mut get = |p: &str| {
+            param(p).ok_or_else(|| Error::input(format!("closed term '{name}' needs '{p}'")))
+        };
+        let t = match name {
+            "node_mass" => ClosedTerm::NodeMass { mass: get("mass")? },
+            "spring" => ClosedTerm::Spring {
+                k: get("k")?,
+                beta: get("beta")?,
+            },
+            other => {
+                return Err(Error::input(format!(
+                    "'{other}' is not a closed-form term: choose node_mass or spring"
+                )))
+            }
+        };
+        t.check()?;
+        Ok(t)
+    }
+    /// Finite parameters, a positive mass.
+    pub fn check(&self) -> Result<()> {
+        for (p, x) in self.params() {
+            if !x.is_finite() {
+                return Err(Error::input(format!(
+                    "closed term '{}': {p} = {x} is not finite",
+                    self.name()
+                )));
+            }
+        }
+        if let ClosedTerm::NodeMass { mass } = *self {
+            if mass <= 0.0 {
+                return Err(Error::input(format!(
+                    "closed term 'node_mass': mass = {mass} must be positive"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl GraphTerm {
@@ -114,25 +170,28 @@ impl GraphTerm {
             GraphTerm::NodePotential(_) => "node_potential",
             GraphTerm::Sites(_) => "sites",
             GraphTerm::Stencil(_) => "stencil3",
+            GraphTerm::Closed(_) => "closed",
         }
     }
-    /// The term's network.
-    pub fn net(&self) -> &Mlp {
+    /// The term's network (none for a closed-form term).
+    pub fn net(&self) -> Option<&Mlp> {
         match self {
             GraphTerm::Kinetic { net, .. }
             | GraphTerm::EdgePotential(net)
             | GraphTerm::NodePotential(net)
             | GraphTerm::Sites(net)
-            | GraphTerm::Stencil(net) => net,
+            | GraphTerm::Stencil(net) => Some(net),
+            GraphTerm::Closed(_) => None,
         }
     }
-    pub fn net_mut(&mut self) -> &mut Mlp {
+    pub fn net_mut(&mut self) -> Option<&mut Mlp> {
         match self {
             GraphTerm::Kinetic { net, .. }
             | GraphTerm::EdgePotential(net)
             | GraphTerm::NodePotential(net)
             | GraphTerm::Sites(net)
-            | GraphTerm::Stencil(net) => net,
+            | GraphTerm::Stencil(net) => Some(net),
+            GraphTerm::Closed(_) => None,
         }
     }
 }
@@ -326,6 +385,10 @@ pub struct GraphModel {
     pub dof: usize,
     pub features: FeatureSet,
     pub boundary: Boundary,
+    /// Coordinates are angles of this period (e.g. 2π): node potentials see q_i, edge
+    /// potentials q_b − q_a, and general (sites, stencil) terms each q, wrapped into
+    /// [−P/2, P/2) (docs/DESIGN.md §7). `None`: not periodic.
+    pub q_period: Option<f64>,
     pub terms: Vec<GraphTerm>,
     /// The graph it was trained on (stored in the model file; the default graph of `accel` and
     /// `simulate`).
@@ -395,6 +458,34 @@ fn rms(xs: impl Iterator<Item = f64>) -> f64 {
 }
 
 impl GraphModel {
+    /// A model of the given terms on `graph` (boundary free, features as given): e.g. closed-form
+    /// terms only, or a known [`ClosedTerm::NodeMass`] next to a learned edge potential.
+    pub fn from_terms(
+        graph: &SystemGraph,
+        features: FeatureSet,
+        terms: Vec<GraphTerm>,
+    ) -> Result<GraphModel> {
+        if terms.is_empty() {
+            return Err(Error::input("a graph model needs at least one term"));
+        }
+        for t in &terms {
+            if let GraphTerm::Closed(c) = t {
+                c.check()?;
+            }
+        }
+        let m = GraphModel {
+            dof: graph.dof(),
+            features,
+            boundary: Boundary::Free,
+            q_period: None,
+            terms,
+            graph: graph.data.clone(),
+            system: String::new(),
+        };
+        m.check_graph(graph)?;
+        Ok(m)
+    }
+
     /// The `node-edge` model on `graph` (see the module documentation), networks initialised
     /// with the paper's scheme; `q_samples` (rows of n·d coordinates, e.g. the training states)
     /// set the scale of the edge differences the edge network sees.
@@ -478,6 +569,7 @@ impl GraphModel {
             dof: d,
             features,
             boundary: Boundary::Free,
+            q_period: None,
             terms,
             graph: graph.data.clone(),
             system: String::new(),
@@ -539,6 +631,7 @@ impl GraphModel {
             dof: d,
             features: FeatureSet::Graph,
             boundary: Boundary::Free,
+            q_period: None,
             terms: vec![if stencil {
                 GraphTerm::Stencil(net)
             } else {
@@ -589,7 +682,7 @@ impl GraphModel {
                         net.sizes[0] / (2 * self.dof),
                     )
                 }
-                GraphTerm::Stencil(_) => continue,
+                GraphTerm::Stencil(_) | GraphTerm::Closed(_) => continue,
             };
             if have != want {
                 return Err(Error::input(format!(
@@ -668,19 +761,20 @@ impl GraphModel {
                 let (nf, f) = graph.edge_features(self.features)?;
                 (
                     edge_sites()?.with_features(nf, f)?,
-                    Arc::new(PotentialMlp::new(
-                        net.clone(),
-                        PotentialInput::EdgeDiff,
-                        d,
-                        nf,
-                    )?),
+                    Arc::new(
+                        PotentialMlp::new(net.clone(), PotentialInput::EdgeDiff, d, nf)?
+                            .with_period(self.q_period)?,
+                    ),
                 )
             }
             GraphTerm::NodePotential(net) => {
                 let (nf, f) = graph.node_features(self.features)?;
                 (
                     Sites::explicit(1, (0..n).collect(), n)?.with_features(nf, f)?,
-                    Arc::new(PotentialMlp::new(net.clone(), PotentialInput::Node, d, nf)?),
+                    Arc::new(
+                        PotentialMlp::new(net.clone(), PotentialInput::Node, d, nf)?
+                            .with_period(self.q_period)?,
+                    ),
                 )
             }
             GraphTerm::Sites(net) => {
@@ -689,7 +783,8 @@ impl GraphModel {
                 })?;
                 let sites = Sites::explicit(s.ncols(), s.iter().copied().collect(), n)?;
                 let k = sites.arity;
-                (sites, Arc::new(MlpDensity::new(net.clone(), k, d, 0)?))
+                let dens = MlpDensity::new(net.clone(), k, d, 0)?.with_q_period(self.q_period)?;
+                (sites, Arc::new(dens))
             }
             GraphTerm::Stencil(net) => {
                 let g = match graph.kind {
@@ -704,9 +799,21 @@ impl GraphModel {
                 };
                 (
                     Sites::stencil3(&g)?,
-                    Arc::new(MlpDensity::new(net.clone(), 3, d, 0)?),
+                    Arc::new(MlpDensity::new(net.clone(), 3, d, 0)?.with_q_period(self.q_period)?),
                 )
             }
+            GraphTerm::Closed(ClosedTerm::NodeMass { mass }) => (
+                Sites::explicit(1, (0..n).collect(), n)?.with_features(1, vec![*mass; n])?,
+                Arc::new(NodeKinetic { dof: d }),
+            ),
+            GraphTerm::Closed(ClosedTerm::Spring { k, beta }) => (
+                edge_sites()?,
+                Arc::new(crate::density::SpringEdge {
+                    dof: d,
+                    k: *k,
+                    beta: *beta,
+                }),
+            ),
         })
     }
 
@@ -726,7 +833,8 @@ impl GraphModel {
     pub fn params(&self) -> Vec<f64> {
         self.terms
             .iter()
-            .flat_map(|t| crate::train::hyperdual::flatten(t.net()))
+            .filter_map(|t| t.net())
+            .flat_map(crate::train::hyperdual::flatten)
             .collect()
     }
 
@@ -734,7 +842,7 @@ impl GraphModel {
     pub fn param_offsets(&self) -> Vec<usize> {
         let mut o = vec![0];
         for t in &self.terms {
-            o.push(o.last().unwrap() + t.net().n_params());
+            o.push(o.last().unwrap() + t.net().map_or(0, |n| n.n_params()));
         }
         o
     }
@@ -750,7 +858,9 @@ impl GraphModel {
             )));
         }
         for (t, term) in self.terms.iter_mut().enumerate() {
-            crate::train::hyperdual::unflatten(term.net_mut(), &theta[offs[t]..offs[t + 1]]);
+            if let Some(net) = term.net_mut() {
+                crate::train::hyperdual::unflatten(net, &theta[offs[t]..offs[t + 1]]);
+            }
         }
         Ok(())
     }

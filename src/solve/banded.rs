@@ -2,7 +2,8 @@
 //! O(N w) memory. No pivoting: indefinite M is accepted as long as no pivot is (numerically)
 //! zero; a pivot with |d_i| ≤ tol·max|M_ii| is reported as singular, naming the coordinate.
 
-use crate::{Error, Result};
+use crate::solve::SolveError;
+use crate::Result;
 
 /// A reusable banded factorisation: the permutation and band are fixed by the pattern.
 #[derive(Clone, Debug)]
@@ -66,9 +67,7 @@ impl Banded {
             }
         }
         if scale == 0.0 {
-            return Err(Error::Singular(
-                "the mass matrix is zero (the Lagrangian does not depend on the velocities)".into(),
-            ));
+            return Err(SolveError::ZeroMass.into());
         }
         let tol = PIVOT_TOL * scale;
         let band = &mut self.band;
@@ -91,10 +90,12 @@ impl Banded {
                 d -= ld_row[j - j0] * band[i * ld + w - (i - j)];
             }
             if d.abs() <= tol || !d.is_finite() {
-                return Err(Error::Singular(format!(
-                    "zero pivot {d:.3e} at coordinate {} (|M_ii| up to {scale:.3e}); the learned Lagrangian may be degenerate here — try --solver dense for a pseudo-inverse",
-                    self.perm[i]
-                )));
+                return Err(SolveError::ZeroPivot {
+                    coordinate: self.perm[i],
+                    pivot: d,
+                    scale,
+                }
+                .into());
             }
             band[i * ld + w] = d;
         }
@@ -137,9 +138,7 @@ impl Banded {
             }
         }
         if scale == 0.0 {
-            return Err(Error::Singular(
-                "the mass matrix is zero (the Lagrangian does not depend on the velocities)".into(),
-            ));
+            return Err(SolveError::ZeroMass.into());
         }
         let tol = PIVOT_TOL * scale;
         if !(min_abs > tol && sum.is_finite()) {
@@ -148,10 +147,12 @@ impl Banded {
                 .iter()
                 .position(|d| d.abs() <= tol || !d.is_finite())
             {
-                return Err(Error::Singular(format!(
-                    "zero pivot {:.3e} at coordinate {} (|M_ii| up to {scale:.3e}); the learned Lagrangian may be degenerate here — try --solver dense for a pseudo-inverse",
-                    self.band[i], self.perm[i]
-                )));
+                return Err(SolveError::ZeroPivot {
+                    coordinate: self.perm[i],
+                    pivot: self.band[i],
+                    scale,
+                }
+                .into());
             }
         }
         self.factored = true;

@@ -13,8 +13,11 @@
 //!
 //! `Auto` picks a diagonal solve (banded, half-width 0, natural order) when M is structurally
 //! diagonal, e.g. the lumped-mass FEM density on a mesh, else banded when the best ordering's half-bandwidth is at most 24 coordinates, else
-//! sparse. A singular M is an [`Error::Singular`] naming the coordinate, never a silent NaN; the
+//! sparse. A singular M is a [`SolveError`] naming the coordinate, never a silent NaN; the
 //! dense pseudo-inverse is the documented way to get least-squares accelerations anyway.
+
+mod error;
+pub use error::SolveError;
 
 pub mod banded;
 pub mod eigen;
@@ -37,7 +40,7 @@ use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, Mat, MatMut, Side};
 
 /// Which linear solver to use for M a = b.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SolverKind {
     Auto,
     Banded,
@@ -45,17 +48,12 @@ pub enum SolverKind {
     Dense,
 }
 
-impl std::fmt::Display for SolverKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self {
-            SolverKind::Auto => "auto",
-            SolverKind::Banded => "banded",
-            SolverKind::Sparse => "sparse",
-            SolverKind::Dense => "dense",
-        };
-        f.write_str(s)
-    }
-}
+crate::named!(SolverKind {
+    Auto => "auto": "diagonal when M is, banded when its half-bandwidth is ≤ 24, else sparse",
+    Banded => "banded": "banded LDLᵀ under a bandwidth-reducing ordering, O(N w²)",
+    Sparse => "sparse": "sparse Cholesky with an AMD ordering (LDLᵀ / LU fallbacks)",
+    Dense => "dense": "the paper's dense SVD pseudo-inverse, O(N³)",
+});
 
 /// Largest half-bandwidth for which `Auto` chooses the banded solver.
 pub const AUTO_MAX_BANDWIDTH: usize = 24;
@@ -193,7 +191,7 @@ impl Solver {
             SolverKind::Dense => {
                 if n > 20_000 {
                     return Err(Error::input(format!(
-                        "the dense pseudo-inverse needs an {n}×{n} matrix ({:.1} GB); use --solver sparse",
+                        "the dense pseudo-inverse needs an {n}×{n} matrix ({:.1} GB); use the sparse solver (SolverKind::Sparse)",
                         (n * n * 8 * 4) as f64 / 1e9
                     )));
                 }
@@ -312,9 +310,10 @@ impl Solver {
                                 Error::input(format!("sparse LU symbolic analysis failed: {e:?}"))
                             })?);
                         }
-                        let lu = Lu::try_new_with_symbolic(symbolic_lu.clone().unwrap(), mat).map_err(|e| {
-                            Error::Singular(format!("sparse LU failed ({e:?}); try --solver dense for a pseudo-inverse"))
-                        })?;
+                        let lu = Lu::try_new_with_symbolic(symbolic_lu.clone().unwrap(), mat)
+                            .map_err(|e| SolveError::LuFailed {
+                                detail: format!("{e:?}"),
+                            })?;
                         self.used_lu_fallback = true;
                         *factor = Some(SparseFactor::Lu(Box::new(lu)));
                     }
@@ -328,9 +327,9 @@ impl Solver {
                         m[(r, ix[e])] = values[e];
                     }
                 }
-                let svd = m
-                    .svd()
-                    .map_err(|e| Error::Singular(format!("SVD did not converge: {e:?}")))?;
+                let svd = m.svd().map_err(|e| SolveError::SvdFailed {
+                    detail: format!("{e:?}"),
+                })?;
                 *pinv = Some(svd.pseudoinverse());
                 Ok(())
             }
@@ -384,9 +383,7 @@ impl Solver {
             }
         }
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Singular(format!(
-                "the solve produced a non-finite acceleration at coordinate {i}; try --solver dense for a pseudo-inverse"
-            )));
+            return Err(SolveError::NonFiniteSolution { coordinate: i }.into());
         }
         Ok(())
     }

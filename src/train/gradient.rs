@@ -699,10 +699,7 @@ pub fn lnn_graph_loss_grad_sens(
             want_grad.then_some(grad.as_mut_slice()),
             mass_diag_sens.as_deref_mut(),
         )
-        .map_err(|e| match e {
-            Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
-            e => e,
-        })?;
+        .map_err(|e| e.context(&format!("sample {i}")))?;
     }
     Ok((total, grad))
 }

@@ -15,6 +15,7 @@ use super::gradient::Samples;
 use super::hyperdual::{adjoint_block, param_offsets};
 use super::loss::LossKind;
 use super::Trainable;
+use crate::density::potential::wrap_opt;
 use crate::density::{Mlp, PotentialInput};
 use crate::dynamics::{Dynamics, SITE_BLOCK};
 use crate::model::{GraphModel, GraphTerm, SystemGraph};
@@ -113,10 +114,7 @@ impl Trainable for GraphTrainer {
                         loss,
                         want_grad.then_some((g.as_mut_slice(), sens.as_mut_slice())),
                     )
-                    .map_err(|e| match e {
-                        Error::Singular(m) => Error::Singular(format!("sample {i}: {m}")),
-                        e => e,
-                    })?;
+                    .map_err(|e| e.context(&format!("sample {i}")))?;
                 }
                 Ok((l, g, sens))
             })
@@ -182,16 +180,23 @@ fn sample_grad(
         let sites = &dy.lagrangian.terms[t].sites;
         let g = &mut grad[offs[t]..offs[t + 1]];
         match term {
-            GraphTerm::Kinetic { .. } => {}
+            GraphTerm::Kinetic { .. } | GraphTerm::Closed(_) => {}
             GraphTerm::EdgePotential(net) => {
-                potential_adjoint(net, PotentialInput::EdgeDiff, sites, d, q, &lam, g)
+                let input = (PotentialInput::EdgeDiff, model.q_period);
+                potential_adjoint(net, input, sites, d, q, &lam, g)
             }
             GraphTerm::NodePotential(net) => {
-                potential_adjoint(net, PotentialInput::Node, sites, d, q, &lam, g)
+                let input = (PotentialInput::Node, model.q_period);
+                potential_adjoint(net, input, sites, d, q, &lam, g)
             }
-            GraphTerm::Sites(net) | GraphTerm::Stencil(net) => {
-                super::gradient::raw_mlp_adjoint(net, sites, d, (q, v, &a, &lam), g)
-            }
+            GraphTerm::Sites(net) | GraphTerm::Stencil(net) => match model.q_period {
+                // The density wraps each q (docs/DESIGN.md §7): the adjoint sees the same inputs.
+                Some(p) => {
+                    let qw: Vec<f64> = q.iter().map(|&x| wrap_opt(x, Some(p))).collect();
+                    super::gradient::raw_mlp_adjoint(net, sites, d, (&qw, v, &a, &lam), g)
+                }
+                None => super::gradient::raw_mlp_adjoint(net, sites, d, (q, v, &a, &lam), g),
+            },
         }
     }
     Ok(l)
@@ -204,7 +209,7 @@ const GROUPS: usize = 16;
 /// ∂/∂θ Σ_s λ_{I_s}·∂ρ_s/∂q_{I_s} of a potential term, accumulated into `grad`.
 pub(crate) fn potential_adjoint(
     net: &Mlp,
-    input: PotentialInput,
+    (input, period): (PotentialInput, Option<f64>),
     sites: &Sites,
     d: usize,
     q: &[f64],
@@ -241,12 +246,15 @@ pub(crate) fn potential_adjoint(
                         let x0 = &mut xin[col * pn..(col + 1) * pn];
                         match input {
                             PotentialInput::Node => {
-                                x0[..d].copy_from_slice(&q[nodes[0] * d..nodes[0] * d + d])
+                                for k in 0..d {
+                                    x0[k] = wrap_opt(q[nodes[0] * d + k], period);
+                                }
                             }
                             PotentialInput::EdgeDiff => {
                                 let sign = if c == 0 { 1.0 } else { -1.0 };
                                 for k in 0..d {
-                                    x0[k] = sign * (q[nodes[1] * d + k] - q[nodes[0] * d + k]);
+                                    let delta = q[nodes[1] * d + k] - q[nodes[0] * d + k];
+                                    x0[k] = sign * wrap_opt(delta, period);
                                 }
                             }
                         }
@@ -376,7 +384,7 @@ mod tests {
     use crate::model::{Boundary, FeatureSet, NetShape};
 
     /// A small spring chain with node and edge features and random states.
-    fn setup(node_potential: bool, fixed: bool) -> (GraphTrainer, Samples) {
+    fn setup(node_potential: bool, fixed: bool, period: Option<f64>) -> (GraphTrainer, Samples) {
         use ndarray::Array2;
         let n = 6;
         let mut g = crate::io::GraphData::new(n, 2, (0..n - 1).map(|i| [i, i + 1]).collect());
@@ -404,6 +412,7 @@ mod tests {
         if fixed {
             m.boundary = Boundary::Fixed;
         }
+        m.q_period = period;
         // Non-trivial biases so every parameter matters.
         let mut th = m.params();
         for (i, x) in th.iter_mut().enumerate() {
@@ -413,14 +422,19 @@ mod tests {
         (GraphTrainer::new(m, graph).unwrap(), data)
     }
 
-    fn check_gradient(node_potential: bool, fixed: bool) {
-        let (mut tr, data) = setup(node_potential, fixed);
+    fn check_gradient(node_potential: bool, fixed: bool, period: Option<f64>) {
+        let (tr, data) = setup(node_potential, fixed, period);
+        check_fd(tr, data, 1e-5);
+    }
+
+    /// Central differences of step h0·(1 + |θ_k|) against the adjoint gradient, 1e-5 relative.
+    fn check_fd(mut tr: GraphTrainer, data: Samples, h0: f64) {
         let idx = [0, 1, 2, 3];
         let theta = tr.params();
         let (_, g, _) = tr.loss_grad(&data, &idx, LossKind::Mse, true).unwrap();
         let mut worst: f64 = 0.0;
         for k in 0..theta.len() {
-            let h = 1e-5 * (1.0 + theta[k].abs());
+            let h = h0 * (1.0 + theta[k].abs());
             let mut t = theta.clone();
             t[k] += h;
             tr.set_params(&t).unwrap();
@@ -443,8 +457,60 @@ mod tests {
 
     #[test]
     fn node_edge_gradient_matches_finite_differences() {
-        check_gradient(false, false);
-        check_gradient(true, true);
+        check_gradient(false, false, None);
+        check_gradient(true, true, None);
+        // Angles: states in [−1, 1], differences up to 2, wrapped by 1.5.
+        check_gradient(true, false, Some(1.5));
+    }
+
+    /// The general stencil density on a ring of angles: the adjoint through the wrapped inputs.
+    #[test]
+    fn periodic_stencil_gradient_matches_finite_differences() {
+        let graph = SystemGraph::line(7, 1, true).unwrap();
+        let nc = graph.n_coords();
+        let states: Vec<f64> = (0..4 * 2 * nc)
+            .map(|i| 1.2 * (0.7 * i as f64).sin())
+            .collect();
+        let target: Vec<f64> = (0..4 * nc).map(|i| (1.3 * i as f64).cos()).collect();
+        let data = Samples::new(2 * nc, nc, states, target, None).unwrap();
+        let rows: Vec<&[f64]> = (0..data.n).map(|i| data.input_row(i)).collect();
+        let shape = NetShape {
+            hidden: 5,
+            layers: 2,
+            seed: 4,
+        };
+        let mut m = GraphModel::general(&graph, true, &shape, &rows).unwrap();
+        m.q_period = Some(2.0);
+        // Wrapped neighbours jump by up to 2 inside one stencil, so the untrained loss curves
+        // strongly: a smaller step keeps the central difference's O(h²) error below 1e-5.
+        check_fd(GraphTrainer::new(m, graph).unwrap(), data, 3e-6);
+    }
+
+    /// With a coordinate period, L is periodic in every coordinate: shifting one node by P
+    /// leaves every acceleration unchanged; without it, the shift changes them.
+    #[test]
+    fn periodic_graph_model_is_invariant_under_a_shift_by_the_period() {
+        for period in [None, Some(1.5)] {
+            let (tr, data) = setup(true, false, period);
+            let mut dy = tr.model.dynamics(&tr.graph, SolverKind::Auto).unwrap();
+            let nc = tr.graph.n_coords();
+            let row = data.input_row(1);
+            let (q, v) = (&row[..nc], &row[nc..]);
+            let a = dy.accelerations(q, v).unwrap();
+            let mut q2 = q.to_vec();
+            q2[3] += 1.5;
+            let a2 = dy.accelerations(&q2, v).unwrap();
+            let diff = a
+                .iter()
+                .zip(&a2)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            match period {
+                Some(_) => assert!(diff < 1e-12 * scale, "{diff} vs {scale}"),
+                None => assert!(diff > 1e-6 * scale, "{diff}"),
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! predicted accelerations) cannot dominate the step; f'(r) = 2r/√(1 + r²).
 
 /// Which loss to minimise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LossKind {
     /// Mean squared error.
@@ -27,6 +27,12 @@ pub enum LossKind {
     /// Pseudo-Huber with δ = 1 (target units): MSE for small residuals, 2|r| for large ones.
     Huber,
 }
+
+crate::named!(LossKind {
+    Mse => "mse": "mean squared error",
+    L1 => "l1": "mean absolute error",
+    Huber => "huber": "pseudo-Huber with δ = 1 (target units): MSE for small residuals, 2|r| for large ones",
+});
 
 impl LossKind {
     /// f(r) for one residual.

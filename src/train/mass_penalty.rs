@@ -44,12 +44,12 @@ impl MassPenalty {
     pub fn new(weight: f64, margin: f64) -> Result<MassPenalty> {
         if !(weight.is_finite() && weight > 0.0) {
             return Err(Error::input(format!(
-                "--mass-penalty must be a positive weight, got {weight}"
+                "mass penalty weight (--mass-penalty) must be positive, got {weight}"
             )));
         }
         if !(margin.is_finite() && margin > 0.0 && margin < 1.0) {
             return Err(Error::input(format!(
-                "--mass-margin must be in (0, 1), got {margin}"
+                "mass penalty margin (--mass-margin) must be in (0, 1), got {margin}"
             )));
         }
         Ok(MassPenalty {

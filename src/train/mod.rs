@@ -12,6 +12,9 @@
 //! Determinism: with the same seed and thread count a run is bit-for-bit reproducible — the
 //! shuffles come from one `StdRng`, and all gradient reductions sum fixed blocks in fixed order.
 
+mod error;
+pub use error::TrainError;
+
 pub mod baselines;
 pub mod damped;
 pub mod gradient;
@@ -19,6 +22,7 @@ pub mod graph;
 pub mod hyperdual;
 pub mod loss;
 pub mod mass_penalty;
+pub mod multi;
 pub mod optim;
 
 use crate::density::{Density, Mlp, MlpDensity};
@@ -45,7 +49,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Which model is trained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Lagrangian neural network: one site holding all coordinates (double pendulum, …).
@@ -58,29 +62,15 @@ pub enum ModelKind {
     Hnn,
 }
 
-impl ModelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Lnn => "lnn",
-            ModelKind::Lgn => "lgn",
-            ModelKind::Mlp => "mlp",
-            ModelKind::Hnn => "hnn",
-        }
-    }
-    pub fn parse(s: &str) -> Option<ModelKind> {
-        [
-            ModelKind::Lnn,
-            ModelKind::Lgn,
-            ModelKind::Mlp,
-            ModelKind::Hnn,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
+crate::named!(ModelKind {
+    Lnn => "lnn": "Lagrangian neural network: one site holding all coordinates (double pendulum, …)",
+    Lgn => "lgn": "Lagrangian graph network on a periodic ring, sites (i−1, i, i+1), one coordinate per node",
+    Mlp => "mlp": "plain MLP baseline (q, q̇) → q̈",
+    Hnn => "hnn": "Hamiltonian neural network H(x, y)",
+});
 
 /// The HNN's second coordinate y.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HnnCoords {
     /// y = q̇ (raw velocity): targets (q̇, q̈).
@@ -90,14 +80,10 @@ pub enum HnnCoords {
     Momentum,
 }
 
-impl HnnCoords {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HnnCoords::Velocity => "velocity",
-            HnnCoords::Momentum => "momentum",
-        }
-    }
-}
+crate::named!(HnnCoords {
+    Velocity => "velocity": "y = q̇ (raw velocity): targets (q̇, q̈)",
+    Momentum => "momentum": "y = p = ∂L/∂q̇ of the system's known Lagrangian: targets (q̇, ṗ)",
+});
 
 /// Model-file attribute holding the coordinate period ([`TrainedModel::q_period`]).
 pub const Q_PERIOD: &str = "q_period";
@@ -130,7 +116,9 @@ impl TrainedModel {
         seed: u64,
     ) -> Result<TrainedModel> {
         if hidden == 0 || layers == 0 {
-            return Err(Error::input("--hidden and --layers must be at least 1"));
+            return Err(Error::input(
+                "hidden width and layer count (--hidden, --layers) must be at least 1",
+            ));
         }
         if d == 0 {
             return Err(Error::input("the data has 0 coordinates per sample"));
@@ -616,28 +604,28 @@ impl TrainConfig {
             )));
         }
         if self.epochs == 0 {
-            return Err(Error::input("--epochs must be at least 1"));
+            return Err(Error::input("epochs (--epochs) must be at least 1"));
         }
         if self.batch == 0 {
-            return Err(Error::input("--batch must be at least 1"));
+            return Err(Error::input("batch (--batch) must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::input(format!(
-                "--lr must be positive, got {}",
+                "learning rate lr (--lr) must be positive, got {}",
                 self.lr
             )));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::input("--weight-decay must be ≥ 0"));
+            return Err(Error::input("weight_decay (--weight-decay) must be ≥ 0"));
         }
         if let Some(c) = self.clip {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::input("--clip must be positive"));
+                return Err(Error::input("clip (--clip) must be positive"));
             }
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(Error::input(format!(
-                "--val-fraction must be in [0, 1), got {}",
+                "val_fraction (--val-fraction) must be in [0, 1), got {}",
                 self.val_fraction
             )));
         }
@@ -695,8 +683,40 @@ pub struct TrainReport {
     pub no_better_than_zero: bool,
 }
 
+/// What [`fit`] trains on: weighted samples addressed by index. [`Samples`] (one system's
+/// states and targets) is the usual one; [`multi::GraphSets`] holds samples of several graphs.
+pub trait TrainingSet: Clone {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// True when there are no samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The samples `idx` as a new set.
+    fn subset(&self, idx: &[usize]) -> Self;
+    /// Weight of sample `i` in the loss.
+    fn weight(&self, i: usize) -> f64;
+    /// Loss of predicting zero on `idx`: the scale of the relative loss (see [`zero_loss`]).
+    fn zero_loss(&self, idx: &[usize], loss: LossKind) -> f64;
+}
+
+impl TrainingSet for Samples {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn subset(&self, idx: &[usize]) -> Self {
+        Samples::subset(self, idx)
+    }
+    fn weight(&self, i: usize) -> f64 {
+        Samples::weight(self, i)
+    }
+    fn zero_loss(&self, idx: &[usize], loss: LossKind) -> f64 {
+        zero_loss(self, idx, loss)
+    }
+}
+
 /// A model with trainable parameters and an exact loss gradient: what [`fit`] trains.
-pub trait Trainable {
+pub trait Trainable<D: TrainingSet = Samples> {
     /// All parameters as one vector.
     fn params(&self) -> Vec<f64>;
     /// Set the parameters (same layout as [`Trainable::params`]).
@@ -705,13 +725,13 @@ pub trait Trainable {
     /// `want_grad`, its exact gradient; the third value counts samples dropped from the batch.
     fn loss_grad(
         &mut self,
-        data: &Samples,
+        data: &D,
         idx: &[usize],
         loss: LossKind,
         want_grad: bool,
     ) -> Result<(f64, Vec<f64>, usize)>;
     /// Validation loss (no penalties); defaults to [`Trainable::loss_grad`] without gradient.
-    fn val_loss(&mut self, data: &Samples, idx: &[usize], loss: LossKind) -> Result<(f64, usize)> {
+    fn val_loss(&mut self, data: &D, idx: &[usize], loss: LossKind) -> Result<(f64, usize)> {
         self.loss_grad(data, idx, loss, false)
             .map(|(l, _, d)| (l, d))
     }
@@ -803,7 +823,7 @@ impl Objective {
     pub fn with_mass_penalty(mut self, penalty: Option<MassPenalty>) -> Result<Objective> {
         if penalty.is_some() && self.kind != ModelKind::Lnn {
             return Err(Error::input(format!(
-                "--mass-penalty applies to single-site LNNs (--model lnn), not to {}",
+                "mass_penalty (--mass-penalty) applies to single-site LNNs (model kind lnn), not to {}",
                 self.kind.as_str()
             )));
         }
@@ -890,32 +910,33 @@ pub fn train(
 /// [`MAX_SKIPPED_IN_A_ROW`] of those in a row, or an error, stop training with the reason in
 /// [`TrainReport::stopped_by_error`]. `on_step` sees every step (progress bars); `cfg.stop`
 /// stops after the current step.
-pub fn fit<T: Trainable + ?Sized>(
+pub fn fit<D: TrainingSet, T: Trainable<D> + ?Sized>(
     model: &mut T,
-    data: &Samples,
+    data: &D,
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&Progress),
 ) -> Result<TrainReport> {
     cfg.check()?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut order: Vec<usize> = (0..data.n).collect();
-    let n_val = (cfg.val_fraction * data.n as f64).round() as usize;
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let n_val = (cfg.val_fraction * data.len() as f64).round() as usize;
     let (train_set, val_set) = if n_val > 0 {
-        if n_val >= data.n {
+        if n_val >= data.len() {
             return Err(Error::input(format!(
                 "the validation fraction {} leaves no training samples out of {}",
-                cfg.val_fraction, data.n
+                cfg.val_fraction,
+                data.len()
             )));
         }
         order.shuffle(&mut rng);
-        let (tr, va) = order.split_at(data.n - n_val);
+        let (tr, va) = order.split_at(data.len() - n_val);
         (data.subset(tr), Some(data.subset(va)))
     } else {
         (data.clone(), None)
     };
-    let all_train: Vec<usize> = (0..train_set.n).collect();
+    let all_train: Vec<usize> = (0..train_set.len()).collect();
     let norm = if cfg.normalise {
-        let z = zero_loss(&train_set, &all_train, cfg.loss);
+        let z = train_set.zero_loss(&all_train, cfg.loss);
         if !(z.is_finite() && z > 0.0) {
             return Err(Error::input(
                 "every training target is zero: there is nothing to learn (or the targets are not finite)",
@@ -928,16 +949,16 @@ pub fn fit<T: Trainable + ?Sized>(
     let mut theta = model.params();
     let mut best_theta = theta.clone();
     let mut adam = Adam::new(theta.len(), cfg.weight_decay);
-    let batch = cfg.batch.min(train_set.n);
-    let steps_per_epoch = train_set.n.div_ceil(batch);
+    let batch = cfg.batch.min(train_set.len());
+    let steps_per_epoch = train_set.len().div_ceil(batch);
     let total = steps_per_epoch * cfg.epochs;
     let warm_steps = (cfg.warmup * total as f64).ceil() as usize;
-    let mut perm: Vec<usize> = (0..train_set.n).collect();
-    let val_idx: Vec<usize> = (0..val_set.as_ref().map_or(0, |v| v.n)).collect();
+    let mut perm: Vec<usize> = (0..train_set.len()).collect();
+    let val_idx: Vec<usize> = (0..val_set.as_ref().map_or(0, |v| v.len())).collect();
     let zero_val_loss = norm
         * match &val_set {
-            Some(vs) => zero_loss(vs, &val_idx, cfg.loss),
-            None => zero_loss(&train_set, &all_train, cfg.loss),
+            Some(vs) => vs.zero_loss(&val_idx, cfg.loss),
+            None => train_set.zero_loss(&all_train, cfg.loss),
         };
     let mut report = TrainReport {
         final_loss: f64::NAN,
@@ -952,7 +973,7 @@ pub fn fit<T: Trainable + ?Sized>(
         skipped_steps: 0,
         dropped_samples: 0,
         dropped_val_samples: 0,
-        n_train: train_set.n,
+        n_train: train_set.len(),
         n_val,
         zero_val_loss,
         no_better_than_zero: true,

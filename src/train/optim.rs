@@ -9,7 +9,7 @@
 //! ```
 
 /// Learning-rate schedule over `total` optimisation steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// η_t = η.
@@ -21,6 +21,12 @@ pub enum Schedule {
     /// cosine annealing down to η/10⁴.
     Onecycle,
 }
+
+crate::named!(Schedule {
+    Constant => "constant": "η_t = η",
+    Piecewise => "piecewise": "η for the first third of the steps, η/10 for the second, η/100 for the last",
+    Onecycle => "onecycle": "linear warm-up from η/25 to η over 30 % of the steps, then cosine down to η/10⁴",
+});
 
 impl Schedule {
     /// Learning rate at step `t` (0-based) of `total`.
