@@ -372,9 +372,43 @@ pub fn accel_mesh(
     min_seconds: f64,
     mesh_seconds: f64,
 ) -> Result<MeshAccelBench> {
+    accel_mesh_dissipative(mesh, density, solver, min_seconds, mesh_seconds, None)
+}
+
+/// [`accel_mesh`] with a dissipation term on the nodes (docs/DESIGN.md §13): `Some((hidden,
+/// layers))` adds a learned coefficient γ_i = m_i softplus(N(φ_i, m_i)) (a random network of
+/// that size, m_i the lumped area), so one acceleration also evaluates N on every node and adds
+/// −γ_i φ̇_i to b.
+pub fn accel_mesh_dissipative(
+    mesh: &crate::mesh::TriMesh,
+    density: &systems::MeshDensity,
+    solver: SolverKind,
+    min_seconds: f64,
+    mesh_seconds: f64,
+    dissipation: Option<(usize, usize)>,
+) -> Result<MeshAccelBench> {
     let t0 = Instant::now();
     let n = mesh.n_nodes();
     let mut sys = systems::wave_mesh(mesh, density, solver)?;
+    if let Some((h, l)) = dissipation {
+        use crate::density::dissipation::{DissipationTerm, Forces, LearnedNodeDissipation};
+        let area = crate::mesh::fem::lumped_mass(mesh);
+        let mut sizes = vec![2];
+        sizes.extend(std::iter::repeat_n(h, l));
+        sizes.push(1);
+        let term = LearnedNodeDissipation {
+            net: crate::density::Mlp::paper_init(&sizes, 11),
+            q_input: true,
+            dof: 1,
+            features: area.clone(),
+            n_features: 1,
+            scale: area,
+        };
+        sys.dynamics.set_forces(Forces {
+            dissipation: vec![DissipationTerm::Learned(term)],
+            input: None,
+        })?;
+    }
     let mut rng = StdRng::seed_from_u64(n as u64);
     let q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
     let v: Vec<f64> = (0..n).map(|_| rng.random_range(-0.3..0.3)).collect();

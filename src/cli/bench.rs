@@ -159,9 +159,21 @@ pub struct AccelBenchArgs {
     /// Keep repeating for at least this long (median reported).
     #[arg(long, default_value_t = 2.0)]
     pub min_seconds: f64,
+    /// Mesh only: add a dissipation term (docs/DESIGN.md §13). `learned`: a per-node learned
+    /// coefficient network γ(φ_i, m_i) of the same --hidden × --layers as the density, so the
+    /// timing shows what a damped learned model costs next to the conservative one (`none`).
+    #[arg(long, default_value = "none", value_parser = parse_bench_dissipation)]
+    pub dissipation: String,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_bench_dissipation(s: &str) -> std::result::Result<String, String> {
+    match s {
+        "none" | "learned" => Ok(s.to_string()),
+        _ => Err(format!("'{s}' is not one of none, learned")),
+    }
 }
 
 /// `--precision` of the MLP passes.
@@ -228,12 +240,13 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                     seed: 0,
                 },
             };
-            let r = lgn::bench::accel_mesh(
+            let r = lgn::bench::accel_mesh_dissipative(
                 &mesh,
                 &density,
                 a.solver.unwrap_or(SolverKind::Auto),
                 a.min_seconds,
                 mesh_seconds,
+                (a.dissipation == "learned").then_some((a.hidden, a.layers)),
             )?;
             if a.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));

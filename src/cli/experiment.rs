@@ -16,6 +16,9 @@ pub enum ExperimentName {
     /// Positions only, with noise: weak-form objective vs derivative-estimation baseline
     /// (double pendulum and a spring chain).
     Noisy,
+    /// Damped double pendulum: learn L and the joint damping together, energy decay and power
+    /// balance on held-out initial conditions (issue 13).
+    Damped,
 }
 
 /// Run one of the paper's experiments: data → training → simulation → metrics and figures.

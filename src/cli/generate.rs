@@ -112,6 +112,11 @@ pub struct GenerateArgs {
     /// coordinates' units, e.g. rad) to every position; recorded as attribute `noise`.
     #[arg(long, default_value_t = 0.0)]
     pub noise: f64,
+    /// dblpend: linear joint damping c ≥ 0, D = ½ c (θ̇₁² + θ̇₂²) (docs/DESIGN.md §13.5); the
+    /// data's `damping` attribute records it and trajectories get `w_dissipated` /
+    /// `w_injected` (E + W_dissipated − W_injected is constant). Default: undamped.
+    #[arg(long)]
+    pub damping: Option<f64>,
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -195,7 +200,33 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             "--g-range applies to relativistic samples only",
         ));
     }
+    if a.damping.is_some() && a.system != GenSystem::Dblpend {
+        return Err(Error::input("--damping applies to dblpend only"));
+    }
     let what = match (a.system, a.kind) {
+        (GenSystem::Dblpend, GenKind::Samples) if a.damping.is_some() => {
+            let c = a.damping.unwrap_or(0.0);
+            data::damped::dblpend_damped_samples(a.n, a.g.unwrap_or(9.8), a.omega_max, c, a.seed)?
+                .write(&a.out, a.force)?;
+            format!("{} damped (c = {c}) double pendulum samples", a.n)
+        }
+        (GenSystem::Dblpend, GenKind::Trajectories) if a.damping.is_some() => {
+            let c = a.damping.unwrap_or(0.0);
+            data::damped::dblpend_damped_trajectories(
+                a.batch,
+                &times,
+                a.g.unwrap_or(9.8),
+                a.omega_max,
+                c,
+                a.seed,
+                &method,
+            )?
+            .write(&a.out, a.force)?;
+            format!(
+                "{} damped (c = {c}) double pendulum trajectories × {} frames (with w_dissipated)",
+                a.batch, a.frames
+            )
+        }
         (GenSystem::Dblpend, GenKind::Samples) => {
             data::dblpend_samples(a.n, a.g.unwrap_or(9.8), a.omega_max, a.seed)?
                 .write(&a.out, a.force)?;

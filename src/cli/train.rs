@@ -3,6 +3,7 @@
 //! (`--model lnn|lgn|mlp|hnn`).
 
 use super::choice::choice;
+use lgn::density::dissipation::DissipationKind;
 use lgn::io::{AttrValue, TrainingData};
 use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use lgn::train::{
@@ -149,6 +150,13 @@ pub struct TrainArgs {
     /// 2K + 5 frames). Larger K averages more noise, smaller K resolves faster motion.
     #[arg(long, default_value_t = 5)]
     pub window: usize,
+    /// Dissipation the model learns next to L (docs/DESIGN.md §13): none (conservative), linear
+    /// (D = ½ Σ c_k q̇_k², one learned c_k ≥ 0 per coordinate: joint friction, viscous drag; the
+    /// coefficients are stored in the model file and printed at the end) or learned (a
+    /// state-dependent coefficient network; graph models). Use it on data from a damped system,
+    /// e.g. `lgn generate dblpend --damping 0.3`.
+    #[arg(long, default_value = "none", value_parser = parse_dissipation)]
+    pub dissipation: lgn::density::dissipation::DissipationKind,
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -457,6 +465,13 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     summarise(args, "lgn", &cfg, &report)
 }
 
+fn parse_dissipation(
+    s: &str,
+) -> std::result::Result<lgn::density::dissipation::DissipationKind, String> {
+    lgn::density::dissipation::DissipationKind::parse(s)
+        .ok_or_else(|| format!("'{s}' is not one of none, linear, learned"))
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
     // First of all, so that a signal at any time after start-up stops gracefully.
     let stop = stop_flag();
@@ -480,6 +495,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return super::train_positions::run(&args, objective, stop);
     }
     if graph {
+        if args.dissipation != DissipationKind::None {
+            return Err(Error::input(
+                "--dissipation with --graph/--mesh is not available yet: graph models train conservative (use --model lnn for damped single-network data)",
+            ));
+        }
         return run_graph(&args, stop);
     }
     let kind = args
@@ -512,7 +532,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
-    let (best, report) = train::train(model, &samples, &cfg, &mut on_step)?;
+    let (best, report) = match args.dissipation {
+        DissipationKind::None => train::train(model, &samples, &cfg, &mut on_step)?,
+        DissipationKind::Linear => {
+            let r = train::damped::train_damped_lnn(model, &samples, &cfg, &mut on_step)?;
+            if let Some(c) = train::damped::model_damping(&r.0) {
+                eprintln!("learned linear damping c = {c:?}");
+            }
+            r
+        }
+        DissipationKind::Learned => {
+            return Err(Error::input(
+                "--dissipation learned is for graph models (--graph/--mesh); a single-network lnn learns --dissipation linear",
+            ))
+        }
+    };
     bar.finish_and_clear();
     warn_stops(&report);
     if report.epochs == 0 {

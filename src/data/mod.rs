@@ -11,6 +11,7 @@
 //! each from its own pre-drawn initial state). Energies are the exact energies of the true
 //! Lagrangian, E = q̇·∂L/∂q̇ − L.
 
+pub mod damped;
 pub mod derivatives;
 pub mod wave_mesh;
 

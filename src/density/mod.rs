@@ -11,6 +11,7 @@
 
 pub mod activation;
 pub mod analytic;
+pub mod dissipation;
 pub mod fem;
 pub mod mlp;
 pub mod potential;

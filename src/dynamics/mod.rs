@@ -34,6 +34,11 @@ pub struct Dynamics {
     pub timings: PhaseTimes,
     /// Fixed (Dirichlet) coordinates, see [`Dynamics::with_fixed`].
     fixed: FixedCoords,
+    /// Non-conservative forces (dissipation, inputs; docs/DESIGN.md §13), see
+    /// [`Dynamics::with_forces`]. `None`: the conservative path, unchanged.
+    pub forces: Option<crate::density::dissipation::Forces>,
+    /// Time t of the next evaluation (for time-dependent inputs u(t)); integrators set it.
+    pub time: f64,
 }
 
 /// Held coordinates: after assembly their rows and columns of M become those of the identity
@@ -96,6 +101,8 @@ impl Dynamics {
             rhs,
             timings: PhaseTimes::default(),
             fixed: FixedCoords::default(),
+            forces: None,
+            time: 0.0,
         })
     }
 
@@ -138,6 +145,38 @@ impl Dynamics {
         }
         self.fixed = fixed;
         Ok(self)
+    }
+
+    /// Add non-conservative forces: M q̈ = ∂L/∂q − C q̇ − ∂D/∂q̇ + B u(t) (docs/DESIGN.md §13).
+    /// Empty forces leave the conservative path as it is.
+    pub fn with_forces(mut self, forces: crate::density::dissipation::Forces) -> Result<Dynamics> {
+        self.set_forces(forces)?;
+        Ok(self)
+    }
+
+    /// Replace the non-conservative forces (see [`Dynamics::with_forces`]).
+    pub fn set_forces(&mut self, forces: crate::density::dissipation::Forces) -> Result<()> {
+        forces.check(self.n_coords())?;
+        self.forces = (!forces.is_empty()).then_some(forces);
+        Ok(())
+    }
+
+    /// Add the generalised force −∂D/∂q̇ + B u(t) to `self.rhs` (held coordinates stay 0).
+    fn add_forces(&mut self, q: &[f64], v: &[f64]) {
+        if let Some(f) = &self.forces {
+            f.add_force(q, v, self.time, &mut self.rhs);
+            for &j in &self.fixed.coords {
+                self.rhs[j] = 0.0;
+            }
+        }
+    }
+
+    /// Dissipated and injected power at (q, q̇) and [`Dynamics::time`] (zero without forces).
+    pub fn power(&self, q: &[f64], v: &[f64]) -> crate::density::dissipation::Power {
+        self.forces
+            .as_ref()
+            .map(|f| f.power(q, v, self.time))
+            .unwrap_or_default()
     }
 
     /// The fixed coordinates (sorted), see [`Dynamics::with_fixed`].
@@ -215,6 +254,7 @@ impl Dynamics {
         self.evaluate_sites_accel(q, v)?;
         let t1 = std::time::Instant::now();
         self.assemble_accel();
+        self.add_forces(q, v);
         let t2 = std::time::Instant::now();
         self.solver.factorize(&self.pattern, &self.mass)?;
         a.copy_from_slice(&self.rhs);

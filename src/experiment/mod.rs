@@ -5,6 +5,7 @@
 //! `metrics` name the headline numbers plainly (e.g. `lnn_energy_error`). `--quick` runs are
 //! small, seeded and finish in about two minutes: the tests use them and assert on outcomes.
 
+pub mod damped;
 pub mod dblpend;
 pub mod mesh;
 pub mod noisy;
@@ -209,6 +210,7 @@ pub fn run(name: &str, opts: &ExperimentOptions) -> Result<ExperimentReport> {
         "wave1d" => wave1d::run(opts)?,
         "mesh" => mesh::run(opts)?,
         "noisy" => noisy::run(opts)?,
+        "damped" => damped::run(opts)?,
         other => {
             return Err(Error::input(format!(
                 "unknown experiment '{other}': choose dblpend, relativistic, wave1d, mesh or noisy"

@@ -89,7 +89,8 @@ const D7: f64 = 69997945.0 / 29380423.0;
 
 /// y' = (v, a(q, v)) for y = (q, v). A non-finite stage state gives a NaN derivative (the step
 /// is then rejected and retried smaller) instead of calling the system.
-fn deriv<S: SecondOrder + ?Sized>(sys: &mut S, y: &[f64], f: &mut [f64]) -> Result<()> {
+fn deriv<S: SecondOrder + ?Sized>(sys: &mut S, t: f64, y: &[f64], f: &mut [f64]) -> Result<()> {
+    sys.set_time(t);
     if !y.iter().all(|x| x.is_finite()) {
         f.fill(f64::NAN);
         return Ok(());
@@ -160,7 +161,7 @@ where
         return Ok(stats);
     }
 
-    deriv(sys, &y, &mut k[0])?;
+    deriv(sys, t, &y, &mut k[0])?;
     stats.evals += 1;
     let span = t_end - t0;
     let h_max = o.h_max.unwrap_or(f64::INFINITY).min(span);
@@ -184,7 +185,7 @@ where
             for j in 0..m {
                 yt[j] = y[j] + h0 * k[0][j];
             }
-            deriv(sys, &yt, &mut k[1])?;
+            deriv(sys, t + h0, &yt, &mut k[1])?;
             stats.evals += 1;
             for j in 0..m {
                 err[j] = (k[1][j] - k[0][j]) / h0;
@@ -233,18 +234,18 @@ where
         }
         // Stages.
         macro_rules! stage {
-            ($dst:expr, $($c:expr => $i:expr),+) => {{
+            ($dst:expr, $tc:expr, $($c:expr => $i:expr),+) => {{
                 for j in 0..m {
                     yt[j] = y[j] + h * (0.0 $(+ $c * k[$i][j])+);
                 }
-                deriv(sys, &yt, &mut k[$dst])?;
+                deriv(sys, t + $tc * h, &yt, &mut k[$dst])?;
             }};
         }
-        stage!(1, A21 => 0);
-        stage!(2, A31 => 0, A32 => 1);
-        stage!(3, A41 => 0, A42 => 1, A43 => 2);
-        stage!(4, A51 => 0, A52 => 1, A53 => 2, A54 => 3);
-        stage!(5, A61 => 0, A62 => 1, A63 => 2, A64 => 3, A65 => 4);
+        stage!(1, C2, A21 => 0);
+        stage!(2, C3, A31 => 0, A32 => 1);
+        stage!(3, C4, A41 => 0, A42 => 1, A43 => 2);
+        stage!(4, C5, A51 => 0, A52 => 1, A53 => 2, A54 => 3);
+        stage!(5, 1.0, A61 => 0, A62 => 1, A63 => 2, A64 => 3, A65 => 4);
         for j in 0..m {
             ynew[j] = y[j]
                 + h * (A71 * k[0][j]
@@ -253,8 +254,7 @@ where
                     + A75 * k[4][j]
                     + A76 * k[5][j]);
         }
-        let _ = (C2, C3, C4, C5); // autonomous system: the nodes c_i are not needed
-        deriv(sys, &ynew, &mut k[6])?;
+        deriv(sys, t + h, &ynew, &mut k[6])?;
         stats.evals += 6;
         for j in 0..m {
             err[j] = h

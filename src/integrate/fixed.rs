@@ -45,6 +45,7 @@ where
         for s in 0..m {
             let t = t0 + s as f64 * h;
             kv[0].copy_from_slice(&v);
+            sys.set_time(t);
             sys.accel(&q, &v, &mut k[0])?;
             for (stage, c) in [(1usize, 0.5), (2, 0.5), (3, 1.0)] {
                 for j in 0..n {
@@ -84,6 +85,7 @@ where
     let (mut q, mut v) = (q0.to_vec(), v0.to_vec());
     let mut a = vec![0.0; n];
     let mut stats = Stats::default();
+    sys.set_time(times.at(0));
     sys.accel(&q, &v, &mut a)?;
     stats.evals += 1;
     out(0, times.at(0), &q, &v)?;

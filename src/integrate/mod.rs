@@ -23,9 +23,11 @@ pub use error::IntegrateError;
 mod dp5;
 mod fixed;
 mod variational;
+mod work;
 
 pub use dp5::Dp5Options;
 pub use variational::{MidpointOptions, Variational};
+pub use work::{integrate_with_work, Work};
 
 use crate::dynamics::Dynamics;
 use crate::{Error, Result};
@@ -38,6 +40,9 @@ pub trait SecondOrder {
     fn variational(&mut self) -> Option<&mut dyn Variational> {
         None
     }
+    /// The time of the next [`SecondOrder::accel`] call, for time-dependent forces
+    /// (docs/DESIGN.md §13); autonomous systems ignore it.
+    fn set_time(&mut self, _t: f64) {}
 }
 
 impl<F> SecondOrder for F
@@ -55,6 +60,9 @@ impl SecondOrder for Dynamics {
     }
     fn variational(&mut self) -> Option<&mut dyn Variational> {
         Some(self)
+    }
+    fn set_time(&mut self, t: f64) {
+        self.time = t;
     }
 }
 
@@ -218,6 +226,7 @@ pub(crate) fn accel_checked<S: SecondOrder + ?Sized>(
     a: &mut [f64],
 ) -> Result<()> {
     check_state(t, q, v)?;
+    sys.set_time(t);
     sys.accel(q, v, a)
 }
 

@@ -12,7 +12,10 @@
 //! energy error stays bounded (no drift) over very long runs. It is second order. The implicit
 //! equation for q₁ is solved by a Newton-like iteration with Jacobian M(q̄, q̇̄)/h (the leading
 //! term; the neglected parts are O(h) relative), so each iteration costs one site evaluation and
-//! one solve with the sparse mass matrix. Velocities at output times are recovered from
+//! one solve with the sparse mass matrix. With non-conservative forces F = −∂D/∂q̇ + B u(t)
+//! ([`Variational::force`]) the same equations with ∂L/∂q replaced by ∂L/∂q + F(q̄, q̇̄, t + h/2)
+//! are the discrete Lagrange–d'Alembert principle with midpoint forces (docs/DESIGN.md §13.3),
+//! still second order. Velocities at output times are recovered from
 //! p = ∂L/∂v(q, v) by Newton's method on v.
 
 use super::fixed::substeps;
@@ -29,6 +32,12 @@ pub trait Variational {
     fn gradients(&mut self, q: &[f64], v: &[f64], dq: &mut [f64], dv: &mut [f64]) -> Result<()>;
     /// x ← M⁻¹x with M from the last [`Variational::gradients`] call.
     fn solve_mass(&mut self, x: &mut [f64]) -> Result<()>;
+    /// The non-conservative force F(q, v, t) = −∂D/∂q̇ + B u(t) added to `f`, if the system has
+    /// one (returns false and leaves `f` alone otherwise). The integrator then solves the
+    /// discrete Lagrange–d'Alembert equations (docs/DESIGN.md §13.3).
+    fn force(&mut self, _q: &[f64], _v: &[f64], _t: f64, _f: &mut [f64]) -> bool {
+        false
+    }
 }
 
 impl Variational for Dynamics {
@@ -65,6 +74,16 @@ impl Variational for Dynamics {
     }
     fn solve_mass(&mut self, x: &mut [f64]) -> Result<()> {
         self.solver.solve_in_place(x)
+    }
+    fn force(&mut self, q: &[f64], v: &[f64], t: f64, f: &mut [f64]) -> bool {
+        let Some(forces) = &self.forces else {
+            return false;
+        };
+        forces.add_force(q, v, t, f);
+        for &j in self.fixed_coords() {
+            f[j] = 0.0;
+        }
+        true
     }
 }
 
@@ -183,6 +202,8 @@ where
                 }
                 sys.gradients(&mq, &mv, &mut gq, &mut gv)?;
                 stats.evals += 1;
+                // Discrete Lagrange–d'Alembert: f± = (h/2) F(q̄, q̇̄, t + h/2) join ∂L/∂q.
+                sys.force(&mq, &mv, t + 0.5 * h, &mut gq);
                 for j in 0..n {
                     r[j] = gv[j] - 0.5 * h * gq[j] - p[j];
                 }

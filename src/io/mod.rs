@@ -58,6 +58,7 @@ mod atomic;
 mod graph;
 pub(crate) mod h5;
 mod info;
+pub mod inputs;
 mod model;
 mod positions;
 mod samples;

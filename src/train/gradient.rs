@@ -300,6 +300,23 @@ pub fn lnn_dense_block_penalised(
     penalty: Option<MassPenalty>,
     grad: Option<&mut [f64]>,
 ) -> Result<(f64, usize, f64)> {
+    lnn_dense_block_damped(dens, data, idx, loss, inv_norm, penalty, grad, None)
+}
+
+/// [`lnn_dense_block_penalised`] with linear damping D = ½ Σ_k c_k q̇_k² (docs/DESIGN.md §13.2):
+/// M a = ∂L/∂q − C q̇ − c ⊙ q̇. With `damping = (c, dc)`, ∂ℓ/∂c_k = −Σ λ_k q̇_k is accumulated
+/// into `dc` when a gradient is asked for.
+#[allow(clippy::too_many_arguments)]
+pub fn lnn_dense_block_damped(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    inv_norm: f64,
+    penalty: Option<MassPenalty>,
+    grad: Option<&mut [f64]>,
+    mut damping: Option<(&[f64], &mut [f64])>,
+) -> Result<(f64, usize, f64)> {
     let d = data.out_dim;
     let p = 2 * d;
     let nb = idx.len();
@@ -331,6 +348,12 @@ pub fn lnn_dense_block_penalised(
         for c in 0..d {
             a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
         }
+        if let Some((dc, _)) = &damping {
+            let v = &data.input_row(i)[d..];
+            for c in 0..d {
+                a[c] -= dc[c] * v[c];
+            }
+        }
         let ok = small_lu(&mut m, d).and_then(|piv| {
             if small_cond1(m0, &m, &piv, d) > MAX_MASS_COND {
                 return None;
@@ -349,6 +372,11 @@ pub fn lnn_dense_block_penalised(
             // λ = M⁻¹ ∂ℓ/∂a (M symmetric).
             small_lu_solve(&m, &piv, d, &mut g);
             let xr = data.input_row(i);
+            if let Some((_, gc)) = &mut damping {
+                for c in 0..d {
+                    gc[c] -= g[c] * xr[d + c];
+                }
+            }
             sites.extend_from_slice(xr);
             // u1 = (0, λ), u2 = (v, a), u3 = (λ, 0).
             sites.extend(std::iter::repeat_n(0.0, d));

@@ -16,6 +16,7 @@ mod error;
 pub use error::TrainError;
 
 pub mod baselines;
+pub mod damped;
 pub mod gradient;
 pub mod graph;
 pub mod hyperdual;
@@ -175,7 +176,19 @@ impl TrainedModel {
                 .with_q_period(self.q_period())?,
         );
         match self.kind {
-            ModelKind::Lnn => crate::systems::single_site(dens, solver),
+            ModelKind::Lnn => {
+                let dy = crate::systems::single_site(dens, solver)?;
+                // Learned linear damping (docs/DESIGN.md §13.2), when the model has one.
+                match damped::model_damping(self) {
+                    Some(c) => dy.with_forces(crate::density::dissipation::Forces {
+                        dissipation: vec![crate::density::dissipation::DissipationTerm::Linear {
+                            c,
+                        }],
+                        input: None,
+                    }),
+                    None => Ok(dy),
+                }
+            }
             ModelKind::Lgn => {
                 let n = n
                     .or_else(|| self.params.get("n").map(|&x| x as usize))

@@ -1,0 +1,31 @@
+//! `lgn experiment damped --quick` end to end: outcomes that must hold for any training result.
+
+use lgn::experiment::{run, ExperimentOptions};
+
+#[test]
+fn quick_damped_experiment_reports_balance_and_nonnegative_damping() {
+    let out = std::env::temp_dir().join(format!("lgn-exp-damped-{}", std::process::id()));
+    let mut opts = ExperimentOptions::new(out.clone());
+    opts.quick = true;
+    opts.force = true;
+    let r = run("damped", &opts).expect("experiment runs");
+    let m = &r.metrics;
+    // The truth's own rollouts balance energy and dissipated work to integrator accuracy.
+    assert!(m["truth_power_balance_residual"] < 1e-8, "{m:?}");
+    // Learned coefficients are non-negative by construction (stored softplus values).
+    assert!(m["damping_learned_raw_0"] >= 0.0 && m["damping_learned_raw_1"] >= 0.0);
+    assert!(
+        m["lagrangian_scale_alpha"] > 0.0,
+        "model not normalised to a positive mass"
+    );
+    assert!(m["accel_rel_error"].is_finite());
+    assert!(
+        m["model_rollouts_failed"] < 5.0,
+        "every model rollout failed: {:?}",
+        r.notes
+    );
+    for f in ["energy_decay.png", "energy_decay_mean.png", "metrics.json"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
