@@ -265,41 +265,10 @@ fn report_dict<'py>(
 
 /// The training record stored in the model file (as `lgn train` writes it).
 fn training_record(data_file: &str, cfg: &TrainConfig, report: &TrainReport) -> TrainingData {
-    let mut attrs = BTreeMap::new();
-    attrs.insert("learning_rate".into(), AttrValue::Float(cfg.lr));
-    attrs.insert("weight_decay".into(), AttrValue::Float(cfg.weight_decay));
-    attrs.insert("batch".into(), AttrValue::Int(cfg.batch as i64));
-    attrs.insert("loss".into(), AttrValue::Str(cfg.loss.name().into()));
-    attrs.insert(
-        "schedule".into(),
-        AttrValue::Str(format!("{:?}", cfg.schedule).to_lowercase()),
-    );
-    attrs.insert(
-        "best_epoch".into(),
-        AttrValue::Int(report.best_epoch as i64),
-    );
-    attrs.insert("val_fraction".into(), AttrValue::Float(cfg.val_fraction));
-    attrs.insert(
-        "normalised".into(),
-        AttrValue::Int(i64::from(cfg.normalise)),
-    );
-    attrs.insert("warmup".into(), AttrValue::Float(cfg.warmup));
-    if let Some(c) = cfg.clip {
-        attrs.insert("clip".into(), AttrValue::Float(c));
-    }
-    if let Some(p) = &cfg.mass_penalty {
-        attrs.insert("mass_penalty".into(), AttrValue::Float(p.weight));
-        attrs.insert("mass_margin".into(), AttrValue::Float(p.margin));
-    }
-    attrs.insert("trained_with".into(), AttrValue::Str("python".into()));
-    TrainingData {
-        seed: cfg.seed,
-        data_file: data_file.to_string(),
-        epochs: report.epochs as u64,
-        loss_history: Array1::from(report.loss_history.clone()),
-        val_loss_history: Array1::from(report.val_loss_history.clone()),
-        attrs,
-    }
+    let mut rec = lgn::train::training_record(data_file, cfg, report);
+    rec.attrs
+        .insert("trained_with".into(), AttrValue::Str("python".into()));
+    rec
 }
 
 /// What is trained.

@@ -4,13 +4,12 @@
 
 use super::choice::choice;
 use lgn::density::dissipation::DissipationKind;
-use lgn::io::{AttrValue, TrainingData};
+use lgn::io::TrainingData;
 use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use lgn::train::{
     self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
 };
 use lgn::{Error, Result};
-use ndarray::Array1;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -235,40 +234,7 @@ pub(super) fn training_record(
     cfg: &TrainConfig,
     report: &train::TrainReport,
 ) -> TrainingData {
-    let mut attrs = std::collections::BTreeMap::new();
-    attrs.insert("learning_rate".into(), AttrValue::Float(cfg.lr));
-    attrs.insert("weight_decay".into(), AttrValue::Float(cfg.weight_decay));
-    attrs.insert("batch".into(), AttrValue::Int(cfg.batch as i64));
-    attrs.insert("loss".into(), AttrValue::Str(cfg.loss.name().into()));
-    attrs.insert(
-        "schedule".into(),
-        AttrValue::Str(format!("{:?}", cfg.schedule).to_lowercase()),
-    );
-    attrs.insert(
-        "best_epoch".into(),
-        AttrValue::Int(report.best_epoch as i64),
-    );
-    attrs.insert("val_fraction".into(), AttrValue::Float(cfg.val_fraction));
-    attrs.insert(
-        "normalised".into(),
-        AttrValue::Int(i64::from(cfg.normalise)),
-    );
-    attrs.insert("warmup".into(), AttrValue::Float(cfg.warmup));
-    if let Some(c) = cfg.clip {
-        attrs.insert("clip".into(), AttrValue::Float(c));
-    }
-    if let Some(p) = &cfg.mass_penalty {
-        attrs.insert("mass_penalty".into(), AttrValue::Float(p.weight));
-        attrs.insert("mass_margin".into(), AttrValue::Float(p.margin));
-    }
-    TrainingData {
-        seed: args.seed,
-        data_file: args.data.display().to_string(),
-        epochs: report.epochs as u64,
-        loss_history: Array1::from(report.loss_history.clone()),
-        val_loss_history: Array1::from(report.val_loss_history.clone()),
-        attrs,
-    }
+    train::training_record(&args.data.display().to_string(), cfg, report)
 }
 
 /// Print the JSON summary; a run no better than predicting zero is an error (after writing).
@@ -337,9 +303,9 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             )));
         }
     }
-    if args.angles || args.mass_penalty.is_some() {
+    if args.mass_penalty.is_some() {
         return Err(Error::input(
-            "--angles and --mass-penalty apply to single-site models (--model lnn), not to graph networks",
+            "--mass-penalty applies to single-site models (--model lnn), not to graph networks",
         ));
     }
     let (graph, features, gname) = match (&args.graph, &args.mesh) {

@@ -64,7 +64,7 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
         }
         if args.angles || args.mass_penalty.is_some() {
             return Err(Error::input(
-                "--angles and --mass-penalty apply to single-site models (--model lnn), not to graph networks",
+                "--angles and --mass-penalty are not available for graph networks trained from positions (--objective weak and its baselines)",
             ));
         }
         if args.density != GraphDensity::NodeEdge {

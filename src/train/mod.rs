@@ -1008,6 +1008,47 @@ pub fn train(
     Ok((t.model, report))
 }
 
+/// The training record a model file keeps (`training` group, docs/SCHEMA.md): the data file,
+/// the seed and epochs, the loss histories and the configuration as attributes.
+pub fn training_record(
+    data_file: &str,
+    cfg: &TrainConfig,
+    report: &TrainReport,
+) -> crate::io::TrainingData {
+    use crate::io::AttrValue;
+    let mut attrs = BTreeMap::new();
+    attrs.insert("learning_rate".into(), AttrValue::Float(cfg.lr));
+    attrs.insert("weight_decay".into(), AttrValue::Float(cfg.weight_decay));
+    attrs.insert("batch".into(), AttrValue::Int(cfg.batch as i64));
+    attrs.insert("loss".into(), AttrValue::Str(cfg.loss.name().into()));
+    attrs.insert("schedule".into(), AttrValue::Str(cfg.schedule.as_str().into()));
+    attrs.insert(
+        "best_epoch".into(),
+        AttrValue::Int(report.best_epoch as i64),
+    );
+    attrs.insert("val_fraction".into(), AttrValue::Float(cfg.val_fraction));
+    attrs.insert(
+        "normalised".into(),
+        AttrValue::Int(i64::from(cfg.normalise)),
+    );
+    attrs.insert("warmup".into(), AttrValue::Float(cfg.warmup));
+    if let Some(c) = cfg.clip {
+        attrs.insert("clip".into(), AttrValue::Float(c));
+    }
+    if let Some(p) = &cfg.mass_penalty {
+        attrs.insert("mass_penalty".into(), AttrValue::Float(p.weight));
+        attrs.insert("mass_margin".into(), AttrValue::Float(p.margin));
+    }
+    crate::io::TrainingData {
+        seed: cfg.seed,
+        data_file: data_file.to_string(),
+        epochs: report.epochs as u64,
+        loss_history: ndarray::Array1::from(report.loss_history.clone()),
+        val_loss_history: ndarray::Array1::from(report.val_loss_history.clone()),
+        attrs,
+    }
+}
+
 /// The one training loop (docs/DESIGN.md §3): seeded split and shuffles, minibatches, Adam with
 /// the schedule, warm-up and clipping, validation after every epoch, the best parameters kept
 /// (and left in `model` at the end). Samples a model drops (singular learned M) are counted; a
