@@ -49,7 +49,9 @@ pub enum Integrator {
       --integrator verlet --step 0.001 --out wave.h5 --plot wave.png
   lgn simulate --system relativistic --g 1 --state \"0,0.5\" --t-end 10 --dt 0.05 --integrator midpoint --out rel.h5
   lgn simulate --system wave-mesh --mesh meshes/disk_coarse.msh --state random --t-end 2 --dt 0.02 \\
-      --integrator verlet --step 0.002 --out disk.h5 --plot disk.png   # also writes disk.xmf")]
+      --integrator verlet --step 0.002 --out disk.h5 --plot disk.png   # also writes disk.xmf
+  lgn simulate --system dblpend --damping 0.1 --input u.h5 --state \"1,2,0,0\" --t-end 10 --dt 0.01 \\
+      --out driven.h5 --plot driven.png   # u.h5: t (T), u (T × m), B (2 × m); writes w_dissipated, w_injected")]
 pub struct SimulateArgs {
     /// Which system (with --model: the state layout; default from the model file).
     #[arg(long, value_enum, required_unless_present = "model")]
@@ -111,6 +113,19 @@ pub struct SimulateArgs {
     /// PNG, and the energy to <stem>_energy.png.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Drive the system with an input file (docs/SCHEMA.md "Inputs and work"): datasets `t`
+    /// (increasing, covering 0..--t-end), `u` (T × m, linearly interpolated) and optionally the
+    /// input map `B` (coordinates × m; without it u needs one column per coordinate and B = I).
+    /// The generalised force B u(t) enters M q̈ = ∂L/∂q − C q̇ − ∂D/∂q̇ + B u(t), and the output
+    /// gets `w_dissipated` and `w_injected`.
+    #[arg(long, value_name = "U.h5")]
+    pub input: Option<PathBuf>,
+    /// dblpend: linear joint damping c ≥ 0, D = ½ c (θ̇₁² + θ̇₂²) (docs/DESIGN.md §13.5). A model
+    /// file with learned damping (`damping_k` attributes) is damped without this flag. With
+    /// damping or --input the output holds `w_dissipated` / `w_injected` and the energy plot
+    /// shows E + W_diss − W_inj (flat for a correct rollout).
+    #[arg(long, value_name = "C")]
+    pub damping: Option<f64>,
     /// Overwrite existing outputs.
     #[arg(long)]
     pub force: bool,
@@ -177,6 +192,19 @@ fn factory(a: &SimulateArgs, n_state: usize) -> Result<(Factory, String, BTreeMa
     }
     Ok(match system_of(a)? {
         SimSystem::WaveMesh => wave_mesh_factory(a, n_state)?,
+        SimSystem::Dblpend if a.damping.is_some() => {
+            let g = a.g.unwrap_or(9.8);
+            let c = a.damping.unwrap_or(0.0);
+            params.insert("g".into(), g);
+            params.insert(lgn::data::damped::DAMPING_ATTR.into(), c);
+            // Fail early (a negative c).
+            lgn::data::damped::dblpend_damped(g, c, solver).map_err(|e| e.context("--damping"))?;
+            (
+                Box::new(move || lgn::data::damped::dblpend_damped(g, c, solver)),
+                "dblpend".into(),
+                params,
+            )
+        }
         SimSystem::Dblpend => {
             let g = a.g.unwrap_or(9.8);
             params.insert("g".into(), g);
@@ -268,10 +296,20 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         lgn::io::check_writable(p, a.force)?;
         lgn::io::check_writable(energy_png(p), a.force)?;
     }
-    for (flag, x) in [("--g", a.g), ("--dx", a.dx), ("--step", a.step)] {
+    for (flag, x) in [
+        ("--g", a.g),
+        ("--dx", a.dx),
+        ("--step", a.step),
+        ("--damping", a.damping),
+    ] {
         if let Some(x) = x.filter(|x| !x.is_finite()) {
             return Err(Error::input(format!("{flag} must be finite, got {x}")));
         }
+    }
+    if a.damping.is_some() && (a.model.is_some() || system_of(&a)? != SimSystem::Dblpend) {
+        return Err(Error::input(
+            "--damping applies to --system dblpend (a model file carries its own damping)",
+        ));
     }
     let step = a.step.unwrap_or(a.dt);
     let method = match a.integrator {
@@ -328,9 +366,19 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         let (make, name, params) = factory(&a, q0.len())?;
         (q0, v0, make, name, params)
     };
+    let make = match &a.input {
+        Some(path) => with_input(make, path, q0.len(), a.t_end)?,
+        None => make,
+    };
+    // Damping or forcing: the output gets the work datasets (docs/SCHEMA.md "Inputs and work").
+    let forced = make()?.forces.is_some();
     // Output times are generated as they are written (no array of all of them).
     let frames = lgn::limits::frame_count(a.t_end, a.dt)?;
-    lgn::limits::check_disk(&a.out, frames, 8 * (3 * q0.len() as u128 + 2))?;
+    lgn::limits::check_disk(
+        &a.out,
+        frames,
+        8 * (3 * q0.len() as u128 + 2 + 2 * u128::from(forced)),
+    )?;
     let times = lgn::integrate::Linspace {
         n: frames,
         dt: a.dt,
@@ -367,9 +415,28 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         );
         b
     };
-    let stats = data::simulate(&make, &method, &q0, &v0, &times, &mut writer, |k| {
-        bar.set_position(k as u64)
-    })?;
+    if let Some(p) = &a.input {
+        writer.set_attr("input", &lgn::io::AttrValue::Str(p.display().to_string()))?;
+    }
+    let mut balance = None;
+    let stats = if forced {
+        let (stats, works, energies) =
+            data::damped::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
+                bar.set_position(k as u64)
+            })?;
+        let row = |f: fn(&lgn::integrate::Work) -> f64| {
+            ndarray::Array2::from_shape_vec((1, works.len()), works.iter().map(f).collect())
+                .expect("1 × T")
+        };
+        writer.write_extra("w_dissipated", row(|w| w.dissipated).view())?;
+        writer.write_extra("w_injected", row(|w| w.injected).view())?;
+        balance = Some(work_balance(&works, &energies));
+        stats
+    } else {
+        data::simulate(&make, &method, &q0, &v0, &times, &mut writer, |k| {
+            bar.set_position(k as u64)
+        })?
+    };
     bar.finish_and_clear();
     writer.finish()?;
     if mesh_out.is_some() {
@@ -388,10 +455,99 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         stats.rejected,
         stats.evals
     );
+    if let Some(b) = balance {
+        eprintln!(
+            "work at t = {}: W_diss = {:.6e}, W_inj = {:.6e}; power balance max |E + W_diss − W_inj − E(0)| = {:.3e} ({:.3e} relative to max(|E(0)|, W))",
+            a.t_end, b.w_diss, b.w_inj, b.max_abs, b.max_rel
+        );
+    }
     if let Some(p) = &a.plot {
         plot_trajectory(&a.out, p, &name, a.force)?;
     }
     Ok(())
+}
+
+/// Final work and the largest power-balance residual of a rollout.
+struct Balance {
+    w_diss: f64,
+    w_inj: f64,
+    max_abs: f64,
+    max_rel: f64,
+}
+
+fn work_balance(works: &[lgn::integrate::Work], energies: &[f64]) -> Balance {
+    let e0 = energies.first().copied().unwrap_or(0.0);
+    let mut scale = e0.abs();
+    let mut max_abs = 0.0f64;
+    for (w, e) in works.iter().zip(energies) {
+        scale = scale.max(w.dissipated.abs()).max(w.injected.abs());
+        max_abs = max_abs.max((e + w.dissipated - w.injected - e0).abs());
+    }
+    let last = works.last().copied().unwrap_or_default();
+    Balance {
+        w_diss: last.dissipated,
+        w_inj: last.injected,
+        max_abs,
+        max_rel: if scale > 0.0 {
+            max_abs / scale
+        } else {
+            max_abs
+        },
+    }
+}
+
+/// The system of `make` driven by the input file `path` (B u(t) added to its forces, its own
+/// damping kept). Checks the file against `n` coordinates and the span 0..`t_end`.
+fn with_input(make: Factory, path: &Path, n: usize, t_end: f64) -> Result<Factory> {
+    let d = lgn::io::inputs::InputData::read(path)?;
+    let m = d.u.ncols();
+    let map: Vec<f64> = match &d.map {
+        Some(b) => {
+            d.check(path, n, Some(b.ncols()))?;
+            b.iter().copied().collect()
+        }
+        None if m == n => (0..n * n)
+            .map(|k| if k / n == k % n { 1.0 } else { 0.0 })
+            .collect(),
+        None => {
+            return Err(Error::file_at(
+                path,
+                "/u",
+                format!(
+                    "has width {m} but the system has {n} coordinates; without an input map /B \
+                     u needs one column per coordinate (B = identity), or add /B ({n} × {m})"
+                ),
+            ))
+        }
+    };
+    let slack = 1e-9 * t_end.max(1.0);
+    let (t0, t1) = (d.t[0], d.t[d.t.len() - 1]);
+    if t0 > slack || t1 < t_end - slack {
+        return Err(Error::file_at(
+            path,
+            "/t",
+            format!(
+                "covers [{t0}, {t1}] but the simulation runs over [0, {t_end}] (--t-end); the input times must cover it"
+            ),
+        ));
+    }
+    let signal = d
+        .signal(&path.display().to_string())
+        .map_err(|e| Error::file_at(path, "/t", e.to_string()))?;
+    let input = lgn::density::dissipation::InputForce { map, signal };
+    let probe = make()?;
+    let mut forces = probe.forces.clone().unwrap_or_default();
+    forces.input = Some(input.clone());
+    probe
+        .with_forces(forces)
+        .map_err(|e| Error::file(path, e.to_string()))?;
+    Ok(Box::new(move || {
+        let mut dy = make()?;
+        let mut forces = dy.forces.clone().unwrap_or_default();
+        forces.input = Some(input.clone());
+        dy.set_forces(forces)?;
+        Ok(dy)
+    }))
 }
 
 /// Where the energy plot of `--plot PNG` goes: `<stem>_energy.png` beside it.
@@ -445,23 +601,32 @@ fn plot_trajectory(h5: &Path, png: &Path, name: &str, force: bool) -> Result<()>
             force,
         )?;
     }
+    let work = lgn::io::inputs::read_work(h5, tr.n_batch(), tr.n_frames())?;
     if let Some(e) = &tr.energy {
         let e: Vec<f64> = e.row(0).to_vec();
         let e0 = e[0];
         let epng = energy_png(png);
-        plot::line_plot(
-            &epng,
-            &format!("{name}: energy error E(t) − E(0), E(0) = {e0:.6}"),
-            "t",
+        let mut series = vec![Series::new(
             "E − E(0)",
-            &[Series::new(
-                "energy",
+            t.clone(),
+            e.iter().map(|x| x - e0).collect(),
+        )];
+        let title = if let Some((wd, wi)) = &work {
+            // Damped / driven: E alone changes; the balance E + W_diss − W_inj is conserved.
+            series.push(Series::new(
+                "E + W_diss − W_inj − E(0)",
                 t.clone(),
-                e.iter().map(|x| x - e0).collect(),
-            )],
-            (900, 500),
-            force,
-        )?;
+                e.iter()
+                    .zip(wd.row(0))
+                    .zip(wi.row(0))
+                    .map(|((x, d), i)| x + d - i - e0)
+                    .collect(),
+            ));
+            format!("{name}: energy E(t) − E(0) and power balance, E(0) = {e0:.6}")
+        } else {
+            format!("{name}: energy error E(t) − E(0), E(0) = {e0:.6}")
+        };
+        plot::line_plot(&epng, &title, "t", "E − E(0)", &series, (900, 500), force)?;
         eprintln!("plotted {} and {}", png.display(), epng.display());
     }
     Ok(())

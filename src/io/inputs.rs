@@ -156,6 +156,49 @@ pub fn read_u(path: &Path, rows: usize, what: &str) -> Result<Option<Array2<f64>
     Ok(u)
 }
 
+/// The work datasets of a trajectories file, (`w_dissipated`, `w_injected`), each B × T,
+/// checked against the file's B trajectories × T times; `None` if the file has neither.
+pub fn read_work(
+    path: &Path,
+    batch: usize,
+    frames: usize,
+) -> Result<Option<(Array2<f64>, Array2<f64>)>> {
+    crate::io::h5::Ctx::read_with(path, |ctx| {
+        let wd = ctx.f64_2d("w_dissipated", false);
+        let wi = ctx.f64_2d("w_injected", false);
+        for (name, w) in [("/w_dissipated", &wd), ("/w_injected", &wi)] {
+            if let Some(w) = w {
+                if w.dim() != (batch, frames) {
+                    ctx.problem(
+                        name,
+                        format!(
+                            "has shape {:?} but the file has {batch} trajectories × {frames} times",
+                            w.shape()
+                        ),
+                    );
+                }
+            }
+        }
+        let r = match (wd, wi) {
+            (Some(d), Some(i)) => Some(Some((d, i))),
+            (None, None) => Some(None),
+            (Some(_), None) => {
+                ctx.problem("/w_injected", "is missing but /w_dissipated is present");
+                None
+            }
+            (None, Some(_)) => {
+                ctx.problem("/w_dissipated", "is missing but /w_injected is present");
+                None
+            }
+        };
+        if ctx.ok() {
+            r
+        } else {
+            None
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

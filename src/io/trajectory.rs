@@ -666,6 +666,27 @@ impl TrajectoryWriter {
         g.write_to(&self.out)
     }
 
+    /// Write an extra float64 dataset at the root (e.g. `w_dissipated`, `w_injected`, B × T;
+    /// docs/SCHEMA.md "Inputs and work"). Names of the writer's own datasets and non-finite
+    /// values are refused.
+    pub fn write_extra(&self, name: &str, a: ndarray::ArrayView2<f64>) -> Result<()> {
+        if ["t", "q", "qdot", "qddot", "energy"].contains(&name) {
+            return Err(Error::file_at(
+                self.out.path(),
+                format!("/{name}"),
+                "is written by the trajectory writer itself",
+            ));
+        }
+        if let Some(((b, k), x)) = a.indexed_iter().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::file_at(
+                self.out.path(),
+                format!("/{name}"),
+                format!("value at [{b}, {k}] is {x}, refusing to write non-finite values"),
+            ));
+        }
+        self.out.f64(name, a)
+    }
+
     /// Write the remaining frames, close the file and move it into place. Returns the path.
     pub fn finish(mut self) -> Result<PathBuf> {
         if self.n_frames() == 0 {
