@@ -372,6 +372,13 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     };
     // Damping or forcing: the output gets the work datasets (docs/SCHEMA.md "Inputs and work").
     let forced = make()?.forces.is_some();
+    if forced && a.integrator == Integrator::Verlet {
+        eprintln!(
+            "note: velocity Verlet evaluates the velocity-dependent damping force explicitly (the \
+             power balance drifts); dp5 (default) or midpoint integrate damped and \
+             driven systems accurately"
+        );
+    }
     // Output times are generated as they are written (no array of all of them).
     let frames = lgn::limits::frame_count(a.t_end, a.dt)?;
     lgn::limits::check_disk(
@@ -520,6 +527,18 @@ fn with_input(make: Factory, path: &Path, n: usize, t_end: f64) -> Result<Factor
             ))
         }
     };
+    if let Some(k) = (1..d.t.len()).find(|&k| d.t[k] <= d.t[k - 1]) {
+        return Err(Error::file_at(
+            path,
+            "/t",
+            format!(
+                "the input times must increase, but t[{k}] = {} ≤ t[{}] = {}",
+                d.t[k],
+                k - 1,
+                d.t[k - 1]
+            ),
+        ));
+    }
     let slack = 1e-9 * t_end.max(1.0);
     let (t0, t1) = (d.t[0], d.t[d.t.len() - 1]);
     if t0 > slack || t1 < t_end - slack {
@@ -532,7 +551,7 @@ fn with_input(make: Factory, path: &Path, n: usize, t_end: f64) -> Result<Factor
         ));
     }
     let signal = d
-        .signal(&path.display().to_string())
+        .signal("the input file")
         .map_err(|e| Error::file_at(path, "/t", e.to_string()))?;
     let input = lgn::density::dissipation::InputForce { map, signal };
     let probe = make()?;
