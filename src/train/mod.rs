@@ -1021,7 +1021,10 @@ pub fn training_record(
     attrs.insert("weight_decay".into(), AttrValue::Float(cfg.weight_decay));
     attrs.insert("batch".into(), AttrValue::Int(cfg.batch as i64));
     attrs.insert("loss".into(), AttrValue::Str(cfg.loss.name().into()));
-    attrs.insert("schedule".into(), AttrValue::Str(cfg.schedule.as_str().into()));
+    attrs.insert(
+        "schedule".into(),
+        AttrValue::Str(cfg.schedule.as_str().into()),
+    );
     attrs.insert(
         "best_epoch".into(),
         AttrValue::Int(report.best_epoch as i64),
