@@ -499,7 +499,7 @@ fn huge_declared_datasets_are_refused_by_commands_and_info_alike() {
     let p = d.join("state.h5");
     huge_dataset(&p, "q", &[10_000_000_000]);
     {
-        let f = hdf5::File::open_rw(&p).unwrap();
+        let f = open_rw(&p);
         f.new_dataset_builder()
             .with_data(&[0.0f64, 1.0])
             .create("qdot")
@@ -635,7 +635,7 @@ fn many_root_attributes_and_invalid_utf8_strings() {
         "{err}"
     );
     {
-        let f = hdf5::File::open_rw(&p).unwrap();
+        let f = open_rw(&p);
         f.delete_attr("bad").unwrap();
     }
     let (code, out, err) = lgn_in(
@@ -653,7 +653,7 @@ fn many_root_attributes_and_invalid_utf8_strings() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["n_coords"], 4);
     {
-        let f = hdf5::File::open_rw(&p).unwrap();
+        let f = open_rw(&p);
         let bad = unsafe { hdf5::types::FixedAscii::<8>::from_ascii_unchecked(b"ab\xff\xfecd") };
         f.new_attr::<hdf5::types::FixedAscii<8>>()
             .shape(())
@@ -979,7 +979,7 @@ fn info_and_commands_agree_on_model_files() {
     ];
     for (place, word, edit) in edits {
         std::fs::write(d.join("bad.h5"), &good).unwrap();
-        edit(&hdf5::File::open_rw(d.join("bad.h5")).unwrap());
+        edit(&open_rw(&d.join("bad.h5")));
         let (code, out, _) = lgn_in(&d, &["info", "bad.h5"]);
         assert_eq!(code, 1, "info accepted {place}: {out}");
         assert!(out.contains(place) && out.contains(word), "{out}");
@@ -1232,4 +1232,18 @@ fn hdf5_fuzz_findings_give_clean_errors() {
         );
         assert!(entries(&d).is_empty());
     }
+}
+
+/// Open `p` for writing in this test process. The `lgn` child that read the file a moment ago may
+/// still hold HDF5's file lock while it exits (errno 11 under load): retry for up to 5 s.
+fn open_rw(p: &std::path::Path) -> hdf5::File {
+    let mut last = None;
+    for _ in 0..50 {
+        match hdf5::File::open_rw(p) {
+            Ok(f) => return f,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{}: cannot open for writing: {:?}", p.display(), last)
 }
