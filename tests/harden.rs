@@ -869,6 +869,9 @@ fn signals_during_train_write_the_best_model() {
             .spawn()
             .unwrap();
         wait_handler(child.id());
+        // Let at least one epoch finish (a signal before the first epoch has no model to keep;
+        // under load the data reading and the first epoch can take a while).
+        std::thread::sleep(std::time::Duration::from_secs(2));
         kill(child.id(), sig);
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
