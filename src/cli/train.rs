@@ -143,7 +143,7 @@ pub struct TrainArgs {
     /// differences, then the acceleration loss: the baseline), accel (the acceleration loss
     /// on measured qdot/qddot; the default when the file has them). weak and the baselines
     /// need trajectories sampled at a fixed time step.
-    #[arg(long)]
+    #[arg(long, value_parser = choice::<lgn::train::positions::ObjectiveKind>())]
     pub objective: Option<lgn::train::positions::ObjectiveKind>,
     /// --objective weak: half-width K of the test-function window in frames (the window spans
     /// 2K + 5 frames). Larger K averages more noise, smaller K resolves faster motion.
@@ -154,7 +154,7 @@ pub struct TrainArgs {
     /// coefficients are stored in the model file and printed at the end) or learned (a
     /// state-dependent coefficient network; graph models). Use it on data from a damped system,
     /// e.g. `lgn generate dblpend --damping 0.3`.
-    #[arg(long, default_value = "none", value_parser = parse_dissipation)]
+    #[arg(long, default_value = "none", value_parser = choice::<lgn::density::dissipation::DissipationKind>())]
     pub dissipation: lgn::density::dissipation::DissipationKind,
     /// Replace an existing output file.
     #[arg(long)]
@@ -429,13 +429,6 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         trainer.model.boundary.as_str()
     );
     summarise(args, "lgn", &cfg, &report)
-}
-
-fn parse_dissipation(
-    s: &str,
-) -> std::result::Result<lgn::density::dissipation::DissipationKind, String> {
-    lgn::density::dissipation::DissipationKind::parse(s)
-        .ok_or_else(|| format!("'{s}' is not one of none, linear, learned"))
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {

@@ -32,23 +32,11 @@ pub enum DissipationKind {
     Learned,
 }
 
-impl DissipationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DissipationKind::None => "none",
-            DissipationKind::Linear => "linear",
-            DissipationKind::Learned => "learned",
-        }
-    }
-    pub fn parse(s: &str) -> Option<DissipationKind> {
-        match s {
-            "none" => Some(DissipationKind::None),
-            "linear" => Some(DissipationKind::Linear),
-            "learned" => Some(DissipationKind::Learned),
-            _ => None,
-        }
-    }
-}
+crate::named!(DissipationKind {
+    None => "none": "conservative: no dissipation term",
+    Linear => "linear": "linear viscous damping ½ Σ c_k q̇_k² with learned constants c_k ≥ 0",
+    Learned => "learned": "a learned state-dependent coefficient γ(q, f) = s·softplus(N(q, f)) ≥ 0 per node",
+});
 
 /// A learned per-node dissipation coefficient γ_i = s_i · softplus(N(x_i)), x_i = (q_i, f_i)
 /// (q_i left out when `q_input` is false: a coefficient that depends on the features alone).

@@ -59,34 +59,12 @@ pub enum ObjectiveKind {
     Accel,
 }
 
-impl ObjectiveKind {
-    pub const ALL: [ObjectiveKind; 4] = [
-        ObjectiveKind::Weak,
-        ObjectiveKind::Savgol,
-        ObjectiveKind::Central,
-        ObjectiveKind::Accel,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectiveKind::Weak => "weak",
-            ObjectiveKind::Savgol => "savgol",
-            ObjectiveKind::Central => "central",
-            ObjectiveKind::Accel => "accel",
-        }
-    }
-    pub fn parse(s: &str) -> Option<ObjectiveKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl std::str::FromStr for ObjectiveKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Self::parse(s).ok_or_else(|| {
-            format!("'{s}' is not an objective; expected one of weak, savgol, central, accel")
-        })
-    }
-}
+crate::named!(ObjectiveKind {
+    Weak => "weak": "weak-form Euler–Lagrange residual on windows of positions (no derivative estimates)",
+    Savgol => "savgol": "baseline: Savitzky–Golay estimates of q̇ and q̈, then the acceleration loss",
+    Central => "central": "baseline: central-difference estimates of q̇ and q̈, then the acceleration loss",
+    Accel => "accel": "the acceleration loss on measured q̇ and q̈",
+});
 
 /// Window shape of the weak-form objective.
 #[derive(Clone, Copy, Debug, PartialEq)]
