@@ -134,6 +134,13 @@ pub struct TrainArgs {
     /// potentials q_b − q_a — in training and whenever the model is used (q_period = 2π).
     #[arg(long)]
     pub angles: bool,
+    /// LNN only: the coordinates q are angles and the network sees them embedded as
+    /// (cos q, sin q) next to q̇ — the learned Lagrangian is smooth and 2π-periodic everywhere,
+    /// with no seam at ±π (unlike --angles, which wraps q into (−π, π]). Saved in the model
+    /// file (attribute angle_embedding); every later use (simulate, accel) embeds too. Needs
+    /// data with qdot/qddot (the accel objective).
+    #[arg(long)]
+    pub embed_angles: bool,
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
     #[arg(long, value_parser = choice::<HnnCoords>(), default_value_t = HnnCoords::Velocity)]
     pub hnn_coords: HnnCoords,
@@ -450,6 +457,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         64,
     )?;
     let objective = super::train_positions::objective(&args)?;
+    if args.embed_angles
+        && (graph
+            || args.model != Some(ModelKind::Lnn)
+            || objective != lgn::train::positions::ObjectiveKind::Accel)
+    {
+        return Err(Error::input(
+            "--embed-angles applies to --model lnn trained on qdot/qddot (the accel objective), not to graph models, baselines or the weak/savgol objectives (use --angles there)",
+        ));
+    }
     if objective != lgn::train::positions::ObjectiveKind::Accel {
         return super::train_positions::run(&args, objective, stop);
     }
@@ -485,6 +501,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ));
         }
         model.set_q_period(2.0 * std::f64::consts::PI)?;
+    }
+    if args.embed_angles {
+        // docs/DESIGN.md §14.6: the network sees (cos q, sin q, q̇).
+        model.set_angle_embedding(args.seed)?;
     }
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);

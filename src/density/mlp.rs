@@ -235,6 +235,10 @@ pub struct MlpDensity {
     /// Angle coordinates: when set to P, every q slot is wrapped into [−P/2, P/2] before the
     /// network sees it (see [`wrap_period`]); derivatives are unchanged (the wrap has slope 1).
     q_period: Option<f64>,
+    /// Angle embedding (docs/DESIGN.md §14.6): the network's input is
+    /// (cos q_I, sin q_I, v_I, f_s), length 3kd + n_features, and ρ is 2π-periodic and smooth
+    /// in every q slot.
+    embed: bool,
 }
 
 /// x − P·⌊x/P + 1/2⌋: the representative of x in the half-open [−P/2, P/2) (angles with
@@ -248,13 +252,34 @@ pub fn wrap_period(x: f64, period: f64) -> f64 {
 
 impl MlpDensity {
     pub fn new(mlp: Mlp, arity: usize, dof: usize, n_features: usize) -> crate::Result<Self> {
+        Self::with_input(mlp, arity, dof, n_features, false)
+    }
+
+    /// [`MlpDensity::new`] with the choice of the network's input: `embed` false, the site
+    /// input x_s itself (length 2kd + n_features); true, the angle embedding
+    /// (cos q_I, sin q_I, v_I, f_s) of length 3kd + n_features (docs/DESIGN.md §14.6).
+    pub fn with_input(
+        mlp: Mlp,
+        arity: usize,
+        dof: usize,
+        n_features: usize,
+        embed: bool,
+    ) -> crate::Result<Self> {
         mlp.validate()?;
-        let p = 2 * arity * dof + n_features;
+        let kd = arity * dof;
+        let p = if embed { 3 * kd } else { 2 * kd } + n_features;
         if mlp.sizes[0] != p {
-            return Err(crate::Error::input(format!(
-                "MLP input size {} does not match the site input 2·{arity}·{dof} + {n_features} = {p}",
-                mlp.sizes[0]
-            )));
+            return Err(crate::Error::input(if embed {
+                format!(
+                    "MLP input size {} does not match the angle-embedded site input (cos q, sin q, v, f): 3·{arity}·{dof} + {n_features} = {p}",
+                    mlp.sizes[0]
+                )
+            } else {
+                format!(
+                    "MLP input size {} does not match the site input 2·{arity}·{dof} + {n_features} = {p}",
+                    mlp.sizes[0]
+                )
+            }));
         }
         if mlp.n_hidden() == 0 {
             return Err(crate::Error::input("an MLP density needs at least one hidden layer (a linear density has no mass matrix)"));
@@ -268,11 +293,11 @@ impl MlpDensity {
                 b0[i] -= w0[i * p + j] * mlp.input_shift[j];
             }
         }
-        let kd = arity * dof;
+        let voff = if embed { 2 * kd } else { kd };
         let mut w0_vcols = vec![0.0; h * kd];
         for j in 0..kd {
             for i in 0..h {
-                w0_vcols[j * h + i] = w0[i * p + kd + j];
+                w0_vcols[j * h + i] = w0[i * p + voff + j];
             }
         }
         let mut w = mlp.weights.clone();
@@ -289,7 +314,14 @@ impl MlpDensity {
             precision: Precision::F64,
             simd: None,
             q_period: None,
+            embed,
         })
+    }
+
+    /// True when the network sees the angle embedding (cos q, sin q) instead of q (see
+    /// [`MlpDensity::with_input`]).
+    pub fn embedded(&self) -> bool {
+        self.embed
     }
 
     /// Evaluate the network in this precision (see [`Precision`]); the default is f64.
@@ -441,11 +473,13 @@ impl MlpDensity {
         // r[l]: h_l × B(1+D) column-major: [z_l (B cols) | T_l (B·D cols, col s·D + j)].
         let hmax = sizes[1..=nh].iter().copied().max().unwrap_or(1);
         let hsum: usize = sizes[1..=nh].iter().sum();
-        let direct = if self.q_period.is_none() {
+        let pn = sizes[0];
+        let direct = if self.q_period.is_none() && !self.embed {
             T::from_f64_slice(x)
         } else {
             None
         };
+        let ndir = if self.embed { 2 * kd * nb } else { 0 };
         // One per-thread workspace, carved into the pass's buffers: no allocation or zeroing
         // per block (only the Hessian accumulator is cleared).
         let need = hsum * width
@@ -454,9 +488,10 @@ impl MlpDensity {
             + nb
             + 2 * hmax * nb
             + nb * dd * dd
-            + p * nb
+            + pn * nb
             + hmax
-            + if direct.is_none() { p * nb } else { 0 };
+            + ndir
+            + if direct.is_none() { pn * nb } else { 0 };
         let mut ws = T::take_workspace();
         if ws.len() < need {
             ws.resize(need, T::ZERO);
@@ -478,10 +513,35 @@ impl MlpDensity {
             let g = carve(&mut rest, hmax * nb);
             let hess = carve(&mut rest, nb * dd * dd);
             hess.fill(T::ZERO);
-            let grad_x = carve(&mut rest, p * nb);
+            let grad_x = carve(&mut rest, pn * nb);
             let wj = carve(&mut rest, hmax);
+            let qdir = carve(&mut rest, ndir);
             let xt: &[T] = match direct {
                 Some(x) => x,
+                None if self.embed => {
+                    // y = (cos q, sin q, v, f) and the direction J_q v = (−sin q ⊙ v, cos q ⊙ v)
+                    // of the c-tangent (docs/DESIGN.md §14.6).
+                    let xw = carve(&mut rest, pn * nb);
+                    for ((yw, xs), dw) in xw
+                        .chunks_exact_mut(pn)
+                        .zip(x.chunks_exact(p))
+                        .zip(qdir.chunks_exact_mut(2 * kd))
+                    {
+                        for i in 0..kd {
+                            let (sn, cs) = xs[i].sin_cos();
+                            let v = xs[kd + i];
+                            yw[i] = T::from_f64(cs);
+                            yw[kd + i] = T::from_f64(sn);
+                            yw[2 * kd + i] = T::from_f64(v);
+                            dw[i] = T::from_f64(-sn * v);
+                            dw[kd + i] = T::from_f64(cs * v);
+                        }
+                        for (d, &f) in yw[3 * kd..].iter_mut().zip(&xs[2 * kd..]) {
+                            *d = T::from_f64(f);
+                        }
+                    }
+                    xw
+                }
                 None => {
                     let xw = carve(&mut rest, p * nb);
                     for (site, xs) in xw.chunks_exact_mut(p).zip(x.chunks_exact(p)) {
@@ -500,6 +560,7 @@ impl MlpDensity {
                 xt,
                 nb,
                 out,
+                (!qdir.is_empty()).then_some(&*qdir),
                 Buffers {
                     r: &mut r,
                     sd: &mut sd,
@@ -517,14 +578,18 @@ impl MlpDensity {
         T::put_workspace(ws);
     }
 
-    /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2).
+    /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2). `x` is the
+    /// network's input (`sizes[0]` rows per site); with the angle embedding `qdir` holds the
+    /// c-direction J_q v_I in the (cos, sin) slots, 2kd rows per site (docs/DESIGN.md §14.6).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn passes<T: Real, F: FmaMode>(
         &self,
         net: &Net<T>,
         x: &[T],
         nb: usize,
         out: &mut [f64],
+        qdir: Option<&[T]>,
         buf: Buffers<'_, '_, T>,
     ) {
         let Buffers {
@@ -541,7 +606,7 @@ impl MlpDensity {
         } = buf;
         let lay = self.layout();
         let kd = lay.kd;
-        let p = self.input_len();
+        let p = self.mlp.sizes[0];
         let dd = kd + 1;
         let nh = self.mlp.n_hidden();
         let sizes = &self.mlp.sizes;
@@ -566,12 +631,20 @@ impl MlpDensity {
             }
             // c-direction: W₀'[:, 0..kd] · v_I, into scratch u then copied to column s·D + kd.
             let tmp = &mut u[..h0 * nb];
-            T::gemm(
-                MatMut::from_column_major_slice_mut(tmp, h0, nb),
-                Accum::Replace,
-                w0.subcols(0, kd),
-                MatRef::from_column_major_slice(x, p, nb).subrows(kd, kd),
-            );
+            match qdir {
+                Some(dir) => T::gemm(
+                    MatMut::from_column_major_slice_mut(tmp, h0, nb),
+                    Accum::Replace,
+                    w0.subcols(0, 2 * kd),
+                    MatRef::from_column_major_slice(dir, 2 * kd, nb),
+                ),
+                None => T::gemm(
+                    MatMut::from_column_major_slice_mut(tmp, h0, nb),
+                    Accum::Replace,
+                    w0.subcols(0, kd),
+                    MatRef::from_column_major_slice(x, p, nb).subrows(kd, kd),
+                ),
+            }
             for s in 0..nb {
                 let base = s * dd * h0;
                 t[base..base + kd * h0].copy_from_slice(&net.w0_vcols);
@@ -683,9 +756,19 @@ impl MlpDensity {
         for s in 0..nb {
             let rec = &mut out[s * stride..(s + 1) * stride];
             rec[SiteLayout::RHO] = rho_acc[s].to_f64();
-            for i in 0..kd {
-                rec[lay.grad_q() + i] = grad_x[s * p + i].to_f64();
-                rec[lay.grad_v() + i] = grad_x[s * p + kd + i].to_f64();
+            if qdir.is_some() {
+                // ∂ρ/∂q_i = −sin q_i ∂N/∂c_i + cos q_i ∂N/∂s_i (docs/DESIGN.md §14.6).
+                let (g, y) = (&grad_x[s * p..(s + 1) * p], &x[s * p..(s + 1) * p]);
+                for i in 0..kd {
+                    rec[lay.grad_q() + i] =
+                        -y[kd + i].to_f64() * g[i].to_f64() + y[i].to_f64() * g[kd + i].to_f64();
+                    rec[lay.grad_v() + i] = g[2 * kd + i].to_f64();
+                }
+            } else {
+                for i in 0..kd {
+                    rec[lay.grad_q() + i] = grad_x[s * p + i].to_f64();
+                    rec[lay.grad_v() + i] = grad_x[s * p + kd + i].to_f64();
+                }
             }
             let hs = &hess[s * dd * dd..(s + 1) * dd * dd];
             let m = lay.mass();

@@ -63,6 +63,8 @@ struct Config {
     /// Weight of the LNN's mass-matrix definiteness penalty relative to the mean squared
     /// training acceleration (so it competes with the MSE from the first step; 0 = off).
     mass_penalty: f64,
+    /// The LNN sees the angles as (cos θ, sin θ) (docs/DESIGN.md §14.6) instead of wrapped.
+    embed: bool,
 }
 
 fn config(quick: bool) -> Config {
@@ -81,6 +83,7 @@ fn config(quick: bool) -> Config {
             t_end: 10.0,
             dt_frame: 0.05,
             mass_penalty: 1.0,
+            embed: true,
         }
     } else {
         Config {
@@ -97,6 +100,7 @@ fn config(quick: bool) -> Config {
             t_end: 10.0,
             dt_frame: 0.05,
             mass_penalty: 1.0,
+            embed: true,
         }
     }
 }
@@ -126,12 +130,24 @@ pub(crate) struct FitSpec<'a> {
 }
 
 pub(crate) fn fit(s: &FitSpec) -> Result<(TrainedModel, TrainReport, TrainingData)> {
+    fit_embedded(s, false)
+}
+
+/// [`fit`]; with `embed` (an lnn) the network sees the angle embedding (cos q, sin q, q̇)
+/// (docs/DESIGN.md §14.6).
+pub(crate) fn fit_embedded(
+    s: &FitSpec,
+    embed: bool,
+) -> Result<(TrainedModel, TrainReport, TrainingData)> {
     let mut samples = train::prepare_samples(s.kind, s.raw, s.hnn_coords)?;
     let d = s.raw.q.ncols();
     let mut model = TrainedModel::init(s.kind, s.system, d, s.hidden, s.layers, s.seed)?;
     model.params = s.raw.params.clone();
     if s.kind == ModelKind::Hnn {
         model.hnn_coords = Some(s.hnn_coords);
+    }
+    if embed {
+        model.set_angle_embedding(s.seed)?;
     }
     if s.angles {
         model.set_q_period(2.0 * PI)?;
@@ -379,7 +395,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             .transpose()?,
     };
     let t = Clock::start();
-    let (lnn, lnn_rep, lnn_tr) = fit(&spec)?;
+    let (lnn, lnn_rep, lnn_tr) = fit_embedded(&spec, c.embed)?;
     rep.metric("lnn_train_seconds", t.secs());
     spec.kind = ModelKind::Mlp;
     spec.epochs = c.epochs_mlp;

@@ -450,6 +450,11 @@ impl WeakLnnTrainer {
                 model.kind.as_str()
             )));
         }
+        if model.angle_embedding() {
+            return Err(Error::input(
+                "the weak-form objective does not train an angle-embedded lnn yet (--angles embed); use --angles wrap, or data with qdot/qddot (--objective accel)",
+            ));
+        }
         if model.net.sizes[0] != 2 * windows.dim {
             return Err(Error::input(format!(
                 "the model takes {} coordinates but the data has {}",
