@@ -645,6 +645,10 @@ fn graph_window(
                     let input = (PotentialInput::Node, model.q_period);
                     potential_adjoint_batch(net, input, sites, d, &[(q, v, &[], &uq)], g)
                 }
+                GraphTerm::EdgeDistance(net) => {
+                    let input = (PotentialInput::EdgeDistance, None);
+                    potential_adjoint_batch(net, input, sites, d, &[(q, v, &[], &uq)], g)
+                }
                 GraphTerm::Kinetic { .. } | GraphTerm::Closed(_) => {}
                 GraphTerm::Sites(_) | GraphTerm::Stencil(_) => {
                     return Err(Error::input("general terms are not supported here"))
