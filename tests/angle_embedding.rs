@@ -1,13 +1,12 @@
 //! The angle embedding (cos q, sin q, q̇) of an LNN's input (docs/DESIGN.md §14.6): exact
-//! derivatives through the embedding against finite differences of N(φ(x)), the exact training
-//! gradient (adjoint) against finite differences of the loss, and the learned Lagrangian and
-//! energy continuous across θ = ±π (where the wrapped network jumps).
+//! derivatives through the embedding against finite differences of N(φ(x)), the adjoint channels
+//! through it against differences (the training loss's gradient: tests/train_gradient.rs), and
+//! the learned Lagrangian and energy continuous across θ = ±π (where the wrapped network jumps).
 
 use lgn::density::embed::{embed_adjoint_channels, embed_input};
 use lgn::density::{eval_one, Density, Mlp, MlpDensity};
-use lgn::train::gradient::{lnn_dense_loss_grad, Samples};
 use lgn::train::hyperdual::{adjoint_block, flatten, unflatten};
-use lgn::train::{load_model, LossKind, ModelKind, TrainedModel};
+use lgn::train::{load_model, ModelKind, TrainedModel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::f64::consts::PI;
@@ -199,63 +198,6 @@ fn embedded_adjoint_matches_finite_differences() {
     }
     println!("embedded adjoint: S {s_val:.6e} (fd {want:.6e}), worst gradient rel err {worst:.2e}");
     assert!(worst < 1e-6, "worst relative gradient error {worst:e}");
-}
-
-/// Condition number of a symmetric 2×2 matrix (row-major).
-fn cond2(m: &[f64]) -> f64 {
-    let (a, b, d) = (m[0], m[1], m[3]);
-    let tr = 0.5 * (a + d);
-    let r = ((0.5 * (a - d)).powi(2) + b * b).sqrt();
-    let (l1, l2) = ((tr + r).abs(), (tr - r).abs());
-    l1.max(l2) / l1.min(l2)
-}
-
-/// The training loss's exact gradient (adjoint through the Euler–Lagrange solve and the
-/// embedding) against fourth-order central differences, for the three losses.
-#[test]
-fn embedded_lnn_training_gradient_matches_finite_differences() {
-    let m = embedded_mlp(2, &[12, 12], 3);
-    let dens = MlpDensity::with_input(m.clone(), 1, 2, 0, true).unwrap();
-    let mut rng = StdRng::seed_from_u64(11);
-    let (mut input, mut target) = (vec![], vec![]);
-    while input.len() < 4 * 24 {
-        let x: Vec<f64> = (0..4).map(|_| 2.0 * normal(&mut rng)).collect();
-        let rec = eval_one(&dens, &x);
-        let lay = dens.layout();
-        if cond2(&rec[lay.mass()..lay.mass() + 4]) < 20.0 {
-            input.extend(&x);
-            target.push(normal(&mut rng));
-            target.push(normal(&mut rng));
-        }
-    }
-    let n = input.len() / 4;
-    let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 3) as f64 * 0.25).collect();
-    let data = Samples::new(4, 2, input, target, Some(w)).unwrap();
-    let idx: Vec<usize> = (0..n).collect();
-    let theta = flatten(&m);
-    for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
-        let (l0, g) = lnn_dense_loss_grad(&dens, &data, &idx, loss, true).unwrap();
-        assert!(l0.is_finite() && l0 > 0.0);
-        let gmax = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        let mut worst = 0.0f64;
-        for i in 0..theta.len() {
-            let e = 2e-4 * (1.0 + theta[i].abs());
-            let f = |x: f64| {
-                let mut th = theta.clone();
-                th[i] += x;
-                let mut mm = m.clone();
-                unflatten(&mut mm, &th);
-                let dd = MlpDensity::with_input(mm, 1, 2, 0, true).unwrap();
-                lnn_dense_loss_grad(&dd, &data, &idx, loss, false)
-                    .unwrap()
-                    .0
-            };
-            let fd = (8.0 * (f(e) - f(-e)) - (f(2.0 * e) - f(-2.0 * e))) / (12.0 * e);
-            worst = worst.max((fd - g[i]).abs() / g[i].abs().max(1e-3 * gmax));
-        }
-        println!("embedded LNN {loss:?}: worst rel err {worst:.2e}");
-        assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
-    }
 }
 
 /// Learned L and energy E = q̇·∂L/∂q̇ − L of a model at (q, q̇), through the model's density.
