@@ -114,51 +114,32 @@ fn dblpend_case_with(embed: bool) -> (MlpDensity, Samples) {
     (dens, Samples::new(4, 2, input, target, Some(w)).unwrap())
 }
 
+/// Plain (q, q̇) inputs and the angle embedding (cos q, sin q, q̇) (docs/DESIGN.md §14.6: the
+/// adjoint channels mapped by `density::embed::embed_adjoint_channels`), for the three losses.
 #[test]
 fn dblpend_lnn_gradient_matches_finite_differences() {
-    let (dens, data) = dblpend_case();
-    let idx: Vec<usize> = (0..data.n).collect();
-    let theta = flatten(&dens.mlp);
-    for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
-        let (l0, g) = lnn_dense_loss_grad(&dens, &data, &idx, loss, true).unwrap();
-        assert!(l0.is_finite() && l0 > 0.0);
-        let mut f = |th: &[f64]| {
-            let mut m = dens.mlp.clone();
-            unflatten(&mut m, th);
-            let d = MlpDensity::new(m, 1, 2, 0).unwrap();
-            lnn_dense_loss_grad(&d, &data, &idx, loss, false).unwrap().0
-        };
-        let all: Vec<usize> = (0..theta.len()).collect();
-        let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
-        println!(
-            "dblpend LNN {loss:?}: {} params, worst rel err {worst:.2e}",
-            theta.len()
-        );
-        assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
-    }
-}
-
-/// The exact gradient through the Euler–Lagrange solve and the angle embedding (the adjoint
-/// channels mapped by `density::embed::embed_adjoint_channels`), for the three losses.
-#[test]
-fn embedded_dblpend_lnn_gradient_matches_finite_differences() {
-    let (dens, data) = dblpend_case_with(true);
-    assert!(dens.embedded());
-    let idx: Vec<usize> = (0..data.n).collect();
-    let theta = flatten(&dens.mlp);
-    for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
-        let (l0, g) = lnn_dense_loss_grad(&dens, &data, &idx, loss, true).unwrap();
-        assert!(l0.is_finite() && l0 > 0.0);
-        let mut f = |th: &[f64]| {
-            let mut m = dens.mlp.clone();
-            unflatten(&mut m, th);
-            let d = MlpDensity::with_input(m, 1, 2, 0, true).unwrap();
-            lnn_dense_loss_grad(&d, &data, &idx, loss, false).unwrap().0
-        };
-        let all: Vec<usize> = (0..theta.len()).collect();
-        let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
-        println!("embedded dblpend LNN {loss:?}: worst rel err {worst:.2e}");
-        assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
+    for embed in [false, true] {
+        let (dens, data) = dblpend_case_with(embed);
+        assert_eq!(dens.embedded(), embed);
+        let idx: Vec<usize> = (0..data.n).collect();
+        let theta = flatten(&dens.mlp);
+        for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
+            let (l0, g) = lnn_dense_loss_grad(&dens, &data, &idx, loss, true).unwrap();
+            assert!(l0.is_finite() && l0 > 0.0);
+            let mut f = |th: &[f64]| {
+                let mut m = dens.mlp.clone();
+                unflatten(&mut m, th);
+                let d = MlpDensity::with_input(m, 1, 2, 0, embed).unwrap();
+                lnn_dense_loss_grad(&d, &data, &idx, loss, false).unwrap().0
+            };
+            let all: Vec<usize> = (0..theta.len()).collect();
+            let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
+            println!(
+                "dblpend LNN (embed {embed}) {loss:?}: {} params, worst rel err {worst:.2e}",
+                theta.len()
+            );
+            assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
+        }
     }
 }
 
