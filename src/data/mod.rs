@@ -681,7 +681,30 @@ pub fn simulate<M, T>(
     v0: &[f64],
     times: &T,
     writer: &mut crate::io::TrajectoryWriter,
+    progress: impl FnMut(usize),
+) -> Result<crate::integrate::Stats>
+where
+    M: Fn() -> Result<Dynamics>,
+    T: crate::integrate::OutputTimes + ?Sized,
+{
+    simulate_observed(make, method, q0, v0, times, writer, progress, |_, _, _| {
+        Ok(())
+    })
+}
+
+/// [`simulate`], also handing every output frame (q, q̇) to `on_frame` with an evaluation copy
+/// of the dynamics (e.g. to record conserved quantities,
+/// [`crate::density::symmetric::ConservedSeries`]).
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_observed<M, T>(
+    make: M,
+    method: &Method,
+    q0: &[f64],
+    v0: &[f64],
+    times: &T,
+    writer: &mut crate::io::TrajectoryWriter,
     mut progress: impl FnMut(usize),
+    mut on_frame: impl FnMut(&mut Dynamics, &[f64], &[f64]) -> Result<()>,
 ) -> Result<crate::integrate::Stats>
 where
     M: Fn() -> Result<Dynamics>,
@@ -713,6 +736,7 @@ where
             Some(view(&a)),
             Some(ndarray::ArrayView1::from(&ev[..])),
         )?;
+        on_frame(&mut eval, q, v)?;
         progress(k + 1);
         Ok(())
     })
