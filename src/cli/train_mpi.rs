@@ -123,3 +123,14 @@ pub(super) fn on_root(comm: &dyn Comm, write: impl FnOnce() -> Result<()>) -> Re
     let r = if comm.is_root() { write() } else { Ok(()) };
     agree(comm, r)
 }
+
+/// Whether the coordinates `fixed` are still in the samples of every rank
+/// ([`lgn::train::recipe::still_in_samples`] over all shards).
+pub(super) fn still_over(comm: &dyn Comm, fixed: &[usize], raw: &SamplesData) -> Result<bool> {
+    use lgn::train::recipe;
+    let scale = max_over(comm, recipe::sample_scale(&raw.qdot, &raw.qddot))?;
+    all_over(
+        comm,
+        recipe::still_at_scale(fixed, &raw.qdot, &raw.qddot, scale),
+    )
+}
