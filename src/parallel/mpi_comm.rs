@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 const TAG_SUM: c_int = 17_001;
 const TAG_EXCHANGE: c_int = 17_002;
+/// How long a wait polls without sleeping.
+const SPIN: Duration = Duration::from_millis(200);
 
 /// The MPI communicator of the whole job (`MPI_COMM_WORLD`). Holds the MPI environment: MPI is
 /// finalised when it is dropped (so create it once, with [`super::world`] or [`MpiComm::init`]).
@@ -121,11 +123,13 @@ impl MpiComm {
             if flag != 0 {
                 return Ok(());
             }
+            // MPI progresses (long messages travel in fragments) only inside MPI calls: poll
+            // without sleeping for the first SPIN, yielding the core to other processes; then
+            // poll every 200 µs until the deadline.
             polls += 1;
-            if polls < 2000 {
-                std::thread::yield_now();
-            } else {
-                if start.elapsed() > self.timeout {
+            if polls % 64 == 0 {
+                let t = start.elapsed();
+                if t > self.timeout {
                     self.broken.set(true);
                     return Err(Error::Comm(CommError::Timeout {
                         op: op.into(),
@@ -133,8 +137,12 @@ impl MpiComm {
                         seconds: self.timeout.as_secs_f64(),
                     }));
                 }
-                std::thread::sleep(Duration::from_micros(50));
+                if t > SPIN {
+                    std::thread::sleep(Duration::from_micros(200));
+                    continue;
+                }
             }
+            std::thread::yield_now();
         }
     }
 
@@ -184,6 +192,18 @@ impl MpiComm {
 
     /// Broadcast raw bytes of `buf` (same length on every rank) from `root`.
     fn bcast_raw(&self, op: &str, root: usize, buf: &mut Vec<u8>) -> Result<()> {
+        // SAFETY: a library constant.
+        self.bcast_typed(op, root, buf, unsafe { ffi::RSMPI_UINT8_T })
+    }
+
+    /// Broadcast `buf` (same length on every rank, elements of MPI type `ty`) from `root`.
+    fn bcast_typed<T>(
+        &self,
+        op: &str,
+        root: usize,
+        buf: &mut Vec<T>,
+        ty: ffi::MPI_Datatype,
+    ) -> Result<()> {
         let n = len_c(op, buf.len())?;
         let mut req = [unsafe { ffi::RSMPI_REQUEST_NULL }];
         // SAFETY: `buf` is ours; leaked below if the wait fails.
@@ -191,7 +211,7 @@ impl MpiComm {
             ffi::MPI_Ibcast(
                 buf.as_mut_ptr() as *mut c_void,
                 n,
-                ffi::RSMPI_UINT8_T,
+                ty,
                 root as c_int,
                 self.comm,
                 &mut req[0],
@@ -211,18 +231,6 @@ impl MpiComm {
         let mut a = [0u8; 8];
         a.copy_from_slice(&b);
         Ok(u64::from_le_bytes(a) as usize)
-    }
-}
-
-fn to_bytes(x: &[f64]) -> Vec<u8> {
-    x.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn from_bytes(b: &[u8], out: &mut [f64]) {
-    for (o, c) in out.iter_mut().zip(b.chunks_exact(8)) {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        *o = f64::from_le_bytes(a);
     }
 }
 
@@ -268,13 +276,9 @@ impl Comm for MpiComm {
             }
             step *= 2;
         }
-        let mut bytes = if self.rank == 0 {
-            to_bytes(&acc)
-        } else {
-            vec![0u8; 8 * buf.len()]
-        };
-        self.bcast_raw(OP, 0, &mut bytes)?;
-        from_bytes(&bytes, buf);
+        // SAFETY: a library constant.
+        self.bcast_typed(OP, 0, &mut acc, unsafe { ffi::RSMPI_DOUBLE })?;
+        buf.copy_from_slice(&acc);
         Ok(())
     }
 
@@ -282,9 +286,10 @@ impl Comm for MpiComm {
         const OP: &str = "broadcast";
         self.check_usable(OP)?;
         check_root(OP, root, self.size)?;
-        let mut bytes = to_bytes(buf);
-        self.bcast_raw(OP, root, &mut bytes)?;
-        from_bytes(&bytes, buf);
+        let mut own = buf.to_vec();
+        // SAFETY: a library constant.
+        self.bcast_typed(OP, root, &mut own, unsafe { ffi::RSMPI_DOUBLE })?;
+        buf.copy_from_slice(&own);
         Ok(())
     }
 
