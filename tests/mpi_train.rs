@@ -42,6 +42,32 @@ fn run(ranks: usize, args: &[&str]) -> Output {
     c.output().expect("start")
 }
 
+/// `lgn generate ARGS`, which must succeed.
+fn generate(args: &[&str]) {
+    ok(
+        Command::new(lgn())
+            .arg("generate")
+            .args(args)
+            .output()
+            .unwrap(),
+        "generate",
+    );
+}
+
+/// `lgn train ARGS --out OUT` on `ranks` ranks (0: alone); the model file must exist (a short
+/// run may end no better than zero, exit 1 after writing: the file counts).
+fn train_to(ranks: usize, args: &[&str], out: &Path) {
+    let o = out.to_str().unwrap();
+    let mut all = args.to_vec();
+    all.extend(["--quiet", "--out", o]);
+    let res = run(ranks, &all);
+    assert!(
+        out.exists(),
+        "{ranks} ranks: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
 fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
@@ -67,45 +93,30 @@ fn fifty_steps_on_two_and_three_ranks_equal_one_rank() {
     let d = dir("lnn");
     let data = d.join("dp.h5");
     let data_s = data.to_str().unwrap();
-    ok(
-        Command::new(lgn())
-            .args([
-                "generate", "dblpend", "--n", "400", "--seed", "3", "--out", data_s,
-            ])
-            .output()
-            .unwrap(),
-        "generate",
-    );
+    generate(&["dblpend", "--n", "400", "--seed", "3", "--out", data_s]);
     // 400 samples, no validation split, batches of 40: 10 steps per epoch, 50 steps.
     let train = |ranks: usize, out: &Path| {
-        let o = out.to_str().unwrap();
-        let args = [
-            "--data",
-            data_s,
-            "--model",
-            "lnn",
-            "--hidden",
-            "32",
-            "--epochs",
-            "5",
-            "--batch",
-            "40",
-            "--val-fraction",
-            "0",
-            "--lr",
-            "3e-3",
-            "--quiet",
-            "--out",
-            o,
-        ];
-        let out = run(ranks, &args);
-        // A short run may end no better than zero (exit 1 after writing): the file counts.
-        assert!(
-            Path::new(o).exists(),
-            "{ranks} ranks: {}",
-            String::from_utf8_lossy(&out.stderr)
+        train_to(
+            ranks,
+            &[
+                "--data",
+                data_s,
+                "--model",
+                "lnn",
+                "--hidden",
+                "32",
+                "--epochs",
+                "5",
+                "--batch",
+                "40",
+                "--val-fraction",
+                "0",
+                "--lr",
+                "3e-3",
+            ],
+            out,
         );
-        net_params(Path::new(o))
+        net_params(out)
     };
     let serial = train(0, &d.join("serial.h5"));
     for ranks in [1, 2, 3] {
@@ -136,52 +147,39 @@ fn graph_model_on_a_mesh_from_trajectories_on_three_ranks_equals_one_rank() {
     let mesh = concat!(env!("CARGO_MANIFEST_DIR"), "/meshes/square_coarse.msh");
     let data = d.join("wm.h5");
     let data_s = data.to_str().unwrap();
-    ok(
-        Command::new(lgn())
-            .args([
-                "generate",
-                "wave-mesh",
+    generate(&[
+        "wave-mesh",
+        "--mesh",
+        mesh,
+        "--kind",
+        "trajectories",
+        "--batch",
+        "5",
+        "--frames",
+        "8",
+        "--out",
+        data_s,
+    ]);
+    let train = |ranks: usize, out: &Path| {
+        train_to(
+            ranks,
+            &[
                 "--mesh",
                 mesh,
-                "--kind",
-                "trajectories",
-                "--batch",
-                "5",
-                "--frames",
-                "8",
-                "--out",
+                "--data",
                 data_s,
-            ])
-            .output()
-            .unwrap(),
-        "generate",
-    );
-    let train = |ranks: usize, out: &Path| {
-        let o = out.to_str().unwrap();
-        let args = [
-            "--mesh",
-            mesh,
-            "--data",
-            data_s,
-            "--hidden",
-            "16",
-            "--epochs",
-            "5",
-            "--batch",
-            "4",
-            "--val-fraction",
-            "0.2",
-            "--quiet",
-            "--out",
-            o,
-        ];
-        let out = run(ranks, &args);
-        assert!(
-            Path::new(o).exists(),
-            "{ranks} ranks: {}",
-            String::from_utf8_lossy(&out.stderr)
+                "--hidden",
+                "16",
+                "--epochs",
+                "5",
+                "--batch",
+                "4",
+                "--val-fraction",
+                "0.2",
+            ],
+            out,
         );
-        lgn::model::load_graph_model(o).unwrap().params()
+        lgn::model::load_graph_model(out).unwrap().params()
     };
     let serial = train(0, &d.join("serial.h5"));
     // 5 trajectories over 3 ranks: shards of 2, 2, 1 trajectories (16, 16, 8 samples).
@@ -228,13 +226,7 @@ fn a_killed_rank_ends_the_job_without_a_half_written_file() {
     let d = dir("kill");
     let data = d.join("dp.h5");
     let data_s = data.to_str().unwrap();
-    ok(
-        Command::new(lgn())
-            .args(["generate", "dblpend", "--n", "2000", "--out", data_s])
-            .output()
-            .unwrap(),
-        "generate",
-    );
+    generate(&["dblpend", "--n", "2000", "--out", data_s]);
     for ranks in [2, 3] {
         let out = d.join(format!("killed{ranks}.h5"));
         let mut c = lgn::parallel::mpirun(ranks).unwrap();
