@@ -3,9 +3,11 @@
 //! (`--model lnn|lgn|mlp|hnn`).
 
 use super::choice::choice;
+use super::train_mpi;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::TrainingData;
 use lgn::model::{FeatureSet, SystemGraph};
+use lgn::parallel::Comm;
 use lgn::train::recipe::{self, Recipe};
 use lgn::train::{self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig};
 use lgn::{Error, Result};
@@ -253,14 +255,6 @@ pub(super) fn config(
     recipe(args).config(graph, n, stop)
 }
 
-/// SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far (a
-/// second signal aborts without writing).
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    super::signals::set_graceful(stop.clone());
-    stop
-}
-
 /// The progress bar observer of [`train::fit`].
 pub(super) fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
     super::progress::training_bar(None, quiet)
@@ -333,7 +327,7 @@ pub(super) fn warn_stops(report: &train::TrainReport) {
 }
 
 /// `--graph`/`--mesh`: a graph network on the user's graph.
-fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
+fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result<()> {
     if let Some(k) = args.model {
         if k != ModelKind::Lgn {
             return Err(Error::input(format!(
@@ -352,7 +346,7 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
         _ => unreachable!("checked by the caller"),
     };
-    let raw = lgn::io::read_training_data(&args.data)?;
+    let (raw, shard) = train_mpi::read(&args.data, comm)?;
     let d = raw.q.ncols();
     if d != graph.n_coords() {
         return Err(Error::file(
@@ -383,7 +377,7 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
     let shape = recipe(args).shape(true);
     let density = args.density.density();
-    let mut model = recipe::graph_model(
+    let mut model = recipe::graph_model_over(
         &graph,
         features,
         density,
@@ -391,6 +385,7 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         known,
         &shape,
         &states,
+        comm,
     )?;
     // Symmetric densities (docs/DESIGN.md §14).
     if (args.edge_distance || args.shift_invariant) && args.density != GraphDensity::NodeEdge {
@@ -416,7 +411,8 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         BoundaryArg::Fixed => graph.boundary_coords()?,
         _ => graph.boundary_coords().unwrap_or_default(),
     };
-    let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
+    let still = train_mpi::still_over(comm, &fixed, &raw)?;
+    let still = || still;
     model.boundary = (args.boundary.rule())
         .resolve(&fixed, &gname.display().to_string(), still)
         .map_err(|e| e.context("--boundary fixed"))?;
@@ -424,16 +420,16 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         model.q_period = Some(2.0 * std::f64::consts::PI);
     }
     model.system = raw.system.clone().unwrap_or_default();
-    let cfg = config(args, true, samples.n, stop)?;
+    let cfg = config(args, true, shard.total, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {
         return Err(Error::input(
             "--precision f32 applies to --model lgn on the ring; graph models (--graph/--mesh) train in f64",
         ));
     }
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
-    let bar = progress_bar(args.quiet);
+    let bar = progress_bar(args.quiet || !comm.is_root());
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
-    let report = train::fit(&mut trainer, &samples, &cfg, &mut on_step)?;
+    let report = train_mpi::fit(comm, &mut trainer, samples, &shard, &cfg, &mut on_step)?;
     bar.finish_and_clear();
     warn_stops(&report);
     if report.epochs == 0 {
@@ -448,11 +444,16 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             "training diverged: parameter {i} of the model is not finite; lower --lr or check the data's scale; nothing was written"
         )));
     }
-    trainer.model.save(
-        &args.out,
-        Some(&training_record(args, &cfg, &report)),
-        args.force,
-    )?;
+    train_mpi::on_root(comm, || {
+        trainer.model.save(
+            &args.out,
+            Some(&training_record(args, &cfg, &report)),
+            args.force,
+        )
+    })?;
+    if !comm.is_root() {
+        return Ok(());
+    }
     eprintln!(
         "{} on {}: boundary nodes {}",
         trainer.model.describe(),
@@ -463,8 +464,13 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    // Under mpirun every rank trains its share (docs/DESIGN.md §16.3); alone, the serial path.
+    train_mpi::on_ranks(|comm| run_ranks(args, comm))
+}
+
+fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
     // First of all, so that a signal at any time after start-up stops gracefully.
-    let stop = stop_flag();
+    let stop = train_mpi::stop_flag(comm);
     if args.out.exists() && !args.force {
         return Err(Error::file(
             &args.out,
@@ -505,6 +511,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ));
     }
     if objective != lgn::train::positions::ObjectiveKind::Accel {
+        train_mpi::refuse(comm, "training on positions (--objective)")?;
         return super::train_positions::run(&args, objective, stop);
     }
     if graph {
@@ -513,12 +520,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "--dissipation with --graph/--mesh is not available yet: graph models train conservative (use --model lnn for damped single-network data)",
             ));
         }
-        return run_graph(&args, stop);
+        return run_graph(&args, stop, comm);
     }
     let kind = args
         .model
         .ok_or_else(|| Error::input("--model is required without --graph or --mesh"))?;
-    let raw = lgn::io::read_training_data(&args.data)?;
+    let (raw, shard) = train_mpi::read(&args.data, comm)?;
     let mut samples = train::prepare_samples(kind, &raw, args.hnn_coords)
         .map_err(|e| Error::file(&args.data, e.to_string()))?;
     let d = raw.q.ncols();
@@ -535,17 +542,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
         model.set_angle_embedding(args.seed)?;
     }
     model.wrap_inputs(&mut samples);
-    train::fit_normalisation(&mut model, &samples);
+    train::fit_normalisation_over(&mut model, &samples, comm)?;
     if args.shift_invariant {
         // docs/DESIGN.md §14.1: after the normalisation (the projection needs its q scales).
         model.set_shift_invariant()?;
     }
-    let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;
-    let bar = progress_bar(args.quiet);
+    let cfg = config(&args, kind == ModelKind::Lgn, shard.total, stop)?;
+    let bar = progress_bar(args.quiet || !comm.is_root());
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     let (best, report) = match args.dissipation {
-        DissipationKind::None => train::train(model, &samples, &cfg, &mut on_step)?,
+        DissipationKind::None => {
+            // train::train, on this rank's share of the samples.
+            let mut t = train::NetTrainer::new(model, &samples, cfg.mass_penalty)?
+                .with_precision(cfg.precision)?;
+            let report = train_mpi::fit(comm, &mut t, samples, &shard, &cfg, &mut on_step)?;
+            (t.into_model(), report)
+        }
         DissipationKind::Linear => {
+            train_mpi::refuse(comm, "--dissipation linear")?;
             let r = train::damped::train_damped_lnn(model, &samples, &cfg, &mut on_step)?;
             if let Some(c) = train::damped::model_damping(&r.0) {
                 eprintln!("learned linear damping c = {c:?}");
@@ -568,11 +582,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     }
     // A diverged run (non-finite loss, weights or predictions) is a failure: nothing is written.
-    super::checks::check_trained(&best, &report, &raw, &args.data)?;
-    best.save(
-        &args.out,
-        Some(training_record(&args, &cfg, &report)),
-        args.force,
-    )?;
+    let checked = super::checks::check_trained(&best, &report, &raw, &args.data);
+    lgn::parallel::agree(comm, checked)?;
+    train_mpi::on_root(comm, || {
+        best.save(
+            &args.out,
+            Some(training_record(&args, &cfg, &report)),
+            args.force,
+        )
+    })?;
+    if !comm.is_root() {
+        return Ok(());
+    }
     summarise(&args, kind.as_str(), &cfg, &report)
 }
