@@ -174,29 +174,39 @@ impl super::simd::Kernel for DpAccel<'_> {
         let k = dp.m2 * dp.l1 * dp.l2;
         let (m00, m11) = ((dp.m1 + dp.m2) * dp.l1 * dp.l1, dp.m2 * dp.l2 * dp.l2);
         let (g1, g2) = ((dp.m1 + dp.m2) * dp.g * dp.l1, dp.m2 * dp.g * dp.l2);
+        let rec = |r: &mut [f64], x: &[f64], s1: f64, s2: f64, (sd, cd): (f64, f64)| {
+            let (w1, w2) = (x[2], x[3]);
+            r[0] = -k * w2 * w2 * sd - g1 * s1;
+            r[1] = k * w1 * w1 * sd - g2 * s2;
+            r[2] = m00;
+            r[3] = k * cd;
+            r[4] = k * cd;
+            r[5] = m11;
+        };
         const C: usize = 64;
-        let mut ang = [0.0; 3 * C];
-        let mut sn = [0.0; 3 * C];
-        let mut cs = [0.0; 3 * C];
+        if self.x.len() < 4 * 8 {
+            // A few sites (single evaluations): no block buffers.
+            for (x, r) in self.x.chunks_exact(4).zip(self.out.chunks_exact_mut(6)) {
+                let (s1, s2) = (sin_cos1(x[0]).0, sin_cos1(x[1]).0);
+                rec(r, x, s1, s2, sin_cos1(x[0] - x[1]));
+            }
+            return;
+        }
+        let mut ang = [[0.0; C]; 3];
+        let mut sn = [[0.0; C]; 3];
+        let mut cs = [[0.0; C]; 3];
         for (x, out) in self.x.chunks(4 * C).zip(self.out.chunks_mut(6 * C)) {
             let n = x.len() / 4;
-            for j in 0..n {
-                let (t1, t2) = (x[4 * j], x[4 * j + 1]);
-                ang[j] = t1;
-                ang[C + j] = t2;
-                ang[2 * C + j] = t1 - t2;
+            for (j, x) in x.chunks_exact(4).enumerate() {
+                ang[0][j] = x[0];
+                ang[1][j] = x[1];
+                ang[2][j] = x[0] - x[1];
             }
-            sin_cos_block(&ang, &mut sn, &mut cs);
-            for j in 0..n {
-                let (w1, w2) = (x[4 * j + 2], x[4 * j + 3]);
-                let (sd, cd) = (sn[2 * C + j], cs[2 * C + j]);
-                let r = &mut out[6 * j..6 * j + 6];
-                r[0] = -k * w2 * w2 * sd - g1 * sn[j];
-                r[1] = k * w1 * w1 * sd - g2 * sn[C + j];
-                r[2] = m00;
-                r[3] = k * cd;
-                r[4] = k * cd;
-                r[5] = m11;
+            for a in 0..3 {
+                sin_cos_block(&ang[a][..n], &mut sn[a][..n], &mut cs[a][..n]);
+            }
+            for (j, (x, r)) in x.chunks_exact(4).zip(out.chunks_exact_mut(6)).enumerate() {
+                rec(r, x, sn[0][j], sn[1][j], (sn[2][j], cs[2][j]));
             }
         }
     }
@@ -213,6 +223,35 @@ const TRIG_MAX: f64 = 1048576.0;
 /// to a few units in the last place; non-finite and huge arguments go through `f64::sin_cos`.
 #[inline(always)]
 fn sin_cos_block(x: &[f64], s: &mut [f64], c: &mut [f64]) {
+    for ((&x, s), c) in x.iter().zip(s.iter_mut()).zip(c.iter_mut()) {
+        (*s, *c) = sin_cos_poly(x);
+    }
+    for ((&x, s), c) in x.iter().zip(s.iter_mut()).zip(c.iter_mut()) {
+        if !in_range(x) {
+            (*s, *c) = x.sin_cos();
+        }
+    }
+}
+
+/// |x| ≤ [`TRIG_MAX`] (false for NaN).
+#[inline(always)]
+fn in_range(x: f64) -> bool {
+    x.abs() <= TRIG_MAX
+}
+
+/// [`sin_cos_block`] of one argument.
+#[inline(always)]
+fn sin_cos1(x: f64) -> (f64, f64) {
+    if x.abs() <= TRIG_MAX {
+        sin_cos_poly(x)
+    } else {
+        x.sin_cos()
+    }
+}
+
+/// The reduction and polynomials of [`sin_cos_block`], valid for |x| ≤ [`TRIG_MAX`].
+#[inline(always)]
+fn sin_cos_poly(x: f64) -> (f64, f64) {
     const MAGIC: f64 = 6755399441055744.0; // 1.5 · 2⁵²: adding it rounds to an integer
     const PIO2_1: f64 = 1.570_796_326_734_125_6;
     const PIO2_1T: f64 = 6.077_100_506_506_192e-11;
@@ -225,32 +264,27 @@ fn sin_cos_block(x: &[f64], s: &mut [f64], c: &mut [f64]) {
         1.589_690_995_211_55e-10,
     ];
     const K: [f64; 6] = [
-        4.166_666_666_666_660_2e-2,
+        4.166_666_666_666_66e-2,
         -1.388_888_888_887_411e-3,
         2.480_158_728_947_673e-5,
         -2.755_731_435_139_066_3e-7,
         2.087_572_321_298_175e-9,
         -1.135_964_755_778_819_5e-11,
     ];
-    for ((&x, s), c) in x.iter().zip(s.iter_mut()).zip(c.iter_mut()) {
-        let m = x * std::f64::consts::FRAC_2_PI + MAGIC;
-        let q = m.to_bits() & 3;
-        let k = m - MAGIC;
-        let r = (x - k * PIO2_1) - k * PIO2_1T;
-        let z = r * r;
-        let ps = S[0] + z * (S[1] + z * (S[2] + z * (S[3] + z * (S[4] + z * S[5]))));
-        let pc = K[0] + z * (K[1] + z * (K[2] + z * (K[3] + z * (K[4] + z * K[5]))));
-        let sr = r + r * z * ps;
-        let cr = 1.0 - 0.5 * z + z * z * pc;
-        let (a, b) = if q & 1 == 0 { (sr, cr) } else { (cr, -sr) };
-        let neg = q & 2 != 0;
-        *s = if neg { -a } else { a };
-        *c = if neg { -b } else { b };
-    }
-    for ((&x, s), c) in x.iter().zip(s.iter_mut()).zip(c.iter_mut()) {
-        if !(x.abs() <= TRIG_MAX) {
-            (*s, *c) = x.sin_cos();
-        }
+    let m = x * std::f64::consts::FRAC_2_PI + MAGIC;
+    let q = m.to_bits() & 3;
+    let k = m - MAGIC;
+    let r = (x - k * PIO2_1) - k * PIO2_1T;
+    let z = r * r;
+    let ps = S[0] + z * (S[1] + z * (S[2] + z * (S[3] + z * (S[4] + z * S[5]))));
+    let pc = K[0] + z * (K[1] + z * (K[2] + z * (K[3] + z * (K[4] + z * K[5]))));
+    let sr = r + r * z * ps;
+    let cr = 1.0 - 0.5 * z + z * z * pc;
+    let (a, b) = if q & 1 == 0 { (sr, cr) } else { (cr, -sr) };
+    if q & 2 != 0 {
+        (-a, -b)
+    } else {
+        (a, b)
     }
 }
 
@@ -352,6 +386,8 @@ mod tests {
         let (mut s, mut c) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         sin_cos_block(&x, &mut s, &mut c);
         for (i, &xi) in x.iter().enumerate() {
+            let one = sin_cos1(xi);
+            assert!(one.0.to_bits() == s[i].to_bits() && one.1.to_bits() == c[i].to_bits());
             let (ws, wc) = xi.sin_cos();
             if !xi.is_finite() {
                 assert!(s[i].is_nan() && c[i].is_nan(), "{xi}");
