@@ -14,6 +14,8 @@ use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod dd;
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SimSystem {
     /// Double pendulum (m = l = 1), state "θ1,θ2,ω1,ω2".
@@ -132,6 +134,11 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Under mpirun (graph models): how the nodes are split among the ranks — coordinate
+    /// bisection of the node positions (meshes) or BFS level-structure bisection of the
+    /// coupling graph (docs/DESIGN.md §16.k).
+    #[arg(long, value_parser = choice::<lgn::domain::PartitionMethod>(), default_value_t = lgn::domain::PartitionMethod::Auto)]
+    pub partition: lgn::domain::PartitionMethod,
 }
 
 type Factory = Box<dyn Fn() -> Result<Dynamics>>;
@@ -290,6 +297,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             "--dt must be positive and at most --t-end, got {}",
             a.dt
         )));
+    }
+    // Under mpirun: the domain-decomposed rollout of a graph model (docs/DESIGN.md §16.k).
+    if lgn::parallel::launched_ranks() > 1 {
+        let comm = lgn::parallel::world()?;
+        return dd::run(&a, comm.as_ref());
     }
     // Every output is checked before any work: a failed run commits nothing.
     if let Some(p) = &a.plot {

@@ -12,6 +12,7 @@ use crate::Result;
 /// A test system: its global dynamics, node positions (if any) and a state.
 pub struct Case {
     pub name: &'static str,
+    pub model: GraphModel,
     pub dynamics: Dynamics,
     pub positions: Option<(Vec<f64>, usize)>,
     pub q: Vec<f64>,
@@ -51,6 +52,7 @@ pub fn ring(n: usize) -> Result<Case> {
     Ok(Case {
         name: "ring",
         dynamics: m.dynamics(&g, SolverKind::Auto)?,
+        model: m,
         positions: positions(&g),
         q,
         v,
@@ -91,6 +93,7 @@ pub fn graph(nx: usize, ny: usize) -> Result<Case> {
     Ok(Case {
         name: "graph",
         dynamics: m.dynamics(&g, SolverKind::Auto)?,
+        model: m,
         positions: None,
         q,
         v,
@@ -116,6 +119,7 @@ pub fn mesh(k: usize) -> Result<Case> {
     Ok(Case {
         name: "mesh",
         dynamics,
+        model: m,
         positions: positions(&g),
         q,
         v,
