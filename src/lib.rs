@@ -82,6 +82,7 @@ pub mod limits;
 pub mod mesh;
 pub mod model;
 pub mod names;
+pub mod parallel;
 pub mod plot;
 pub mod sites;
 pub mod solve;
