@@ -1,4 +1,4 @@
-//! Domain-decomposed accelerations and rollouts (docs/DESIGN.md §16.k) on 1, 2 and 3 ranks.
+//! Domain-decomposed accelerations and rollouts (docs/DESIGN.md §16.5) on 1, 2 and 3 ranks.
 //!
 //! Run by hand (`cargo test --release --features mpi --test mpi_domain`), this binary starts
 //! itself under `mpirun -n R --oversubscribe` for R = 1, 2, 3 (`LGN_MPI_CASE` names the case
@@ -69,7 +69,11 @@ fn accelerations(c: &dyn Comm) {
             let e = dd.energy(&q, &v).unwrap();
             if let Some(ag) = gather(c, &part, d, &a, n) {
                 let err = rel_err(&ag, &want);
-                assert!(err <= 1e-12, "{} {method}: accelerations off by {err:e}", case.name);
+                assert!(
+                    err <= 1e-12,
+                    "{} {method}: accelerations off by {err:e}",
+                    case.name
+                );
                 assert!(
                     (e - e_want).abs() <= 1e-12 * e_want.abs(),
                     "{} {method}: energy {e} vs {e_want}",
@@ -136,8 +140,14 @@ fn simulate_inputs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Pat
     case.model.save(&model, None, true).unwrap();
     let state = dir.join("state.h5");
     let f = hdf5::File::create(&state).unwrap();
-    f.new_dataset_builder().with_data(&case.q).create("q").unwrap();
-    f.new_dataset_builder().with_data(&case.v).create("qdot").unwrap();
+    f.new_dataset_builder()
+        .with_data(&case.q)
+        .create("q")
+        .unwrap();
+    f.new_dataset_builder()
+        .with_data(&case.v)
+        .create("qdot")
+        .unwrap();
     (model, state)
 }
 
@@ -154,7 +164,16 @@ fn simulate_and_kill() {
             .arg(&model)
             .arg("--state")
             .arg(&state)
-            .args(["--t-end", t_end, "--dt", "0.01", "--integrator", "verlet", "--quiet", "--force"])
+            .args([
+                "--t-end",
+                t_end,
+                "--dt",
+                "0.01",
+                "--integrator",
+                "verlet",
+                "--quiet",
+                "--force",
+            ])
             .arg("--out")
             .arg(out)
             .env("LGN_MPI_TIMEOUT", "20");
@@ -167,11 +186,24 @@ fn simulate_and_kill() {
         .arg(&model)
         .arg("--state")
         .arg(&state)
-        .args(["--t-end", "0.2", "--dt", "0.01", "--integrator", "verlet", "--quiet", "--out"])
+        .args([
+            "--t-end",
+            "0.2",
+            "--dt",
+            "0.01",
+            "--integrator",
+            "verlet",
+            "--quiet",
+            "--out",
+        ])
         .arg(&one)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let three = dir.join("three.h5");
     let out = run(3, &three, "0.2").output().unwrap();
     let se = String::from_utf8_lossy(&out.stderr);
@@ -182,7 +214,8 @@ fn simulate_and_kill() {
         lgn::io::TrajectoryData::read(&one).unwrap(),
         lgn::io::TrajectoryData::read(&three).unwrap(),
     );
-    let (qa, qb): (Vec<f64>, Vec<f64>) = (a.q.iter().copied().collect(), b.q.iter().copied().collect());
+    let (qa, qb): (Vec<f64>, Vec<f64>) =
+        (a.q.iter().copied().collect(), b.q.iter().copied().collect());
     assert_eq!(qa.len(), qb.len());
     let err = rel_err(&qb, &qa);
     assert!(err <= 1e-12, "3-rank trajectory off by {err:e}");
@@ -190,7 +223,10 @@ fn simulate_and_kill() {
 
     // Kill rank 1 mid-run: the job ends with an error within the timeout, nothing at --out.
     let killed = dir.join("killed.h5");
-    let mut child = run(2, &killed, "1000").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = run(2, &killed, "1000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let t = Instant::now();
     let victim = loop {
         assert!(t.elapsed() < Duration::from_secs(60), "no rank 1 appeared");
@@ -207,7 +243,10 @@ fn simulate_and_kill() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "the job hung after a rank was killed");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the job hung after a rank was killed"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut se = String::new();
@@ -238,7 +277,9 @@ fn find_rank(root: u32, rank: usize) -> Option<u32> {
             continue;
         };
         let env = String::from_utf8_lossy(&env);
-        let mine = env.split('\0').any(|v| v == format!("OMPI_COMM_WORLD_RANK={rank}"));
+        let mine = env
+            .split('\0')
+            .any(|v| v == format!("OMPI_COMM_WORLD_RANK={rank}"));
         let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if mine && cmd.contains("simulate") && descends_from(pid, root) {
             return Some(pid);

@@ -53,7 +53,9 @@ pub enum Integrator {
   lgn simulate --system wave-mesh --mesh meshes/disk_coarse.msh --state random --t-end 2 --dt 0.02 \\
       --integrator verlet --step 0.002 --out disk.h5 --plot disk.png   # also writes disk.xmf
   lgn simulate --system dblpend --damping 0.1 --input u.h5 --state \"1,2,0,0\" --t-end 10 --dt 0.01 \\
-      --out driven.h5 --plot driven.png   # u.h5: t (T), u (T × m), B (2 × m); writes w_dissipated, w_injected")]
+      --out driven.h5 --plot driven.png   # u.h5: t (T), u (T × m), B (2 × m); writes w_dissipated, w_injected
+  mpirun -n 4 lgn simulate --model mesh_model.h5 --state s.h5 --t-end 1 --dt 0.01 \\
+      --integrator verlet --step 0.001 --out m.h5   # graph model split over 4 ranks (--features mpi)")]
 pub struct SimulateArgs {
     /// Which system (with --model: the state layout; default from the model file).
     #[arg(long, value_enum, required_unless_present = "model")]
@@ -136,7 +138,7 @@ pub struct SimulateArgs {
     pub quiet: bool,
     /// Under mpirun (graph models): how the nodes are split among the ranks — coordinate
     /// bisection of the node positions (meshes) or BFS level-structure bisection of the
-    /// coupling graph (docs/DESIGN.md §16.k).
+    /// coupling graph (docs/DESIGN.md §16.5).
     #[arg(long, value_parser = choice::<lgn::domain::PartitionMethod>(), default_value_t = lgn::domain::PartitionMethod::Auto)]
     pub partition: lgn::domain::PartitionMethod,
 }
@@ -298,7 +300,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             a.dt
         )));
     }
-    // Under mpirun: the domain-decomposed rollout of a graph model (docs/DESIGN.md §16.k).
+    // Under mpirun: the domain-decomposed rollout of a graph model (docs/DESIGN.md §16.5).
     if lgn::parallel::launched_ranks() > 1 {
         let comm = lgn::parallel::world()?;
         return dd::run(&a, comm.as_ref());

@@ -1,4 +1,4 @@
-//! Domain decomposition of graph and mesh systems over ranks (docs/DESIGN.md §16.k).
+//! Domain decomposition of graph and mesh systems over ranks (docs/DESIGN.md §16.5).
 //!
 //! [`partition`] splits the nodes among ranks; [`subdomain`] gives one rank its owned nodes, the
 //! halo its sites read and the exchange lists, with a local Lagrangian whose owned rows of M and

@@ -1,4 +1,4 @@
-//! Node partitions for domain decomposition (docs/DESIGN.md §16.k.1).
+//! Node partitions for domain decomposition (docs/DESIGN.md §16.5.1).
 //!
 //! * [`Partition::rcb`]: recursive coordinate bisection of node positions — split the longest
 //!   extent of the current box at the weighted median, recurse. O(n log n log P), balanced to
@@ -98,7 +98,9 @@ fn check_parts(parts: usize, n: usize) -> Result<()> {
         )));
     }
     if parts > u32::MAX as usize {
-        return Err(Error::input(format!("{parts} parts is more than supported")));
+        return Err(Error::input(format!(
+            "{parts} parts is more than supported"
+        )));
     }
     Ok(())
 }
@@ -144,7 +146,10 @@ impl Partition {
                     });
                     (c, mx - mn)
                 })
-                .fold((0, -1.0), |best, (c, e)| if e > best.1 { (c, e) } else { best })
+                .fold(
+                    (0, -1.0),
+                    |best, (c, e)| if e > best.1 { (c, e) } else { best },
+                )
                 .0;
             let pl = p / 2;
             let nl = set.len() * pl / p;
@@ -315,7 +320,10 @@ mod tests {
         }
         let p3 = Partition::rcb(&grid_positions(nx, ny), 2, 3).unwrap();
         let s = p3.sizes();
-        assert!(s.iter().max().unwrap() - s.iter().min().unwrap() <= 1, "{s:?}");
+        assert!(
+            s.iter().max().unwrap() - s.iter().min().unwrap() <= 1,
+            "{s:?}"
+        );
         assert!(Partition::rcb(&grid_positions(2, 1), 2, 3).is_err());
         assert!(Partition::rcb(&[0.0, f64::NAN], 1, 1).is_err());
     }

@@ -1,5 +1,5 @@
 //! One rank's share of a Lagrangian system: owned nodes, halo, local sites, exchange lists
-//! (docs/DESIGN.md §16.k.2).
+//! (docs/DESIGN.md §16.5.2).
 //!
 //! Rank r owns the nodes O_r of a [`Partition`]. It keeps every site that touches an owned
 //! node (in the global site order) and every node those sites read; the nodes read but not
@@ -110,9 +110,7 @@ impl Subdomain {
             }
             site_ids.push(ids);
         }
-        let mut halo: Vec<usize> = (0..n)
-            .filter(|&i| read[i] && part.owner[i] != r)
-            .collect();
+        let mut halo: Vec<usize> = (0..n).filter(|&i| read[i] && part.owner[i] != r).collect();
         halo.sort_by_key(|&i| (part.owner[i], i));
         let n_owned = owned.len();
         let global: Vec<usize> = owned.into_iter().chain(halo).collect();
@@ -276,14 +274,29 @@ mod tests {
                         for li in 0..sub.n_owned_coords() {
                             let gi = sub.global[li / d] * d + li % d;
                             seen_rows[gi] += 1;
-                            assert_eq!(dy.rhs[li].to_bits(), g.rhs[gi].to_bits(), "{} b row {gi}", case.name);
+                            assert_eq!(
+                                dy.rhs[li].to_bits(),
+                                g.rhs[gi].to_bits(),
+                                "{} b row {gi}",
+                                case.name
+                            );
                             let row = gm.outer_view(gi).unwrap();
-                            assert_eq!(row.nnz(), p.indptr[li + 1] - p.indptr[li], "{} row {gi}", case.name);
+                            assert_eq!(
+                                row.nnz(),
+                                p.indptr[li + 1] - p.indptr[li],
+                                "{} row {gi}",
+                                case.name
+                            );
                             for k in p.indptr[li]..p.indptr[li + 1] {
                                 let lj = p.indices[k];
                                 let gj = sub.global[lj / d] * d + lj % d;
                                 let want = row.get(gj).copied().expect("entry in the global row");
-                                assert_eq!(dy.mass[k].to_bits(), want.to_bits(), "{} M({gi},{gj})", case.name);
+                                assert_eq!(
+                                    dy.mass[k].to_bits(),
+                                    want.to_bits(),
+                                    "{} M({gi},{gj})",
+                                    case.name
+                                );
                             }
                         }
                         for (t, c) in sub.counted.iter().enumerate() {
@@ -292,7 +305,11 @@ mod tests {
                         // Mirror: what r sends p is what p receives from r, in global order.
                         for nb in &sub.neighbours {
                             let other = &subs[nb.rank];
-                            let back = other.neighbours.iter().find(|o| o.rank == sub.rank).unwrap();
+                            let back = other
+                                .neighbours
+                                .iter()
+                                .find(|o| o.rank == sub.rank)
+                                .unwrap();
                             let sent: Vec<usize> = nb.send.iter().map(|&l| sub.global[l]).collect();
                             assert_eq!(sent, other.global[back.recv.clone()].to_vec());
                         }

@@ -1,5 +1,5 @@
 //! Domain-decomposed accelerations: halo exchange, local assembly, distributed solve
-//! (docs/DESIGN.md §16.k.3–4).
+//! (docs/DESIGN.md §16.5.3–4).
 //!
 //! [`DistDynamics`] is one rank's view of a system split by a [`Subdomain`]. Its state vectors
 //! are the rank's *owned* coordinates; every evaluation first exchanges q and q̇ on the halo,
@@ -151,9 +151,13 @@ impl<'c> DistDynamics<'c> {
         let mut all = vec![0.0; self.comm.size()];
         all[self.comm.rank()] = x;
         self.sum(&mut all)?;
-        Ok(all
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &v| if v.is_nan() || m.is_nan() { f64::NAN } else { m.max(v) }))
+        Ok(all.iter().fold(f64::NEG_INFINITY, |m, &v| {
+            if v.is_nan() || m.is_nan() {
+                f64::NAN
+            } else {
+                m.max(v)
+            }
+        }))
     }
 
     /// Copy the owned state in and exchange q and q̇ on the halo.
@@ -243,7 +247,12 @@ impl<'c> DistDynamics<'c> {
     }
 
     /// The owned rows of M (local CSR) times the local vector `x` into `y`.
-    fn owned_matvec(pattern: &crate::assembly::MassPattern, mass: &[f64], x: &[f64], y: &mut [f64]) {
+    fn owned_matvec(
+        pattern: &crate::assembly::MassPattern,
+        mass: &[f64],
+        x: &[f64],
+        y: &mut [f64],
+    ) {
         use rayon::prelude::*;
         y.par_chunks_mut(4096).enumerate().for_each(|(c, ys)| {
             for (k, yi) in ys.iter_mut().enumerate() {
@@ -273,7 +282,7 @@ impl<'c> DistDynamics<'c> {
             self.inv_diag[i] = 1.0 / m;
         }
         let min_diag = -self.max_over_ranks(-min_diag)?;
-        if !(min_diag > 0.0) {
+        if min_diag.is_nan() || min_diag <= 0.0 {
             return Err(SolveError::NotDefinite {
                 iteration: 0,
                 curvature: min_diag,
@@ -313,7 +322,7 @@ impl<'c> DistDynamics<'c> {
             let mut pap = [dot(&self.p[..no], &self.ap)];
             self.sum(&mut pap)?;
             self.stats.cg_iterations += 1;
-            if !(pap[0] > 0.0) {
+            if pap[0].is_nan() || pap[0] <= 0.0 {
                 return Err(SolveError::NotDefinite {
                     iteration: it,
                     curvature: pap[0],
@@ -321,8 +330,8 @@ impl<'c> DistDynamics<'c> {
                 .into());
             }
             let alpha = rz / pap[0];
-            for i in 0..no {
-                x[i] += alpha * self.p[i];
+            for (i, xi) in x.iter_mut().enumerate() {
+                *xi += alpha * self.p[i];
                 self.r[i] -= alpha * self.ap[i];
                 self.z[i] = self.inv_diag[i] * self.r[i];
             }
@@ -475,18 +484,30 @@ mod tests {
             let mut g = case.dynamics;
             let want = g.accelerations(&case.q, &case.v).unwrap();
             let e_want = g.energy(&case.q, &case.v).unwrap();
-            let sub = Subdomain::new(&g.lagrangian, g.fixed_coords(), &Partition::single(g.lagrangian.n_nodes), 0)
-                .unwrap();
+            let sub = Subdomain::new(
+                &g.lagrangian,
+                g.fixed_coords(),
+                &Partition::single(g.lagrangian.n_nodes),
+                0,
+            )
+            .unwrap();
             let comm = SerialComm;
             let mut dd = DistDynamics::new(&comm, sub).unwrap();
             assert_eq!(dd.is_diagonal(), case.name == "mesh");
             let mut a = vec![0.0; want.len()];
             dd.accelerations_into(&case.q, &case.v, &mut a).unwrap();
             let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-            let err = a.iter().zip(&want).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            let err = a
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
             assert!(err <= 1e-12 * scale, "{}: {err:e} vs {scale:e}", case.name);
             let e = dd.energy(&case.q, &case.v).unwrap();
-            assert!((e - e_want).abs() <= 1e-12 * e_want.abs(), "{}: {e} vs {e_want}", case.name);
+            assert!(
+                (e - e_want).abs() <= 1e-12 * e_want.abs(),
+                "{}: {e} vs {e_want}",
+                case.name
+            );
         }
     }
 
@@ -505,6 +526,9 @@ mod tests {
         let mut dd = DistDynamics::new(&comm, sub).unwrap();
         let mut a = vec![0.0; 12];
         let err = dd.accelerations_into(&case.q, &case.v, &mut a).unwrap_err();
-        assert!(matches!(err, Error::Solve(SolveError::NotDefinite { .. })), "{err}");
+        assert!(
+            matches!(err, Error::Solve(SolveError::NotDefinite { .. })),
+            "{err}"
+        );
     }
 }

@@ -5,7 +5,9 @@
 use crate::density::mlp::Mlp;
 use crate::dynamics::Dynamics;
 use crate::io::GraphData;
-use crate::model::{Boundary, ClosedTerm, FeatureSet, GraphModel, GraphTerm, NetShape, SystemGraph};
+use crate::model::{
+    Boundary, ClosedTerm, FeatureSet, GraphModel, GraphTerm, NetShape, SystemGraph,
+};
 use crate::solve::SolverKind;
 use crate::Result;
 
@@ -77,8 +79,11 @@ pub fn graph(nx: usize, ny: usize) -> Result<Case> {
     }
     let mut data = GraphData::new(n, 2, edges.clone());
     data.sites = Some(
-        ndarray::Array2::from_shape_vec((edges.len(), 2), edges.iter().flatten().copied().collect())
-            .expect("edges × 2"),
+        ndarray::Array2::from_shape_vec(
+            (edges.len(), 2),
+            edges.iter().flatten().copied().collect(),
+        )
+        .expect("edges × 2"),
     );
     let g = SystemGraph::from_data(data, "grid graph")?;
     let m = GraphModel::from_terms(

@@ -39,7 +39,7 @@ pub trait Variational {
         false
     }
     /// The largest of `x` over all parts of a domain-decomposed system (NaN if any part has
-    /// NaN), so that every rank takes the same convergence decision (docs/DESIGN.md §16.k.4).
+    /// NaN), so that every rank takes the same convergence decision (docs/DESIGN.md §16.5.4).
     /// One process: `x`.
     fn global_max(&mut self, x: f64) -> Result<f64> {
         Ok(x)

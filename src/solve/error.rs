@@ -24,7 +24,7 @@ pub enum SolveError {
     NonFiniteSolution { coordinate: usize },
     /// The distributed conjugate-gradient solve met a direction p with pᵀMp ≤ 0 (or a
     /// non-positive diagonal entry for the Jacobi preconditioner): M is not positive definite
-    /// (docs/DESIGN.md §16.k.3).
+    /// (docs/DESIGN.md §16.5.3).
     NotDefinite {
         /// CG iteration (0: the diagonal check).
         iteration: usize,

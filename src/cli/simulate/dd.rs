@@ -1,5 +1,5 @@
 //! `mpirun -n R lgn simulate --model M.h5 …`: a domain-decomposed rollout of a graph model
-//! (docs/DESIGN.md §16.k). Every rank reads the model, the graph and the state, computes the
+//! (docs/DESIGN.md §16.5). Every rank reads the model, the graph and the state, computes the
 //! same partition, and integrates its owned nodes; rank 0 gathers every output frame and
 //! streams it into the one trajectory file (atomically: nothing at --out unless the run ends).
 
@@ -122,7 +122,10 @@ fn rollout(a: &SimulateArgs, comm: &dyn Comm) -> Result<()> {
             .collect()
     };
     let frames = lgn::limits::frame_count(a.t_end, a.dt)?;
-    let times = lgn::integrate::Linspace { n: frames, dt: a.dt };
+    let times = lgn::integrate::Linspace {
+        n: frames,
+        dt: a.dt,
+    };
     // Rank 0 writes; every check before any work, so a failed run commits nothing.
     let writer = if root {
         let w = || -> Result<TrajectoryWriter> {
@@ -248,7 +251,10 @@ fn rollout(a: &SimulateArgs, comm: &dyn Comm) -> Result<()> {
     ];
     if let Some(all) = comm.gather(0, &mine)? {
         if let Some(side) = committed {
-            eprintln!("wrote the XDMF sidecar {} (open it in ParaView)", side.display());
+            eprintln!(
+                "wrote the XDMF sidecar {} (open it in ParaView)",
+                side.display()
+            );
         }
         eprintln!(
             "wrote {frames} frames of {name} ({n} coordinates) to {} on {size} ranks ({} partition): {} {} steps, {} evaluations, {wall:.3} s",
