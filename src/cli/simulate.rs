@@ -362,18 +362,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             graph.dof()
         );
         let (q0, mut v0) = super::accel::read_state_for(&a.state, dy.n_coords(), &on)?;
-        // Fixed nodes must be at rest; round-off (≤ 1e-12 of the largest speed) is zeroed.
-        let vmax = v0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        for &j in dy.fixed_coords() {
-            if v0[j].abs() > 1e-12 * vmax {
-                return Err(Error::input(format!(
-                    "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {:.6e}; fixed nodes need qdot = 0",
-                    j / graph.dof(),
-                    v0[j]
-                )));
-            }
-            v0[j] = 0.0;
-        }
+        at_rest(&mut v0, dy.fixed_coords(), graph.dof())?;
         (q0, v0, make, name, BTreeMap::new())
     } else {
         let (q0, v0) = initial_state(&a)?;
@@ -484,6 +473,22 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     }
     if let Some(p) = &a.plot {
         plot_trajectory(&a.out, p, &name, a.force)?;
+    }
+    Ok(())
+}
+
+/// Fixed nodes must be at rest; round-off (≤ 1e-12 of the largest speed) is zeroed.
+fn at_rest(v0: &mut [f64], fixed: &[usize], dof: usize) -> Result<()> {
+    let vmax = v0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for &j in fixed {
+        if v0[j].abs() > 1e-12 * vmax {
+            return Err(Error::input(format!(
+                "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {:.6e}; fixed nodes need qdot = 0",
+                j / dof,
+                v0[j]
+            )));
+        }
+        v0[j] = 0.0;
     }
     Ok(())
 }

@@ -82,17 +82,7 @@ fn rollout(a: &SimulateArgs, comm: &dyn Comm) -> Result<()> {
             graph.dof()
         );
         let (q0, mut v0) = super::super::accel::read_state_for(&a.state, lag.n_coords(), &on)?;
-        let vmax = v0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        for &j in &fixed {
-            if v0[j].abs() > 1e-12 * vmax {
-                return Err(Error::input(format!(
-                    "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {:.6e}; fixed nodes need qdot = 0",
-                    j / graph.dof(),
-                    v0[j]
-                )));
-            }
-            v0[j] = 0.0;
-        }
+        super::at_rest(&mut v0, &fixed, graph.dof())?;
         let positions: Option<Vec<f64>> = graph
             .data
             .positions
