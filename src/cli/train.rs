@@ -3,12 +3,13 @@
 //! (`--model lnn|lgn|mlp|hnn`).
 
 use super::choice::choice;
+use super::train_mpi;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::TrainingData;
-use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
-use lgn::train::{
-    self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
-};
+use lgn::model::{FeatureSet, SystemGraph};
+use lgn::parallel::Comm;
+use lgn::train::recipe::{self, Recipe};
+use lgn::train::{self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig};
 use lgn::{Error, Result};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -178,6 +179,50 @@ pub enum GraphDensity {
     Stencil,
 }
 
+impl BoundaryArg {
+    /// The library's rule of this flag value.
+    pub fn rule(self) -> recipe::BoundaryRule {
+        match self {
+            BoundaryArg::Auto => recipe::BoundaryRule::Auto,
+            BoundaryArg::Fixed => recipe::BoundaryRule::Fixed,
+            BoundaryArg::Free => recipe::BoundaryRule::Free,
+        }
+    }
+}
+
+impl GraphDensity {
+    /// The library's density of this flag value.
+    pub fn density(self) -> recipe::GraphDensity {
+        match self {
+            GraphDensity::NodeEdge => recipe::GraphDensity::NodeEdge,
+            GraphDensity::Sites => recipe::GraphDensity::Sites,
+            GraphDensity::Stencil => recipe::GraphDensity::Stencil,
+        }
+    }
+}
+
+/// The training recipe of the flags (defaults: `lgn::train::recipe`).
+pub(super) fn recipe(args: &TrainArgs) -> Recipe {
+    Recipe {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        schedule: args.schedule,
+        clip: (!args.no_clip).then_some(args.clip),
+        warmup: args.warmup,
+        normalise: !args.no_normalise,
+        val_fraction: args.val_fraction,
+        seed: args.seed,
+        loss: args.loss,
+        mass_penalty: args.mass_penalty,
+        mass_margin: args.mass_margin,
+        precision: args.precision.into(),
+        hidden: args.hidden,
+        layers: args.layers,
+    }
+}
+
 /// Training options shared by both paths, from the flags.
 /// `n` is the number of samples: graph networks default to minibatches of 16, smaller for small
 /// data sets so that an epoch has at least ~32 steps.
@@ -187,39 +232,7 @@ pub(super) fn config(
     n: usize,
     stop: Arc<AtomicBool>,
 ) -> Result<TrainConfig> {
-    Ok(TrainConfig {
-        epochs: args.epochs,
-        batch: args
-            .batch
-            .unwrap_or(if graph { (n / 32).clamp(2, 16) } else { 256 }),
-        lr: args.lr.unwrap_or(if graph { 3e-3 } else { 1e-3 }),
-        weight_decay: args.weight_decay,
-        schedule: args.schedule.unwrap_or(if graph {
-            Schedule::Onecycle
-        } else {
-            Schedule::Constant
-        }),
-        clip: (!args.no_clip).then_some(args.clip),
-        val_fraction: args.val_fraction,
-        seed: args.seed,
-        loss: args.loss,
-        mass_penalty: args
-            .mass_penalty
-            .map(|w| MassPenalty::new(w, args.mass_margin))
-            .transpose()?,
-        normalise: !args.no_normalise,
-        warmup: args.warmup,
-        stop,
-        precision: args.precision.into(),
-    })
-}
-
-/// SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far (a
-/// second signal aborts without writing).
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    super::signals::set_graceful(stop.clone());
-    stop
+    recipe(args).config(graph, n, stop)
 }
 
 /// The progress bar observer of [`train::fit`].
@@ -294,7 +307,7 @@ pub(super) fn warn_stops(report: &train::TrainReport) {
 }
 
 /// `--graph`/`--mesh`: a graph network on the user's graph.
-fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
+fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result<()> {
     if let Some(k) = args.model {
         if k != ModelKind::Lgn {
             return Err(Error::input(format!(
@@ -313,7 +326,7 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
         _ => unreachable!("checked by the caller"),
     };
-    let raw = lgn::io::read_training_data(&args.data)?;
+    let (raw, shard) = train_mpi::read(&args.data, comm)?;
     let d = raw.q.ncols();
     if d != graph.n_coords() {
         return Err(Error::file(
@@ -329,26 +342,6 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     }
     let samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
-    let shape = NetShape {
-        hidden: args.hidden.unwrap_or(64),
-        layers: args.layers,
-        seed: args.seed,
-    };
-    let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..d]).collect();
-    let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-    let mut model = match args.density {
-        GraphDensity::NodeEdge => {
-            let mut m = GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?;
-            if let Some(mass) = args.node_mass {
-                let known = lgn::model::ClosedTerm::NodeMass { mass };
-                known.check().map_err(|e| e.context("--node-mass"))?;
-                m.terms[0] = lgn::model::GraphTerm::Closed(known);
-            }
-            m
-        }
-        GraphDensity::Sites => GraphModel::general(&graph, false, &shape, &states)?,
-        GraphDensity::Stencil => GraphModel::general(&graph, true, &shape, &states)?,
-    };
     if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {
         return Err(Error::input("--node-mass belongs to --density node-edge"));
     }
@@ -357,52 +350,46 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             "--node-potential belongs to --density node-edge",
         ));
     }
-    model.boundary = match args.boundary {
-        BoundaryArg::Free => Boundary::Free,
-        BoundaryArg::Fixed => {
-            if graph.boundary_coords()?.is_empty() {
-                return Err(Error::input(format!(
-                    "--boundary fixed: {} flags no boundary node",
-                    gname.display()
-                )));
-            }
-            Boundary::Fixed
-        }
-        BoundaryArg::Auto => {
-            let fixed = graph.boundary_coords().unwrap_or_default();
-            let scale = raw
-                .qddot
-                .iter()
-                .chain(raw.qdot.iter())
-                .fold(0.0f64, |m, x| m.max(x.abs()));
-            let still = !fixed.is_empty()
-                && (0..raw.q.nrows()).all(|i| {
-                    fixed.iter().all(|&j| {
-                        raw.qddot[[i, j]].abs() <= 1e-12 * scale
-                            && raw.qdot[[i, j]].abs() <= 1e-12 * scale
-                    })
-                });
-            if still {
-                Boundary::Fixed
-            } else {
-                Boundary::Free
-            }
-        }
+    let known = args
+        .node_mass
+        .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("--node-mass")))
+        .transpose()?;
+    let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
+    let shape = recipe(args).shape(true);
+    let density = args.density.density();
+    let mut model = recipe::graph_model_over(
+        &graph,
+        features,
+        density,
+        args.node_potential,
+        known,
+        &shape,
+        &states,
+        comm,
+    )?;
+    let fixed = match args.boundary {
+        BoundaryArg::Fixed => graph.boundary_coords()?,
+        _ => graph.boundary_coords().unwrap_or_default(),
     };
+    let still = train_mpi::still_over(comm, &fixed, &raw)?;
+    let still = || still;
+    model.boundary = (args.boundary.rule())
+        .resolve(&fixed, &gname.display().to_string(), still)
+        .map_err(|e| e.context("--boundary fixed"))?;
     if args.angles {
         model.q_period = Some(2.0 * std::f64::consts::PI);
     }
     model.system = raw.system.clone().unwrap_or_default();
-    let cfg = config(args, true, samples.n, stop)?;
+    let cfg = config(args, true, shard.total, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {
         return Err(Error::input(
             "--precision f32 applies to --model lgn on the ring; graph models (--graph/--mesh) train in f64",
         ));
     }
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
-    let bar = progress_bar(args.quiet);
+    let bar = progress_bar(args.quiet || !comm.is_root());
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
-    let report = train::fit(&mut trainer, &samples, &cfg, &mut on_step)?;
+    let report = train_mpi::fit(comm, &mut trainer, samples, &shard, &cfg, &mut on_step)?;
     bar.finish_and_clear();
     warn_stops(&report);
     if report.epochs == 0 {
@@ -417,11 +404,16 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             "training diverged: parameter {i} of the model is not finite; lower --lr or check the data's scale; nothing was written"
         )));
     }
-    trainer.model.save(
-        &args.out,
-        Some(&training_record(args, &cfg, &report)),
-        args.force,
-    )?;
+    train_mpi::on_root(comm, || {
+        trainer.model.save(
+            &args.out,
+            Some(&training_record(args, &cfg, &report)),
+            args.force,
+        )
+    })?;
+    if !comm.is_root() {
+        return Ok(());
+    }
     eprintln!(
         "{} on {}: boundary nodes {}",
         trainer.model.describe(),
@@ -432,8 +424,13 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    // Under mpirun every rank trains its share (docs/DESIGN.md §16.3); alone, the serial path.
+    train_mpi::on_ranks(|comm| run_ranks(args, comm))
+}
+
+fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
     // First of all, so that a signal at any time after start-up stops gracefully.
-    let stop = stop_flag();
+    let stop = train_mpi::stop_flag(comm);
     if args.out.exists() && !args.force {
         return Err(Error::file(
             &args.out,
@@ -442,7 +439,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     lgn::io::check_writable(&args.out, args.force)?;
     let graph = args.graph.is_some() || args.mesh.is_some();
-    let hidden = args.hidden.unwrap_or(if graph { 64 } else { 128 });
+    let hidden = recipe(&args).hidden(graph);
     lgn::limits::check_mlp("--hidden/--layers", 8, hidden, args.layers)?;
     lgn::limits::check_alloc(
         "--batch × --hidden",
@@ -451,6 +448,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     )?;
     let objective = super::train_positions::objective(&args)?;
     if objective != lgn::train::positions::ObjectiveKind::Accel {
+        train_mpi::refuse(comm, "training on positions (--objective)")?;
         return super::train_positions::run(&args, objective, stop);
     }
     if graph {
@@ -459,41 +457,38 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "--dissipation with --graph/--mesh is not available yet: graph models train conservative (use --model lnn for damped single-network data)",
             ));
         }
-        return run_graph(&args, stop);
+        return run_graph(&args, stop, comm);
     }
     let kind = args
         .model
         .ok_or_else(|| Error::input("--model is required without --graph or --mesh"))?;
-    let raw = lgn::io::read_training_data(&args.data)?;
+    let (raw, shard) = train_mpi::read(&args.data, comm)?;
     let mut samples = train::prepare_samples(kind, &raw, args.hnn_coords)
         .map_err(|e| Error::file(&args.data, e.to_string()))?;
     let d = raw.q.ncols();
     let system = raw.system.clone().unwrap_or_default();
-    let hidden = args.hidden.unwrap_or(128);
-    let mut model = TrainedModel::init(kind, &system, d, hidden, args.layers, args.seed)?;
-    model.params = raw.params.clone();
-    if kind == ModelKind::Lgn {
-        model.params.insert("n".into(), d as f64);
+    if args.angles && kind == ModelKind::Lgn {
+        return Err(Error::input(
+            "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+        ));
     }
-    if kind == ModelKind::Hnn {
-        model.hnn_coords = Some(args.hnn_coords);
-    }
-    if args.angles {
-        if kind == ModelKind::Lgn {
-            return Err(Error::input(
-                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
-            ));
-        }
-        model.set_q_period(2.0 * std::f64::consts::PI)?;
-    }
+    let mut model =
+        recipe(&args).net_model(kind, &system, &raw.params, d, args.hnn_coords, args.angles)?;
     model.wrap_inputs(&mut samples);
-    train::fit_normalisation(&mut model, &samples);
-    let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;
-    let bar = progress_bar(args.quiet);
+    train::fit_normalisation_over(&mut model, &samples, comm)?;
+    let cfg = config(&args, kind == ModelKind::Lgn, shard.total, stop)?;
+    let bar = progress_bar(args.quiet || !comm.is_root());
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     let (best, report) = match args.dissipation {
-        DissipationKind::None => train::train(model, &samples, &cfg, &mut on_step)?,
+        DissipationKind::None => {
+            // train::train, on this rank's share of the samples.
+            let mut t = train::NetTrainer::new(model, &samples, cfg.mass_penalty)?
+                .with_precision(cfg.precision)?;
+            let report = train_mpi::fit(comm, &mut t, samples, &shard, &cfg, &mut on_step)?;
+            (t.into_model(), report)
+        }
         DissipationKind::Linear => {
+            train_mpi::refuse(comm, "--dissipation linear")?;
             let r = train::damped::train_damped_lnn(model, &samples, &cfg, &mut on_step)?;
             if let Some(c) = train::damped::model_damping(&r.0) {
                 eprintln!("learned linear damping c = {c:?}");
@@ -516,11 +511,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     }
     // A diverged run (non-finite loss, weights or predictions) is a failure: nothing is written.
-    super::checks::check_trained(&best, &report, &raw, &args.data)?;
-    best.save(
-        &args.out,
-        Some(training_record(&args, &cfg, &report)),
-        args.force,
-    )?;
+    let checked = super::checks::check_trained(&best, &report, &raw, &args.data);
+    lgn::parallel::agree(comm, checked)?;
+    train_mpi::on_root(comm, || {
+        best.save(
+            &args.out,
+            Some(training_record(&args, &cfg, &report)),
+            args.force,
+        )
+    })?;
+    if !comm.is_root() {
+        return Ok(());
+    }
     summarise(&args, kind.as_str(), &cfg, &report)
 }

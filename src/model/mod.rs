@@ -444,17 +444,21 @@ fn mean_abs(vals: &[f64], nf: usize, j: usize) -> f64 {
 
 /// Root-mean-square of x (1 where it vanishes).
 fn rms(xs: impl Iterator<Item = f64>) -> f64 {
+    rms_over(&crate::parallel::SerialComm, xs).expect("one rank does not communicate")
+}
+
+/// [`rms`] of values spread over the ranks of `comm`.
+fn rms_over(comm: &dyn crate::parallel::Comm, xs: impl Iterator<Item = f64>) -> Result<f64> {
     let (mut s, mut c) = (0.0f64, 0.0f64);
     for x in xs {
         s += x * x;
         c += 1.0;
     }
+    let mut acc = [s, c];
+    comm.sum(&mut acc)?;
+    let [s, c] = acc;
     let r = (s / c.max(1.0)).sqrt();
-    if r > 1e-300 && r.is_finite() {
-        r
-    } else {
-        1.0
-    }
+    Ok(if r > 1e-300 && r.is_finite() { r } else { 1.0 })
 }
 
 impl GraphModel {
@@ -496,6 +500,20 @@ impl GraphModel {
         shape: &NetShape,
         q_samples: &[&[f64]],
     ) -> Result<GraphModel> {
+        let one = crate::parallel::SerialComm;
+        Self::node_edge_over(graph, features, node_potential, shape, q_samples, &one)
+    }
+
+    /// [`GraphModel::node_edge`] with the samples spread over the ranks of `comm` (each rank
+    /// passes its shard; the scales are those of all shards, identical on every rank).
+    pub fn node_edge_over(
+        graph: &SystemGraph,
+        features: FeatureSet,
+        node_potential: bool,
+        shape: &NetShape,
+        q_samples: &[&[f64]],
+        comm: &dyn crate::parallel::Comm,
+    ) -> Result<GraphModel> {
         check_shape(shape)?;
         let d = graph.dof();
         if graph.data.edges.is_empty() {
@@ -524,15 +542,18 @@ impl GraphModel {
         let mut edge = Mlp::paper_init(&sizes(d + nfe, shape), shape.seed);
         let delta_scale: Vec<f64> = (0..d)
             .map(|c| {
-                rms(q_samples.iter().flat_map(|q| {
-                    graph
-                        .data
-                        .edges
-                        .iter()
-                        .map(move |&[a, b]| q[b * d + c] - q[a * d + c])
-                }))
+                rms_over(
+                    comm,
+                    q_samples.iter().flat_map(|q| {
+                        graph
+                            .data
+                            .edges
+                            .iter()
+                            .map(move |&[a, b]| q[b * d + c] - q[a * d + c])
+                    }),
+                )
             })
-            .collect();
+            .collect::<Result<_>>()?;
         edge.input_scale[..d].copy_from_slice(&delta_scale);
         for j in 0..nfe {
             edge.input_scale[d + j] = mean_abs(&fedge, nfe, j);
@@ -556,9 +577,12 @@ impl GraphModel {
                     s += x;
                     n += 1.0;
                 }
+                let mut acc = [s, n];
+                comm.sum(&mut acc)?;
+                let [s, n] = acc;
                 node.input_shift[c] = if n > 0.0 { s / n } else { 0.0 };
                 let m = node.input_shift[c];
-                node.input_scale[c] = rms(xs.map(|x| x - m));
+                node.input_scale[c] = rms_over(comm, xs.map(|x| x - m))?;
             }
             for j in 0..nfn {
                 node.input_scale[d + j] = mean_abs(&fnode, nfn, j);

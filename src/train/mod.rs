@@ -17,6 +17,7 @@ pub use error::TrainError;
 
 pub mod baselines;
 pub mod damped;
+pub mod distributed;
 pub mod gradient;
 pub mod graph;
 pub mod hyperdual;
@@ -25,6 +26,7 @@ pub mod mass_penalty;
 pub mod multi;
 pub mod optim;
 pub mod positions;
+pub mod recipe;
 
 use crate::density::{Density, Mlp, MlpDensity, Precision};
 use crate::dynamics::Dynamics;
@@ -538,35 +540,50 @@ pub fn prepare_samples(
 /// deviation (1 where the spread is below 1e-12). For lgn models the q slots share the
 /// statistics of all grid values, and so do the v slots. Fixed during training.
 pub fn fit_normalisation(model: &mut TrainedModel, data: &Samples) {
+    fit_normalisation_over(model, data, &crate::parallel::SerialComm)
+        .expect("one rank does not communicate");
+}
+
+/// [`fit_normalisation`] of samples spread over the ranks of `comm` (each rank passes its own
+/// shard; the statistics are those of all shards together, identical on every rank).
+pub fn fit_normalisation_over(
+    model: &mut TrainedModel,
+    data: &Samples,
+    comm: &dyn crate::parallel::Comm,
+) -> Result<()> {
     let p = data.in_dim;
-    let stats = |cols: &mut dyn Iterator<Item = f64>| {
+    let stats = |cols: &mut dyn Iterator<Item = f64>| -> Result<(f64, f64)> {
         let (mut s, mut s2, mut c) = (0.0, 0.0, 0.0);
         for x in cols {
             s += x;
             s2 += x * x;
             c += 1.0;
         }
+        let mut acc = [s, s2, c];
+        comm.sum(&mut acc)?;
+        let [s, s2, c] = acc;
         let m = s / c;
         let var = (s2 / c - m * m).max(0.0);
         let sd = var.sqrt();
-        (m, if sd > 1e-12 { sd } else { 1.0 })
+        Ok((m, if sd > 1e-12 { sd } else { 1.0 }))
     };
     match model.kind {
         ModelKind::Lgn => {
             let n = p / 2;
-            let (mq, sq) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[..n].to_vec()));
-            let (mv, sv) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[n..].to_vec()));
+            let (mq, sq) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[..n].to_vec()))?;
+            let (mv, sv) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[n..].to_vec()))?;
             model.net.input_shift = vec![mq, mq, mq, mv, mv, mv];
             model.net.input_scale = vec![sq, sq, sq, sv, sv, sv];
         }
         _ => {
             for j in 0..p {
-                let (m, s) = stats(&mut (0..data.n).map(|i| data.input_row(i)[j]));
+                let (m, s) = stats(&mut (0..data.n).map(|i| data.input_row(i)[j]))?;
                 model.net.input_shift[j] = m;
                 model.net.input_scale[j] = s;
             }
         }
     }
+    Ok(())
 }
 
 /// Training options (see `lgn train --help`).
