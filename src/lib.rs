@@ -70,6 +70,7 @@ pub mod assembly;
 pub mod bench;
 pub mod data;
 pub mod density;
+pub mod domain;
 pub mod dynamics;
 pub mod error;
 pub mod experiment;

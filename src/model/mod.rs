@@ -800,6 +800,22 @@ impl GraphModel {
     /// The Euler–Lagrange system of this model on `graph` (one place where a model becomes
     /// dynamics): sites, features, densities, fixed boundary coordinates.
     pub fn dynamics(&self, graph: &SystemGraph, solver: SolverKind) -> Result<Dynamics> {
+        let (lag, fixed) = self.lagrangian(graph)?;
+        let kind = match graph.kind {
+            GraphKind::Ring => GraphKind::Ring,
+            _ => GraphKind::General,
+        };
+        let dy = Dynamics::new(lag, solver, kind)?;
+        match self.boundary {
+            Boundary::Free => Ok(dy),
+            Boundary::Fixed => dy.with_fixed(&fixed),
+        }
+    }
+
+    /// The Lagrangian of this model on `graph` and its held coordinates (empty for a free
+    /// boundary): what [`GraphModel::dynamics`] assembles, without the mass pattern and solver
+    /// plan — a domain-decomposed run ([`crate::domain`]) builds those per rank.
+    pub fn lagrangian(&self, graph: &SystemGraph) -> Result<(Lagrangian, Vec<usize>)> {
         self.check_graph(graph)?;
         let (n, d) = (graph.n_nodes(), self.dof);
         let mut lag = Lagrangian {
@@ -811,15 +827,11 @@ impl GraphModel {
             let (sites, dens) = self.term_parts(t, graph)?;
             lag = lag.with_term(sites, dens)?;
         }
-        let kind = match graph.kind {
-            GraphKind::Ring => GraphKind::Ring,
-            _ => GraphKind::General,
+        let fixed = match self.boundary {
+            Boundary::Free => vec![],
+            Boundary::Fixed => graph.boundary_coords()?,
         };
-        let dy = Dynamics::new(lag, solver, kind)?;
-        match self.boundary {
-            Boundary::Free => Ok(dy),
-            Boundary::Fixed => dy.with_fixed(&graph.boundary_coords()?),
-        }
+        Ok((lag, fixed))
     }
 
     /// Sites and density of term `t` on `graph`.
