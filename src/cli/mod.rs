@@ -13,6 +13,7 @@ mod progress;
 mod signals;
 mod simulate;
 mod train;
+mod train_graph;
 mod train_positions;
 
 use clap::{CommandFactory, Parser, Subcommand};

@@ -5,7 +5,6 @@
 use super::choice::choice;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::TrainingData;
-use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use lgn::train::{
     self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
 };
@@ -295,24 +294,8 @@ pub(super) fn warn_stops(report: &train::TrainReport) {
 
 /// `--graph`/`--mesh`: a graph network on the user's graph.
 fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
-    if let Some(k) = args.model {
-        if k != ModelKind::Lgn {
-            return Err(Error::input(format!(
-                "--graph/--mesh train a Lagrangian graph network (--model lgn); got --model {}",
-                k.as_str()
-            )));
-        }
-    }
-    if args.mass_penalty.is_some() {
-        return Err(Error::input(
-            "--mass-penalty applies to single-site models (--model lnn), not to graph networks",
-        ));
-    }
-    let (graph, features, gname) = match (&args.graph, &args.mesh) {
-        (Some(g), _) => (SystemGraph::from_graph_file(g)?, FeatureSet::Graph, g),
-        (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
-        _ => unreachable!("checked by the caller"),
-    };
+    let setup = super::train_graph::setup(args)?;
+    let (graph, gname) = (&setup.graph, setup.file);
     let raw = lgn::io::read_training_data(&args.data)?;
     let d = raw.q.ncols();
     if d != graph.n_coords() {
@@ -329,70 +312,24 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     }
     let samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
-    let shape = NetShape {
-        hidden: args.hidden.unwrap_or(64),
-        layers: args.layers,
-        seed: args.seed,
-    };
-    let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..d]).collect();
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-    let mut model = match args.density {
-        GraphDensity::NodeEdge => {
-            let mut m = GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?;
-            if let Some(mass) = args.node_mass {
-                let known = lgn::model::ClosedTerm::NodeMass { mass };
-                known.check().map_err(|e| e.context("--node-mass"))?;
-                m.terms[0] = lgn::model::GraphTerm::Closed(known);
-            }
-            m
-        }
-        GraphDensity::Sites => GraphModel::general(&graph, false, &shape, &states)?,
-        GraphDensity::Stencil => GraphModel::general(&graph, true, &shape, &states)?,
+    // `auto`: fixed when the flagged coordinates never move or accelerate in the data.
+    let scale = raw
+        .qddot
+        .iter()
+        .chain(raw.qdot.iter())
+        .fold(0.0f64, |m, x| m.max(x.abs()));
+    let still = |fixed: &[usize]| {
+        (0..raw.q.nrows()).all(|i| {
+            fixed.iter().all(|&j| {
+                raw.qddot[[i, j]].abs() <= 1e-12 * scale && raw.qdot[[i, j]].abs() <= 1e-12 * scale
+            })
+        })
     };
-    if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {
-        return Err(Error::input("--node-mass belongs to --density node-edge"));
-    }
-    if args.node_potential && args.density != GraphDensity::NodeEdge {
-        return Err(Error::input(
-            "--node-potential belongs to --density node-edge",
-        ));
-    }
-    model.boundary = match args.boundary {
-        BoundaryArg::Free => Boundary::Free,
-        BoundaryArg::Fixed => {
-            if graph.boundary_coords()?.is_empty() {
-                return Err(Error::input(format!(
-                    "--boundary fixed: {} flags no boundary node",
-                    gname.display()
-                )));
-            }
-            Boundary::Fixed
-        }
-        BoundaryArg::Auto => {
-            let fixed = graph.boundary_coords().unwrap_or_default();
-            let scale = raw
-                .qddot
-                .iter()
-                .chain(raw.qdot.iter())
-                .fold(0.0f64, |m, x| m.max(x.abs()));
-            let still = !fixed.is_empty()
-                && (0..raw.q.nrows()).all(|i| {
-                    fixed.iter().all(|&j| {
-                        raw.qddot[[i, j]].abs() <= 1e-12 * scale
-                            && raw.qdot[[i, j]].abs() <= 1e-12 * scale
-                    })
-                });
-            if still {
-                Boundary::Fixed
-            } else {
-                Boundary::Free
-            }
-        }
-    };
-    if args.angles {
-        model.q_period = Some(2.0 * std::f64::consts::PI);
-    }
-    model.system = raw.system.clone().unwrap_or_default();
+    let boundary = setup.boundary(args.boundary, &still)?;
+    let system = raw.system.clone().unwrap_or_default();
+    let model = setup.model(args, &states, boundary, &system)?;
+    let graph = setup.graph;
     let cfg = config(args, true, samples.n, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {
         return Err(Error::input(
