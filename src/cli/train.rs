@@ -5,9 +5,8 @@
 use super::choice::choice;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::TrainingData;
-use lgn::train::{
-    self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
-};
+use lgn::train::recipe::{self, Recipe};
+use lgn::train::{self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig};
 use lgn::{Error, Result};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -177,6 +176,50 @@ pub enum GraphDensity {
     Stencil,
 }
 
+impl BoundaryArg {
+    /// The library's rule of this flag value.
+    pub fn rule(self) -> recipe::BoundaryRule {
+        match self {
+            BoundaryArg::Auto => recipe::BoundaryRule::Auto,
+            BoundaryArg::Fixed => recipe::BoundaryRule::Fixed,
+            BoundaryArg::Free => recipe::BoundaryRule::Free,
+        }
+    }
+}
+
+impl GraphDensity {
+    /// The library's density of this flag value.
+    pub fn density(self) -> recipe::GraphDensity {
+        match self {
+            GraphDensity::NodeEdge => recipe::GraphDensity::NodeEdge,
+            GraphDensity::Sites => recipe::GraphDensity::Sites,
+            GraphDensity::Stencil => recipe::GraphDensity::Stencil,
+        }
+    }
+}
+
+/// The training recipe of the flags (defaults: `lgn::train::recipe`).
+pub(super) fn recipe(args: &TrainArgs) -> Recipe {
+    Recipe {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        schedule: args.schedule,
+        clip: (!args.no_clip).then_some(args.clip),
+        warmup: args.warmup,
+        normalise: !args.no_normalise,
+        val_fraction: args.val_fraction,
+        seed: args.seed,
+        loss: args.loss,
+        mass_penalty: args.mass_penalty,
+        mass_margin: args.mass_margin,
+        precision: args.precision.into(),
+        hidden: args.hidden,
+        layers: args.layers,
+    }
+}
+
 /// Training options shared by both paths, from the flags.
 /// `n` is the number of samples: graph networks default to minibatches of 16, smaller for small
 /// data sets so that an epoch has at least ~32 steps.
@@ -186,31 +229,7 @@ pub(super) fn config(
     n: usize,
     stop: Arc<AtomicBool>,
 ) -> Result<TrainConfig> {
-    Ok(TrainConfig {
-        epochs: args.epochs,
-        batch: args
-            .batch
-            .unwrap_or(if graph { (n / 32).clamp(2, 16) } else { 256 }),
-        lr: args.lr.unwrap_or(if graph { 3e-3 } else { 1e-3 }),
-        weight_decay: args.weight_decay,
-        schedule: args.schedule.unwrap_or(if graph {
-            Schedule::Onecycle
-        } else {
-            Schedule::Constant
-        }),
-        clip: (!args.no_clip).then_some(args.clip),
-        val_fraction: args.val_fraction,
-        seed: args.seed,
-        loss: args.loss,
-        mass_penalty: args
-            .mass_penalty
-            .map(|w| MassPenalty::new(w, args.mass_margin))
-            .transpose()?,
-        normalise: !args.no_normalise,
-        warmup: args.warmup,
-        stop,
-        precision: args.precision.into(),
-    })
+    recipe(args).config(graph, n, stop)
 }
 
 /// SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far (a
@@ -313,22 +332,9 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-    // `auto`: fixed when the flagged coordinates never move or accelerate in the data.
-    let scale = raw
-        .qddot
-        .iter()
-        .chain(raw.qdot.iter())
-        .fold(0.0f64, |m, x| m.max(x.abs()));
-    let still = |fixed: &[usize]| {
-        (0..raw.q.nrows()).all(|i| {
-            fixed.iter().all(|&j| {
-                raw.qddot[[i, j]].abs() <= 1e-12 * scale && raw.qdot[[i, j]].abs() <= 1e-12 * scale
-            })
-        })
-    };
-    let boundary = setup.boundary(args.boundary, &still)?;
+    let still = |fixed: &[usize]| recipe::still_in_samples(fixed, &raw.qdot, &raw.qddot);
     let system = raw.system.clone().unwrap_or_default();
-    let model = setup.model(args, &states, boundary, &system)?;
+    let model = setup.model(args, &states, &still, &system)?;
     let graph = setup.graph;
     let cfg = config(args, true, samples.n, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {
@@ -379,7 +385,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     lgn::io::check_writable(&args.out, args.force)?;
     let graph = args.graph.is_some() || args.mesh.is_some();
-    let hidden = args.hidden.unwrap_or(if graph { 64 } else { 128 });
+    let hidden = recipe(&args).hidden(graph);
     lgn::limits::check_mlp("--hidden/--layers", 8, hidden, args.layers)?;
     lgn::limits::check_alloc(
         "--batch × --hidden",
@@ -406,23 +412,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map_err(|e| Error::file(&args.data, e.to_string()))?;
     let d = raw.q.ncols();
     let system = raw.system.clone().unwrap_or_default();
-    let hidden = args.hidden.unwrap_or(128);
-    let mut model = TrainedModel::init(kind, &system, d, hidden, args.layers, args.seed)?;
-    model.params = raw.params.clone();
-    if kind == ModelKind::Lgn {
-        model.params.insert("n".into(), d as f64);
+    if args.angles && kind == ModelKind::Lgn {
+        return Err(Error::input(
+            "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+        ));
     }
-    if kind == ModelKind::Hnn {
-        model.hnn_coords = Some(args.hnn_coords);
-    }
-    if args.angles {
-        if kind == ModelKind::Lgn {
-            return Err(Error::input(
-                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
-            ));
-        }
-        model.set_q_period(2.0 * std::f64::consts::PI)?;
-    }
+    let mut model =
+        recipe(&args).net_model(kind, &system, &raw.params, d, args.hnn_coords, args.angles)?;
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
     let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;

@@ -4,8 +4,8 @@
 //! positions-only data (src/cli/train_positions.rs).
 
 use super::train::{BoundaryArg, GraphDensity, TrainArgs};
-use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
-use lgn::train::ModelKind;
+use lgn::model::{FeatureSet, GraphModel, SystemGraph};
+use lgn::train::{recipe, ModelKind};
 use lgn::{Error, Result};
 use std::path::Path;
 
@@ -56,62 +56,37 @@ pub fn setup(args: &TrainArgs) -> Result<GraphSetup<'_>> {
 }
 
 impl GraphSetup<'_> {
-    /// `--boundary`: `still(fixed)` tells whether the graph's flagged boundary coordinates
-    /// `fixed` never move in the data (what `auto` decides on).
-    pub fn boundary(&self, arg: BoundaryArg, still: &dyn Fn(&[usize]) -> bool) -> Result<Boundary> {
-        let fixed = self.graph.boundary_coords().unwrap_or_default();
-        Ok(match arg {
-            BoundaryArg::Free => Boundary::Free,
-            BoundaryArg::Fixed => {
-                if fixed.is_empty() {
-                    return Err(Error::input(format!(
-                        "--boundary fixed: {} flags no boundary node",
-                        self.file.display()
-                    )));
-                }
-                Boundary::Fixed
-            }
-            BoundaryArg::Auto if !fixed.is_empty() && still(&fixed) => Boundary::Fixed,
-            BoundaryArg::Auto => Boundary::Free,
-        })
-    }
-
     /// The freshly initialised model of `--density` (with `--node-potential`, `--node-mass`,
-    /// `--angles`), its input normalisation from `states` (rows (q, q̇) of the training data).
+    /// `--angles`; the recipe's network shape), input scales from `states` (rows (q, q̇) of the
+    /// training data); `--boundary` resolved with `still(fixed)`: whether the graph's flagged
+    /// boundary coordinates `fixed` never move in the data (what `auto` decides on).
     pub fn model(
         &self,
         args: &TrainArgs,
         states: &[&[f64]],
-        boundary: Boundary,
+        still: &dyn Fn(&[usize]) -> bool,
         system: &str,
     ) -> Result<GraphModel> {
-        let shape = NetShape {
-            hidden: args.hidden.unwrap_or(64),
-            layers: args.layers,
-            seed: args.seed,
+        let known = args
+            .node_mass
+            .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("--node-mass")))
+            .transpose()?;
+        let mut model = recipe::graph_model(
+            &self.graph,
+            self.features,
+            args.density.density(),
+            args.node_potential,
+            known,
+            &super::train::recipe(args).shape(true),
+            states,
+        )?;
+        let fixed = match args.boundary {
+            BoundaryArg::Fixed => self.graph.boundary_coords()?,
+            _ => self.graph.boundary_coords().unwrap_or_default(),
         };
-        let n = self.graph.n_coords();
-        let mut model = match args.density {
-            GraphDensity::NodeEdge => {
-                let qs: Vec<&[f64]> = states.iter().map(|s| &s[..n]).collect();
-                let mut m = GraphModel::node_edge(
-                    &self.graph,
-                    self.features,
-                    args.node_potential,
-                    &shape,
-                    &qs,
-                )?;
-                if let Some(mass) = args.node_mass {
-                    let known = lgn::model::ClosedTerm::NodeMass { mass };
-                    known.check().map_err(|e| e.context("--node-mass"))?;
-                    m.terms[0] = lgn::model::GraphTerm::Closed(known);
-                }
-                m
-            }
-            GraphDensity::Sites => GraphModel::general(&self.graph, false, &shape, states)?,
-            GraphDensity::Stencil => GraphModel::general(&self.graph, true, &shape, states)?,
-        };
-        model.boundary = boundary;
+        model.boundary = (args.boundary.rule())
+            .resolve(&fixed, &self.file.display().to_string(), || still(&fixed))
+            .map_err(|e| e.context("--boundary fixed"))?;
         if args.angles {
             model.q_period = Some(2.0 * std::f64::consts::PI);
         }

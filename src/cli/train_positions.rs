@@ -2,11 +2,11 @@
 //! derivative-estimation baseline, for single-site models and graph networks.
 
 use super::train::{
-    config, progress_bar, show_progress, summarise, training_record, warn_stops, TrainArgs,
+    config, progress_bar, recipe, show_progress, summarise, training_record, warn_stops, TrainArgs,
 };
 use lgn::io::PositionsData;
 use lgn::train::positions::{self, ObjectiveKind, PositionsFit, WeakForm};
-use lgn::train::{self, ModelKind, TrainedModel};
+use lgn::train::{self, recipe, ModelKind};
 use lgn::{Error, Result};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -54,19 +54,10 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
     if graph {
         let setup = super::train_graph::setup(args)?;
         let gname = setup.file;
-        // `auto`: fixed when the flagged coordinates never move in the recorded positions.
-        let scale = pos.q.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
-        let still = |fixed: &[usize]| {
-            (0..pos.n_batch()).all(|b| {
-                fixed.iter().all(|&j| {
-                    (0..pos.n_frames())
-                        .all(|k| (pos.q[[b, k, j]] - pos.q[[b, 0, j]]).abs() <= 1e-12 * scale)
-                })
-            })
-        };
-        let boundary = setup.boundary(args.boundary, &still)?;
+        // `auto`: fixed when the flagged nodes never move in the recorded positions.
+        let still = |fixed: &[usize]| recipe::still_in_positions(fixed, &pos.q);
         let system = pos.system.clone().unwrap_or_default();
-        let make = |states: &[&[f64]]| setup.model(args, states, boundary, &system);
+        let make = |states: &[&[f64]]| setup.model(args, states, &still, &system);
         let g = &setup.graph;
         let (model, report) =
             positions::fit_graph_positions(g, &make, &pos, &args.data, &spec, &mut on_step)?;
@@ -104,30 +95,15 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
         .ok_or_else(|| Error::input("--model is required without --graph or --mesh"))?;
     let d = pos.dim();
     let system = pos.system.clone().unwrap_or_default();
-    let mut model = TrainedModel::init(
-        kind,
-        &system,
-        d,
-        args.hidden.unwrap_or(128),
-        args.layers,
-        args.seed,
-    )?;
-    model.params = pos.params.clone();
-    model.params.remove("noise");
-    if kind == ModelKind::Lgn {
-        model.params.insert("n".into(), d as f64);
+    if args.angles && kind == ModelKind::Lgn {
+        return Err(Error::input(
+            "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+        ));
     }
-    if kind == ModelKind::Hnn {
-        model.hnn_coords = Some(train::HnnCoords::Velocity);
-    }
-    if args.angles {
-        if kind == ModelKind::Lgn {
-            return Err(Error::input(
-                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
-            ));
-        }
-        model.set_q_period(2.0 * std::f64::consts::PI)?;
-    }
+    let mut params = pos.params.clone();
+    params.remove("noise");
+    let velocity = train::HnnCoords::Velocity;
+    let model = recipe(args).net_model(kind, &system, &params, d, velocity, args.angles)?;
     let (best, report) =
         positions::fit_lnn_positions(model, &pos, &args.data, &spec, &mut on_step)?;
     bar.finish_and_clear();
