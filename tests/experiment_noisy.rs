@@ -201,9 +201,9 @@ fn every_model_kind_trains_from_positions_or_says_why() {
         "--grid",
         "12",
         "--batch",
-        "2",
+        "4",
         "--frames",
-        "40",
+        "60",
         "--dt",
         "0.02",
         "--out",
@@ -216,7 +216,18 @@ fn every_model_kind_trains_from_positions_or_says_why() {
     );
     let train = |extra: &[&str], out_name: &str| {
         let model = d.join(out_name);
-        let mut a = vec!["train", "--data", s(&pos), "--epochs", "2", "--hidden", "8"];
+        // Few rows (2 segments of 16 windows per trajectory): small minibatches for enough steps.
+        let mut a = vec![
+            "train",
+            "--data",
+            s(&pos),
+            "--epochs",
+            "60",
+            "--batch",
+            "16",
+            "--hidden",
+            "32",
+        ];
         a.extend_from_slice(extra);
         a.extend_from_slice(&["--quiet", "--force", "--out", s(&model)]);
         (lgn(&a), model)

@@ -344,7 +344,6 @@ pub fn lnn_dense_block_damped(
     for (j, &i) in idx.iter().enumerate() {
         let r = &rec[j * stride..(j + 1) * stride];
         let m0 = &r[lay.mass()..lay.mass() + d * d];
-        m.copy_from_slice(m0);
         for c in 0..d {
             a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
         }
@@ -354,14 +353,7 @@ pub fn lnn_dense_block_damped(
                 a[c] -= dc[c] * v[c];
             }
         }
-        let ok = small_lu(&mut m, d).and_then(|piv| {
-            if small_cond1(m0, &m, &piv, d) > MAX_MASS_COND {
-                return None;
-            }
-            small_lu_solve(&m, &piv, d, &mut a);
-            a.iter().all(|x| x.is_finite()).then_some(piv)
-        });
-        let Some(piv) = ok else {
+        let Some(piv) = solve_mass(m0, &mut m, d, &mut a) else {
             // Dropped: no loss and no site in the reverse sweep.
             dropped += 1;
             continue;
@@ -426,6 +418,25 @@ pub fn lnn_dense_block_damped(
         }
     }
     Ok((total + pen_total, dropped, pen_total))
+}
+
+/// Factorise a learned mass matrix `m0` (d × d) into `m` and solve `rhs` in place: the pivots,
+/// or None when M is singular, worse conditioned than [`MAX_MASS_COND`] or the solution is not
+/// finite (the sample is then dropped from its minibatch).
+pub(crate) fn solve_mass(
+    m0: &[f64],
+    m: &mut [f64],
+    d: usize,
+    rhs: &mut [f64],
+) -> Option<Vec<usize>> {
+    m.copy_from_slice(m0);
+    small_lu(m, d).and_then(|piv| {
+        if small_cond1(m0, m, &piv, d) > MAX_MASS_COND {
+            return None;
+        }
+        small_lu_solve(m, &piv, d, rhs);
+        rhs.iter().all(|x| x.is_finite()).then_some(piv)
+    })
 }
 
 /// Partial results of fixed blocks summed in block order: (loss, gradient).

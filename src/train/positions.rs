@@ -30,7 +30,7 @@
 //! u₁ = (0, y), u₂ = (0, r)).
 
 use super::gradient::{mlp_sweep_batch, SampleState, SweepChannels};
-use super::gradient::{small_cond1, small_lu, small_lu_solve, Samples, MAX_MASS_COND};
+use super::gradient::{small_lu_solve, solve_mass, Samples};
 use super::graph::{kinetic_backward, potential_adjoint_batch, GraphTrainer};
 use super::hyperdual::{self, adjoint_block, n_params};
 use super::loss::LossKind;
@@ -368,15 +368,7 @@ fn dense_block(
                 }
             }
             let m0 = &at(j + cf)[lay.mass()..lay.mass() + d * d];
-            m.copy_from_slice(m0);
-            let ok = small_lu(&mut m, d).and_then(|piv| {
-                if small_cond1(m0, &m, &piv, d) > MAX_MASS_COND {
-                    return None;
-                }
-                small_lu_solve(&m, &piv, d, &mut r);
-                r.iter().all(|x| x.is_finite()).then_some(piv)
-            });
-            let Some(piv) = ok else {
+            let Some(piv) = solve_mass(m0, &mut m, d, &mut r) else {
                 dropped += 1;
                 continue;
             };
@@ -1197,16 +1189,7 @@ mod tests {
         b[0] = true;
         g.boundary = Some(b);
         let graph = SystemGraph::from_data(g, "test").unwrap();
-        let t = 22;
-        let h = 0.1;
-        let pos = PositionsData {
-            t: Array1::from_iter((0..t).map(|k| k as f64 * h)),
-            q: Array3::from_shape_fn((2, t, 2 * n), |(bi, k, j)| {
-                (0.3 * j as f64 + 0.7 * bi as f64 + 1.1 * k as f64 * h).sin()
-                    * (1.0 + 0.1 * j as f64)
-            }),
-            ..Default::default()
-        };
+        let pos = smooth_positions(2, 22, 2 * n, 0.1);
         let wf = WeakForm {
             half_width: 3,
             power: 2,
