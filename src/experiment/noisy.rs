@@ -62,6 +62,9 @@ impl Row {
     }
 }
 
+/// Scores of one trained model: (energy error, position error, failed rollouts).
+type Score = (f64, f64, usize);
+
 /// The positions rows of one system: for every σ of [`SIGMAS`] (noise seed `seed + i`), the
 /// weak form and the Savitzky–Golay baseline, each trained by `fit_score(spec, positions)`.
 fn sweep(
@@ -70,7 +73,7 @@ fn sweep(
     seed: u64,
     cfg: &TrainConfig,
     rows: &mut Vec<Row>,
-    fit_score: &dyn Fn(&PositionsFit, &PositionsData) -> Result<(f64, f64, usize)>,
+    fit_score: &dyn Fn(&PositionsFit, &PositionsData) -> Result<Score>,
 ) -> Result<()> {
     for (si, &sigma) in SIGMAS.iter().enumerate() {
         let p = noisy(pos, sigma, seed + si as u64)?;

@@ -448,6 +448,7 @@ fn dense_block(
 const WINDOW_BLOCK: usize = 4;
 
 /// Weak-form loss and gradient of a single-site density over `idx`, parallel over fixed blocks.
+#[allow(clippy::too_many_arguments)]
 pub fn dense_weak_loss_grad(
     dens: &dyn Density,
     mlp: Option<&crate::density::Mlp>,
