@@ -13,6 +13,7 @@ mod progress;
 mod signals;
 mod simulate;
 mod train;
+mod train_graph;
 mod train_mpi;
 mod train_positions;
 

@@ -6,7 +6,6 @@ use super::choice::choice;
 use super::train_mpi;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::TrainingData;
-use lgn::model::{FeatureSet, SystemGraph};
 use lgn::parallel::Comm;
 use lgn::train::recipe::{self, Recipe};
 use lgn::train::{self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig};
@@ -328,24 +327,8 @@ pub(super) fn warn_stops(report: &train::TrainReport) {
 
 /// `--graph`/`--mesh`: a graph network on the user's graph.
 fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result<()> {
-    if let Some(k) = args.model {
-        if k != ModelKind::Lgn {
-            return Err(Error::input(format!(
-                "--graph/--mesh train a Lagrangian graph network (--model lgn); got --model {}",
-                k.as_str()
-            )));
-        }
-    }
-    if args.mass_penalty.is_some() {
-        return Err(Error::input(
-            "--mass-penalty applies to single-site models (--model lnn), not to graph networks",
-        ));
-    }
-    let (graph, features, gname) = match (&args.graph, &args.mesh) {
-        (Some(g), _) => (SystemGraph::from_graph_file(g)?, FeatureSet::Graph, g),
-        (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
-        _ => unreachable!("checked by the caller"),
-    };
+    let setup = super::train_graph::setup(args)?;
+    let (graph, gname) = (&setup.graph, setup.file);
     let (raw, shard) = train_mpi::read(&args.data, comm)?;
     let d = raw.q.ncols();
     if d != graph.n_coords() {
@@ -362,64 +345,12 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result
     }
     let samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
-    if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {
-        return Err(Error::input("--node-mass belongs to --density node-edge"));
-    }
-    if args.node_potential && args.density != GraphDensity::NodeEdge {
-        return Err(Error::input(
-            "--node-potential belongs to --density node-edge",
-        ));
-    }
-    let known = args
-        .node_mass
-        .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("--node-mass")))
-        .transpose()?;
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-    let shape = recipe(args).shape(true);
-    let density = args.density.density();
-    let mut model = recipe::graph_model_over(
-        &graph,
-        features,
-        density,
-        args.node_potential,
-        known,
-        &shape,
-        &states,
-        comm,
-    )?;
-    // Symmetric densities (docs/DESIGN.md §14).
-    if (args.edge_distance || args.shift_invariant) && args.density != GraphDensity::NodeEdge {
-        return Err(Error::input(
-            "--edge-distance and --shift-invariant on graphs belong to --density node-edge",
-        ));
-    }
-    if args.shift_invariant && args.node_potential {
-        return Err(Error::input(
-            "--shift-invariant: the node potential sees absolute q and breaks shift invariance; drop --node-potential (node-edge models without it are shift-invariant)",
-        ));
-    }
-    if args.edge_distance {
-        if args.angles {
-            return Err(Error::input(
-                "--edge-distance takes particle positions, not angles (--angles)",
-            ));
-        }
-        let qs: Vec<&[f64]> = states.iter().map(|s| &s[..d]).collect();
-        model = model.with_edge_distance(&graph, &shape, &qs)?;
-    }
-    let fixed = match args.boundary {
-        BoundaryArg::Fixed => graph.boundary_coords()?,
-        _ => graph.boundary_coords().unwrap_or_default(),
-    };
-    let still = train_mpi::still_over(comm, &fixed, &raw)?;
-    let still = || still;
-    model.boundary = (args.boundary.rule())
-        .resolve(&fixed, &gname.display().to_string(), still)
-        .map_err(|e| e.context("--boundary fixed"))?;
-    if args.angles {
-        model.q_period = Some(2.0 * std::f64::consts::PI);
-    }
-    model.system = raw.system.clone().unwrap_or_default();
+    // `auto`: fixed when the flagged nodes never move in the data (of every rank).
+    let still_all = train_mpi::still_over(comm, &setup.boundary_coords(args)?, &raw)?;
+    let system = raw.system.clone().unwrap_or_default();
+    let model = setup.model(args, &states, &|_: &[usize]| still_all, &system, comm)?;
+    let graph = setup.graph;
     let cfg = config(args, true, shard.total, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {
         return Err(Error::input(

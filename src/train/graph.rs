@@ -49,6 +49,24 @@ impl GraphTrainer {
         })
     }
 
+    /// The per-worker [`Dynamics`], their densities rebuilt first when the parameters changed
+    /// since the last call (shared with the weak-form trainer of [`super::positions`]).
+    pub(crate) fn workers(&mut self) -> Result<&mut [Dynamics]> {
+        if self.stale {
+            for dy in &mut self.dys {
+                self.model.refresh(dy, &self.graph)?;
+            }
+            self.stale = false;
+        }
+        Ok(&mut self.dys)
+    }
+
+    /// The first worker's [`Dynamics`] (sites and layout; densities as of the last
+    /// [`GraphTrainer::workers`]).
+    pub(crate) fn worker(&self) -> &Dynamics {
+        &self.dys[0]
+    }
+
     fn check_data(&self, data: &Samples) -> Result<()> {
         let n = self.graph.n_coords();
         if data.in_dim != 2 * n || data.out_dim != n {
@@ -83,12 +101,7 @@ impl Trainable for GraphTrainer {
         want_grad: bool,
     ) -> Result<(f64, Vec<f64>, usize)> {
         self.check_data(data)?;
-        if self.stale {
-            for dy in &mut self.dys {
-                self.model.refresh(dy, &self.graph)?;
-            }
-            self.stale = false;
-        }
+        self.workers()?;
         let offs = self.model.param_offsets();
         let np = if want_grad { *offs.last().unwrap() } else { 0 };
         let n = self.graph.n_coords();
