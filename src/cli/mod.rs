@@ -7,6 +7,7 @@ mod choice;
 mod demo;
 mod experiment;
 mod generate;
+mod generate_driven;
 mod info;
 mod io_glue;
 mod progress;

@@ -14,6 +14,7 @@
 pub mod damped;
 pub mod derivatives;
 pub mod wave_mesh;
+pub mod wave_mesh_driven;
 
 use crate::dynamics::Dynamics;
 use crate::integrate::{integrate, Dp5Options, Method};

@@ -291,6 +291,13 @@ pub enum Signal {
     },
     /// A constant u (set per training sample).
     Constant(Vec<f64>),
+    /// u_j(t) = amp_j sin(ω_j t + φ_j): one harmonic drive per component, each with its own
+    /// frequency and phase (`lgn generate wave-mesh --forcing`).
+    Harmonics {
+        amp: Vec<f64>,
+        omega: Vec<f64>,
+        phase: Vec<f64>,
+    },
 }
 
 impl Signal {
@@ -299,6 +306,7 @@ impl Signal {
             Signal::Sampled { width, .. } => *width,
             Signal::Sine { amp, .. } => amp.len(),
             Signal::Constant(u) => u.len(),
+            Signal::Harmonics { amp, .. } => amp.len(),
         }
     }
 
@@ -357,6 +365,11 @@ impl Signal {
                 }
             }
             Signal::Constant(u) => out.copy_from_slice(u),
+            Signal::Harmonics { amp, omega, phase } => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = amp[j] * (omega[j] * t + phase[j]).sin();
+                }
+            }
         }
     }
 }
