@@ -14,6 +14,7 @@ mod progress;
 mod signals;
 mod simulate;
 mod train;
+mod train_driven;
 mod train_positions;
 
 use clap::{CommandFactory, Parser, Subcommand};

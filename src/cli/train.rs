@@ -153,7 +153,11 @@ pub struct TrainArgs {
     /// (D = ½ Σ c_k q̇_k², one learned c_k ≥ 0 per coordinate: joint friction, viscous drag; the
     /// coefficients are stored in the model file and printed at the end) or learned (a
     /// state-dependent coefficient network; graph models). Use it on data from a damped system,
-    /// e.g. `lgn generate dblpend --damping 0.3`.
+    /// e.g. `lgn generate dblpend --damping 0.3`. Graph/mesh models (docs/DESIGN.md §13.7):
+    /// D = ½ Σ_i γ_i |q̇_i|², γ_i = s_i·softplus(N) ≥ 0 with s_i the node's mass scale; linear
+    /// learns one constant N, learned a network of (q_i, node features). Training files with
+    /// inputs `u` (and `B`, e.g. `lgn generate wave-mesh --forcing …`) are driven: B u enters
+    /// every sample's equations.
     #[arg(long, default_value = "none", value_parser = choice::<lgn::density::dissipation::DissipationKind>())]
     pub dissipation: lgn::density::dissipation::DissipationKind,
     /// Replace an existing output file.
@@ -327,7 +331,7 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             ),
         ));
     }
-    let samples =
+    let mut samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
     let shape = NetShape {
         hidden: args.hidden.unwrap_or(64),
@@ -399,7 +403,10 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             "--precision f32 applies to --model lgn on the ring; graph models (--graph/--mesh) train in f64",
         ));
     }
+    // Issue 13: the dissipation term and driven data (u, B).
+    super::train_driven::attach_dissipation(args, &mut model, &graph, &samples)?;
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
+    (trainer, samples) = super::train_driven::driven(args, trainer, samples)?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     let report = train::fit(&mut trainer, &samples, &cfg, &mut on_step)?;
@@ -428,6 +435,10 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         gname.display(),
         trainer.model.boundary.as_str()
     );
+    let dissipation = super::train_driven::describe(&trainer.model, &trainer.graph, &samples)?;
+    if !dissipation.is_empty() {
+        eprintln!("{dissipation}");
+    }
     summarise(args, "lgn", &cfg, &report)
 }
 
@@ -450,15 +461,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         64,
     )?;
     let objective = super::train_positions::objective(&args)?;
+    if objective != lgn::train::positions::ObjectiveKind::Accel
+        && args.dissipation != DissipationKind::None
+    {
+        return Err(Error::input(
+            "--dissipation trains on accelerations (--objective accel); positions-only objectives learn conservative models",
+        ));
+    }
     if objective != lgn::train::positions::ObjectiveKind::Accel {
         return super::train_positions::run(&args, objective, stop);
     }
     if graph {
-        if args.dissipation != DissipationKind::None {
-            return Err(Error::input(
-                "--dissipation with --graph/--mesh is not available yet: graph models train conservative (use --model lnn for damped single-network data)",
-            ));
-        }
         return run_graph(&args, stop);
     }
     let kind = args
