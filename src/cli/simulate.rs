@@ -428,7 +428,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     let mut balance = None;
     let stats = if forced {
         let (stats, works, energies) =
-            data::damped::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
+            data::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
                 bar.set_position(k as u64)
             })?;
         let row = |f: fn(&lgn::integrate::Work) -> f64| {

@@ -416,6 +416,17 @@ impl Signal {
         })
     }
 
+    /// The first sample time after `t` of a sampled signal (where its linear interpolation
+    /// has a kink; times within a few ulps of `t` count as reached). `None` for smooth signals.
+    pub fn next_kink(&self, t: f64) -> Option<f64> {
+        let Signal::Sampled { times, .. } = self else {
+            return None;
+        };
+        let tiny = 64.0 * f64::EPSILON * t.abs().max(1.0);
+        let k = times.partition_point(|&x| x <= t + tiny);
+        times.get(k).copied()
+    }
+
     /// u(t) into `out` (length [`Signal::width`]).
     pub fn eval(&self, t: f64, out: &mut [f64]) {
         match self {
