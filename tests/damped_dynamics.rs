@@ -267,26 +267,11 @@ fn forced_variational_energy_balance_is_second_order() {
     let res = |dt: f64| {
         let mut dy = oscillator(0.3, 0.7, 1.7);
         let times: Vec<f64> = (0..=100).map(|k| 0.05 * k as f64).collect();
-        let mut last = None;
-        integrate_with_work(
-            &mut dy,
-            &Method::Midpoint {
-                dt,
-                opts: MidpointOptions::default(),
-            },
-            &[0.0, 1.0],
-            &[0.0, -0.5],
-            &times,
-            2,
-            |_, _, q, v, w| {
-                last = Some((q.to_vec(), v.to_vec(), w));
-                Ok(())
-            },
-        )
-        .unwrap();
-        let (q, v, w) = last.unwrap();
-        let e0 = dy.energy(&[0.0, 1.0], &[0.0, -0.5]).unwrap();
-        (dy.energy(&q, &v).unwrap() + w.dissipated - w.injected - e0).abs()
+        let method = Method::Midpoint {
+            dt,
+            opts: MidpointOptions::default(),
+        };
+        final_balance(&mut dy, &method, [0.0, 1.0], [0.0, -0.5], &times, 2).0
     };
     let (r1, r2) = (res(0.025), res(0.0125));
     let p = (r1 / r2).log2();
@@ -316,24 +301,10 @@ fn dp5_stops_at_sampled_input_kinks() {
     let times: Vec<f64> = (0..=100).map(|k| 0.1 * k as f64).collect();
     let (q0, v0) = ([0.0, 1.0], [0.0, 0.0]);
     let e0 = dy.energy(&q0, &v0).unwrap();
-    let mut last = None;
-    let stats = integrate_with_work(
-        &mut dy,
-        &Method::Dp5(Dp5Options::tol(1e-12, 1e-12)),
-        &q0,
-        &v0,
-        &times,
-        8,
-        |_, _, q, v, w| {
-            last = Some((q.to_vec(), v.to_vec(), w));
-            Ok(())
-        },
-    )
-    .unwrap();
-    let (q, v, w) = last.unwrap();
-    let e = dy.energy(&q, &v).unwrap();
+    let method = Method::Dp5(Dp5Options::tol(1e-12, 1e-12));
+    let (res, w, stats) = final_balance(&mut dy, &method, q0, v0, &times, 8);
     let scale = e0.abs().max(w.dissipated).max(w.injected.abs());
-    let r = (e + w.dissipated - w.injected - e0).abs() / scale;
+    let r = res / scale;
     assert!(w.injected.abs() > 1e-3 && w.dissipated > 1e-3, "{w:?}");
     assert!(r < 1e-10, "balance residual {r:e}");
     assert!(
@@ -342,4 +313,25 @@ fn dp5_stops_at_sampled_input_kinks() {
         stats.rejected,
         stats.steps
     );
+}
+
+/// |E(T) + W_diss(T) − W_inj(T) − E(0)| of a rollout of `dy`, the final work and the stats.
+fn final_balance(
+    dy: &mut Dynamics,
+    method: &Method,
+    q0: [f64; 2],
+    v0: [f64; 2],
+    times: &[f64],
+    sub: usize,
+) -> (f64, lgn::integrate::Work, lgn::integrate::Stats) {
+    let mut last = None;
+    let stats = integrate_with_work(dy, method, &q0, &v0, times, sub, |_, _, q, v, w| {
+        last = Some((q.to_vec(), v.to_vec(), w));
+        Ok(())
+    })
+    .unwrap();
+    let (q, v, w) = last.unwrap();
+    let e0 = dy.energy(&q0, &v0).unwrap();
+    let r = (dy.energy(&q, &v).unwrap() + w.dissipated - w.injected - e0).abs();
+    (r, w, stats)
 }

@@ -349,13 +349,7 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
         }
         GenKind::Trajectories => {
             let times = linspace_times(a.frames, a.dt);
-            let xmf = xdmf::sidecar_path(&a.out);
-            if xmf.exists() && !a.force {
-                return Err(Error::file(
-                    &xmf,
-                    "output file already exists; pass --force to overwrite it",
-                ));
-            }
+            refuse_existing_sidecar(a)?;
             let opts = lgn::io::TrajectoryWriterOptions {
                 system: Some(wave_mesh::SYSTEM.into()),
                 params: wave_mesh::params(&mesh, &fields, a.seed),
@@ -398,6 +392,18 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
                 side.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Refuse an existing XDMF sidecar of `--out` without `--force` (before any work).
+pub(super) fn refuse_existing_sidecar(a: &GenerateArgs) -> Result<()> {
+    let xmf = lgn::io::xdmf::sidecar_path(&a.out);
+    if xmf.exists() && !a.force {
+        return Err(Error::file(
+            &xmf,
+            "output file already exists; pass --force to overwrite it",
+        ));
     }
     Ok(())
 }

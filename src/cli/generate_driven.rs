@@ -6,7 +6,7 @@ use lgn::data::wave_mesh_driven::{self as driven, Drive, Forcing};
 use lgn::integrate::{linspace_times, Method};
 use lgn::mesh::fields::SmoothFieldConfig;
 use lgn::mesh::TriMesh;
-use lgn::{Error, Result};
+use lgn::Result;
 
 pub fn run(
     a: &GenerateArgs,
@@ -52,13 +52,7 @@ pub fn run(
         }
         GenKind::Trajectories => {
             let times = linspace_times(a.frames, a.dt);
-            let xmf = xdmf::sidecar_path(&a.out);
-            if xmf.exists() && !a.force {
-                return Err(Error::file(
-                    &xmf,
-                    "output file already exists; pass --force to overwrite it",
-                ));
-            }
+            super::generate::refuse_existing_sidecar(a)?;
             let (t, inputs) = driven::driven_trajectories(
                 mesh, a.batch, &times, &fields, &drive, a.seed, method,
             )?;
