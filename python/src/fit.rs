@@ -6,10 +6,12 @@ use crate::errors::{input, IntoPy, Signals};
 use crate::graph::Graph;
 use crate::model::Model;
 use lgn::io::{AttrValue, SamplesData, TrainingData};
-use lgn::model::{AnyModel, Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
+use lgn::model::{AnyModel, FeatureSet, GraphModel, SystemGraph};
+use lgn::names::Named;
+use lgn::train::recipe::{self, BoundaryRule, GraphDensity, Recipe};
 use lgn::train::{
-    self, HnnCoords, LossKind, MassPenalty, ModelKind, Progress, Samples, Schedule, TrainConfig,
-    TrainReport, Trainable, TrainedModel,
+    self, HnnCoords, LossKind, MassPenalty, ModelKind, Progress, Samples, TrainConfig, TrainReport,
+    Trainable, TrainedModel,
 };
 use ndarray::{Array1, Array2};
 use numpy::{IntoPyArray, PyUntypedArrayMethods};
@@ -127,29 +129,13 @@ fn samples_data(data: &Bound<'_, PyAny>) -> PyResult<(SamplesData, String)> {
     Ok((raw, "<arrays>".into()))
 }
 
-fn schedule(s: &str) -> PyResult<Schedule> {
-    Ok(match s {
-        "constant" => Schedule::Constant,
-        "piecewise" => Schedule::Piecewise,
-        "onecycle" => Schedule::Onecycle,
-        _ => {
-            return Err(input(format!(
-                "schedule: unknown schedule '{s}' (one of constant, piecewise, onecycle)"
-            )))
-        }
-    })
-}
-
-fn loss_kind(s: &str) -> PyResult<LossKind> {
-    Ok(match s {
-        "mse" => LossKind::Mse,
-        "l1" => LossKind::L1,
-        "huber" => LossKind::Huber,
-        _ => {
-            return Err(input(format!(
-                "loss: unknown loss '{s}' (one of mse, l1, huber)"
-            )))
-        }
+/// The library value of the keyword argument `arg` (one of the [`Named`] type's names).
+pub(crate) fn named<T: Named>(arg: &str, what: &str, s: &str) -> PyResult<T> {
+    T::parse(s).ok_or_else(|| {
+        input(format!(
+            "{arg}: unknown {what} '{s}' (one of {})",
+            T::names()
+        ))
     })
 }
 
@@ -167,7 +153,24 @@ struct Observed<'a, T: Trainable + ?Sized> {
     on_epoch: &'a mut dyn FnMut(usize, f64, Option<f64>),
 }
 
-impl<T: Trainable + ?Sized> Observed<'_, T> {
+impl<'a, T: Trainable + ?Sized> Observed<'a, T> {
+    fn new(
+        inner: &'a mut T,
+        normalise: bool,
+        on_epoch: &'a mut dyn FnMut(usize, f64, Option<f64>),
+    ) -> Self {
+        Observed {
+            inner,
+            normalise,
+            norm: None,
+            seen: 0,
+            epoch: 0,
+            eloss: 0.0,
+            ew: 0.0,
+            pending: None,
+            on_epoch,
+        }
+    }
     fn flush(&mut self, val: Option<f64>) {
         if let Some((e, l)) = self.pending.take() {
             (self.on_epoch)(e, l, val);
@@ -317,14 +320,26 @@ pub fn fit<'py>(
     }
     let (raw, data_name) = samples_data(data)?;
     let d = raw.q.ncols();
-    let hnn = match hnn_coords {
-        "velocity" => HnnCoords::Velocity,
-        "momentum" => HnnCoords::Momentum,
-        _ => {
-            return Err(input(format!(
-                "hnn_coords must be 'velocity' or 'momentum', got '{hnn_coords}'"
-            )))
-        }
+    let hnn: HnnCoords = named("hnn_coords", "coordinates", hnn_coords)?;
+    let recipe = Recipe {
+        epochs,
+        batch,
+        lr,
+        weight_decay,
+        schedule: schedule
+            .map(|s| named("schedule", "schedule", s))
+            .transpose()?,
+        clip,
+        warmup,
+        normalise,
+        val_fraction,
+        seed,
+        loss: named("loss", "loss", loss)?,
+        mass_penalty,
+        mass_margin: mass_margin.unwrap_or(MassPenalty::DEFAULT_MARGIN),
+        hidden,
+        layers,
+        ..Recipe::default()
     };
     // What is trained: an existing model (in place), a new single-network model, or a new
     // graph network on a graph.
@@ -382,11 +397,7 @@ pub fn fit<'py>(
             )));
         }
         samples = Samples::from_data(&raw).py_err()?;
-        let shape = NetShape {
-            hidden: hidden.unwrap_or(64),
-            layers,
-            seed,
-        };
+        let shape = recipe.shape(true);
         lgn::limits::check_mlp("hidden/layers", 8, shape.hidden, layers).py_err()?;
         let fs = match features.unwrap_or(if gr.mesh_file { "mesh" } else { "graph" }) {
             "mesh" => FeatureSet::Mesh,
@@ -397,59 +408,23 @@ pub fn fit<'py>(
                 )))
             }
         };
-        let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..d]).collect();
-        let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-        let mut m = match density {
-            "node-edge" => GraphModel::node_edge(&g, fs, node_potential, &shape, &qs),
-            "sites" => GraphModel::general(&g, false, &shape, &states),
-            "stencil" => GraphModel::general(&g, true, &shape, &states),
-            _ => {
-                return Err(input(format!(
-                    "density must be 'node-edge', 'sites' or 'stencil', got '{density}'"
-                )))
-            }
-        }
-        .py_err()?;
-        if node_potential && density != "node-edge" {
+        let density: GraphDensity = named("density", "graph density", density)?;
+        let rule: BoundaryRule = named("boundary", "boundary rule", boundary)?;
+        if node_potential && density != GraphDensity::NodeEdge {
             return Err(input("node_potential belongs to density='node-edge'"));
         }
-        m.boundary = match boundary {
-            "free" => Boundary::Free,
-            "fixed" => {
-                if g.boundary_coords().py_err()?.is_empty() {
-                    return Err(input(format!(
-                        "boundary='fixed': {} flags no boundary node",
-                        g.name
-                    )));
-                }
-                Boundary::Fixed
-            }
-            "auto" => {
-                let fixed = g.boundary_coords().unwrap_or_default();
-                let scale = raw
-                    .qddot
-                    .iter()
-                    .chain(raw.qdot.iter())
-                    .fold(0.0f64, |m, x| m.max(x.abs()));
-                let still = !fixed.is_empty()
-                    && (0..raw.q.nrows()).all(|i| {
-                        fixed.iter().all(|&j| {
-                            raw.qddot[[i, j]].abs() <= 1e-12 * scale
-                                && raw.qdot[[i, j]].abs() <= 1e-12 * scale
-                        })
-                    });
-                if still {
-                    Boundary::Fixed
-                } else {
-                    Boundary::Free
-                }
-            }
-            b => {
-                return Err(input(format!(
-                    "boundary must be 'auto', 'fixed' or 'free', got '{b}'"
-                )))
-            }
+        let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
+        let mut m =
+            recipe::graph_model(&g, fs, density, node_potential, None, &shape, &states).py_err()?;
+        let fixed = match rule {
+            BoundaryRule::Fixed => g.boundary_coords().py_err()?,
+            _ => g.boundary_coords().unwrap_or_default(),
         };
+        let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
+        m.boundary = rule
+            .resolve(&fixed, &g.name, still)
+            .map_err(|e| e.context("boundary='fixed'"))
+            .py_err()?;
         m.system = raw.system.clone().unwrap_or_default();
         Job::Graph(Box::new(m), g)
     } else {
@@ -463,55 +438,25 @@ pub fn fit<'py>(
         })?;
         samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
         let system = raw.system.clone().unwrap_or_default();
-        let h = hidden.unwrap_or(128);
-        lgn::limits::check_mlp("hidden/layers", 8, h, layers).py_err()?;
-        let mut t = TrainedModel::init(kind, &system, d, h, layers, seed).py_err()?;
-        t.params = raw.params.clone();
-        if kind == ModelKind::Lgn {
-            t.params.insert("n".into(), d as f64);
+        lgn::limits::check_mlp("hidden/layers", 8, recipe.hidden(false), layers).py_err()?;
+        if angles && kind == ModelKind::Lgn {
+            return Err(input(
+                "angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+            ));
         }
-        if kind == ModelKind::Hnn {
-            t.hnn_coords = Some(hnn);
-        }
-        if angles {
-            if kind == ModelKind::Lgn {
-                return Err(input(
-                    "angles applies to single-site models (lnn, mlp, hnn), not to lgn",
-                ));
-            }
-            t.set_q_period(2.0 * std::f64::consts::PI).py_err()?;
-        }
+        let mut t = recipe
+            .net_model(kind, &system, &raw.params, d, hnn, angles)
+            .py_err()?;
         t.wrap_inputs(&mut samples);
         train::fit_normalisation(&mut t, &samples);
         Job::Net(t)
     };
-    let n = samples.n;
-    let cfg = TrainConfig {
-        epochs,
-        batch: batch.unwrap_or(if is_graph { (n / 32).clamp(2, 16) } else { 256 }),
-        lr: lr.unwrap_or(if is_graph { 3e-3 } else { 1e-3 }),
-        weight_decay,
-        schedule: match schedule {
-            Some(s) => self::schedule(s)?,
-            None if is_graph => Schedule::Onecycle,
-            None => Schedule::Constant,
-        },
-        clip,
-        val_fraction,
-        seed,
-        loss: loss_kind(loss)?,
-        mass_penalty: mass_penalty
-            .map(|w| MassPenalty::new(w, mass_margin.unwrap_or(MassPenalty::DEFAULT_MARGIN)))
-            .transpose()
-            .py_err()?,
-        normalise,
-        warmup,
-        stop: Arc::new(AtomicBool::new(false)),
-        ..TrainConfig::default()
-    };
+    let cfg = recipe
+        .config(is_graph, samples.n, Arc::new(AtomicBool::new(false)))
+        .py_err()?;
     lgn::limits::check_alloc(
         "batch × hidden",
-        (cfg.batch as u128) * (hidden.unwrap_or(128) as u128),
+        (cfg.batch as u128) * (recipe.hidden(false) as u128),
         64,
     )
     .py_err()?;
@@ -577,34 +522,14 @@ pub fn fit<'py>(
         let res = match job {
             Job::Net(t) => {
                 train::NetTrainer::new(t, &samples, cfg.mass_penalty).and_then(|mut tr| {
-                    let mut ob = Observed {
-                        inner: &mut tr,
-                        normalise: cfg.normalise,
-                        norm: None,
-                        seen: 0,
-                        epoch: 0,
-                        eloss: 0.0,
-                        ew: 0.0,
-                        pending: None,
-                        on_epoch: &mut epoch_cb,
-                    };
+                    let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
                     let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
                     ob.flush(None);
                     rep.map(|r| (AnyModel::Net(tr.into_model()), r))
                 })
             }
             Job::Graph(m, g) => train::graph::GraphTrainer::new(*m, g).and_then(|mut tr| {
-                let mut ob = Observed {
-                    inner: &mut tr,
-                    normalise: cfg.normalise,
-                    norm: None,
-                    seen: 0,
-                    epoch: 0,
-                    eloss: 0.0,
-                    ew: 0.0,
-                    pending: None,
-                    on_epoch: &mut epoch_cb,
-                };
+                let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
                 let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
                 ob.flush(None);
                 rep.map(|r| (AnyModel::Graph(Box::new(tr.model)), r))

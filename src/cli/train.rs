@@ -5,10 +5,9 @@
 use super::choice::choice;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::TrainingData;
-use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
-use lgn::train::{
-    self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel,
-};
+use lgn::model::{FeatureSet, SystemGraph};
+use lgn::train::recipe::{self, Recipe};
+use lgn::train::{self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig};
 use lgn::{Error, Result};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -182,6 +181,50 @@ pub enum GraphDensity {
     Stencil,
 }
 
+impl BoundaryArg {
+    /// The library's rule of this flag value.
+    pub fn rule(self) -> recipe::BoundaryRule {
+        match self {
+            BoundaryArg::Auto => recipe::BoundaryRule::Auto,
+            BoundaryArg::Fixed => recipe::BoundaryRule::Fixed,
+            BoundaryArg::Free => recipe::BoundaryRule::Free,
+        }
+    }
+}
+
+impl GraphDensity {
+    /// The library's density of this flag value.
+    pub fn density(self) -> recipe::GraphDensity {
+        match self {
+            GraphDensity::NodeEdge => recipe::GraphDensity::NodeEdge,
+            GraphDensity::Sites => recipe::GraphDensity::Sites,
+            GraphDensity::Stencil => recipe::GraphDensity::Stencil,
+        }
+    }
+}
+
+/// The training recipe of the flags (defaults: `lgn::train::recipe`).
+pub(super) fn recipe(args: &TrainArgs) -> Recipe {
+    Recipe {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        schedule: args.schedule,
+        clip: (!args.no_clip).then_some(args.clip),
+        warmup: args.warmup,
+        normalise: !args.no_normalise,
+        val_fraction: args.val_fraction,
+        seed: args.seed,
+        loss: args.loss,
+        mass_penalty: args.mass_penalty,
+        mass_margin: args.mass_margin,
+        precision: args.precision.into(),
+        hidden: args.hidden,
+        layers: args.layers,
+    }
+}
+
 /// Training options shared by both paths, from the flags.
 /// `n` is the number of samples: graph networks default to minibatches of 16, smaller for small
 /// data sets so that an epoch has at least ~32 steps.
@@ -191,31 +234,7 @@ pub(super) fn config(
     n: usize,
     stop: Arc<AtomicBool>,
 ) -> Result<TrainConfig> {
-    Ok(TrainConfig {
-        epochs: args.epochs,
-        batch: args
-            .batch
-            .unwrap_or(if graph { (n / 32).clamp(2, 16) } else { 256 }),
-        lr: args.lr.unwrap_or(if graph { 3e-3 } else { 1e-3 }),
-        weight_decay: args.weight_decay,
-        schedule: args.schedule.unwrap_or(if graph {
-            Schedule::Onecycle
-        } else {
-            Schedule::Constant
-        }),
-        clip: (!args.no_clip).then_some(args.clip),
-        val_fraction: args.val_fraction,
-        seed: args.seed,
-        loss: args.loss,
-        mass_penalty: args
-            .mass_penalty
-            .map(|w| MassPenalty::new(w, args.mass_margin))
-            .transpose()?,
-        normalise: !args.no_normalise,
-        warmup: args.warmup,
-        stop,
-        precision: args.precision.into(),
-    })
+    recipe(args).config(graph, n, stop)
 }
 
 /// SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far (a
@@ -333,26 +352,6 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
     }
     let mut samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
-    let shape = NetShape {
-        hidden: args.hidden.unwrap_or(64),
-        layers: args.layers,
-        seed: args.seed,
-    };
-    let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..d]).collect();
-    let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-    let mut model = match args.density {
-        GraphDensity::NodeEdge => {
-            let mut m = GraphModel::node_edge(&graph, features, args.node_potential, &shape, &qs)?;
-            if let Some(mass) = args.node_mass {
-                let known = lgn::model::ClosedTerm::NodeMass { mass };
-                known.check().map_err(|e| e.context("--node-mass"))?;
-                m.terms[0] = lgn::model::GraphTerm::Closed(known);
-            }
-            m
-        }
-        GraphDensity::Sites => GraphModel::general(&graph, false, &shape, &states)?,
-        GraphDensity::Stencil => GraphModel::general(&graph, true, &shape, &states)?,
-    };
     if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {
         return Err(Error::input("--node-mass belongs to --density node-edge"));
     }
@@ -361,38 +360,30 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             "--node-potential belongs to --density node-edge",
         ));
     }
-    model.boundary = match args.boundary {
-        BoundaryArg::Free => Boundary::Free,
-        BoundaryArg::Fixed => {
-            if graph.boundary_coords()?.is_empty() {
-                return Err(Error::input(format!(
-                    "--boundary fixed: {} flags no boundary node",
-                    gname.display()
-                )));
-            }
-            Boundary::Fixed
-        }
-        BoundaryArg::Auto => {
-            let fixed = graph.boundary_coords().unwrap_or_default();
-            let scale = raw
-                .qddot
-                .iter()
-                .chain(raw.qdot.iter())
-                .fold(0.0f64, |m, x| m.max(x.abs()));
-            let still = !fixed.is_empty()
-                && (0..raw.q.nrows()).all(|i| {
-                    fixed.iter().all(|&j| {
-                        raw.qddot[[i, j]].abs() <= 1e-12 * scale
-                            && raw.qdot[[i, j]].abs() <= 1e-12 * scale
-                    })
-                });
-            if still {
-                Boundary::Fixed
-            } else {
-                Boundary::Free
-            }
-        }
+    let known = args
+        .node_mass
+        .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("--node-mass")))
+        .transpose()?;
+    let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
+    let shape = recipe(args).shape(true);
+    let density = args.density.density();
+    let mut model = recipe::graph_model(
+        &graph,
+        features,
+        density,
+        args.node_potential,
+        known,
+        &shape,
+        &states,
+    )?;
+    let fixed = match args.boundary {
+        BoundaryArg::Fixed => graph.boundary_coords()?,
+        _ => graph.boundary_coords().unwrap_or_default(),
     };
+    let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
+    model.boundary = (args.boundary.rule())
+        .resolve(&fixed, &gname.display().to_string(), still)
+        .map_err(|e| e.context("--boundary fixed"))?;
     if args.angles {
         model.q_period = Some(2.0 * std::f64::consts::PI);
     }
@@ -453,7 +444,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     lgn::io::check_writable(&args.out, args.force)?;
     let graph = args.graph.is_some() || args.mesh.is_some();
-    let hidden = args.hidden.unwrap_or(if graph { 64 } else { 128 });
+    let hidden = recipe(&args).hidden(graph);
     lgn::limits::check_mlp("--hidden/--layers", 8, hidden, args.layers)?;
     lgn::limits::check_alloc(
         "--batch × --hidden",
@@ -482,23 +473,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map_err(|e| Error::file(&args.data, e.to_string()))?;
     let d = raw.q.ncols();
     let system = raw.system.clone().unwrap_or_default();
-    let hidden = args.hidden.unwrap_or(128);
-    let mut model = TrainedModel::init(kind, &system, d, hidden, args.layers, args.seed)?;
-    model.params = raw.params.clone();
-    if kind == ModelKind::Lgn {
-        model.params.insert("n".into(), d as f64);
+    if args.angles && kind == ModelKind::Lgn {
+        return Err(Error::input(
+            "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+        ));
     }
-    if kind == ModelKind::Hnn {
-        model.hnn_coords = Some(args.hnn_coords);
-    }
-    if args.angles {
-        if kind == ModelKind::Lgn {
-            return Err(Error::input(
-                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
-            ));
-        }
-        model.set_q_period(2.0 * std::f64::consts::PI)?;
-    }
+    let mut model =
+        recipe(&args).net_model(kind, &system, &raw.params, d, args.hnn_coords, args.angles)?;
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
     let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;

@@ -2,13 +2,13 @@
 //! derivative-estimation baseline, for single-site models and graph networks.
 
 use super::train::{
-    config, progress_bar, show_progress, summarise, training_record, warn_stops, BoundaryArg,
+    config, progress_bar, recipe, show_progress, summarise, training_record, warn_stops,
     GraphDensity, TrainArgs,
 };
 use lgn::io::PositionsData;
-use lgn::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
+use lgn::model::{FeatureSet, GraphModel, SystemGraph};
 use lgn::train::positions::{self, ObjectiveKind, PositionsFit, WeakForm};
-use lgn::train::{self, ModelKind, TrainedModel};
+use lgn::train::{self, recipe, ModelKind};
 use lgn::{Error, Result};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -78,40 +78,13 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
             _ => unreachable!("checked above"),
         };
         let fixed = g.boundary_coords().unwrap_or_default();
-        let boundary = match args.boundary {
-            BoundaryArg::Free => Boundary::Free,
-            BoundaryArg::Fixed => {
-                if fixed.is_empty() {
-                    return Err(Error::input(format!(
-                        "--boundary fixed: {} flags no boundary node",
-                        gname.display()
-                    )));
-                }
-                Boundary::Fixed
-            }
-            BoundaryArg::Auto => {
-                // Fixed when the flagged nodes never move in the recorded positions.
-                let scale = pos.q.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
-                let still = !fixed.is_empty()
-                    && (0..pos.n_batch()).all(|b| {
-                        fixed.iter().all(|&j| {
-                            (0..pos.n_frames()).all(|k| {
-                                (pos.q[[b, k, j]] - pos.q[[b, 0, j]]).abs() <= 1e-12 * scale
-                            })
-                        })
-                    });
-                if still {
-                    Boundary::Fixed
-                } else {
-                    Boundary::Free
-                }
-            }
-        };
-        let shape = NetShape {
-            hidden: args.hidden.unwrap_or(64),
-            layers: args.layers,
-            seed: args.seed,
-        };
+        // Auto: fixed when the flagged nodes never move in the recorded positions.
+        let boundary = (args.boundary.rule())
+            .resolve(&fixed, &gname.display().to_string(), || {
+                recipe::still_in_positions(&fixed, &pos.q)
+            })
+            .map_err(|e| e.context("--boundary fixed"))?;
+        let shape = recipe(args).shape(true);
         let make = |qs: &[&[f64]]| -> Result<GraphModel> {
             let mut m = GraphModel::node_edge(&g, features, args.node_potential, &shape, qs)?;
             m.boundary = boundary;
@@ -154,30 +127,15 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
         .ok_or_else(|| Error::input("--model is required without --graph or --mesh"))?;
     let d = pos.dim();
     let system = pos.system.clone().unwrap_or_default();
-    let mut model = TrainedModel::init(
-        kind,
-        &system,
-        d,
-        args.hidden.unwrap_or(128),
-        args.layers,
-        args.seed,
-    )?;
-    model.params = pos.params.clone();
-    model.params.remove("noise");
-    if kind == ModelKind::Lgn {
-        model.params.insert("n".into(), d as f64);
+    if args.angles && kind == ModelKind::Lgn {
+        return Err(Error::input(
+            "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
+        ));
     }
-    if kind == ModelKind::Hnn {
-        model.hnn_coords = Some(train::HnnCoords::Velocity);
-    }
-    if args.angles {
-        if kind == ModelKind::Lgn {
-            return Err(Error::input(
-                "--angles applies to single-site models (lnn, mlp, hnn), not to lgn",
-            ));
-        }
-        model.set_q_period(2.0 * std::f64::consts::PI)?;
-    }
+    let mut params = pos.params.clone();
+    params.remove("noise");
+    let velocity = train::HnnCoords::Velocity;
+    let model = recipe(args).net_model(kind, &system, &params, d, velocity, args.angles)?;
     let (best, report) =
         positions::fit_lnn_positions(model, &pos, &args.data, &spec, &mut on_step)?;
     bar.finish_and_clear();

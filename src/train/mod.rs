@@ -25,6 +25,7 @@ pub mod mass_penalty;
 pub mod multi;
 pub mod optim;
 pub mod positions;
+pub mod recipe;
 
 use crate::density::{Density, Mlp, MlpDensity, Precision};
 use crate::dynamics::Dynamics;
