@@ -155,13 +155,14 @@ fn mesh_training_learns_the_damping_rate_from_driven_samples() {
         "--hidden",
         "16",
         "--epochs",
-        "12",
+        "20",
         "--batch",
         "8",
+        "--lr",
+        "3e-2",
         "--out",
         model.to_str().unwrap(),
         "--force",
-        "--quiet",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("driven data"), "{err}");
@@ -172,7 +173,7 @@ fn mesh_training_learns_the_damping_rate_from_driven_samples() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no damping rate in: {err}"));
-    assert!((rate - 0.5).abs() < 0.25, "learned rate {rate}, truth 0.5");
+    assert!((rate - 0.5).abs() < 0.15, "learned rate {rate}, truth 0.5");
     // The model file keeps the dissipation: its dynamics are damped.
     let m = lgn::model::AnyModel::load(&model).unwrap();
     let lgn::model::AnyModel::Graph(g) = &m else {

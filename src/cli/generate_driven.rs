@@ -70,10 +70,10 @@ pub fn run(
             w.write_geometry(&xdmf::Geometry::from_mesh(mesh))?;
             let d = &t.data;
             let (qdd, e) = (d.qddot.as_ref(), d.energy.as_ref());
-            for k in 0..times.len() {
+            for (k, &tk) in times.iter().enumerate() {
                 let s = ndarray::s![.., k, ..];
                 w.push_frame(
-                    times[k],
+                    tk,
                     d.q.slice(s),
                     d.qdot.slice(s),
                     qdd.map(|x| x.slice(s)),

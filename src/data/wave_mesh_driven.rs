@@ -184,6 +184,9 @@ impl Forcing {
     }
 }
 
+/// The inputs written with driven data: u (rows × m) and the input map B (n × m).
+pub type Inputs = (Array2<f64>, Array2<f64>);
+
 /// What [`driven_dynamics`] adds to the FEM wave: damping c ≥ 0 and an optional forcing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Drive {
@@ -234,7 +237,7 @@ pub fn driven_samples(
     drive: &Drive,
     t_span: f64,
     seed: u64,
-) -> Result<(SamplesData, Option<(Array2<f64>, Array2<f64>)>)> {
+) -> Result<(SamplesData, Option<Inputs>)> {
     if n == 0 {
         return Err(Error::input("the number of samples must be at least 1"));
     }
@@ -297,7 +300,7 @@ pub fn driven_trajectories(
     drive: &Drive,
     seed: u64,
     method: &Method,
-) -> Result<(WorkTrajectories, Option<(Array2<f64>, Array2<f64>)>)> {
+) -> Result<(WorkTrajectories, Option<Inputs>)> {
     if batch == 0 {
         return Err(Error::input(
             "the number of trajectories must be at least 1",

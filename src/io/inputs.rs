@@ -199,50 +199,8 @@ pub fn read_work(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(path: &Path, t: &[f64], u: Array2<f64>, b: Option<Array2<f64>>) {
-        let f = hdf5::File::create(path).unwrap();
-        f.new_dataset_builder()
-            .with_data(&ndarray::Array1::from(t.to_vec()))
-            .create("t")
-            .unwrap();
-        f.new_dataset_builder().with_data(&u).create("u").unwrap();
-        if let Some(b) = b {
-            f.new_dataset_builder().with_data(&b).create("B").unwrap();
-        }
-    }
-
-    #[test]
-    fn input_files_are_checked() {
-        let dir = std::env::temp_dir().join(format!("lgn-inputs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("u.h5");
-        write(&p, &[0.0, 1.0, 2.0], Array2::zeros((2, 1)), None);
-        let e = InputData::read(&p).unwrap_err().to_string();
-        assert!(e.contains("/u") && e.contains("3 times"), "{e}");
-        let p2 = dir.join("u2.h5");
-        write(
-            &p2,
-            &[0.0, 1.0],
-            Array2::ones((2, 2)),
-            Some(Array2::ones((4, 2))),
-        );
-        let d = InputData::read(&p2).unwrap();
-        let e = d.check(&p2, 4, Some(1)).unwrap_err().to_string();
-        assert!(e.contains("width 2") && e.contains("1 columns"), "{e}");
-        let e = d.check(&p2, 6, None).unwrap_err().to_string();
-        assert!(e.contains("/B") && e.contains("6 coordinates"), "{e}");
-        d.check(&p2, 4, None).unwrap();
-        let mut u = [0.0; 2];
-        d.signal("u2.h5").unwrap().eval(0.5, &mut u);
-        assert_eq!(u, [1.0, 1.0]);
-        std::fs::remove_dir_all(&dir).ok();
-    }
-}
-
+/// u per training row (rows × m, row-major), the input map B (n·d × m, row-major) and m.
+pub type TrainingInputs = (Vec<f64>, Vec<f64>, usize);
 /// The inputs of a training file (samples or trajectories, as [`crate::io::read_training_data`]
 /// flattens them): u per training row (`rows` × m, row-major; a trajectories file's T × m `u`
 /// repeated for every trajectory) and the input map B (`n_coords` × m, the file's `B`, or the
@@ -251,7 +209,7 @@ pub fn read_training_inputs(
     path: &Path,
     rows: usize,
     n_coords: usize,
-) -> Result<Option<(Vec<f64>, Vec<f64>, usize)>> {
+) -> Result<Option<TrainingInputs>> {
     let kind = crate::io::file_kind(path)?;
     let per_time = kind == Some(crate::io::Kind::Trajectories);
     crate::io::h5::Ctx::read_with(path, |ctx| {
@@ -314,4 +272,48 @@ pub fn read_training_inputs(
         }
         Some(Some((flat, map, m)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, t: &[f64], u: Array2<f64>, b: Option<Array2<f64>>) {
+        let f = hdf5::File::create(path).unwrap();
+        f.new_dataset_builder()
+            .with_data(&ndarray::Array1::from(t.to_vec()))
+            .create("t")
+            .unwrap();
+        f.new_dataset_builder().with_data(&u).create("u").unwrap();
+        if let Some(b) = b {
+            f.new_dataset_builder().with_data(&b).create("B").unwrap();
+        }
+    }
+
+    #[test]
+    fn input_files_are_checked() {
+        let dir = std::env::temp_dir().join(format!("lgn-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("u.h5");
+        write(&p, &[0.0, 1.0, 2.0], Array2::zeros((2, 1)), None);
+        let e = InputData::read(&p).unwrap_err().to_string();
+        assert!(e.contains("/u") && e.contains("3 times"), "{e}");
+        let p2 = dir.join("u2.h5");
+        write(
+            &p2,
+            &[0.0, 1.0],
+            Array2::ones((2, 2)),
+            Some(Array2::ones((4, 2))),
+        );
+        let d = InputData::read(&p2).unwrap();
+        let e = d.check(&p2, 4, Some(1)).unwrap_err().to_string();
+        assert!(e.contains("width 2") && e.contains("1 columns"), "{e}");
+        let e = d.check(&p2, 6, None).unwrap_err().to_string();
+        assert!(e.contains("/B") && e.contains("6 coordinates"), "{e}");
+        d.check(&p2, 4, None).unwrap();
+        let mut u = [0.0; 2];
+        d.signal("u2.h5").unwrap().eval(0.5, &mut u);
+        assert_eq!(u, [1.0, 1.0]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
