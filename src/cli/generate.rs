@@ -349,7 +349,7 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
         }
         GenKind::Trajectories => {
             let times = linspace_times(a.frames, a.dt);
-            refuse_existing_sidecar(a)?;
+            refuse_existing_sidecar(&a.out, a.force)?;
             let opts = lgn::io::TrajectoryWriterOptions {
                 system: Some(wave_mesh::SYSTEM.into()),
                 params: wave_mesh::params(&mesh, &fields, a.seed),
@@ -396,10 +396,10 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
     Ok(())
 }
 
-/// Refuse an existing XDMF sidecar of `--out` without `--force` (before any work).
-pub(super) fn refuse_existing_sidecar(a: &GenerateArgs) -> Result<()> {
-    let xmf = lgn::io::xdmf::sidecar_path(&a.out);
-    if xmf.exists() && !a.force {
+/// Refuse an existing XDMF sidecar of `out` without `force` (before any work).
+pub(super) fn refuse_existing_sidecar(out: &std::path::Path, force: bool) -> Result<()> {
+    let xmf = lgn::io::xdmf::sidecar_path(out);
+    if xmf.exists() && !force {
         return Err(Error::file(
             &xmf,
             "output file already exists; pass --force to overwrite it",

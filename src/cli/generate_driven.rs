@@ -52,7 +52,7 @@ pub fn run(
         }
         GenKind::Trajectories => {
             let times = linspace_times(a.frames, a.dt);
-            super::generate::refuse_existing_sidecar(a)?;
+            super::generate::refuse_existing_sidecar(&a.out, a.force)?;
             let (t, inputs) = driven::driven_trajectories(
                 mesh, a.batch, &times, &fields, &drive, a.seed, method,
             )?;

@@ -733,14 +733,7 @@ impl MeshOutputs {
 
 /// The XDMF sidecar of --out must not exist (unless --force).
 fn sidecar_free(a: &SimulateArgs) -> Result<()> {
-    let xmf = lgn::io::xdmf::sidecar_path(&a.out);
-    if xmf.exists() && !a.force {
-        return Err(Error::file(
-            &xmf,
-            "output file already exists; pass --force to overwrite it",
-        ));
-    }
-    Ok(())
+    super::generate::refuse_existing_sidecar(&a.out, a.force)
 }
 
 fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {
