@@ -334,8 +334,10 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         ));
     }
     let mut graph_geometry = None;
+    let mut graph_dof = None;
     let (q0, v0, make, name, mut params) = if let Some(m) = graph_model {
         let (make, name, graph) = graph_factory(&a, m)?;
+        graph_dof = Some(graph.dof());
         graph_geometry = lgn::io::xdmf::Geometry::from_graph(&graph.data)?.map(|g| MeshOutputs {
             mesh_file: graph.name.clone(),
             geometry: g,
@@ -426,6 +428,8 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         writer.set_attr("input", &lgn::io::AttrValue::Str(p.display().to_string()))?;
     }
     let mut balance = None;
+    let (is_graph, dof) = (graph_dof.is_some(), graph_dof.unwrap_or(1));
+    let mut conserved = None;
     let stats = if forced {
         let (stats, works, energies) =
             data::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
@@ -439,12 +443,37 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         writer.write_extra("w_injected", row(|w| w.injected).view())?;
         balance = Some(work_balance(&works, &energies));
         stats
+    } else if is_graph {
+        // Graph models: total and angular momentum along the rollout (docs/DESIGN.md §14).
+        let mut cons = lgn::density::symmetric::ConservedSeries::new(dof);
+        let stats = data::simulate_observed(
+            &make,
+            &method,
+            &q0,
+            &v0,
+            &times,
+            &mut writer,
+            |k| bar.set_position(k as u64),
+            |dy, q, v| cons.push(dy, q, v),
+        )?;
+        write_conserved(&writer, &cons)?;
+        conserved = Some(cons);
+        stats
     } else {
         data::simulate(&make, &method, &q0, &v0, &times, &mut writer, |k| {
             bar.set_position(k as u64)
         })?
     };
     bar.finish_and_clear();
+    if let Some(c) = &conserved {
+        let ang = c
+            .angular_drift()
+            .map_or(String::new(), |a| format!(", angular momentum {a:.3e}"));
+        eprintln!(
+            "conserved quantities (relative drift over the rollout): total momentum {:.3e}{ang}",
+            c.momentum_drift()
+        );
+    }
     writer.finish()?;
     if mesh_out.is_some() {
         let side = lgn::io::xdmf::write_sidecar(&a.out, a.force)?;
@@ -470,6 +499,35 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     }
     if let Some(p) = &a.plot {
         plot_trajectory(&a.out, p, &name, a.force)?;
+    }
+    Ok(())
+}
+
+/// Datasets `total_momentum` (T × dof) and `angular_momentum` (T × 1 or 3, particles in
+/// 2-D/3-D) and attributes `momentum_drift`, `angular_momentum_drift` of a graph model's
+/// rollout (docs/SCHEMA.md).
+fn write_conserved(
+    writer: &TrajectoryWriter,
+    c: &lgn::density::symmetric::ConservedSeries,
+) -> Result<()> {
+    use lgn::density::symmetric::ConservedSeries;
+    for (name, series) in [
+        ("total_momentum", &c.momentum),
+        ("angular_momentum", &c.angular),
+    ] {
+        if series.is_empty() {
+            continue;
+        }
+        let (rows, cols, vals) = ConservedSeries::table(series);
+        let a = ndarray::Array2::from_shape_vec((rows, cols), vals).expect("T × components");
+        writer.write_extra(name, a.view())?;
+    }
+    writer.set_attr(
+        "momentum_drift",
+        &lgn::io::AttrValue::Float(c.momentum_drift()),
+    )?;
+    if let Some(a) = c.angular_drift() {
+        writer.set_attr("angular_momentum_drift", &lgn::io::AttrValue::Float(a))?;
     }
     Ok(())
 }

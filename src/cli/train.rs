@@ -133,6 +133,26 @@ pub struct TrainArgs {
     /// potentials q_b − q_a — in training and whenever the model is used (q_period = 2π).
     #[arg(long)]
     pub angles: bool,
+    /// LNN only: the coordinates q are angles and the network sees them embedded as
+    /// (cos q, sin q) next to q̇ — the learned Lagrangian is smooth and 2π-periodic everywhere,
+    /// with no seam at ±π (unlike --angles, which wraps q into (−π, π]). Saved in the model
+    /// file (attribute angle_embedding); every later use (simulate, accel) embeds too. Needs
+    /// data with qdot/qddot (the accel objective).
+    #[arg(long)]
+    pub embed_angles: bool,
+    /// lgn ring models only: make the learned density shift-invariant — it sees q only through
+    /// the differences q_{i+1} − q_i, exactly (a projection of the first layer kept through
+    /// training), so total momentum Σ ∂L/∂q̇_i is conserved along every rollout (Noether,
+    /// docs/DESIGN.md §14.1). Saved in the model file (attribute shift_invariant). Graph models
+    /// (--graph/--mesh) without --node-potential are shift-invariant already.
+    #[arg(long)]
+    pub shift_invariant: bool,
+    /// Graph models (--density node-edge) of particles whose coordinates are positions in 2-D
+    /// or 3-D: the edge potential sees only the distance |q_b − q_a| (with the edge features),
+    /// so the learned Lagrangian is invariant under translations and rotations and conserves
+    /// linear and angular momentum (docs/DESIGN.md §14.3; `lgn simulate` reports both).
+    #[arg(long)]
+    pub edge_distance: bool,
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
     #[arg(long, value_parser = choice::<HnnCoords>(), default_value_t = HnnCoords::Velocity)]
     pub hnn_coords: HnnCoords,
@@ -376,6 +396,26 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
         &shape,
         &states,
     )?;
+    // Symmetric densities (docs/DESIGN.md §14).
+    if (args.edge_distance || args.shift_invariant) && args.density != GraphDensity::NodeEdge {
+        return Err(Error::input(
+            "--edge-distance and --shift-invariant on graphs belong to --density node-edge",
+        ));
+    }
+    if args.shift_invariant && args.node_potential {
+        return Err(Error::input(
+            "--shift-invariant: the node potential sees absolute q and breaks shift invariance; drop --node-potential (node-edge models without it are shift-invariant)",
+        ));
+    }
+    if args.edge_distance {
+        if args.angles {
+            return Err(Error::input(
+                "--edge-distance takes particle positions, not angles (--angles)",
+            ));
+        }
+        let qs: Vec<&[f64]> = states.iter().map(|s| &s[..d]).collect();
+        model = model.with_edge_distance(&graph, &shape, &qs)?;
+    }
     let fixed = match args.boundary {
         BoundaryArg::Fixed => graph.boundary_coords()?,
         _ => graph.boundary_coords().unwrap_or_default(),
@@ -459,6 +499,29 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "--dissipation trains on accelerations (--objective accel); positions-only objectives learn conservative models",
         ));
     }
+    if !graph && args.edge_distance {
+        return Err(Error::input(
+            "--edge-distance applies to graph models (--graph with node positions in 2-D/3-D)",
+        ));
+    }
+    if !graph
+        && args.shift_invariant
+        && (args.model != Some(ModelKind::Lgn)
+            || objective != lgn::train::positions::ObjectiveKind::Accel)
+    {
+        return Err(Error::input(
+            "--shift-invariant applies to --model lgn trained on qdot/qddot (the accel objective) and to graph models (--graph, --density node-edge)",
+        ));
+    }
+    if args.embed_angles
+        && (graph
+            || args.model != Some(ModelKind::Lnn)
+            || objective != lgn::train::positions::ObjectiveKind::Accel)
+    {
+        return Err(Error::input(
+            "--embed-angles applies to --model lnn trained on qdot/qddot (the accel objective), not to graph models, baselines or the weak/savgol objectives (use --angles there)",
+        ));
+    }
     if objective != lgn::train::positions::ObjectiveKind::Accel {
         return super::train_positions::run(&args, objective, stop);
     }
@@ -480,8 +543,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let mut model =
         recipe(&args).net_model(kind, &system, &raw.params, d, args.hnn_coords, args.angles)?;
+    if args.embed_angles {
+        // docs/DESIGN.md §14.6: the network sees (cos q, sin q, q̇).
+        model.set_angle_embedding(args.seed)?;
+    }
     model.wrap_inputs(&mut samples);
     train::fit_normalisation(&mut model, &samples);
+    if args.shift_invariant {
+        // docs/DESIGN.md §14.1: after the normalisation (the projection needs its q scales).
+        model.set_shift_invariant()?;
+    }
     let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);

@@ -87,6 +87,10 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
         let shape = recipe(args).shape(true);
         let make = |qs: &[&[f64]]| -> Result<GraphModel> {
             let mut m = GraphModel::node_edge(&g, features, args.node_potential, &shape, qs)?;
+            if args.edge_distance {
+                // docs/DESIGN.md §14.3: rotation- and translation-invariant edge potential.
+                m = m.with_edge_distance(&g, &shape, qs)?;
+            }
             m.boundary = boundary;
             m.system = pos.system.clone().unwrap_or_default();
             Ok(m)

@@ -688,7 +688,31 @@ where
     M: Fn() -> Result<Dynamics>,
     T: crate::integrate::OutputTimes + ?Sized,
 {
-    simulate_with_work(make, method, q0, v0, times, writer, progress).map(|(s, _, _)| s)
+    simulate_observed(make, method, q0, v0, times, writer, progress, |_, _, _| {
+        Ok(())
+    })
+}
+
+/// [`simulate`], also handing every output frame (q, q̇) to `on_frame` with an evaluation copy
+/// of the dynamics (e.g. to record conserved quantities,
+/// [`crate::density::symmetric::ConservedSeries`]).
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_observed<M, T>(
+    make: M,
+    method: &Method,
+    q0: &[f64],
+    v0: &[f64],
+    times: &T,
+    writer: &mut crate::io::TrajectoryWriter,
+    progress: impl FnMut(usize),
+    on_frame: impl FnMut(&mut Dynamics, &[f64], &[f64]) -> Result<()>,
+) -> Result<crate::integrate::Stats>
+where
+    M: Fn() -> Result<Dynamics>,
+    T: crate::integrate::OutputTimes + ?Sized,
+{
+    simulate_with_work_observed(make, method, q0, v0, times, writer, progress, on_frame)
+        .map(|(s, _, _)| s)
 }
 
 /// [`simulate`] with the work of the system's forces (docs/DESIGN.md §13.4): q̈ and the energy
@@ -704,7 +728,33 @@ pub fn simulate_with_work<M, T>(
     v0: &[f64],
     times: &T,
     writer: &mut crate::io::TrajectoryWriter,
+    progress: impl FnMut(usize),
+) -> Result<(
+    crate::integrate::Stats,
+    Vec<crate::integrate::Work>,
+    Vec<f64>,
+)>
+where
+    M: Fn() -> Result<Dynamics>,
+    T: crate::integrate::OutputTimes + ?Sized,
+{
+    simulate_with_work_observed(make, method, q0, v0, times, writer, progress, |_, _, _| {
+        Ok(())
+    })
+}
+
+/// The one simulate: [`simulate_with_work`] also handing every frame to `on_frame` (see
+/// [`simulate_observed`]).
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub fn simulate_with_work_observed<M, T>(
+    make: M,
+    method: &Method,
+    q0: &[f64],
+    v0: &[f64],
+    times: &T,
+    writer: &mut crate::io::TrajectoryWriter,
     mut progress: impl FnMut(usize),
+    mut on_frame: impl FnMut(&mut Dynamics, &[f64], &[f64]) -> Result<()>,
 ) -> Result<(
     crate::integrate::Stats,
     Vec<crate::integrate::Work>,
@@ -749,6 +799,7 @@ where
                 Some(view(&a)),
                 Some(ndarray::ArrayView1::from(&e[..])),
             )?;
+            on_frame(&mut eval, q, v)?;
             works.push(w);
             energies.push(e[0]);
             progress(k + 1);

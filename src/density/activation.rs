@@ -63,6 +63,20 @@ pub fn softplus_slices_g<T: Real, F: FmaMode>(z: &[T], a: &mut [T], s1: &mut [T]
     }
 }
 
+/// σ' = sigmoid(z) and σ'' = sigmoid'(z) elementwise, without softplus itself (one exp and one
+/// division per value, no log): the last hidden layer of an acceleration pass needs no values.
+#[inline(always)]
+pub fn sigmoid_slices_g<T: Real, F: FmaMode>(z: &[T], s1: &mut [T], s2: &mut [T]) {
+    let n = z.len();
+    let (s1, s2) = (&mut s1[..n], &mut s2[..n]);
+    for i in 0..n {
+        let e = T::exp_nonpos::<F>(-z[i].abs());
+        let inv = T::ONE / (T::ONE + e);
+        s1[i] = if z[i] >= T::ZERO { inv } else { e * inv };
+        s2[i] = e * inv * inv;
+    }
+}
+
 struct SoftplusSlices<'a, T> {
     z: &'a [T],
     a: &'a mut [T],

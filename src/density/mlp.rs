@@ -151,7 +151,7 @@ impl Mlp {
     }
 }
 
-use super::activation::{dot_g, softplus_slices_g};
+use super::activation::{sigmoid_slices_g, softplus_slices_g};
 pub use super::activation::{softplus, softplus_derivs};
 use super::simd::{self, FmaMode, Kernel, Real, SimdLevel};
 
@@ -235,6 +235,10 @@ pub struct MlpDensity {
     /// Angle coordinates: when set to P, every q slot is wrapped into [−P/2, P/2] before the
     /// network sees it (see [`wrap_period`]); derivatives are unchanged (the wrap has slope 1).
     q_period: Option<f64>,
+    /// Angle embedding (docs/DESIGN.md §14.6): the network's input is
+    /// (cos q_I, sin q_I, v_I, f_s), length 3kd + n_features, and ρ is 2π-periodic and smooth
+    /// in every q slot.
+    embed: bool,
 }
 
 /// x − P·⌊x/P + 1/2⌋: the representative of x in the half-open [−P/2, P/2) (angles with
@@ -248,13 +252,34 @@ pub fn wrap_period(x: f64, period: f64) -> f64 {
 
 impl MlpDensity {
     pub fn new(mlp: Mlp, arity: usize, dof: usize, n_features: usize) -> crate::Result<Self> {
+        Self::with_input(mlp, arity, dof, n_features, false)
+    }
+
+    /// [`MlpDensity::new`] with the choice of the network's input: `embed` false, the site
+    /// input x_s itself (length 2kd + n_features); true, the angle embedding
+    /// (cos q_I, sin q_I, v_I, f_s) of length 3kd + n_features (docs/DESIGN.md §14.6).
+    pub fn with_input(
+        mlp: Mlp,
+        arity: usize,
+        dof: usize,
+        n_features: usize,
+        embed: bool,
+    ) -> crate::Result<Self> {
         mlp.validate()?;
-        let p = 2 * arity * dof + n_features;
+        let kd = arity * dof;
+        let p = if embed { 3 * kd } else { 2 * kd } + n_features;
         if mlp.sizes[0] != p {
-            return Err(crate::Error::input(format!(
-                "MLP input size {} does not match the site input 2·{arity}·{dof} + {n_features} = {p}",
-                mlp.sizes[0]
-            )));
+            return Err(crate::Error::input(if embed {
+                format!(
+                    "MLP input size {} does not match the angle-embedded site input (cos q, sin q, v, f): 3·{arity}·{dof} + {n_features} = {p}",
+                    mlp.sizes[0]
+                )
+            } else {
+                format!(
+                    "MLP input size {} does not match the site input 2·{arity}·{dof} + {n_features} = {p}",
+                    mlp.sizes[0]
+                )
+            }));
         }
         if mlp.n_hidden() == 0 {
             return Err(crate::Error::input("an MLP density needs at least one hidden layer (a linear density has no mass matrix)"));
@@ -268,11 +293,11 @@ impl MlpDensity {
                 b0[i] -= w0[i * p + j] * mlp.input_shift[j];
             }
         }
-        let kd = arity * dof;
+        let voff = if embed { 2 * kd } else { kd };
         let mut w0_vcols = vec![0.0; h * kd];
         for j in 0..kd {
             for i in 0..h {
-                w0_vcols[j * h + i] = w0[i * p + kd + j];
+                w0_vcols[j * h + i] = w0[i * p + voff + j];
             }
         }
         let mut w = mlp.weights.clone();
@@ -289,7 +314,14 @@ impl MlpDensity {
             precision: Precision::F64,
             simd: None,
             q_period: None,
+            embed,
         })
+    }
+
+    /// True when the network sees the angle embedding (cos q, sin q) instead of q (see
+    /// [`MlpDensity::with_input`]).
+    pub fn embedded(&self) -> bool {
+        self.embed
     }
 
     /// Evaluate the network in this precision (see [`Precision`]); the default is f64.
@@ -356,6 +388,28 @@ impl Density for MlpDensity {
     fn eval_block(&self, x: &[f64], nb: usize, out: &mut [f64]) {
         debug_assert_eq!(x.len(), self.input_len() * nb);
         debug_assert_eq!(out.len(), self.layout().stride() * nb);
+        self.run_block(x, nb, out, Record::Full);
+    }
+
+    /// The lean acceleration record straight from the passes: no ρ (the last hidden layer
+    /// then needs σ′ and σ″ only, no log), no ∂ρ/∂v_I (docs/DESIGN.md §15.3).
+    fn eval_block_accel(&self, x: &[f64], nb: usize, out: &mut [f64]) {
+        debug_assert_eq!(x.len(), self.input_len() * nb);
+        debug_assert_eq!(out.len(), self.accel_layout().stride() * nb);
+        self.run_block(x, nb, out, Record::Accel);
+    }
+}
+
+/// Which record a block pass writes: the full [`SiteLayout`] record or the acceleration record
+/// ([`crate::density::AccelLayout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Record {
+    Full,
+    Accel,
+}
+
+impl MlpDensity {
+    fn run_block(&self, x: &[f64], nb: usize, out: &mut [f64], record: Record) {
         let level = self.simd.unwrap_or_else(simd::active);
         match &self.net32 {
             Some(net) if self.precision == Precision::F32 => simd::dispatch(
@@ -366,6 +420,7 @@ impl Density for MlpDensity {
                     x,
                     nb,
                     out,
+                    record,
                 },
             ),
             _ => simd::dispatch(
@@ -376,6 +431,7 @@ impl Density for MlpDensity {
                     x,
                     nb,
                     out,
+                    record,
                 },
             ),
         }
@@ -389,6 +445,7 @@ struct EvalBlock<'a, T> {
     x: &'a [f64],
     nb: usize,
     out: &'a mut [f64],
+    record: Record,
 }
 
 impl<T: Real> Kernel for EvalBlock<'_, T> {
@@ -396,7 +453,7 @@ impl<T: Real> Kernel for EvalBlock<'_, T> {
     #[inline(always)]
     fn run<F: FmaMode>(self) {
         self.dens
-            .eval_block_impl::<T, F>(self.net, self.x, self.nb, self.out)
+            .eval_block_impl::<T, F>(self.net, self.x, self.nb, self.out, self.record)
     }
 }
 
@@ -408,18 +465,70 @@ fn carve<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
     head
 }
 
+/// A row-major `nrows × ncols` view with row stride `row_stride` (faer 0.24.4's
+/// `MatMut::from_row_major_slice_with_stride_mut` passes the stride as a column stride).
+#[inline(always)]
+fn row_major_strided<T>(
+    slice: &mut [T],
+    nrows: usize,
+    ncols: usize,
+    row_stride: usize,
+) -> MatMut<'_, T> {
+    MatMut::from_column_major_slice_with_stride_mut(slice, ncols, nrows, row_stride).transpose_mut()
+}
+
+/// The Hessian contraction of one layer for one direction j against NK directions k₀ … k₀+NK−1
+/// (docs/DESIGN.md §15.3): `out[kk·nb + s] += Σ_i δ[i, s] σ″[i, s] · T[i, j, s] · T[i, k₀ + kk, s]`,
+/// with δ, σ″ h × nb and T the tangent part of a layer buffer (row i = `[z | T_0 | … | T_kd]`, each
+/// nb wide, row stride `width`). Sites are the SIMD lanes: no horizontal reductions; the NK
+/// accumulator rows (NK·nb values) stay in L1.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn contract<T: Real, F: FmaMode, const NK: usize>(
+    h: usize,
+    nb: usize,
+    width: usize,
+    delta: &[T],
+    sdd: &[T],
+    t: &[T],
+    j: usize,
+    k0: usize,
+    out: &mut [T],
+) {
+    let (ja, kb) = ((1 + j) * nb, (1 + k0) * nb);
+    let out = &mut out[..NK * nb];
+    for i in 0..h {
+        let row = &t[i * width..(i + 1) * width];
+        let (dr, sr) = (&delta[i * nb..(i + 1) * nb], &sdd[i * nb..(i + 1) * nb]);
+        let ar = &row[ja..ja + nb];
+        for (kk, o) in out.chunks_exact_mut(nb).enumerate() {
+            let br = &row[kb + kk * nb..kb + (kk + 1) * nb];
+            for ((((o, d), s), a), b) in o.iter_mut().zip(dr).zip(sr).zip(ar).zip(br) {
+                *o = F::fma(*d * *s * *a, *b, *o);
+            }
+        }
+    }
+}
+
+/// Index of the Hessian pair (j, k), j < kd, j ≤ k ≤ kd, in the pair-major buffer.
+#[inline(always)]
+fn pair_index(kd: usize, j: usize, k: usize) -> usize {
+    let dd = kd + 1;
+    // Σ_{j' < j} (dd − j') + (k − j)
+    j * dd - j * j.saturating_sub(1) / 2 + (k - j)
+}
+
 /// Scratch buffers of one block pass (see `eval_block_impl`).
 struct Buffers<'a, 'b, T> {
     r: &'a mut [&'b mut [T]],
     sd: &'a mut [&'b mut [T]],
     sdd: &'a mut [&'b mut [T]],
     u: &'b mut [T],
-    rho_acc: &'b mut [T],
+    rho: &'b mut [T],
     delta: &'b mut [T],
     g: &'b mut [T],
     hess: &'b mut [T],
     grad_x: &'b mut [T],
-    wj: &'b mut [T],
 }
 
 impl MlpDensity {
@@ -430,6 +539,7 @@ impl MlpDensity {
         x: &[f64],
         nb: usize,
         out: &mut [f64],
+        record: Record,
     ) {
         let kd = self.arity * self.dof;
         let p = self.input_len();
@@ -437,15 +547,17 @@ impl MlpDensity {
         let nh = self.mlp.n_hidden();
         let sizes = &self.mlp.sizes;
         let width = nb * (1 + dd);
+        let npairs = pair_index(kd, kd - 1, kd) + 1;
 
-        // r[l]: h_l × B(1+D) column-major: [z_l (B cols) | T_l (B·D cols, col s·D + j)].
         let hmax = sizes[1..=nh].iter().copied().max().unwrap_or(1);
         let hsum: usize = sizes[1..=nh].iter().sum();
-        let direct = if self.q_period.is_none() {
+        let pn = sizes[0];
+        let direct = if self.q_period.is_none() && !self.embed {
             T::from_f64_slice(x)
         } else {
             None
         };
+        let ndir = if self.embed { 2 * kd * nb } else { 0 };
         // One per-thread workspace, carved into the pass's buffers: no allocation or zeroing
         // per block (only the Hessian accumulator is cleared).
         let need = hsum * width
@@ -453,10 +565,10 @@ impl MlpDensity {
             + hmax * width
             + nb
             + 2 * hmax * nb
-            + nb * dd * dd
-            + p * nb
-            + hmax
-            + if direct.is_none() { p * nb } else { 0 };
+            + npairs * nb
+            + pn * nb
+            + ndir
+            + if direct.is_none() { pn * nb } else { 0 };
         let mut ws = T::take_workspace();
         if ws.len() < need {
             ws.resize(need, T::ZERO);
@@ -473,15 +585,39 @@ impl MlpDensity {
                 .map(|l| carve(&mut rest, sizes[l + 1] * nb))
                 .collect(); // σ''
             let u = carve(&mut rest, hmax * width);
-            let rho_acc = carve(&mut rest, nb);
+            let rho = carve(&mut rest, nb);
             let delta = carve(&mut rest, hmax * nb);
             let g = carve(&mut rest, hmax * nb);
-            let hess = carve(&mut rest, nb * dd * dd);
+            let hess = carve(&mut rest, npairs * nb);
             hess.fill(T::ZERO);
-            let grad_x = carve(&mut rest, p * nb);
-            let wj = carve(&mut rest, hmax);
+            let grad_x = carve(&mut rest, pn * nb);
+            let qdir = carve(&mut rest, ndir);
             let xt: &[T] = match direct {
                 Some(x) => x,
+                None if self.embed => {
+                    // y = (cos q, sin q, v, f) and the direction J_q v = (−sin q ⊙ v, cos q ⊙ v)
+                    // of the c-tangent (docs/DESIGN.md §14.6), both site-contiguous.
+                    let xw = carve(&mut rest, pn * nb);
+                    for ((yw, xs), dw) in xw
+                        .chunks_exact_mut(pn)
+                        .zip(x.chunks_exact(p))
+                        .zip(qdir.chunks_exact_mut(2 * kd))
+                    {
+                        for i in 0..kd {
+                            let (sn, cs) = xs[i].sin_cos();
+                            let v = xs[kd + i];
+                            yw[i] = T::from_f64(cs);
+                            yw[kd + i] = T::from_f64(sn);
+                            yw[2 * kd + i] = T::from_f64(v);
+                            dw[i] = T::from_f64(-sn * v);
+                            dw[kd + i] = T::from_f64(cs * v);
+                        }
+                        for (d, &f) in yw[3 * kd..].iter_mut().zip(&xs[2 * kd..]) {
+                            *d = T::from_f64(f);
+                        }
+                    }
+                    xw
+                }
                 None => {
                     let xw = carve(&mut rest, p * nb);
                     for (site, xs) in xw.chunks_exact_mut(p).zip(x.chunks_exact(p)) {
@@ -495,206 +631,249 @@ impl MlpDensity {
                     xw
                 }
             };
-            self.passes::<T, F>(
-                net,
-                xt,
-                nb,
-                out,
-                Buffers {
-                    r: &mut r,
-                    sd: &mut sd,
-                    sdd: &mut sdd,
-                    u,
-                    rho_acc,
-                    delta,
-                    g,
-                    hess,
-                    grad_x,
-                    wj,
-                },
-            );
+            let mut buf = Buffers {
+                r: &mut r,
+                sd: &mut sd,
+                sdd: &mut sdd,
+                u,
+                rho,
+                delta,
+                g,
+                hess,
+                grad_x,
+            };
+            let qdir = (!qdir.is_empty()).then_some(&*qdir);
+            self.passes::<T, F>(net, xt, qdir, nb, record == Record::Full, &mut buf);
+            self.write_records(nb, out, record, &buf, qdir.map(|_| xt));
         }
         T::put_workspace(ws);
     }
 
-    /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2).
+    /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2, §15.3), in
+    /// feature-major layout: row i of a layer buffer holds hidden unit i for all nb sites,
+    /// `[z (nb) | T_0 (nb) | … | T_kd (nb)]`, so each layer is one GEMM `W · U` of width
+    /// nb·(kd + 2) and every elementwise step runs over contiguous sites. `x` is the network's
+    /// input (`sizes[0]` values per site); with the angle embedding `qdir` holds the c-direction
+    /// J_q v_I in the (cos, sin) slots, 2kd values per site (docs/DESIGN.md §14.6).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn passes<T: Real, F: FmaMode>(
         &self,
         net: &Net<T>,
         x: &[T],
+        qdir: Option<&[T]>,
         nb: usize,
-        out: &mut [f64],
-        buf: Buffers<'_, '_, T>,
+        want_rho: bool,
+        buf: &mut Buffers<'_, '_, T>,
     ) {
-        let Buffers {
-            r,
-            sd,
-            sdd,
-            u,
-            rho_acc,
-            delta,
-            g,
-            hess,
-            grad_x,
-            wj,
-        } = buf;
-        let lay = self.layout();
-        let kd = lay.kd;
-        let p = self.input_len();
+        let kd = self.arity * self.dof;
+        let p = self.mlp.sizes[0];
         let dd = kd + 1;
         let nh = self.mlp.n_hidden();
         let sizes = &self.mlp.sizes;
         let width = nb * (1 + dd);
         let weight = |l: usize| MatRef::from_row_major_slice(&net.w[l], sizes[l + 1], sizes[l]);
-        // Layer 0: z_0 = W₀'x + b₀', tangents T_0 = W₀' · directions.
+        let xmat = MatRef::from_column_major_slice(x, p, nb);
+
+        // Layer 0: z_0 = W₀'x + b₀', tangents T_0 = W₀' · directions (velocity units: the
+        // constant columns of W₀', the c-direction W₀'[:, q] · v).
         let h0 = sizes[1];
-        let w0 = weight(0);
         {
-            let (z, t) = r[0].split_at_mut(h0 * nb);
+            let r0 = &mut *buf.r[0];
             T::gemm(
-                MatMut::from_column_major_slice_mut(z, h0, nb),
+                row_major_strided(r0, h0, nb, width),
                 Accum::Replace,
-                w0,
-                MatRef::from_column_major_slice(x, p, nb),
+                weight(0),
+                xmat,
             );
-            for s in 0..nb {
-                let zs = &mut z[s * h0..(s + 1) * h0];
-                for (zi, bi) in zs.iter_mut().zip(&net.b[0]) {
-                    *zi += *bi;
-                }
+            match qdir {
+                Some(dir) => T::gemm(
+                    row_major_strided(&mut r0[(1 + kd) * nb..], h0, nb, width),
+                    Accum::Replace,
+                    weight(0).subcols(0, 2 * kd),
+                    MatRef::from_column_major_slice(dir, 2 * kd, nb),
+                ),
+                None => T::gemm(
+                    row_major_strided(&mut r0[(1 + kd) * nb..], h0, nb, width),
+                    Accum::Replace,
+                    weight(0).subcols(0, kd),
+                    xmat.subrows(kd, kd),
+                ),
             }
-            // c-direction: W₀'[:, 0..kd] · v_I, into scratch u then copied to column s·D + kd.
-            let tmp = &mut u[..h0 * nb];
-            T::gemm(
-                MatMut::from_column_major_slice_mut(tmp, h0, nb),
-                Accum::Replace,
-                w0.subcols(0, kd),
-                MatRef::from_column_major_slice(x, p, nb).subrows(kd, kd),
-            );
-            for s in 0..nb {
-                let base = s * dd * h0;
-                t[base..base + kd * h0].copy_from_slice(&net.w0_vcols);
-                t[base + kd * h0..base + (kd + 1) * h0].copy_from_slice(&tmp[s * h0..(s + 1) * h0]);
+            for i in 0..h0 {
+                let row = &mut r0[i * width..(i + 1) * width];
+                let bi = net.b[0][i];
+                for z in &mut row[..nb] {
+                    *z += bi;
+                }
+                for j in 0..kd {
+                    row[(1 + j) * nb..(2 + j) * nb].fill(net.w0_vcols[j * h0 + i]);
+                }
             }
         }
 
         // Hidden layers forward.
         for l in 0..nh {
             let h = sizes[l + 1];
-            let (rl, rest) = r.split_at_mut(l + 1);
-            let rl = &mut rl[l];
-            let (z, t) = rl.split_at(h * nb);
-            let sdl = &mut sd[l];
-            let sddl = &mut sdd[l];
-            // activations: u[:, s] = σ(z), σ', σ''
-            softplus_slices_g::<T, F>(z, &mut u[..h * nb], sdl, sddl);
-            if l + 1 < nh {
-                // u[:, B + s·D + j] = σ'(z_s) ⊙ T[:, s·D + j]
-                for s in 0..nb {
-                    let sds = &sdl[s * h..(s + 1) * h];
-                    for j in 0..dd {
-                        let off = (s * dd + j) * h;
-                        let src = &t[off..off + h];
-                        let dst = &mut u[h * nb + off..h * nb + off + h];
-                        for ((d, a), b) in dst.iter_mut().zip(sds).zip(src) {
+            let last = l + 1 == nh;
+            let (rl, rnext) = buf.r.split_at_mut(l + 1);
+            let rl = &*rl[l];
+            let (sdl, sddl) = (&mut *buf.sd[l], &mut *buf.sdd[l]);
+            let u = &mut *buf.u;
+            for i in 0..h {
+                let row = &rl[i * width..(i + 1) * width];
+                let (s1, s2) = (
+                    &mut sdl[i * nb..(i + 1) * nb],
+                    &mut sddl[i * nb..(i + 1) * nb],
+                );
+                let urow = &mut u[i * width..(i + 1) * width];
+                if last && !want_rho {
+                    sigmoid_slices_g::<T, F>(&row[..nb], s1, s2);
+                    continue;
+                }
+                softplus_slices_g::<T, F>(&row[..nb], &mut urow[..nb], s1, s2);
+                if !last {
+                    // u[i, (1+j)·nb + s] = σ'(z_is) T[i, j, s]
+                    for (uc, tc) in urow[nb..]
+                        .chunks_exact_mut(nb)
+                        .zip(row[nb..].chunks_exact(nb))
+                    {
+                        for ((d, a), b) in uc.iter_mut().zip(&*s1).zip(tc) {
                             *d = *a * *b;
                         }
                     }
                 }
+            }
+            if !last {
                 let hn = sizes[l + 2];
-                let rn = &mut rest[0];
+                let rn = &mut *rnext[0];
                 T::gemm(
-                    MatMut::from_column_major_slice_mut(rn, hn, width),
+                    MatMut::from_row_major_slice_mut(rn, hn, width),
                     Accum::Replace,
                     weight(l + 1),
-                    MatRef::from_column_major_slice(&u[..h * width], h, width),
+                    MatRef::from_row_major_slice(&u[..h * width], h, width),
                 );
-                let b = &net.b[l + 1];
-                for s in 0..nb {
-                    for (zi, bi) in rn[s * hn..(s + 1) * hn].iter_mut().zip(b) {
-                        *zi += *bi;
+                for (i, &bi) in net.b[l + 1].iter().enumerate() {
+                    for z in &mut rn[i * width..i * width + nb] {
+                        *z += bi;
                     }
                 }
-            } else {
-                // output layer: ρ = w_L · a + b_L
-                let wl = &net.w[nh];
-                let bl = net.b[nh][0];
-                for s in 0..nb {
-                    let a = &u[s * h..(s + 1) * h];
-                    rho_acc[s] = bl + dot_g::<T, F>(a, wl);
+            } else if want_rho {
+                // output layer: ρ = w_L · a + b_L, accumulated row by row over the sites
+                let rho = &mut *buf.rho;
+                rho.fill(net.b[nh][0]);
+                for (i, &wi) in net.w[nh].iter().enumerate() {
+                    for (r, a) in rho.iter_mut().zip(&u[i * width..i * width + nb]) {
+                        *r = F::fma(wi, *a, *r);
+                    }
                 }
             }
         }
 
         // Backward: δ_{nh-1} = w_L; Hessian terms; δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l).
         {
-            let h = sizes[nh];
-            let wl = &net.w[nh];
-            for s in 0..nb {
-                delta[s * h..(s + 1) * h].copy_from_slice(wl);
+            for (i, &wi) in net.w[nh].iter().enumerate() {
+                buf.delta[i * nb..(i + 1) * nb].fill(wi);
             }
         }
         for l in (0..nh).rev() {
             let h = sizes[l + 1];
-            let t = &r[l][h * nb..];
-            let (sdl, sddl) = (&sd[l], &sdd[l]);
-            for s in 0..nb {
-                let ds = &delta[s * h..(s + 1) * h];
-                let ss = &sddl[s * h..(s + 1) * h];
-                let hs = &mut hess[s * dd * dd..(s + 1) * dd * dd];
-                for j in 0..kd {
-                    let tj = &t[(s * dd + j) * h..(s * dd + j + 1) * h];
-                    for (((w, a), b), c) in wj[..h].iter_mut().zip(ds).zip(ss).zip(tj) {
-                        *w = *a * *b * *c;
+            let t = &*buf.r[l];
+            let (sdl, sddl) = (&*buf.sd[l], &*buf.sdd[l]);
+            let n = h * nb;
+            for ((g, d), s1) in buf.g[..n].iter_mut().zip(&buf.delta[..n]).zip(&sdl[..n]) {
+                *g = *d * *s1;
+            }
+            for j in 0..kd {
+                let mut k0 = j;
+                while k0 < dd {
+                    let nk = (dd - k0).min(4);
+                    let o = &mut buf.hess[pair_index(kd, j, k0) * nb..];
+                    let (d, s2) = (&buf.delta[..n], &sddl[..n]);
+                    match nk {
+                        1 => contract::<T, F, 1>(h, nb, width, d, s2, t, j, k0, o),
+                        2 => contract::<T, F, 2>(h, nb, width, d, s2, t, j, k0, o),
+                        3 => contract::<T, F, 3>(h, nb, width, d, s2, t, j, k0, o),
+                        _ => contract::<T, F, 4>(h, nb, width, d, s2, t, j, k0, o),
                     }
-                    for k in j..dd {
-                        let tk = &t[(s * dd + k) * h..(s * dd + k + 1) * h];
-                        hs[j * dd + k] += dot_g::<T, F>(&wj[..h], tk);
-                    }
-                }
-                let gs = &mut g[s * h..(s + 1) * h];
-                let sds = &sdl[s * h..(s + 1) * h];
-                for ((g, a), b) in gs.iter_mut().zip(sds).zip(ds) {
-                    *g = *a * *b;
+                    k0 += nk;
                 }
             }
-            let gmat = MatRef::from_column_major_slice(&g[..h * nb], h, nb);
+            let gmat = MatRef::from_row_major_slice(&buf.g[..n], h, nb);
             if l > 0 {
                 let hp = sizes[l];
                 T::gemm(
-                    MatMut::from_column_major_slice_mut(&mut delta[..hp * nb], hp, nb),
+                    MatMut::from_row_major_slice_mut(&mut buf.delta[..hp * nb], hp, nb),
                     Accum::Replace,
                     weight(l).transpose(),
                     gmat,
                 );
             } else {
                 T::gemm(
-                    MatMut::from_column_major_slice_mut(grad_x, p, nb),
+                    MatMut::from_row_major_slice_mut(&mut *buf.grad_x, p, nb),
                     Accum::Replace,
                     weight(0).transpose(),
                     gmat,
                 );
             }
         }
+    }
 
-        // Write records.
-        let stride = lay.stride();
-        for s in 0..nb {
-            let rec = &mut out[s * stride..(s + 1) * stride];
-            rec[SiteLayout::RHO] = rho_acc[s].to_f64();
-            for i in 0..kd {
-                rec[lay.grad_q() + i] = grad_x[s * p + i].to_f64();
-                rec[lay.grad_v() + i] = grad_x[s * p + kd + i].to_f64();
+    /// Site records from the pass buffers (feature-major → one record per site). With the
+    /// angle embedding `y` is the network input (cos q, sin q, v, f) per site, and
+    /// ∂ρ/∂q_i = −sin q_i ∂N/∂c_i + cos q_i ∂N/∂s_i, ∂ρ/∂v from the v rows (docs/DESIGN.md §14.6).
+    fn write_records<T: Real>(
+        &self,
+        nb: usize,
+        out: &mut [f64],
+        record: Record,
+        buf: &Buffers<'_, '_, T>,
+        y: Option<&[T]>,
+    ) {
+        let lay = self.layout();
+        let kd = lay.kd;
+        let (gx, hess) = (&*buf.grad_x, &*buf.hess);
+        let h = |j: usize, k: usize, s: usize| hess[pair_index(kd, j, k) * nb + s].to_f64();
+        let pn = self.mlp.sizes[0];
+        let gq = |i: usize, s: usize| match y {
+            Some(y) => {
+                let ys = &y[s * pn..(s + 1) * pn];
+                -ys[kd + i].to_f64() * gx[i * nb + s].to_f64()
+                    + ys[i].to_f64() * gx[(kd + i) * nb + s].to_f64()
             }
-            let hs = &hess[s * dd * dd..(s + 1) * dd * dd];
-            let m = lay.mass();
-            for j in 0..kd {
-                for k in j..kd {
-                    rec[m + j * kd + k] = hs[j * dd + k].to_f64();
-                    rec[m + k * kd + j] = hs[j * dd + k].to_f64();
+            None => gx[i * nb + s].to_f64(),
+        };
+        let voff = if y.is_some() { 2 * kd } else { kd };
+        match record {
+            Record::Full => {
+                let stride = lay.stride();
+                for (s, rec) in out.chunks_exact_mut(stride).take(nb).enumerate() {
+                    rec[SiteLayout::RHO] = buf.rho[s].to_f64();
+                    let m = lay.mass();
+                    for i in 0..kd {
+                        rec[lay.grad_q() + i] = gq(i, s);
+                        rec[lay.grad_v() + i] = gx[(voff + i) * nb + s].to_f64();
+                        for k in i..kd {
+                            let v = h(i, k, s);
+                            rec[m + i * kd + k] = v;
+                            rec[m + k * kd + i] = v;
+                        }
+                        rec[lay.cv() + i] = h(i, kd, s);
+                    }
                 }
-                rec[lay.cv() + j] = hs[j * dd + kd].to_f64();
+            }
+            Record::Accel => {
+                let stride = self.accel_layout().stride();
+                for (s, rec) in out.chunks_exact_mut(stride).take(nb).enumerate() {
+                    for i in 0..kd {
+                        rec[i] = gq(i, s) - h(i, kd, s);
+                        for k in i..kd {
+                            let v = h(i, k, s);
+                            rec[kd + i * kd + k] = v;
+                            rec[kd + k * kd + i] = v;
+                        }
+                    }
+                }
             }
         }
     }
@@ -853,6 +1032,48 @@ mod tests {
             let one = eval_one(&dens, &x[s * 6..(s + 1) * 6]);
             for (a, b) in one.iter().zip(&out[s * stride..(s + 1) * stride]) {
                 assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
+            }
+        }
+    }
+
+    /// The lean acceleration record (no ρ, σ′/σ″ only in the last layer) equals the one
+    /// compacted from the full record, for block sizes that are and are not multiples of the
+    /// SIMD width, in both precisions.
+    #[test]
+    fn acceleration_record_equals_the_full_record() {
+        for (arity, dof, hidden) in [
+            (3, 1, vec![24, 20]),
+            (1, 2, vec![16, 16, 12]),
+            (2, 2, vec![9]),
+        ] {
+            let kd = arity * dof;
+            let p = 2 * kd;
+            let mut sizes = vec![p];
+            sizes.extend(&hidden);
+            sizes.push(1);
+            for precision in [Precision::F64, Precision::F32] {
+                let dens = MlpDensity::new(Mlp::paper_init(&sizes, 5), arity, dof, 0)
+                    .unwrap()
+                    .with_precision(precision);
+                let (lay, al) = (dens.layout(), dens.accel_layout());
+                for nb in [1, 7, 16, 64, 70] {
+                    let x = random_x(p * nb, 11 + nb as u64);
+                    let mut full = vec![0.0; lay.stride() * nb];
+                    let mut acc = vec![0.0; al.stride() * nb];
+                    dens.eval_block(&x, nb, &mut full);
+                    dens.eval_block_accel(&x, nb, &mut acc);
+                    for s in 0..nb {
+                        let (r, a) = (&full[s * lay.stride()..], &acc[s * al.stride()..]);
+                        for i in 0..kd {
+                            let b = r[lay.grad_q() + i] - r[lay.cv() + i];
+                            assert!((a[i] - b).abs() <= 1e-12 * (1.0 + b.abs()), "b[{i}]");
+                        }
+                        for e in 0..kd * kd {
+                            let m = r[lay.mass() + e];
+                            assert!((a[kd + e] - m).abs() <= 1e-12 * (1.0 + m.abs()), "m[{e}]");
+                        }
+                    }
+                }
             }
         }
     }

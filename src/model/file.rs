@@ -374,6 +374,7 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
                 }
             }
             "edge_potential" => GraphTerm::EdgePotential(net),
+            "edge_distance" => GraphTerm::EdgeDistance(net),
             "node_potential" => GraphTerm::NodePotential(net),
             "sites" => GraphTerm::Sites(net),
             "stencil3" => GraphTerm::Stencil(net),
@@ -381,7 +382,7 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
                 ctx.problem(
                     format!("/{g}@kind"),
                     format!(
-                        "'{k}' is not one of node_kinetic, edge_potential, node_potential, sites, stencil3, closed"
+                        "'{k}' is not one of node_kinetic, edge_potential, edge_distance, node_potential, sites, stencil3, closed"
                     ),
                 );
                 return None;

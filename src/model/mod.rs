@@ -87,6 +87,10 @@ pub enum GraphTerm {
     },
     /// N(q_b − q_a; f_ab) + N(q_a − q_b; f_ab) on every edge.
     EdgePotential(Mlp),
+    /// N(|q_b − q_a|; f_ab) on every edge, q the particles' positions in 2-D/3-D: invariant
+    /// under translations and rotations, so with the kinetic term linear and angular momentum
+    /// are conserved (docs/DESIGN.md §14.3).
+    EdgeDistance(Mlp),
     /// N(q_i; f_i) on every node.
     NodePotential(Mlp),
     /// A general density ρ(q_I, q̇_I) over the graph file's explicit `sites` tuples.
@@ -169,6 +173,7 @@ impl GraphTerm {
         match self {
             GraphTerm::Kinetic { .. } => "node_kinetic",
             GraphTerm::EdgePotential(_) => "edge_potential",
+            GraphTerm::EdgeDistance(_) => "edge_distance",
             GraphTerm::NodePotential(_) => "node_potential",
             GraphTerm::Sites(_) => "sites",
             GraphTerm::Stencil(_) => "stencil3",
@@ -180,6 +185,7 @@ impl GraphTerm {
         match self {
             GraphTerm::Kinetic { net, .. }
             | GraphTerm::EdgePotential(net)
+            | GraphTerm::EdgeDistance(net)
             | GraphTerm::NodePotential(net)
             | GraphTerm::Sites(net)
             | GraphTerm::Stencil(net) => Some(net),
@@ -190,6 +196,7 @@ impl GraphTerm {
         match self {
             GraphTerm::Kinetic { net, .. }
             | GraphTerm::EdgePotential(net)
+            | GraphTerm::EdgeDistance(net)
             | GraphTerm::NodePotential(net)
             | GraphTerm::Sites(net)
             | GraphTerm::Stencil(net) => Some(net),
@@ -585,6 +592,51 @@ impl GraphModel {
     /// One general density over the graph file's `sites` tuples (`stencil = false`) or over
     /// the 1-D stencils of a ring/chain (`stencil = true`); inputs (q_I, q̇_I) normalised by the
     /// statistics of `states` (rows (q, q̇) of 2·n·d values).
+    /// Replace the edge-difference potential of a [`GraphModel::node_edge`] model by an
+    /// edge-distance potential N(|q_b − q_a|; f_ab) (q the particles' positions, dof 2 or 3;
+    /// docs/DESIGN.md §14.3): a network of the same shape on 1 + nf inputs, the distance
+    /// scaled by its RMS over `q_samples`. A periodic model (q_period) is refused.
+    pub fn with_edge_distance(
+        mut self,
+        graph: &SystemGraph,
+        shape: &NetShape,
+        q_samples: &[&[f64]],
+    ) -> Result<GraphModel> {
+        check_shape(shape)?;
+        let d = self.dof;
+        if !(2..=3).contains(&d) {
+            return Err(Error::input(format!(
+                "{}: an edge-distance potential needs node positions in 2-D or 3-D (dof 2 or 3); the graph has dof {d}",
+                graph.name
+            )));
+        }
+        if self.q_period.is_some() {
+            return Err(Error::input(
+                "an edge-distance potential takes positions, not periodic coordinates (--angles)",
+            ));
+        }
+        let t = self
+            .terms
+            .iter()
+            .position(|t| matches!(t, GraphTerm::EdgePotential(_)))
+            .ok_or_else(|| Error::input("the model has no edge potential to replace"))?;
+        let (nfe, fedge) = graph.edge_features(self.features)?;
+        let mut net = Mlp::paper_init(&sizes(1 + nfe, shape), shape.seed);
+        net.input_scale[0] = rms(q_samples.iter().flat_map(|q| {
+            graph.data.edges.iter().map(move |&[a, b]| {
+                let mut xs = [0.0; 6];
+                xs[..d].copy_from_slice(&q[a * d..a * d + d]);
+                xs[d..2 * d].copy_from_slice(&q[b * d..b * d + d]);
+                crate::density::potential::edge_distance(&xs, d, &mut [0.0; 3])
+            })
+        }));
+        for j in 0..nfe {
+            net.input_scale[1 + j] = mean_abs(&fedge, nfe, j);
+        }
+        self.terms[t] = GraphTerm::EdgeDistance(net);
+        Ok(self)
+    }
+
     pub fn general(
         graph: &SystemGraph,
         stencil: bool,
@@ -675,6 +727,11 @@ impl GraphModel {
                     "edge features",
                     graph.edge_features(self.features)?.0,
                     net.sizes[0] - self.dof,
+                ),
+                GraphTerm::EdgeDistance(net) => (
+                    "edge features",
+                    graph.edge_features(self.features)?.0,
+                    net.sizes[0] - 1,
                 ),
                 GraphTerm::NodePotential(net) => (
                     "node features",
@@ -774,6 +831,18 @@ impl GraphModel {
                         PotentialMlp::new(net.clone(), PotentialInput::EdgeDiff, d, nf)?
                             .with_period(self.q_period)?,
                     ),
+                )
+            }
+            GraphTerm::EdgeDistance(net) => {
+                let (nf, f) = graph.edge_features(self.features)?;
+                (
+                    edge_sites()?.with_features(nf, f)?,
+                    Arc::new(PotentialMlp::new(
+                        net.clone(),
+                        PotentialInput::EdgeDistance,
+                        d,
+                        nf,
+                    )?),
                 )
             }
             GraphTerm::NodePotential(net) => {

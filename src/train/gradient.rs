@@ -422,6 +422,10 @@ pub fn lnn_dense_block_damped(
                     xin[(c * ns + s) * p..(c * ns + s + 1) * p].copy_from_slice(src);
                 }
             }
+            if dens.embedded() {
+                // Through the angle embedding (docs/DESIGN.md §14.6).
+                xin = crate::density::embed::embed_adjoint_channels(&xin, ns, d);
+            }
             adjoint_block(&dens.mlp, &mut xin, ns, grad);
         }
     }

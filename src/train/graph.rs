@@ -207,6 +207,10 @@ impl Trainable for GraphTrainer {
                     let input = (PotentialInput::Node, model.q_period);
                     potential_adjoint_batch(net, input, sites, d, &states, g)
                 }
+                GraphTerm::EdgeDistance(net) => {
+                    let input = (PotentialInput::EdgeDistance, None);
+                    potential_adjoint_batch(net, input, sites, d, &states, g)
+                }
                 GraphTerm::Sites(net) | GraphTerm::Stencil(net) => match &wrapped {
                     // The density wraps each q (docs/DESIGN.md §7): the adjoint sees the same inputs.
                     Some(qw) => {
@@ -326,6 +330,7 @@ pub(crate) fn potential_adjoint_batch(
         1
     };
     let ns = sites.len();
+    let ci = input.coord_inputs(d);
     batched_adjoint(
         net,
         samples.len() * ns,
@@ -336,6 +341,16 @@ pub(crate) fn potential_adjoint_batch(
             let (q, _, _, lam) = samples[smp];
             let nodes = sites.neighbourhood(s);
             let f = sites.features_of(s);
+            // Edge-distance sites: r = |q_b − q_a| and the unit vector (docs/DESIGN.md §14.3).
+            let mut unit = [0.0; 3];
+            let r = if input == PotentialInput::EdgeDistance {
+                let mut xs = [0.0; 6];
+                xs[..d].copy_from_slice(&q[nodes[0] * d..nodes[0] * d + d]);
+                xs[d..2 * d].copy_from_slice(&q[nodes[1] * d..nodes[1] * d + d]);
+                crate::density::potential::edge_distance(&xs, d, &mut unit)
+            } else {
+                0.0
+            };
             for c in 0..copies {
                 let col = j0 + c;
                 let x0 = &mut xin[col * pn..(col + 1) * pn];
@@ -352,8 +367,9 @@ pub(crate) fn potential_adjoint_batch(
                             x0[k] = sign * wrap_opt(delta, period);
                         }
                     }
+                    PotentialInput::EdgeDistance => x0[0] = r,
                 }
-                x0[d..d + nf].copy_from_slice(f);
+                x0[ci..ci + nf].copy_from_slice(f);
                 // u3: the adjoint through the same linear input map.
                 let u3 = &mut xin[(3 * nb + col) * pn..(3 * nb + col + 1) * pn];
                 match input {
@@ -365,6 +381,12 @@ pub(crate) fn potential_adjoint_batch(
                         for k in 0..d {
                             u3[k] = sign * (lam[nodes[1] * d + k] - lam[nodes[0] * d + k]);
                         }
+                    }
+                    // D_u r = (Δ/r)·(u_b − u_a): the distance is the network's only q input.
+                    PotentialInput::EdgeDistance => {
+                        u3[0] = (0..d)
+                            .map(|k| unit[k] * (lam[nodes[1] * d + k] - lam[nodes[0] * d + k]))
+                            .sum();
                     }
                 }
             }
@@ -471,6 +493,16 @@ mod tests {
 
     /// A small spring chain with node and edge features and random states.
     fn setup(node_potential: bool, fixed: bool, period: Option<f64>) -> (GraphTrainer, Samples) {
+        setup_with(node_potential, fixed, period, false)
+    }
+
+    /// [`setup`]; with `distance` the edge potential is the edge-distance one.
+    fn setup_with(
+        node_potential: bool,
+        fixed: bool,
+        period: Option<f64>,
+        distance: bool,
+    ) -> (GraphTrainer, Samples) {
         use ndarray::Array2;
         let n = 6;
         let mut g = crate::io::GraphData::new(n, 2, (0..n - 1).map(|i| [i, i + 1]).collect());
@@ -495,6 +527,9 @@ mod tests {
         };
         let mut m =
             GraphModel::node_edge(&graph, FeatureSet::Graph, node_potential, &shape, &qs).unwrap();
+        if distance {
+            m = m.with_edge_distance(&graph, &shape, &qs).unwrap();
+        }
         if fixed {
             m.boundary = Boundary::Fixed;
         }
@@ -597,6 +632,17 @@ mod tests {
         check_gradient(true, true, None);
         // Angles: states in [−1, 1], differences up to 2, wrapped by 1.5.
         check_gradient(true, false, Some(1.5));
+    }
+
+    /// The edge-distance potential (docs/DESIGN.md §14.3): the adjoint through r = |q_b − q_a|,
+    /// with node potential and fixed nodes as well.
+    #[test]
+    fn edge_distance_gradient_matches_finite_differences() {
+        let (tr, data) = setup_with(false, false, None, true);
+        assert!(matches!(tr.model.terms[1], GraphTerm::EdgeDistance(_)));
+        check_fd(tr, data, 1e-5);
+        let (tr, data) = setup_with(true, true, None, true);
+        check_fd(tr, data, 1e-5);
     }
 
     /// The general stencil density on a ring of angles: the adjoint through the wrapped inputs.

@@ -450,6 +450,11 @@ impl WeakLnnTrainer {
                 model.kind.as_str()
             )));
         }
+        if model.angle_embedding() {
+            return Err(Error::input(
+                "the weak-form objective does not train an angle-embedded lnn yet (--angles embed); use --angles wrap, or data with qdot/qddot (--objective accel)",
+            ));
+        }
         if model.net.sizes[0] != 2 * windows.dim {
             return Err(Error::input(format!(
                 "the model takes {} coordinates but the data has {}",
@@ -638,6 +643,10 @@ fn graph_window(
                 }
                 GraphTerm::NodePotential(net) => {
                     let input = (PotentialInput::Node, model.q_period);
+                    potential_adjoint_batch(net, input, sites, d, &[(q, v, &[], &uq)], g)
+                }
+                GraphTerm::EdgeDistance(net) => {
+                    let input = (PotentialInput::EdgeDistance, None);
                     potential_adjoint_batch(net, input, sites, d, &[(q, v, &[], &uq)], g)
                 }
                 GraphTerm::Kinetic { .. } | GraphTerm::Closed(_) => {}
