@@ -241,7 +241,8 @@ pub(super) fn run_mesh(opts: &ExperimentOptions, rep: &mut ExperimentReport) -> 
         let (q, v, w) = &pred[k];
         emod[k] = dyt.energy(q, v)?;
         let em = dym.energy(q, v)?;
-        bal[k] = (em + w.dissipated - w.injected) / alpha;
+        // The learned energy has its own constant: shift the balance line to start at E₀.
+        bal[k] = e0 + (em + w.dissipated - w.injected - em0) / alpha;
         let scale = em0.abs().max(w.dissipated);
         res_model = res_model.max((em + w.dissipated - w.injected - em0).abs() / scale);
         e_curve = e_curve.max((emod[k] - et[k]).abs() / e0.abs());
@@ -276,7 +277,7 @@ pub(super) fn run_mesh(opts: &ExperimentOptions, rep: &mut ExperimentReport) -> 
                 emod,
             ),
             Series::new(
-                "model balance: (E_model + W_diss − W_inj)/α (flat)",
+                "model balance: E₀ + (E_model + W_diss − W_inj − E_model(0))/α (flat)",
                 times.clone(),
                 bal,
             ),
