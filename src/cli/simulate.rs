@@ -435,7 +435,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     let mut conserved = None;
     let stats = if forced {
         let (stats, works, energies) =
-            data::damped::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
+            data::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
                 bar.set_position(k as u64)
             })?;
         let row = |f: fn(&lgn::integrate::Work) -> f64| {
@@ -810,14 +810,7 @@ impl MeshOutputs {
 
 /// The XDMF sidecar of --out must not exist (unless --force).
 fn sidecar_free(a: &SimulateArgs) -> Result<()> {
-    let xmf = lgn::io::xdmf::sidecar_path(&a.out);
-    if xmf.exists() && !a.force {
-        return Err(Error::file(
-            &xmf,
-            "output file already exists; pass --force to overwrite it",
-        ));
-    }
-    Ok(())
+    super::generate::refuse_existing_sidecar(&a.out, a.force)
 }
 
 fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {

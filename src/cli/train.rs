@@ -173,7 +173,11 @@ pub struct TrainArgs {
     /// (D = ½ Σ c_k q̇_k², one learned c_k ≥ 0 per coordinate: joint friction, viscous drag; the
     /// coefficients are stored in the model file and printed at the end) or learned (a
     /// state-dependent coefficient network; graph models). Use it on data from a damped system,
-    /// e.g. `lgn generate dblpend --damping 0.3`.
+    /// e.g. `lgn generate dblpend --damping 0.3`. Graph/mesh models (docs/DESIGN.md §13.7):
+    /// D = ½ Σ_i γ_i |q̇_i|², γ_i = s_i·softplus(N) ≥ 0 with s_i the node's mass scale; linear
+    /// learns one constant N, learned a network of (q_i, node features). Training files with
+    /// inputs `u` (and `B`, e.g. `lgn generate wave-mesh --forcing …`) are driven: B u enters
+    /// every sample's equations.
     #[arg(long, default_value = "none", value_parser = choice::<lgn::density::dissipation::DissipationKind>())]
     pub dissipation: lgn::density::dissipation::DissipationKind,
     /// Replace an existing output file.
@@ -343,13 +347,13 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result
             ),
         ));
     }
-    let samples =
+    let mut samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
     // `auto`: fixed when the flagged nodes never move in the data (of every rank).
     let still_all = train_mpi::still_over(comm, &setup.boundary_coords(args)?, &raw)?;
     let system = raw.system.clone().unwrap_or_default();
-    let model = setup.model(args, &states, &|_: &[usize]| still_all, &system, comm)?;
+    let mut model = setup.model(args, &states, &|_: &[usize]| still_all, &system, comm)?;
     let graph = setup.graph;
     let cfg = config(args, true, shard.total, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {
@@ -357,9 +361,20 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result
             "--precision f32 applies to --model lgn on the ring; graph models (--graph/--mesh) train in f64",
         ));
     }
+    // Issue 13: the dissipation term and driven data (u, B).
+    super::train_driven::attach_dissipation(args, &mut model, &graph, &samples)?;
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
+    if comm.size() > 1 {
+        // Driven data's rows would have to be sharded with u: one rank for now.
+        if lgn::io::inputs::read_u(&args.data, shard.total, "samples")?.is_some() {
+            train_mpi::refuse(comm, "training on driven data (u in the file)")?;
+        }
+    } else {
+        (trainer, samples) = super::train_driven::driven(args, trainer, samples)?;
+    }
     let bar = progress_bar(args.quiet || !comm.is_root());
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
+    let q0 = (samples.n > 0).then(|| samples.input_row(0)[..d].to_vec());
     let report = train_mpi::fit(comm, &mut trainer, samples, &shard, &cfg, &mut on_step)?;
     bar.finish_and_clear();
     warn_stops(&report);
@@ -391,6 +406,12 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result
         gname.display(),
         trainer.model.boundary.as_str()
     );
+    if let Some(q0) = &q0 {
+        let dissipation = super::train_driven::describe(&trainer.model, &trainer.graph, q0)?;
+        if !dissipation.is_empty() {
+            eprintln!("{dissipation}");
+        }
+    }
     summarise(args, "lgn", &cfg, &report)
 }
 
@@ -418,6 +439,13 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
         64,
     )?;
     let objective = super::train_positions::objective(&args)?;
+    if objective != lgn::train::positions::ObjectiveKind::Accel
+        && args.dissipation != DissipationKind::None
+    {
+        return Err(Error::input(
+            "--dissipation trains on accelerations (--objective accel); positions-only objectives learn conservative models",
+        ));
+    }
     if !graph && args.edge_distance {
         return Err(Error::input(
             "--edge-distance applies to graph models (--graph with node positions in 2-D/3-D)",
@@ -447,9 +475,7 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
     }
     if graph {
         if args.dissipation != DissipationKind::None {
-            return Err(Error::input(
-                "--dissipation with --graph/--mesh is not available yet: graph models train conservative (use --model lnn for damped single-network data)",
-            ));
+            train_mpi::refuse(comm, "--dissipation with --graph/--mesh")?;
         }
         return run_graph(&args, stop, comm);
     }

@@ -6,6 +6,7 @@
 //! small, seeded and finish in about two minutes: the tests use them and assert on outcomes.
 
 pub mod damped;
+mod damped_mesh;
 pub mod dblpend;
 pub mod mesh;
 pub mod noisy;

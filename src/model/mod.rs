@@ -13,7 +13,9 @@
 //! (+ Σ_i N_node(q_i; f_i) when asked), with learned positive masses μ_i = s_i·softplus(g(f_i)):
 //! M = diag(μ) is positive definite at every state and the solve is diagonal.
 
+mod dissipation;
 pub(crate) mod file;
+pub use dissipation::GraphDissipation;
 
 pub use file::{load_graph_model, GRAPH_MODEL_KIND};
 
@@ -402,6 +404,8 @@ pub struct GraphModel {
     pub graph: GraphData,
     /// Physical system name of the training data (free-form).
     pub system: String,
+    /// A learned dissipation D = ½ Σ γ_i |q̇_i|² (docs/DESIGN.md §13.7); `None`: conservative.
+    pub dissipation: Option<GraphDissipation>,
 }
 
 /// Architecture of the networks of a new model.
@@ -492,6 +496,7 @@ impl GraphModel {
             terms,
             graph: graph.data.clone(),
             system: String::new(),
+            dissipation: None,
         };
         m.check_graph(graph)?;
         Ok(m)
@@ -604,6 +609,7 @@ impl GraphModel {
             terms,
             graph: graph.data.clone(),
             system: String::new(),
+            dissipation: None,
         })
     }
 
@@ -715,6 +721,7 @@ impl GraphModel {
             }],
             graph: graph.data.clone(),
             system: String::new(),
+            dissipation: None,
         })
     }
 
@@ -806,10 +813,12 @@ impl GraphModel {
             _ => GraphKind::General,
         };
         let dy = Dynamics::new(lag, solver, kind)?;
-        match self.boundary {
-            Boundary::Free => Ok(dy),
-            Boundary::Fixed => dy.with_fixed(&fixed),
-        }
+        let mut dy = match self.boundary {
+            Boundary::Free => dy,
+            Boundary::Fixed => dy.with_fixed(&fixed)?,
+        };
+        self.attach_dissipation(&mut dy, graph)?;
+        Ok(dy)
     }
 
     /// The Lagrangian of this model on `graph` and its held coordinates (empty for a free
@@ -931,7 +940,7 @@ impl GraphModel {
             term.sites.features = sites.features;
             term.density = dens;
         }
-        Ok(())
+        self.attach_dissipation(dy, graph)
     }
 
     /// All trainable parameters, term after term (see [`crate::train::hyperdual::flatten`]).
@@ -939,6 +948,7 @@ impl GraphModel {
         self.terms
             .iter()
             .filter_map(|t| t.net())
+            .chain(self.dissipation.as_ref().map(|d| &d.net))
             .flat_map(crate::train::hyperdual::flatten)
             .collect()
     }
@@ -948,6 +958,10 @@ impl GraphModel {
         let mut o = vec![0];
         for t in &self.terms {
             o.push(o.last().unwrap() + t.net().map_or(0, |n| n.n_params()));
+        }
+        // The dissipation's parameters come last (one more offset).
+        if let Some(d) = &self.dissipation {
+            o.push(o.last().unwrap() + d.net.n_params());
         }
         o
     }
@@ -967,12 +981,25 @@ impl GraphModel {
                 crate::train::hyperdual::unflatten(net, &theta[offs[t]..offs[t + 1]]);
             }
         }
+        if let Some(d) = &mut self.dissipation {
+            let o = offs[self.terms.len()];
+            crate::train::hyperdual::unflatten(&mut d.net, &theta[o..]);
+        }
         Ok(())
     }
 
     /// Short description ("node-edge: node_kinetic + edge_potential (64×2)").
     pub fn describe(&self) -> String {
-        let kinds: Vec<&str> = self.terms.iter().map(|t| t.kind()).collect();
+        let mut kinds: Vec<&str> = self.terms.iter().map(|t| t.kind()).collect();
+        if let Some(d) = &self.dissipation {
+            kinds.push(
+                if d.kind() == crate::density::dissipation::DissipationKind::Linear {
+                    "linear_dissipation"
+                } else {
+                    "learned_dissipation"
+                },
+            );
+        }
         format!("graph model ({})", kinds.join(" + "))
     }
 }

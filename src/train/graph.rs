@@ -33,6 +33,9 @@ pub struct GraphTrainer {
     pub graph: SystemGraph,
     dys: Vec<Dynamics>,
     stale: bool,
+    /// Input map B (n·d × m, row-major) and m: the data rows then hold (q, q̇, u) and the force
+    /// B u enters every sample's equations (docs/DESIGN.md §13.7).
+    input_map: Option<(Vec<f64>, usize)>,
 }
 
 impl GraphTrainer {
@@ -46,6 +49,7 @@ impl GraphTrainer {
             graph,
             dys,
             stale: false,
+            input_map: None,
         })
     }
 
@@ -67,9 +71,25 @@ impl GraphTrainer {
         &self.dys[0]
     }
 
+    /// Train on driven data: rows (q, q̇, u) with u ∈ R^m entering as the force B u
+    /// (`map`: n·d × m, row-major). Use [`append_inputs`] to build such rows.
+    pub fn with_input_map(mut self, map: Vec<f64>, m: usize) -> Result<GraphTrainer> {
+        let n = self.graph.n_coords();
+        if m == 0 || map.len() != n * m {
+            return Err(Error::input(format!(
+                "the input map B has {} values; the graph has {n} coordinates and u width {m}, so B needs {n} × {m}",
+                map.len()
+            )));
+        }
+        crate::error::check_finite("input map B", &map)?;
+        self.input_map = Some((map, m));
+        Ok(self)
+    }
+
     fn check_data(&self, data: &Samples) -> Result<()> {
         let n = self.graph.n_coords();
-        if data.in_dim != 2 * n || data.out_dim != n {
+        let m = self.input_map.as_ref().map_or(0, |(_, m)| *m);
+        if data.in_dim != 2 * n + m || data.out_dim != n {
             return Err(Error::input(format!(
                 "the data has states of {} coordinates but the graph {} has {} nodes × {} = {n}",
                 data.out_dim,
@@ -116,6 +136,7 @@ impl Trainable for GraphTrainer {
         let mut lam_chunks: Vec<&mut [f64]> = lams.chunks_mut(chunk).collect();
         acc_chunks.resize_with(self.dys.len(), Default::default);
         lam_chunks.resize_with(self.dys.len(), Default::default);
+        let input_map = self.input_map.as_ref();
         let parts: Vec<Result<f64>> = self
             .dys
             .par_iter_mut()
@@ -128,9 +149,11 @@ impl Trainable for GraphTrainer {
                     let row = data.input_row(i);
                     let out = want_grad
                         .then(|| (&mut ac[k * n..(k + 1) * n], &mut lm[k * n..(k + 1) * n]));
+                    let force = input_map.map(|(b, m)| input_force(b, *m, &row[2 * n..]));
                     l += sample_forward(
                         dy,
-                        (&row[..n], &row[n..], data.target_row(i)),
+                        (&row[..n], &row[n..2 * n], data.target_row(i)),
+                        force.as_deref(),
                         data.weight(i) * inv,
                         loss,
                         &mut lam,
@@ -165,7 +188,7 @@ impl Trainable for GraphTrainer {
                 let row = data.input_row(i);
                 (
                     &row[..n],
-                    &row[n..],
+                    &row[n..2 * n],
                     &acc[k * n..(k + 1) * n],
                     &lams[k * n..(k + 1) * n],
                 )
@@ -215,6 +238,18 @@ impl Trainable for GraphTrainer {
                 },
             }
         }
+        // The dissipation's parameters come last: (13.3), batched over samples and nodes.
+        if let Some(crate::density::dissipation::Forces { dissipation, .. }) = &self.dys[0].forces {
+            if let Some(crate::density::dissipation::DissipationTerm::Learned(l)) = dissipation
+                .iter()
+                .find(|t| matches!(t, crate::density::dissipation::DissipationTerm::Learned(_)))
+            {
+                let o = offs[model.terms.len()];
+                let st: Vec<(&[f64], &[f64], &[f64])> =
+                    states.iter().map(|&(q, v, _, l)| (q, v, l)).collect();
+                l.adjoint_batch(&st, &mut grad[o..]);
+            }
+        }
         Ok((total, grad, 0))
     }
 }
@@ -225,12 +260,24 @@ impl Trainable for GraphTrainer {
 fn sample_forward(
     dy: &mut Dynamics,
     (q, v, target): (&[f64], &[f64], &[f64]),
+    force: Option<&[f64]>,
     scale: f64,
     loss: LossKind,
     lam: &mut [f64],
     out: Option<(&mut [f64], &mut [f64])>,
 ) -> Result<f64> {
-    let a = dy.accelerations(q, v)?;
+    let mut a = dy.accelerations(q, v)?;
+    if let Some(f) = force {
+        // M a = b + F with M already factorised: add M⁻¹F (held coordinates get no force).
+        let mut x = f.to_vec();
+        for &j in dy.fixed_coords() {
+            x[j] = 0.0;
+        }
+        dy.solver.solve_in_place(&mut x)?;
+        for (a, x) in a.iter_mut().zip(&x) {
+            *a += x;
+        }
+    }
     let l = loss.sample(&a, target, scale, lam);
     let Some((a_out, lam_out)) = out else {
         return Ok(l);
@@ -242,6 +289,39 @@ fn sample_forward(
     a_out.copy_from_slice(&a);
     lam_out.copy_from_slice(lam);
     Ok(l)
+}
+
+/// B u of one sample (B: n·d × m row-major).
+fn input_force(b: &[f64], m: usize, u: &[f64]) -> Vec<f64> {
+    b.chunks_exact(m)
+        .map(|row| row.iter().zip(u).map(|(b, u)| b * u).sum())
+        .collect()
+}
+
+/// Rows (q, q̇, u) of driven training data: `u` holds m values per sample of `data`.
+pub fn append_inputs(data: &Samples, u: &[f64], m: usize) -> Result<Samples> {
+    if u.len() != data.n * m {
+        return Err(Error::input(format!(
+            "{} input values for {} samples of width {m}",
+            u.len(),
+            data.n
+        )));
+    }
+    let input = (0..data.n)
+        .flat_map(|i| {
+            data.input_row(i)
+                .iter()
+                .chain(&u[i * m..(i + 1) * m])
+                .copied()
+        })
+        .collect();
+    Samples::new(
+        data.in_dim + m,
+        data.out_dim,
+        input,
+        data.target.clone(),
+        data.weights.clone(),
+    )
 }
 
 /// ∂/∂θ Σ_samples Σ_s λ_{I_s}·∂ρ_s/∂q_{I_s} of a potential term, accumulated into `grad`
@@ -507,6 +587,56 @@ mod tests {
         }
         tr.set_params(&theta).unwrap();
         assert!(worst < 1e-5);
+    }
+
+    /// A learned (and a linear) dissipation term with a driven input: the adjoint gradient of
+    /// every parameter, the dissipation's included, against central differences; the input
+    /// force enters the accelerations (the loss changes with u).
+    #[test]
+    fn dissipation_and_input_gradient_matches_finite_differences() {
+        use crate::density::dissipation::DissipationKind;
+        for (kind, fixed) in [
+            (DissipationKind::Learned, false),
+            (DissipationKind::Linear, true),
+        ] {
+            let (tr, data) = setup(true, fixed, None);
+            let (mut model, graph) = (tr.model, tr.graph);
+            let nc = graph.n_coords();
+            let qs: Vec<&[f64]> = (0..data.n).map(|i| &data.input_row(i)[..nc]).collect();
+            model.dissipation =
+                crate::model::GraphDissipation::new(kind, &model, &graph, 5, 2, 9, &qs).unwrap();
+            // Non-trivial weights so every parameter matters.
+            let mut th = model.params();
+            for (i, x) in th.iter_mut().enumerate() {
+                *x += 0.05 * (0.53 * i as f64).cos();
+            }
+            model.set_params(&th).unwrap();
+            let m = 2;
+            let u: Vec<f64> = (0..data.n * m).map(|k| (0.9 * k as f64).sin()).collect();
+            let b: Vec<f64> = (0..nc * m).map(|k| 0.2 * ((k * 3) % 7) as f64).collect();
+            let driven = append_inputs(&data, &u, m).unwrap();
+            let mut tr = GraphTrainer::new(model.clone(), graph.clone())
+                .unwrap()
+                .with_input_map(b.clone(), m)
+                .unwrap();
+            let l_driven = tr
+                .loss_grad(&driven, &[0, 1], LossKind::Mse, false)
+                .unwrap()
+                .0;
+            let mut zero = GraphTrainer::new(model, graph)
+                .unwrap()
+                .with_input_map(vec![0.0; nc * m], m)
+                .unwrap();
+            let l_zero = zero
+                .loss_grad(&driven, &[0, 1], LossKind::Mse, false)
+                .unwrap()
+                .0;
+            assert!(
+                (l_driven - l_zero).abs() > 1e-6 * l_zero,
+                "{l_driven} vs {l_zero}"
+            );
+            check_fd(tr, driven, 1e-5);
+        }
     }
 
     #[test]

@@ -911,6 +911,7 @@ pub fn ring_graph_model(model: &TrainedModel, n: usize) -> Result<(GraphModel, S
         terms: vec![GraphTerm::Stencil(model.net.clone())],
         graph: graph.data.clone(),
         system: model.system.clone(),
+        dissipation: None,
     };
     Ok((gm, graph))
 }
@@ -1377,6 +1378,7 @@ mod tests {
                 ],
                 graph: graph.data.clone(),
                 system: String::new(),
+                dissipation: None,
             };
             let mut tr = WeakGraphTrainer::new(m, graph.clone(), wdata.clone()).unwrap();
             (tr.loss_grad(&wdata.samples, &idx, LossKind::Mse, false)

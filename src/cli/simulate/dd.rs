@@ -74,6 +74,12 @@ fn rollout(a: &SimulateArgs, comm: &dyn Comm) -> Result<()> {
             Some(g) => g,
             None => model.own_graph()?,
         };
+        if model.dissipation.is_some() {
+            return Err(Error::file(
+                path,
+                "the model has a learned dissipation term; under mpirun lgn simulate decomposes conservative graph models only (run it on one rank)",
+            ));
+        }
         let (lag, fixed) = model.lagrangian(&graph)?;
         let on = format!(
             "the graph {} ({} nodes × {})",
