@@ -10,7 +10,7 @@ import numpy as np
 import lgn
 
 quick = "--quick" in sys.argv
-n_nodes, n_samples, epochs = (32, 600, 20) if quick else (100, 2000, 60)
+n_nodes, n_samples, epochs = (32, 2000, 40) if quick else (100, 2000, 60)
 truth = lgn.system("wave1d-standard", n=n_nodes)
 x = np.arange(n_nodes) / n_nodes
 rng = np.random.default_rng(2)

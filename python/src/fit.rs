@@ -282,7 +282,7 @@ enum Job {
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, hnn_coords = "velocity", out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -310,6 +310,7 @@ pub fn fit<'py>(
     mass_penalty: Option<f64>,
     mass_margin: Option<f64>,
     angles: bool,
+    shift_invariant: bool,
     hnn_coords: &str,
     out: Option<PathBuf>,
     overwrite: bool,
@@ -389,6 +390,9 @@ pub fn fit<'py>(
                 return Err(input(format!("with graph=, the model trained is a Lagrangian graph network ('lgn'); got '{k}'")));
             }
         }
+        if shift_invariant && (density != "node-edge" || node_potential) {
+            return Err(input("shift_invariant on graphs: the node-edge density without a node potential is shift-invariant already; other densities are not (docs/DESIGN.md §14)"));
+        }
         if angles || mass_penalty.is_some() {
             return Err(input("angles and mass_penalty apply to single-site models ('lnn'), not to graph networks"));
         }
@@ -462,6 +466,10 @@ pub fn fit<'py>(
             .py_err()?;
         t.wrap_inputs(&mut samples);
         train::fit_normalisation(&mut t, &samples);
+        if shift_invariant {
+            // docs/DESIGN.md §14.1, as `lgn train --shift-invariant`: after the normalisation.
+            t.set_shift_invariant().py_err()?;
+        }
         Job::Net(t)
     };
     let cfg = recipe

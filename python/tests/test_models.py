@@ -181,3 +181,24 @@ def test_fit_with_known_node_masses_keeps_the_closed_form_kinetic_term():
     with pytest.raises(lgn.InputError, match="node_mass"):
         lgn.fit(lgn.ring(n), (q, v, truth.accel(q, v)), epochs=1, node_mass=1.0,
                 density="stencil", progress=False)
+
+
+def test_shift_invariant_ring_density_ignores_a_constant_shift_of_the_field():
+    # shift_invariant=True (as `lgn train --shift-invariant`): the ring density sees only
+    # differences of q along its stencil, so ρ, the accelerations and total momentum are
+    # unchanged when every q_i moves by the same c (Noether); without it they are not.
+    n = 16
+    truth = lgn.system("wave1d-standard", n=n)
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(200, n))
+    v = rng.normal(size=(200, n))
+    a = truth.accel(q, v)
+    sym = lgn.fit("lgn", (q, v, a), epochs=2, hidden=16, shift_invariant=True, progress=False)
+    raw = lgn.fit("lgn", (q, v, a), epochs=2, hidden=16, progress=False)
+    q0, v0 = q[:4], v[:4]
+    for c in (0.7, -2.5):
+        np.testing.assert_allclose(sym.accel(q0 + c, v0), sym.accel(q0, v0), rtol=1e-9, atol=1e-9)
+    shifted = np.abs(raw.accel(q0 + 0.7, v0) - raw.accel(q0, v0)).max()
+    assert shifted > 1e-6 * np.abs(raw.accel(q0, v0)).max()
+    with pytest.raises(lgn.InputError, match="shift"):
+        lgn.fit("lnn", dblpend_data(50), epochs=1, shift_invariant=True, progress=False)

@@ -133,7 +133,9 @@ def fit(
     ("constant"; graph networks "onecycle"), ``hidden`` (128; graph networks 64),
     ``layers=2``, ``weight_decay=0.0``, ``clip=1.0`` (None: no clipping), ``warmup=0.05``,
     ``normalise=True``, ``val_fraction=0.1``, ``seed=0``, ``loss="mse"|"l1"|"huber"``,
-    ``mass_penalty``, ``mass_margin``, ``angles=False``, ``hnn_coords="velocity"``,
+    ``mass_penalty``, ``mass_margin``, ``angles=False``, ``shift_invariant=False`` (lgn: a
+    density of differences along the stencil, so total momentum is conserved; docs/DESIGN.md
+    §14.1), ``hnn_coords="velocity"``,
     ``graph=`` (train a graph network on it), ``density="node-edge"|"sites"|"stencil"``,
     ``node_potential=False``, ``node_mass`` (known node masses M: the kinetic term
     ½ M |q̇_i|² in closed form, only the potential is learned; density "node-edge", as
