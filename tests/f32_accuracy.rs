@@ -13,7 +13,6 @@ fn errors(a32: &[f64], a64: &[f64]) -> [f64; 2] {
     [e[0], e[1]]
 }
 
-/// A learned mesh model (annulus, node and edge 64 × 2 MLPs) in f32 against f64.
 /// The benchmark ring (6-128-128-1) at n = 20 000: the all-f32 pass of before §15.4 gave
 /// 4.1e-4 max-norm here, the f64 backward 1.7e-4; the backward error (condition-free) ≈ 1e-7.
 #[test]
@@ -38,9 +37,11 @@ fn f32_ring_accelerations_track_f64() {
     assert!(b.accel_rhs_only <= 5e-6, "{:e}", b.accel_rhs_only);
 }
 
+/// A learned mesh model (annulus, node and edge 64 × 2 MLPs) in f32 against f64: M is well
+/// conditioned here, measured 3.8e-7 max-norm, 2.0e-7 in the 2-norm.
 #[test]
 fn f32_mesh_accelerations_track_f64() {
-    let m = read_msh(format!("{}/meshes/annulus.msh", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (m, _) = read_msh(format!("{}/meshes/annulus.msh", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let (nm, em) = systems::mesh_mlps(&m, 64, 2, 3);
     let n = m.n_nodes();
     let (q, v) = lgn::bench::ring_state(n);
@@ -56,7 +57,7 @@ fn f32_mesh_accelerations_track_f64() {
     assert!(max > 0.0, "the f32 path must differ from f64");
     eprintln!("mesh n = {n}: max {max:e}, l2 {l2:e}");
     assert!(
-        max <= 1e-4 && l2 <= 1e-4,
+        max <= 1e-5 && l2 <= 1e-5,
         "mesh n = {n}: max {max:e}, l2 {l2:e}"
     );
 }
