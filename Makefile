@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DEMO_OUT ?= lgn-demo
 
-.PHONY: deps build demo test pytest bench lint fuzz
+.PHONY: deps build demo test test-mpi pytest bench lint fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -18,6 +18,12 @@ demo: build
 test: deps
 	$(CARGO) test --release
 	bash scripts/python-test.sh
+	$(MAKE) test-mpi
+
+# The MPI tests (docs/DESIGN.md §16): lgn built with --features mpi; each test starts
+# `mpirun -n 1, 2, 3 --oversubscribe` itself (as root with OMPI_ALLOW_RUN_AS_ROOT set).
+test-mpi: deps
+	$(CARGO) test --release --features mpi --test 'mpi_*'
 
 # The Python package's tests alone (builds it into target/pyvenv).
 pytest: deps

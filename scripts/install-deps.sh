@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what lgn needs to build on Debian/Ubuntu: the HDF5 C library (libhdf5-dev) and
-# pkg-config. Does nothing when they are already there. Uses sudo when not root.
+# pkg-config; for the MPI feature and its tests Open MPI (libopenmpi-dev, openmpi-bin) and
+# libclang-dev. Does nothing when they are already there. Uses sudo when not root.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,15 @@ if ! command -v python3 >/dev/null 2>&1; then
   need+=(python3 python3-venv python3-pip)
 elif ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
   need+=(python3-venv)
+fi
+
+# MPI tests (`make test-mpi`, docs/DESIGN.md §16): Open MPI's headers and mpirun, and libclang
+# for the bindings' bindgen step.
+if ! { command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1; }; then
+  need+=(libopenmpi-dev openmpi-bin)
+fi
+if ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null && ! compgen -G "/usr/lib/*/libclang*.so*" >/dev/null; then
+  need+=(libclang-dev)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -2,6 +2,7 @@
 //! the place (file, path inside the file, node or site index) so the CLI can print it verbatim.
 
 pub use crate::integrate::IntegrateError;
+pub use crate::parallel::CommError;
 pub use crate::solve::SolveError;
 pub use crate::train::TrainError;
 use std::fmt;
@@ -30,6 +31,8 @@ pub enum Error {
         location: Option<String>,
         msg: String,
     },
+    /// A communication between MPI ranks failed (docs/DESIGN.md §16).
+    Comm(CommError),
     /// `source` happened at `place` (a sample, a frame, a file).
     At { place: String, source: Box<Error> },
 }
@@ -45,6 +48,11 @@ impl From<SolveError> for Error {
 impl From<IntegrateError> for Error {
     fn from(e: IntegrateError) -> Self {
         Error::Integrate(e)
+    }
+}
+impl From<CommError> for Error {
+    fn from(e: CommError) -> Self {
+        Error::Comm(e)
     }
 }
 impl From<TrainError> for Error {
@@ -132,6 +140,7 @@ impl fmt::Display for Error {
             Error::Solve(e) => write!(f, "singular mass matrix: {e}"),
             Error::Integrate(e) => write!(f, "integration failed: {e}"),
             Error::Train(e) => write!(f, "{e}"),
+            Error::Comm(e) => write!(f, "MPI: {e}"),
             Error::File {
                 path,
                 location: Some(loc),
@@ -153,6 +162,7 @@ impl std::error::Error for Error {
             Error::Solve(e) => Some(e),
             Error::Integrate(e) => Some(e),
             Error::Train(e) => Some(e),
+            Error::Comm(e) => Some(e),
             Error::At { source, .. } => Some(source.as_ref()),
             Error::Input(_) | Error::File { .. } => None,
         }

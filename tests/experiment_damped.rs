@@ -24,7 +24,19 @@ fn quick_damped_experiment_reports_balance_and_nonnegative_damping() {
         "every model rollout failed: {:?}",
         r.notes
     );
-    for f in ["energy_decay.png", "energy_decay_mean.png", "metrics.json"] {
+    // The damped, driven mesh wave: the truth's balance closes, the learned rate is a
+    // non-negative finite number, and the model's own rollout balances its own work.
+    assert!(m["mesh_truth_power_balance_residual"] < 1e-8, "{m:?}");
+    assert!(m["mesh_truth_w_dissipated_end"] > 0.0 && m["mesh_truth_w_injected_end"] != 0.0);
+    assert!(m["mesh_damping_rate_mean"] >= 0.0 && m["mesh_damping_rate_mean"].is_finite());
+    assert!(m["mesh_model_power_balance_residual"] < 1e-6, "{m:?}");
+    assert!(m["mesh_accel_rel_error"].is_finite());
+    for f in [
+        "energy_decay.png",
+        "energy_decay_mean.png",
+        "energy_decay_mesh.png",
+        "metrics.json",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     std::fs::remove_dir_all(&out).ok();

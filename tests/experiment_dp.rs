@@ -92,6 +92,9 @@ fn dblpend_quick_lnn_conserves_energy_better_than_baseline() {
     // The saved model wraps its angles: q and q + 2π give the same accelerations.
     let model = lgn::train::load_model(dir.join("lnn.h5")).unwrap();
     assert_eq!(model.q_period(), Some(2.0 * std::f64::consts::PI));
+    // The LNN sees the angles through (cos θ, sin θ) (docs/DESIGN.md §14.6): no seam at ±π.
+    assert!(model.angle_embedding());
+    assert!(m("lnn_seam_jump_lagrangian") < 1e-9 && m("lnn_seam_jump_energy") < 1e-9);
     let solver = lgn::solve::SolverKind::Dense;
     let a0 = model.predict(&[0.4, -2.0], &[1.0, -3.0], solver).unwrap();
     let tau = 2.0 * std::f64::consts::PI;

@@ -185,6 +185,80 @@ for name, tt, qq in [("nan", t, q.copy()), ("nonuni", t.copy(), q), ("short", t[
 }
 
 #[test]
+fn every_model_kind_trains_from_positions_or_says_why() {
+    // The ring LGN (--model lgn) and a general stencil density on a graph file train from
+    // positions-only wave data with default flags (the weak form); mlp and hnn give the reason.
+    let d = dir("kinds");
+    let pos = d.join("wave_pos.h5");
+    let out = lgn(&[
+        "generate",
+        "wave1d",
+        "--kind",
+        "trajectories",
+        "--positions-only",
+        "--noise",
+        "1e-3",
+        "--grid",
+        "12",
+        "--batch",
+        "4",
+        "--frames",
+        "60",
+        "--dt",
+        "0.02",
+        "--out",
+        s(&pos),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let train = |extra: &[&str], out_name: &str| {
+        let model = d.join(out_name);
+        // Few rows (2 segments of 16 windows per trajectory): small minibatches for enough steps.
+        let mut a = vec![
+            "train",
+            "--data",
+            s(&pos),
+            "--epochs",
+            "60",
+            "--batch",
+            "16",
+            "--hidden",
+            "32",
+        ];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--quiet", "--force", "--out", s(&model)]);
+        (lgn(&a), model)
+    };
+    let (o, model) = train(&["--model", "lgn"], "lgn.h5");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = lgn::train::load_model(&model).unwrap();
+    assert_eq!(m.kind, lgn::train::ModelKind::Lgn);
+    assert!(m.net.weights.iter().flatten().all(|x| x.is_finite()));
+    let ring = d.join("ring.h5");
+    lgn::model::SystemGraph::line(12, 1, true)
+        .unwrap()
+        .data
+        .write(&ring, true)
+        .unwrap();
+    let (o, model) = train(&["--graph", s(&ring), "--density", "stencil"], "g.h5");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(model.exists());
+    for kind in ["mlp", "hnn"] {
+        let (o, _) = train(&["--model", kind], "x.h5");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            e.contains("weak-form") && e.contains("savgol"),
+            "{kind}: {e}"
+        );
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
 fn quick_experiment_outcomes() {
     let d = dir("exp");
     let mut opts = lgn::experiment::ExperimentOptions::new(d.clone());

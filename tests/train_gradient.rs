@@ -89,8 +89,14 @@ fn cond2(m: &[f64]) -> f64 {
 }
 
 fn dblpend_case() -> (MlpDensity, Samples) {
-    let mlp = random_mlp(&[4, 12, 12, 1], 3, 1.0);
-    let dens = MlpDensity::new(mlp, 1, 2, 0).unwrap();
+    dblpend_case_with(false)
+}
+
+/// [`dblpend_case`]; with `embed` the network sees the angle embedding (cos q, sin q, q̇)
+/// (docs/DESIGN.md §14.6).
+fn dblpend_case_with(embed: bool) -> (MlpDensity, Samples) {
+    let mlp = random_mlp(&[if embed { 6 } else { 4 }, 12, 12, 1], 3, 1.0);
+    let dens = MlpDensity::with_input(mlp, 1, 2, 0, embed).unwrap();
     let mut rng = StdRng::seed_from_u64(11);
     let (mut input, mut target) = (vec![], vec![]);
     while input.len() < 4 * 24 {
@@ -108,27 +114,32 @@ fn dblpend_case() -> (MlpDensity, Samples) {
     (dens, Samples::new(4, 2, input, target, Some(w)).unwrap())
 }
 
+/// Plain (q, q̇) inputs and the angle embedding (cos q, sin q, q̇) (docs/DESIGN.md §14.6: the
+/// adjoint channels mapped by `density::embed::embed_adjoint_channels`), for the three losses.
 #[test]
 fn dblpend_lnn_gradient_matches_finite_differences() {
-    let (dens, data) = dblpend_case();
-    let idx: Vec<usize> = (0..data.n).collect();
-    let theta = flatten(&dens.mlp);
-    for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
-        let (l0, g) = lnn_dense_loss_grad(&dens, &data, &idx, loss, true).unwrap();
-        assert!(l0.is_finite() && l0 > 0.0);
-        let mut f = |th: &[f64]| {
-            let mut m = dens.mlp.clone();
-            unflatten(&mut m, th);
-            let d = MlpDensity::new(m, 1, 2, 0).unwrap();
-            lnn_dense_loss_grad(&d, &data, &idx, loss, false).unwrap().0
-        };
-        let all: Vec<usize> = (0..theta.len()).collect();
-        let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
-        println!(
-            "dblpend LNN {loss:?}: {} params, worst rel err {worst:.2e}",
-            theta.len()
-        );
-        assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
+    for embed in [false, true] {
+        let (dens, data) = dblpend_case_with(embed);
+        assert_eq!(dens.embedded(), embed);
+        let idx: Vec<usize> = (0..data.n).collect();
+        let theta = flatten(&dens.mlp);
+        for loss in [LossKind::Mse, LossKind::L1, LossKind::Huber] {
+            let (l0, g) = lnn_dense_loss_grad(&dens, &data, &idx, loss, true).unwrap();
+            assert!(l0.is_finite() && l0 > 0.0);
+            let mut f = |th: &[f64]| {
+                let mut m = dens.mlp.clone();
+                unflatten(&mut m, th);
+                let d = MlpDensity::with_input(m, 1, 2, 0, embed).unwrap();
+                lnn_dense_loss_grad(&d, &data, &idx, loss, false).unwrap().0
+            };
+            let all: Vec<usize> = (0..theta.len()).collect();
+            let worst = fd_check(&theta, &g, &all, 2e-4, &mut f);
+            println!(
+                "dblpend LNN (embed {embed}) {loss:?}: {} params, worst rel err {worst:.2e}",
+                theta.len()
+            );
+            assert!(worst < 1e-6, "{loss:?}: worst relative error {worst:e}");
+        }
     }
 }
 

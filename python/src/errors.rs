@@ -26,6 +26,7 @@ fn class_name(e: &lgn::Error) -> &'static str {
         lgn::Error::Solve(_) => "SingularMassError",
         lgn::Error::Integrate(_) => "IntegrationError",
         lgn::Error::Train(_) => "TrainingError",
+        lgn::Error::Comm(_) => "LgnError",
         lgn::Error::File { .. } => "FileError",
         lgn::Error::At { .. } => "LgnError",
     }

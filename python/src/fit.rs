@@ -282,7 +282,7 @@ enum Job {
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, hnn_coords = "velocity", out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, hnn_coords = "velocity", out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -291,6 +291,7 @@ pub fn fit<'py>(
     graph: Option<&Bound<'py, Graph>>,
     density: &str,
     node_potential: bool,
+    node_mass: Option<f64>,
     boundary: &str,
     features: Option<&str>,
     hidden: Option<usize>,
@@ -349,6 +350,11 @@ pub fn fit<'py>(
         (Err(_), Some(g)) if existing.is_none() => Some(g.get().clone()),
         _ => None,
     };
+    if node_mass.is_some() && new_graph.is_none() {
+        return Err(input(
+            "node_mass applies to a new graph network (model=lgn.Graph or graph=)",
+        ));
+    }
     let is_graph = new_graph.is_some()
         || existing.as_ref().is_some_and(|m| {
             matches!(
@@ -413,9 +419,16 @@ pub fn fit<'py>(
         if node_potential && density != GraphDensity::NodeEdge {
             return Err(input("node_potential belongs to density='node-edge'"));
         }
+        if node_mass.is_some() && density != GraphDensity::NodeEdge {
+            return Err(input("node_mass belongs to density='node-edge'"));
+        }
+        let known = node_mass
+            .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("node_mass")))
+            .transpose()
+            .py_err()?;
         let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-        let mut m =
-            recipe::graph_model(&g, fs, density, node_potential, None, &shape, &states).py_err()?;
+        let mut m = recipe::graph_model(&g, fs, density, node_potential, known, &shape, &states)
+            .py_err()?;
         let fixed = match rule {
             BoundaryRule::Fixed => g.boundary_coords().py_err()?,
             _ => g.boundary_coords().unwrap_or_default(),

@@ -4,7 +4,7 @@
 use crate::arrays::{states, States};
 use crate::errors::{input, lgn_at, IntoPy, Signals};
 use lgn::dynamics::Dynamics;
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,9 @@ const BATCH_PARALLEL_MAX_COORDS: usize = 4096;
 
 /// States per block between Ctrl-C checks of a batched call.
 const BLOCK: usize = 4096;
+
+/// States per block between Ctrl-C checks on the single-site path (about a millisecond).
+const SITE_BLOCK: usize = 1 << 15;
 
 /// An Euler–Lagrange system q̈ = M⁻¹(∂L/∂q − C q̇) built by lgn.
 #[pyclass(module = "lgn._lgn", frozen)]
@@ -61,125 +64,6 @@ impl System {
         }
         Ok(())
     }
-}
-
-/// States per block of the single-site batch path (one `eval_block` call).
-const SITE_BATCH: usize = 64;
-
-/// Is `dy` one site holding every coordinate (the paper's single-system LNNs: double pendulum,
-/// relativistic particle, ball), with no fixed coordinates? Then a batch of states is a batch of
-/// sites of one density: one `Density::eval_block` per block of states and a small dense solve
-/// each, instead of one full Euler–Lagrange assembly per state.
-fn single_site(dy: &Dynamics) -> bool {
-    let l = &dy.lagrangian;
-    l.terms.len() == 1
-        && l.terms[0].sites.len() == 1
-        && l.terms[0]
-            .sites
-            .neighbourhood(0)
-            .iter()
-            .copied()
-            .eq(0..l.n_nodes)
-        && l.n_nodes * l.dof == dy.n_coords()
-        && dy.fixed_coords().is_empty()
-}
-
-/// Solve the dense d×d system m a = b in place (partial pivoting); false when a pivot is not
-/// clearly non-zero (the state then goes through lgn's own solver, which reports it).
-fn small_solve(m: &mut [f64], b: &mut [f64], d: usize) -> bool {
-    let scale = m.iter().fold(0.0f64, |s, x| s.max(x.abs()));
-    for c in 0..d {
-        let p = (c..d)
-            .max_by(|&i, &j| m[i * d + c].abs().total_cmp(&m[j * d + c].abs()))
-            .unwrap_or(c);
-        if m[p * d + c].abs() <= 1e-12 * scale {
-            return false;
-        }
-        if p != c {
-            for k in 0..d {
-                m.swap(c * d + k, p * d + k);
-            }
-            b.swap(c, p);
-        }
-        for r in c + 1..d {
-            let f = m[r * d + c] / m[c * d + c];
-            for k in c..d {
-                m[r * d + k] -= f * m[c * d + k];
-            }
-            b[r] -= f * b[c];
-        }
-    }
-    for c in (0..d).rev() {
-        let mut x = b[c];
-        for k in c + 1..d {
-            x -= m[c * d + k] * b[k];
-        }
-        b[c] = x / m[c * d + c];
-    }
-    b.iter().all(|x| x.is_finite())
-}
-
-type Scratch = (Vec<f64>, Vec<f64>, Vec<f64>, Option<Dynamics>);
-
-/// Accelerations of a batch on a [`single_site`] system; a state whose record is not finite or
-/// whose mass matrix is singular is evaluated by lgn's own path (and gets lgn's error).
-fn single_site_accel(
-    dy: &Dynamics,
-    build: &Builder,
-    q: &[f64],
-    v: &[f64],
-    out: &mut [f64],
-) -> Result<(), (usize, lgn::Error)> {
-    let term = &dy.lagrangian.terms[0];
-    let dens = term.density.as_ref();
-    let d = dy.n_coords();
-    let feats = term.sites.features_of(0).to_vec();
-    let p = dens.input_len();
-    let lay = dens.layout();
-    let stride = lay.stride();
-    out.par_chunks_mut(SITE_BATCH * d)
-        .enumerate()
-        .try_for_each_init(
-            || -> Scratch {
-                (
-                    vec![0.0; SITE_BATCH * p],
-                    vec![0.0; SITE_BATCH * stride],
-                    vec![0.0; d * d],
-                    None,
-                )
-            },
-            |(x, rec, m, slow), (blk, ob)| {
-                let nb = ob.len() / d;
-                let s0 = blk * SITE_BATCH;
-                for j in 0..nb {
-                    let col = &mut x[j * p..(j + 1) * p];
-                    col[..d].copy_from_slice(&q[(s0 + j) * d..(s0 + j + 1) * d]);
-                    col[d..2 * d].copy_from_slice(&v[(s0 + j) * d..(s0 + j + 1) * d]);
-                    col[2 * d..].copy_from_slice(&feats);
-                }
-                dens.eval_block(&x[..nb * p], nb, &mut rec[..nb * stride]);
-                for (j, a) in ob.chunks_mut(d).enumerate() {
-                    let r = &rec[j * stride..(j + 1) * stride];
-                    let ok = r.iter().all(|x| x.is_finite()) && {
-                        m.copy_from_slice(&r[lay.mass()..lay.mass() + d * d]);
-                        for c in 0..d {
-                            a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
-                        }
-                        small_solve(m, a, d)
-                    };
-                    if !ok {
-                        let i = s0 + j;
-                        if slow.is_none() {
-                            *slow = Some(build().map_err(|e| (i, e))?);
-                        }
-                        let dy = slow.as_mut().expect("built");
-                        dy.accelerations_into(&q[i * d..(i + 1) * d], &v[i * d..(i + 1) * d], a)
-                            .map_err(|e| (i, e))?;
-                    }
-                }
-                Ok(())
-            },
-        )
 }
 
 /// Evaluate `f` on every state of a batch (row-major B × D in `q`, `v`), `per` outputs per
@@ -233,17 +117,21 @@ fn run_batch(
             let mut main = dy
                 .lock()
                 .map_err(|_| input("the system is broken by an earlier panic"))?;
-            if accel && b > 1 && single_site(&main) {
+            if accel && b > 1 && main.is_single_site() {
+                // The library's lean batch path, one long block between Ctrl-C checks.
                 for (blk, (qb, (vb, ob))) in q
-                    .chunks(BLOCK * d)
-                    .zip(v.chunks(BLOCK * d).zip(out.chunks_mut(BLOCK * per)))
+                    .chunks(SITE_BLOCK * d)
+                    .zip(
+                        v.chunks(SITE_BLOCK * d)
+                            .zip(out.chunks_mut(SITE_BLOCK * per)),
+                    )
                     .enumerate()
                 {
                     if sig.check() {
                         break;
                     }
-                    single_site_accel(&main, build, qb, vb, ob)
-                        .map_err(|(i, e)| lgn_at(e, &at(blk * BLOCK + i)))?;
+                    main.accelerations_batch(qb, vb, ob)
+                        .map_err(|e| lgn_at(e.error, &at(blk * SITE_BLOCK + e.state)))?;
                 }
             } else if b <= 1 || d > BATCH_PARALLEL_MAX_COORDS {
                 for i in 0..b {
@@ -309,27 +197,34 @@ impl System {
         let st: States = states(q, qdot, self.n, ("q", "qdot"))?;
         let (b, d) = (st.b(), st.d);
         let (qs, vs) = (st.q.as_slice()?, st.v.as_slice()?);
-        let mut out = vec![0.0; b * per];
-        py.detach(|| {
-            run_batch(
-                &self.engine,
-                qs,
-                vs,
-                b,
-                d,
-                per,
-                &mut out,
-                f,
-                st.batch.is_some(),
-                accel,
-            )
-        })?;
-        let arr = out.into_pyarray(py);
+        // The result array is allocated first and written in place (no copy afterwards).
+        let shape: Vec<usize> = match (st.batch, scalar) {
+            (None, _) => vec![per],
+            (Some(b), true) => vec![b],
+            (Some(b), false) => vec![b, per],
+        };
+        let arr = PyArrayDyn::<f64>::zeros(py, shape, false);
+        {
+            let mut rw = arr.readwrite();
+            let out = rw.as_slice_mut()?;
+            py.detach(|| {
+                run_batch(
+                    &self.engine,
+                    qs,
+                    vs,
+                    b,
+                    d,
+                    per,
+                    out,
+                    f,
+                    st.batch.is_some(),
+                    accel,
+                )
+            })?;
+        }
         Ok(match (st.batch, scalar) {
-            (None, true) => arr.get_item(0)?.unbind(),
-            (None, false) => arr.into_any().unbind(),
-            (Some(b), true) => arr.reshape([b])?.into_any().unbind(),
-            (Some(b), false) => arr.reshape([b, per])?.into_any().unbind(),
+            (None, true) => arr.get_item([0])?.unbind(),
+            _ => arr.into_any().unbind(),
         })
     }
 }

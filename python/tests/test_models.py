@@ -161,3 +161,23 @@ def test_progress_bar_with_tqdm(capsys):
     steps = []
     lgn.fit("lnn", (q, v, a), epochs=2, hidden=8, progress=True, on_step=steps.append)
     assert steps and steps[-1]["step"] == steps[-1]["total_steps"]
+
+
+def test_fit_with_known_node_masses_keeps_the_closed_form_kinetic_term():
+    # node_mass=M: the kinetic term is ½ M |q̇_i|² exactly (a closed-form graph term), so the
+    # mass matrix is M·I whatever the training did; only the potential is learned.
+    n, mass = 6, 2.5
+    g = lgn.chain(n)
+    truth = g.springs(mass=mass, k=3.0, beta=0.0)
+    rng = np.random.default_rng(11)
+    q = rng.normal(scale=0.3, size=(128, n))
+    v = rng.normal(scale=0.5, size=(128, n))
+    m = lgn.fit(g, (q, v, truth.accel(q, v)), epochs=3, hidden=8, node_mass=mass,
+                progress=False)
+    mm = lgn.mass_matrix(m, q[0], v[0], dense=True)
+    np.testing.assert_allclose(mm, mass * np.eye(n), rtol=0, atol=1e-14)
+    with pytest.raises(lgn.InputError, match="node_mass"):
+        lgn.fit(g, (q, v, truth.accel(q, v)), epochs=1, node_mass=-1.0, progress=False)
+    with pytest.raises(lgn.InputError, match="node_mass"):
+        lgn.fit(lgn.ring(n), (q, v, truth.accel(q, v)), epochs=1, node_mass=1.0,
+                density="stencil", progress=False)

@@ -48,6 +48,15 @@ pub struct ExperimentArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// dblpend only: hidden width of both networks (default 128; the paper's is 500).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// dblpend only: hidden layers of both networks (default 2; the paper's is 4).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// dblpend only: training epochs of both networks (default 500; --quick 150 and 60).
+    #[arg(long)]
+    pub epochs: Option<usize>,
 }
 
 pub fn run(args: ExperimentArgs) -> Result<()> {
@@ -62,7 +71,12 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         force: args.force,
         observer: super::progress::experiment_observer(args.quiet),
     };
-    let report = lgn::experiment::run(&name, &opts)?;
+    let size = lgn::experiment::dblpend::Size {
+        hidden: args.hidden,
+        layers: args.layers,
+        epochs: args.epochs,
+    };
+    let report = lgn::experiment::run_sized(&name, &opts, size)?;
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("serialisable"));
     } else {

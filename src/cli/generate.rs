@@ -112,11 +112,21 @@ pub struct GenerateArgs {
     /// coordinates' units, e.g. rad) to every position; recorded as attribute `noise`.
     #[arg(long, default_value_t = 0.0)]
     pub noise: f64,
-    /// dblpend: linear joint damping c ≥ 0, D = ½ c (θ̇₁² + θ̇₂²) (docs/DESIGN.md §13.5); the
+    /// dblpend: linear joint damping c ≥ 0, D = ½ c (θ̇₁² + θ̇₂²) (docs/DESIGN.md §13.5);
+    /// wave-mesh: φ_tt + c φ_t = Δφ, D = ½ c Σ m_i φ̇_i² (§13.6). The
     /// data's `damping` attribute records it and trajectories get `w_dissipated` /
     /// `w_injected` (E + W_dissipated − W_injected is constant). Default: undamped.
     #[arg(long)]
     pub damping: Option<f64>,
+    /// wave-mesh: drive the wave, φ_tt + c φ_t = Δφ + Σ_j u_j(t) g_j(x), with one or more
+    /// sources separated by ';', each 'amp=A,freq=F[,phase=P][,x=X,y=Y[,radius=R]]':
+    /// u_j = A sin(2π F t + P), g_j a Gaussian of width R (default a tenth of the mesh size)
+    /// about (X, Y), or 1 on the whole mesh when X, Y are left out. The file gets `u` (samples:
+    /// u at a random time in [0, --t-span) of each sample; trajectories: u at the frame times)
+    /// and the input map `B` (n × sources, B_ij = m_i g_j(x_i)) (docs/DESIGN.md §13.6).
+    /// Example: --forcing 'amp=5,freq=0.5,x=0.2,y=0.3,radius=0.1;amp=1,freq=1.5'
+    #[arg(long, value_name = "SPEC")]
+    pub forcing: Option<String>,
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -201,7 +211,12 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         ));
     }
     if a.damping.is_some() && a.system != GenSystem::Dblpend {
-        return Err(Error::input("--damping applies to dblpend only"));
+        return Err(Error::input(
+            "--damping applies to dblpend and wave-mesh only",
+        ));
+    }
+    if a.forcing.is_some() {
+        return Err(Error::input("--forcing applies to wave-mesh only"));
     }
     let what = match (a.system, a.kind) {
         (GenSystem::Dblpend, GenKind::Samples) if a.damping.is_some() => {
@@ -314,6 +329,9 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
         ))
     })?;
     let mesh_attr = mesh_path.display().to_string();
+    if a.damping.is_some() || a.forcing.is_some() {
+        return super::generate_driven::run(a, &mesh, fields, method, &mesh_attr);
+    }
     let nn = mesh.n_nodes();
     match a.kind {
         GenKind::Samples => {
@@ -331,13 +349,7 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
         }
         GenKind::Trajectories => {
             let times = linspace_times(a.frames, a.dt);
-            let xmf = xdmf::sidecar_path(&a.out);
-            if xmf.exists() && !a.force {
-                return Err(Error::file(
-                    &xmf,
-                    "output file already exists; pass --force to overwrite it",
-                ));
-            }
+            refuse_existing_sidecar(&a.out, a.force)?;
             let opts = lgn::io::TrajectoryWriterOptions {
                 system: Some(wave_mesh::SYSTEM.into()),
                 params: wave_mesh::params(&mesh, &fields, a.seed),
@@ -380,6 +392,18 @@ fn run_wave_mesh(a: &GenerateArgs, method: &Method) -> Result<()> {
                 side.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Refuse an existing XDMF sidecar of `out` without `force` (before any work).
+pub(super) fn refuse_existing_sidecar(out: &std::path::Path, force: bool) -> Result<()> {
+    let xmf = lgn::io::xdmf::sidecar_path(out);
+    if xmf.exists() && !force {
+        return Err(Error::file(
+            &xmf,
+            "output file already exists; pass --force to overwrite it",
+        ));
     }
     Ok(())
 }

@@ -7,12 +7,16 @@ mod choice;
 mod demo;
 mod experiment;
 mod generate;
+mod generate_driven;
 mod info;
 mod io_glue;
 mod progress;
 mod signals;
 mod simulate;
 mod train;
+mod train_driven;
+mod train_graph;
+mod train_mpi;
 mod train_positions;
 
 use clap::{CommandFactory, Parser, Subcommand};

@@ -14,6 +14,8 @@ use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod dd;
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SimSystem {
     /// Double pendulum (m = l = 1), state "θ1,θ2,ω1,ω2".
@@ -51,7 +53,9 @@ pub enum Integrator {
   lgn simulate --system wave-mesh --mesh meshes/disk_coarse.msh --state random --t-end 2 --dt 0.02 \\
       --integrator verlet --step 0.002 --out disk.h5 --plot disk.png   # also writes disk.xmf
   lgn simulate --system dblpend --damping 0.1 --input u.h5 --state \"1,2,0,0\" --t-end 10 --dt 0.01 \\
-      --out driven.h5 --plot driven.png   # u.h5: t (T), u (T × m), B (2 × m); writes w_dissipated, w_injected")]
+      --out driven.h5 --plot driven.png   # u.h5: t (T), u (T × m), B (2 × m); writes w_dissipated, w_injected
+  mpirun -n 4 lgn simulate --model mesh_model.h5 --state s.h5 --t-end 1 --dt 0.01 \\
+      --integrator verlet --step 0.001 --out m.h5   # graph model split over 4 ranks (--features mpi)")]
 pub struct SimulateArgs {
     /// Which system (with --model: the state layout; default from the model file).
     #[arg(long, value_enum, required_unless_present = "model")]
@@ -132,6 +136,11 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Under mpirun (graph models): how the nodes are split among the ranks — coordinate
+    /// bisection of the node positions (meshes) or BFS level-structure bisection of the
+    /// coupling graph (docs/DESIGN.md §16.5).
+    #[arg(long, value_parser = choice::<lgn::domain::PartitionMethod>(), default_value_t = lgn::domain::PartitionMethod::Auto)]
+    pub partition: lgn::domain::PartitionMethod,
 }
 
 type Factory = Box<dyn Fn() -> Result<Dynamics>>;
@@ -291,6 +300,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             a.dt
         )));
     }
+    // Under mpirun: the domain-decomposed rollout of a graph model (docs/DESIGN.md §16.5).
+    if lgn::parallel::launched_ranks() > 1 {
+        let comm = lgn::parallel::world()?;
+        return dd::run(&a, comm.as_ref());
+    }
     // Every output is checked before any work: a failed run commits nothing.
     if let Some(p) = &a.plot {
         lgn::io::check_writable(p, a.force)?;
@@ -334,8 +348,10 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         ));
     }
     let mut graph_geometry = None;
+    let mut graph_dof = None;
     let (q0, v0, make, name, mut params) = if let Some(m) = graph_model {
         let (make, name, graph) = graph_factory(&a, m)?;
+        graph_dof = Some(graph.dof());
         graph_geometry = lgn::io::xdmf::Geometry::from_graph(&graph.data)?.map(|g| MeshOutputs {
             mesh_file: graph.name.clone(),
             geometry: g,
@@ -348,18 +364,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             graph.dof()
         );
         let (q0, mut v0) = super::accel::read_state_for(&a.state, dy.n_coords(), &on)?;
-        // Fixed nodes must be at rest; round-off (≤ 1e-12 of the largest speed) is zeroed.
-        let vmax = v0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        for &j in dy.fixed_coords() {
-            if v0[j].abs() > 1e-12 * vmax {
-                return Err(Error::input(format!(
-                    "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {:.6e}; fixed nodes need qdot = 0",
-                    j / graph.dof(),
-                    v0[j]
-                )));
-            }
-            v0[j] = 0.0;
-        }
+        at_rest(&mut v0, dy.fixed_coords(), graph.dof())?;
         (q0, v0, make, name, BTreeMap::new())
     } else {
         let (q0, v0) = initial_state(&a)?;
@@ -426,9 +431,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         writer.set_attr("input", &lgn::io::AttrValue::Str(p.display().to_string()))?;
     }
     let mut balance = None;
+    let (is_graph, dof) = (graph_dof.is_some(), graph_dof.unwrap_or(1));
+    let mut conserved = None;
     let stats = if forced {
         let (stats, works, energies) =
-            data::damped::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
+            data::simulate_with_work(&make, &method, &q0, &v0, &times, &mut writer, |k| {
                 bar.set_position(k as u64)
             })?;
         let row = |f: fn(&lgn::integrate::Work) -> f64| {
@@ -439,12 +446,37 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         writer.write_extra("w_injected", row(|w| w.injected).view())?;
         balance = Some(work_balance(&works, &energies));
         stats
+    } else if is_graph {
+        // Graph models: total and angular momentum along the rollout (docs/DESIGN.md §14).
+        let mut cons = lgn::density::symmetric::ConservedSeries::new(dof);
+        let stats = data::simulate_observed(
+            &make,
+            &method,
+            &q0,
+            &v0,
+            &times,
+            &mut writer,
+            |k| bar.set_position(k as u64),
+            |dy, q, v| cons.push(dy, q, v),
+        )?;
+        write_conserved(&writer, &cons)?;
+        conserved = Some(cons);
+        stats
     } else {
         data::simulate(&make, &method, &q0, &v0, &times, &mut writer, |k| {
             bar.set_position(k as u64)
         })?
     };
     bar.finish_and_clear();
+    if let Some(c) = &conserved {
+        let ang = c
+            .angular_drift()
+            .map_or(String::new(), |a| format!(", angular momentum {a:.3e}"));
+        eprintln!(
+            "conserved quantities (relative drift over the rollout): total momentum {:.3e}{ang}",
+            c.momentum_drift()
+        );
+    }
     writer.finish()?;
     if mesh_out.is_some() {
         let side = lgn::io::xdmf::write_sidecar(&a.out, a.force)?;
@@ -470,6 +502,51 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     }
     if let Some(p) = &a.plot {
         plot_trajectory(&a.out, p, &name, a.force)?;
+    }
+    Ok(())
+}
+
+/// Datasets `total_momentum` (T × dof) and `angular_momentum` (T × 1 or 3, particles in
+/// 2-D/3-D) and attributes `momentum_drift`, `angular_momentum_drift` of a graph model's
+/// rollout (docs/SCHEMA.md).
+fn write_conserved(
+    writer: &TrajectoryWriter,
+    c: &lgn::density::symmetric::ConservedSeries,
+) -> Result<()> {
+    use lgn::density::symmetric::ConservedSeries;
+    for (name, series) in [
+        ("total_momentum", &c.momentum),
+        ("angular_momentum", &c.angular),
+    ] {
+        if series.is_empty() {
+            continue;
+        }
+        let (rows, cols, vals) = ConservedSeries::table(series);
+        let a = ndarray::Array2::from_shape_vec((rows, cols), vals).expect("T × components");
+        writer.write_extra(name, a.view())?;
+    }
+    writer.set_attr(
+        "momentum_drift",
+        &lgn::io::AttrValue::Float(c.momentum_drift()),
+    )?;
+    if let Some(a) = c.angular_drift() {
+        writer.set_attr("angular_momentum_drift", &lgn::io::AttrValue::Float(a))?;
+    }
+    Ok(())
+}
+
+/// Fixed nodes must be at rest; round-off (≤ 1e-12 of the largest speed) is zeroed.
+fn at_rest(v0: &mut [f64], fixed: &[usize], dof: usize) -> Result<()> {
+    let vmax = v0.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for &j in fixed {
+        if v0[j].abs() > 1e-12 * vmax {
+            return Err(Error::input(format!(
+                "coordinate {j} (node {}) is held fixed by the model but its initial velocity is {:.6e}; fixed nodes need qdot = 0",
+                j / dof,
+                v0[j]
+            )));
+        }
+        v0[j] = 0.0;
     }
     Ok(())
 }
@@ -733,14 +810,7 @@ impl MeshOutputs {
 
 /// The XDMF sidecar of --out must not exist (unless --force).
 fn sidecar_free(a: &SimulateArgs) -> Result<()> {
-    let xmf = lgn::io::xdmf::sidecar_path(&a.out);
-    if xmf.exists() && !a.force {
-        return Err(Error::file(
-            &xmf,
-            "output file already exists; pass --force to overwrite it",
-        ));
-    }
-    Ok(())
+    super::generate::refuse_existing_sidecar(&a.out, a.force)
 }
 
 fn mesh_outputs_check(a: &SimulateArgs) -> Result<Option<MeshOutputs>> {

@@ -3,9 +3,10 @@
 //! (`--model lnn|lgn|mlp|hnn`).
 
 use super::choice::choice;
+use super::train_mpi;
 use lgn::density::dissipation::DissipationKind;
 use lgn::io::TrainingData;
-use lgn::model::{FeatureSet, SystemGraph};
+use lgn::parallel::Comm;
 use lgn::train::recipe::{self, Recipe};
 use lgn::train::{self, HnnCoords, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig};
 use lgn::{Error, Result};
@@ -133,6 +134,26 @@ pub struct TrainArgs {
     /// potentials q_b − q_a — in training and whenever the model is used (q_period = 2π).
     #[arg(long)]
     pub angles: bool,
+    /// LNN only: the coordinates q are angles and the network sees them embedded as
+    /// (cos q, sin q) next to q̇ — the learned Lagrangian is smooth and 2π-periodic everywhere,
+    /// with no seam at ±π (unlike --angles, which wraps q into (−π, π]). Saved in the model
+    /// file (attribute angle_embedding); every later use (simulate, accel) embeds too. Needs
+    /// data with qdot/qddot (the accel objective).
+    #[arg(long)]
+    pub embed_angles: bool,
+    /// lgn ring models only: make the learned density shift-invariant — it sees q only through
+    /// the differences q_{i+1} − q_i, exactly (a projection of the first layer kept through
+    /// training), so total momentum Σ ∂L/∂q̇_i is conserved along every rollout (Noether,
+    /// docs/DESIGN.md §14.1). Saved in the model file (attribute shift_invariant). Graph models
+    /// (--graph/--mesh) without --node-potential are shift-invariant already.
+    #[arg(long)]
+    pub shift_invariant: bool,
+    /// Graph models (--density node-edge) of particles whose coordinates are positions in 2-D
+    /// or 3-D: the edge potential sees only the distance |q_b − q_a| (with the edge features),
+    /// so the learned Lagrangian is invariant under translations and rotations and conserves
+    /// linear and angular momentum (docs/DESIGN.md §14.3; `lgn simulate` reports both).
+    #[arg(long)]
+    pub edge_distance: bool,
     /// HNN only: y = raw velocity or canonical momentum of the data's known system.
     #[arg(long, value_parser = choice::<HnnCoords>(), default_value_t = HnnCoords::Velocity)]
     pub hnn_coords: HnnCoords,
@@ -152,7 +173,11 @@ pub struct TrainArgs {
     /// (D = ½ Σ c_k q̇_k², one learned c_k ≥ 0 per coordinate: joint friction, viscous drag; the
     /// coefficients are stored in the model file and printed at the end) or learned (a
     /// state-dependent coefficient network; graph models). Use it on data from a damped system,
-    /// e.g. `lgn generate dblpend --damping 0.3`.
+    /// e.g. `lgn generate dblpend --damping 0.3`. Graph/mesh models (docs/DESIGN.md §13.7):
+    /// D = ½ Σ_i γ_i |q̇_i|², γ_i = s_i·softplus(N) ≥ 0 with s_i the node's mass scale; linear
+    /// learns one constant N, learned a network of (q_i, node features). Training files with
+    /// inputs `u` (and `B`, e.g. `lgn generate wave-mesh --forcing …`) are driven: B u enters
+    /// every sample's equations.
     #[arg(long, default_value = "none", value_parser = choice::<lgn::density::dissipation::DissipationKind>())]
     pub dissipation: lgn::density::dissipation::DissipationKind,
     /// Replace an existing output file.
@@ -233,14 +258,6 @@ pub(super) fn config(
     recipe(args).config(graph, n, stop)
 }
 
-/// SIGINT/SIGTERM/SIGHUP: stop after the current step and write the best model so far (a
-/// second signal aborts without writing).
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    super::signals::set_graceful(stop.clone());
-    stop
-}
-
 /// The progress bar observer of [`train::fit`].
 pub(super) fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
     super::progress::training_bar(None, quiet)
@@ -313,26 +330,10 @@ pub(super) fn warn_stops(report: &train::TrainReport) {
 }
 
 /// `--graph`/`--mesh`: a graph network on the user's graph.
-fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
-    if let Some(k) = args.model {
-        if k != ModelKind::Lgn {
-            return Err(Error::input(format!(
-                "--graph/--mesh train a Lagrangian graph network (--model lgn); got --model {}",
-                k.as_str()
-            )));
-        }
-    }
-    if args.mass_penalty.is_some() {
-        return Err(Error::input(
-            "--mass-penalty applies to single-site models (--model lnn), not to graph networks",
-        ));
-    }
-    let (graph, features, gname) = match (&args.graph, &args.mesh) {
-        (Some(g), _) => (SystemGraph::from_graph_file(g)?, FeatureSet::Graph, g),
-        (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
-        _ => unreachable!("checked by the caller"),
-    };
-    let raw = lgn::io::read_training_data(&args.data)?;
+fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result<()> {
+    let setup = super::train_graph::setup(args)?;
+    let (graph, gname) = (&setup.graph, setup.file);
+    let (raw, shard) = train_mpi::read(&args.data, comm)?;
     let d = raw.q.ncols();
     if d != graph.n_coords() {
         return Err(Error::file(
@@ -346,54 +347,35 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             ),
         ));
     }
-    let samples =
+    let mut samples =
         train::Samples::from_data(&raw).map_err(|e| Error::file(&args.data, e.to_string()))?;
-    if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {
-        return Err(Error::input("--node-mass belongs to --density node-edge"));
-    }
-    if args.node_potential && args.density != GraphDensity::NodeEdge {
-        return Err(Error::input(
-            "--node-potential belongs to --density node-edge",
-        ));
-    }
-    let known = args
-        .node_mass
-        .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("--node-mass")))
-        .transpose()?;
     let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-    let shape = recipe(args).shape(true);
-    let density = args.density.density();
-    let mut model = recipe::graph_model(
-        &graph,
-        features,
-        density,
-        args.node_potential,
-        known,
-        &shape,
-        &states,
-    )?;
-    let fixed = match args.boundary {
-        BoundaryArg::Fixed => graph.boundary_coords()?,
-        _ => graph.boundary_coords().unwrap_or_default(),
-    };
-    let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
-    model.boundary = (args.boundary.rule())
-        .resolve(&fixed, &gname.display().to_string(), still)
-        .map_err(|e| e.context("--boundary fixed"))?;
-    if args.angles {
-        model.q_period = Some(2.0 * std::f64::consts::PI);
-    }
-    model.system = raw.system.clone().unwrap_or_default();
-    let cfg = config(args, true, samples.n, stop)?;
+    // `auto`: fixed when the flagged nodes never move in the data (of every rank).
+    let still_all = train_mpi::still_over(comm, &setup.boundary_coords(args)?, &raw)?;
+    let system = raw.system.clone().unwrap_or_default();
+    let mut model = setup.model(args, &states, &|_: &[usize]| still_all, &system, comm)?;
+    let graph = setup.graph;
+    let cfg = config(args, true, shard.total, stop)?;
     if cfg.precision != lgn::density::Precision::F64 {
         return Err(Error::input(
             "--precision f32 applies to --model lgn on the ring; graph models (--graph/--mesh) train in f64",
         ));
     }
+    // Issue 13: the dissipation term and driven data (u, B).
+    super::train_driven::attach_dissipation(args, &mut model, &graph, &samples)?;
     let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
-    let bar = progress_bar(args.quiet);
+    if comm.size() > 1 {
+        // Driven data's rows would have to be sharded with u: one rank for now.
+        if lgn::io::inputs::read_u(&args.data, shard.total, "samples")?.is_some() {
+            train_mpi::refuse(comm, "training on driven data (u in the file)")?;
+        }
+    } else {
+        (trainer, samples) = super::train_driven::driven(args, trainer, samples)?;
+    }
+    let bar = progress_bar(args.quiet || !comm.is_root());
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
-    let report = train::fit(&mut trainer, &samples, &cfg, &mut on_step)?;
+    let q0 = (samples.n > 0).then(|| samples.input_row(0)[..d].to_vec());
+    let report = train_mpi::fit(comm, &mut trainer, samples, &shard, &cfg, &mut on_step)?;
     bar.finish_and_clear();
     warn_stops(&report);
     if report.epochs == 0 {
@@ -408,23 +390,39 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>) -> Result<()> {
             "training diverged: parameter {i} of the model is not finite; lower --lr or check the data's scale; nothing was written"
         )));
     }
-    trainer.model.save(
-        &args.out,
-        Some(&training_record(args, &cfg, &report)),
-        args.force,
-    )?;
+    train_mpi::on_root(comm, || {
+        trainer.model.save(
+            &args.out,
+            Some(&training_record(args, &cfg, &report)),
+            args.force,
+        )
+    })?;
+    if !comm.is_root() {
+        return Ok(());
+    }
     eprintln!(
         "{} on {}: boundary nodes {}",
         trainer.model.describe(),
         gname.display(),
         trainer.model.boundary.as_str()
     );
+    if let Some(q0) = &q0 {
+        let dissipation = super::train_driven::describe(&trainer.model, &trainer.graph, q0)?;
+        if !dissipation.is_empty() {
+            eprintln!("{dissipation}");
+        }
+    }
     summarise(args, "lgn", &cfg, &report)
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    // Under mpirun every rank trains its share (docs/DESIGN.md §16.3); alone, the serial path.
+    train_mpi::on_ranks(|comm| run_ranks(args, comm))
+}
+
+fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
     // First of all, so that a signal at any time after start-up stops gracefully.
-    let stop = stop_flag();
+    let stop = train_mpi::stop_flag(comm);
     if args.out.exists() && !args.force {
         return Err(Error::file(
             &args.out,
@@ -441,21 +439,50 @@ pub fn run(args: TrainArgs) -> Result<()> {
         64,
     )?;
     let objective = super::train_positions::objective(&args)?;
+    if objective != lgn::train::positions::ObjectiveKind::Accel
+        && args.dissipation != DissipationKind::None
+    {
+        return Err(Error::input(
+            "--dissipation trains on accelerations (--objective accel); positions-only objectives learn conservative models",
+        ));
+    }
+    if !graph && args.edge_distance {
+        return Err(Error::input(
+            "--edge-distance applies to graph models (--graph with node positions in 2-D/3-D)",
+        ));
+    }
+    if !graph
+        && args.shift_invariant
+        && (args.model != Some(ModelKind::Lgn)
+            || objective != lgn::train::positions::ObjectiveKind::Accel)
+    {
+        return Err(Error::input(
+            "--shift-invariant applies to --model lgn trained on qdot/qddot (the accel objective) and to graph models (--graph, --density node-edge)",
+        ));
+    }
+    if args.embed_angles
+        && (graph
+            || args.model != Some(ModelKind::Lnn)
+            || objective != lgn::train::positions::ObjectiveKind::Accel)
+    {
+        return Err(Error::input(
+            "--embed-angles applies to --model lnn trained on qdot/qddot (the accel objective), not to graph models, baselines or the weak/savgol objectives (use --angles there)",
+        ));
+    }
     if objective != lgn::train::positions::ObjectiveKind::Accel {
+        train_mpi::refuse(comm, "training on positions (--objective)")?;
         return super::train_positions::run(&args, objective, stop);
     }
     if graph {
         if args.dissipation != DissipationKind::None {
-            return Err(Error::input(
-                "--dissipation with --graph/--mesh is not available yet: graph models train conservative (use --model lnn for damped single-network data)",
-            ));
+            train_mpi::refuse(comm, "--dissipation with --graph/--mesh")?;
         }
-        return run_graph(&args, stop);
+        return run_graph(&args, stop, comm);
     }
     let kind = args
         .model
         .ok_or_else(|| Error::input("--model is required without --graph or --mesh"))?;
-    let raw = lgn::io::read_training_data(&args.data)?;
+    let (raw, shard) = train_mpi::read(&args.data, comm)?;
     let mut samples = train::prepare_samples(kind, &raw, args.hnn_coords)
         .map_err(|e| Error::file(&args.data, e.to_string()))?;
     let d = raw.q.ncols();
@@ -467,14 +494,29 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let mut model =
         recipe(&args).net_model(kind, &system, &raw.params, d, args.hnn_coords, args.angles)?;
+    if args.embed_angles {
+        // docs/DESIGN.md §14.6: the network sees (cos q, sin q, q̇).
+        model.set_angle_embedding(args.seed)?;
+    }
     model.wrap_inputs(&mut samples);
-    train::fit_normalisation(&mut model, &samples);
-    let cfg = config(&args, kind == ModelKind::Lgn, samples.n, stop)?;
-    let bar = progress_bar(args.quiet);
+    train::fit_normalisation_over(&mut model, &samples, comm)?;
+    if args.shift_invariant {
+        // docs/DESIGN.md §14.1: after the normalisation (the projection needs its q scales).
+        model.set_shift_invariant()?;
+    }
+    let cfg = config(&args, kind == ModelKind::Lgn, shard.total, stop)?;
+    let bar = progress_bar(args.quiet || !comm.is_root());
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     let (best, report) = match args.dissipation {
-        DissipationKind::None => train::train(model, &samples, &cfg, &mut on_step)?,
+        DissipationKind::None => {
+            // train::train, on this rank's share of the samples.
+            let mut t = train::NetTrainer::new(model, &samples, cfg.mass_penalty)?
+                .with_precision(cfg.precision)?;
+            let report = train_mpi::fit(comm, &mut t, samples, &shard, &cfg, &mut on_step)?;
+            (t.into_model(), report)
+        }
         DissipationKind::Linear => {
+            train_mpi::refuse(comm, "--dissipation linear")?;
             let r = train::damped::train_damped_lnn(model, &samples, &cfg, &mut on_step)?;
             if let Some(c) = train::damped::model_damping(&r.0) {
                 eprintln!("learned linear damping c = {c:?}");
@@ -497,11 +539,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     }
     // A diverged run (non-finite loss, weights or predictions) is a failure: nothing is written.
-    super::checks::check_trained(&best, &report, &raw, &args.data)?;
-    best.save(
-        &args.out,
-        Some(training_record(&args, &cfg, &report)),
-        args.force,
-    )?;
+    let checked = super::checks::check_trained(&best, &report, &raw, &args.data);
+    lgn::parallel::agree(comm, checked)?;
+    train_mpi::on_root(comm, || {
+        best.save(
+            &args.out,
+            Some(training_record(&args, &cfg, &report)),
+            args.force,
+        )
+    })?;
+    if !comm.is_root() {
+        return Ok(());
+    }
     summarise(&args, kind.as_str(), &cfg, &report)
 }

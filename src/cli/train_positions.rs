@@ -2,11 +2,9 @@
 //! derivative-estimation baseline, for single-site models and graph networks.
 
 use super::train::{
-    config, progress_bar, recipe, show_progress, summarise, training_record, warn_stops,
-    GraphDensity, TrainArgs,
+    config, progress_bar, recipe, show_progress, summarise, training_record, warn_stops, TrainArgs,
 };
 use lgn::io::PositionsData;
-use lgn::model::{FeatureSet, GraphModel, SystemGraph};
 use lgn::train::positions::{self, ObjectiveKind, PositionsFit, WeakForm};
 use lgn::train::{self, recipe, ModelKind};
 use lgn::{Error, Result};
@@ -54,45 +52,17 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
     let bar = progress_bar(args.quiet);
     let mut on_step = |p: &train::Progress| show_progress(&bar, p);
     if graph {
-        if let Some(k) = args.model {
-            if k != ModelKind::Lgn {
-                return Err(Error::input(format!(
-                    "--graph/--mesh train a Lagrangian graph network (--model lgn); got --model {}",
-                    k.as_str()
-                )));
-            }
-        }
-        if args.angles || args.mass_penalty.is_some() {
-            return Err(Error::input(
-                "--angles and --mass-penalty are not available for graph networks trained from positions (--objective weak and its baselines)",
-            ));
-        }
-        if args.density != GraphDensity::NodeEdge {
-            return Err(Error::input(
-                "training from positions supports --density node-edge (the default)",
-            ));
-        }
-        let (g, features, gname) = match (&args.graph, &args.mesh) {
-            (Some(g), _) => (SystemGraph::from_graph_file(g)?, FeatureSet::Graph, g),
-            (None, Some(m)) => (SystemGraph::from_mesh_file(m)?, FeatureSet::Mesh, m),
-            _ => unreachable!("checked above"),
+        let setup = super::train_graph::setup(args)?;
+        let gname = setup.file;
+        // `auto`: fixed when the flagged nodes never move in the recorded positions.
+        let still = |fixed: &[usize]| recipe::still_in_positions(fixed, &pos.q);
+        let system = pos.system.clone().unwrap_or_default();
+        let make = |states: &[&[f64]]| {
+            setup.model(args, states, &still, &system, &lgn::parallel::SerialComm)
         };
-        let fixed = g.boundary_coords().unwrap_or_default();
-        // Auto: fixed when the flagged nodes never move in the recorded positions.
-        let boundary = (args.boundary.rule())
-            .resolve(&fixed, &gname.display().to_string(), || {
-                recipe::still_in_positions(&fixed, &pos.q)
-            })
-            .map_err(|e| e.context("--boundary fixed"))?;
-        let shape = recipe(args).shape(true);
-        let make = |qs: &[&[f64]]| -> Result<GraphModel> {
-            let mut m = GraphModel::node_edge(&g, features, args.node_potential, &shape, qs)?;
-            m.boundary = boundary;
-            m.system = pos.system.clone().unwrap_or_default();
-            Ok(m)
-        };
+        let g = &setup.graph;
         let (model, report) =
-            positions::fit_graph_positions(&g, &make, &pos, &args.data, &spec, &mut on_step)?;
+            positions::fit_graph_positions(g, &make, &pos, &args.data, &spec, &mut on_step)?;
         bar.finish_and_clear();
         warn_stops(&report);
         if report.epochs == 0 {

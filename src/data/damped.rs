@@ -217,62 +217,6 @@ pub fn dblpend_damped_trajectories(
 /// (as the generated damped trajectories).
 pub const WORK_SUB: usize = 8;
 
-/// [`super::simulate`] with the work of the system's forces: streams the frames (accelerations
-/// and energy at the frame time, forcing included) to `writer` and returns W_diss and W_inj at
-/// every output time ([`integrate_with_work`], [`WORK_SUB`] sub-intervals per frame) and the energy
-/// of every frame. Without forces the work is zero.
-pub fn simulate_with_work<M, T>(
-    make: M,
-    method: &Method,
-    q0: &[f64],
-    v0: &[f64],
-    times: &T,
-    writer: &mut crate::io::TrajectoryWriter,
-    mut progress: impl FnMut(usize),
-) -> Result<(
-    crate::integrate::Stats,
-    Vec<crate::integrate::Work>,
-    Vec<f64>,
-)>
-where
-    M: Fn() -> Result<Dynamics>,
-    T: crate::integrate::OutputTimes + ?Sized,
-{
-    let mut dy = make()?;
-    let mut eval = make()?;
-    if q0.len() != dy.n_coords() || v0.len() != dy.n_coords() {
-        return Err(Error::input(format!(
-            "state has {} + {} values, the system has {} coordinates",
-            q0.len(),
-            v0.len(),
-            dy.n_coords()
-        )));
-    }
-    let mut a = vec![0.0; q0.len()];
-    let mut works = Vec::with_capacity(times.len());
-    let mut energies = Vec::with_capacity(times.len());
-    let stats = integrate_with_work(&mut dy, method, q0, v0, times, WORK_SUB, |k, t, q, v, w| {
-        eval.time = t;
-        eval.accelerations_into(q, v, &mut a)?;
-        let e = [eval.energy(q, v)?];
-        fn view(x: &[f64]) -> ndarray::ArrayView2<'_, f64> {
-            ndarray::ArrayView2::from_shape((1, x.len()), x).expect("1×D")
-        }
-        writer.push_frame(
-            t,
-            view(q),
-            view(v),
-            Some(view(&a)),
-            Some(ndarray::ArrayView1::from(&e[..])),
-        )?;
-        works.push(w);
-        energies.push(e[0]);
-        progress(k + 1);
-        Ok(())
-    })?;
-    Ok((stats, works, energies))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@
 pub mod damped;
 pub mod derivatives;
 pub mod wave_mesh;
+pub mod wave_mesh_driven;
 
 use crate::dynamics::Dynamics;
 use crate::integrate::{integrate, Dp5Options, Method};
@@ -673,7 +674,7 @@ fn check_generated(name: &str, a: &Array2<f64>, blame: &str) -> Result<()> {
 /// `writer` (created with B = 1, `with_qddot` and `with_energy`). `make` builds the system
 /// twice: one copy integrates, the other evaluates q̈ and the energy of each output frame — any
 /// [`Dynamics`] plugs in (analytic or a trained model). `progress` is called with the number of
-/// frames written so far.
+/// frames written so far. [`simulate_with_work`] also returns the work of the system's forces.
 pub fn simulate<M, T>(
     make: M,
     method: &Method,
@@ -681,8 +682,84 @@ pub fn simulate<M, T>(
     v0: &[f64],
     times: &T,
     writer: &mut crate::io::TrajectoryWriter,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<crate::integrate::Stats>
+where
+    M: Fn() -> Result<Dynamics>,
+    T: crate::integrate::OutputTimes + ?Sized,
+{
+    simulate_observed(make, method, q0, v0, times, writer, progress, |_, _, _| {
+        Ok(())
+    })
+}
+
+/// [`simulate`], also handing every output frame (q, q̇) to `on_frame` with an evaluation copy
+/// of the dynamics (e.g. to record conserved quantities,
+/// [`crate::density::symmetric::ConservedSeries`]).
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_observed<M, T>(
+    make: M,
+    method: &Method,
+    q0: &[f64],
+    v0: &[f64],
+    times: &T,
+    writer: &mut crate::io::TrajectoryWriter,
+    progress: impl FnMut(usize),
+    on_frame: impl FnMut(&mut Dynamics, &[f64], &[f64]) -> Result<()>,
+) -> Result<crate::integrate::Stats>
+where
+    M: Fn() -> Result<Dynamics>,
+    T: crate::integrate::OutputTimes + ?Sized,
+{
+    simulate_with_work_observed(make, method, q0, v0, times, writer, progress, on_frame)
+        .map(|(s, _, _)| s)
+}
+
+/// [`simulate`] with the work of the system's forces (docs/DESIGN.md §13.4): q̈ and the energy
+/// are evaluated at the frame time (time-dependent inputs included), and W_diss, W_inj
+/// ([`crate::integrate::integrate_with_work`], [`damped::WORK_SUB`] sub-intervals per frame)
+/// and the energy of every frame are returned. Without forces the work is zero and the
+/// integration is the plain one.
+#[allow(clippy::type_complexity)]
+pub fn simulate_with_work<M, T>(
+    make: M,
+    method: &Method,
+    q0: &[f64],
+    v0: &[f64],
+    times: &T,
+    writer: &mut crate::io::TrajectoryWriter,
+    progress: impl FnMut(usize),
+) -> Result<(
+    crate::integrate::Stats,
+    Vec<crate::integrate::Work>,
+    Vec<f64>,
+)>
+where
+    M: Fn() -> Result<Dynamics>,
+    T: crate::integrate::OutputTimes + ?Sized,
+{
+    simulate_with_work_observed(make, method, q0, v0, times, writer, progress, |_, _, _| {
+        Ok(())
+    })
+}
+
+/// The one simulate: [`simulate_with_work`] also handing every frame to `on_frame` (see
+/// [`simulate_observed`]).
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub fn simulate_with_work_observed<M, T>(
+    make: M,
+    method: &Method,
+    q0: &[f64],
+    v0: &[f64],
+    times: &T,
+    writer: &mut crate::io::TrajectoryWriter,
+    mut progress: impl FnMut(usize),
+    mut on_frame: impl FnMut(&mut Dynamics, &[f64], &[f64]) -> Result<()>,
+) -> Result<(
+    crate::integrate::Stats,
+    Vec<crate::integrate::Work>,
+    Vec<f64>,
+)>
 where
     M: Fn() -> Result<Dynamics>,
     T: crate::integrate::OutputTimes + ?Sized,
@@ -697,25 +774,39 @@ where
             dy.n_coords()
         )));
     }
-    let d = q0.len();
-    let mut a = vec![0.0; d];
-    integrate(&mut dy, method, q0, v0, times, |k, t, q, v| {
-        eval.accelerations_into(q, v, &mut a)?;
-        let e = eval.energy(q, v)?;
-        fn view(x: &[f64]) -> ndarray::ArrayView2<'_, f64> {
-            ndarray::ArrayView2::from_shape((1, x.len()), x).expect("1×D")
-        }
-        let ev = [e];
-        writer.push_frame(
-            t,
-            view(q),
-            view(v),
-            Some(view(&a)),
-            Some(ndarray::ArrayView1::from(&ev[..])),
-        )?;
-        progress(k + 1);
-        Ok(())
-    })
+    let mut a = vec![0.0; q0.len()];
+    let mut works = Vec::with_capacity(times.len());
+    let mut energies = Vec::with_capacity(times.len());
+    let sub = damped::WORK_SUB;
+    let stats = crate::integrate::integrate_with_work(
+        &mut dy,
+        method,
+        q0,
+        v0,
+        times,
+        sub,
+        |k, t, q, v, w| {
+            eval.time = t;
+            eval.accelerations_into(q, v, &mut a)?;
+            let e = [eval.energy(q, v)?];
+            fn view(x: &[f64]) -> ndarray::ArrayView2<'_, f64> {
+                ndarray::ArrayView2::from_shape((1, x.len()), x).expect("1×D")
+            }
+            writer.push_frame(
+                t,
+                view(q),
+                view(v),
+                Some(view(&a)),
+                Some(ndarray::ArrayView1::from(&e[..])),
+            )?;
+            on_frame(&mut eval, q, v)?;
+            works.push(w);
+            energies.push(e[0]);
+            progress(k + 1);
+            Ok(())
+        },
+    )?;
+    Ok((stats, works, energies))
 }
 
 #[cfg(test)]

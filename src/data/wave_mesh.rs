@@ -93,9 +93,21 @@ pub fn write_samples_with_attrs(
     attrs: &[(&str, &str)],
     out: AtomicOutput,
 ) -> Result<()> {
+    write_samples_with(samples, attrs, &[], out)
+}
+
+/// [`write_samples_with_attrs`] plus extra float64 root datasets (e.g. the inputs `u`, `B` of
+/// driven data, docs/SCHEMA.md "Inputs and work"), all written before the commit.
+pub fn write_samples_with(
+    samples: &SamplesData,
+    attrs: &[(&str, &str)],
+    extra: &[(&str, ndarray::ArrayD<f64>)],
+    out: AtomicOutput,
+) -> Result<()> {
     use hdf5::types::VarLenUnicode;
     let target = out.target().to_path_buf();
     samples.write(out.tmp_path(), true)?;
+    crate::io::inputs::add_datasets(out.tmp_path(), &target, extra)?;
     {
         let f = hdf5::File::open_rw(out.tmp_path())
             .map_err(|e| Error::file(&target, format!("cannot reopen for writing: {e}")))?;

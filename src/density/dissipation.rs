@@ -95,6 +95,100 @@ impl LearnedNodeDissipation {
     }
 }
 
+/// Columns (sample, node) per block of [`LearnedNodeDissipation::adjoint_batch`].
+const ADJOINT_COLS: usize = 512;
+/// Fixed number of block groups summed in order (deterministic whatever the thread count).
+const ADJOINT_GROUPS: usize = 8;
+
+impl LearnedNodeDissipation {
+    /// Accumulate Σ_samples ∂/∂θ λᵀ(−∂D/∂q̇) = −Σ_{samples, i} (λ_i·q̇_i) s_i σ(N_i) ∂N_i/∂θ
+    /// (docs/DESIGN.md (13.3)) into `grad` (layout of [`crate::train::hyperdual::flatten`]).
+    /// The (sample, node) columns are packed into blocks of [`ADJOINT_COLS`]: every layer's
+    /// forward and backward pass is one matrix product per block; blocks run in parallel in
+    /// [`ADJOINT_GROUPS`] groups summed in order.
+    pub fn adjoint_batch(&self, samples: &[(&[f64], &[f64], &[f64])], grad: &mut [f64]) {
+        use ndarray::{Array2, ArrayView2, Axis};
+        let (n, d) = (self.n_nodes(), self.dof);
+        let total = samples.len() * n;
+        if total == 0 {
+            return;
+        }
+        let net = &self.net;
+        let nl = net.weights.len();
+        let p = net.sizes[0];
+        let offs = crate::train::hyperdual::param_offsets(&net.sizes);
+        let blocks = total.div_ceil(ADJOINT_COLS);
+        let per = blocks.div_ceil(ADJOINT_GROUPS).max(1);
+        let np = grad.len();
+        let parts: Vec<Vec<f64>> = (0..blocks.div_ceil(per))
+            .into_par_iter()
+            .map(|grp| {
+                let mut g = vec![0.0; np];
+                let mut x = vec![0.0; p];
+                for b in grp * per..((grp + 1) * per).min(blocks) {
+                    let j0 = b * ADJOINT_COLS;
+                    let cols = ADJOINT_COLS.min(total - j0);
+                    let mut a0 = Array2::<f64>::zeros((p, cols));
+                    let mut w = vec![0.0; cols];
+                    for c in 0..cols {
+                        let (smp, i) = ((j0 + c) / n, (j0 + c) % n);
+                        let (q, v, lam) = samples[smp];
+                        w[c] = (0..d).map(|k| lam[i * d + k] * v[i * d + k]).sum::<f64>()
+                            * self.scale[i];
+                        self.input(i, q, &mut x);
+                        for r in 0..p {
+                            a0[[r, c]] = (x[r] - net.input_shift[r]) / net.input_scale[r];
+                        }
+                    }
+                    // Forward: activations and softplus' = σ of every hidden layer.
+                    let mut acts = vec![a0];
+                    let mut sigs: Vec<Array2<f64>> = Vec::with_capacity(nl);
+                    for l in 0..nl {
+                        let (nin, nout) = (net.sizes[l], net.sizes[l + 1]);
+                        let wl = ArrayView2::from_shape((nout, nin), &net.weights[l]).expect("W");
+                        let mut z = wl.dot(&acts[l]);
+                        for (mut row, bias) in z.axis_iter_mut(Axis(0)).zip(&net.biases[l]) {
+                            row += *bias;
+                        }
+                        let sg = z.mapv(|z| softplus_derivs(z).1);
+                        if l + 1 < nl {
+                            acts.push(z.mapv(softplus));
+                        }
+                        sigs.push(sg);
+                    }
+                    // δ at the output: −(λ_i·v_i) s_i σ(N_i).
+                    let mut delta = Array2::<f64>::zeros((1, cols));
+                    for c in 0..cols {
+                        delta[[0, c]] = -w[c] * sigs[nl - 1][[0, c]];
+                    }
+                    for l in (0..nl).rev() {
+                        let (nin, nout) = (net.sizes[l], net.sizes[l + 1]);
+                        let (wo, bo) = offs[l];
+                        let gw = delta.dot(&acts[l].t());
+                        for (gk, x) in g[wo..wo + nout * nin].iter_mut().zip(gw.iter()) {
+                            *gk += x;
+                        }
+                        for (gk, x) in g[bo..bo + nout].iter_mut().zip(delta.sum_axis(Axis(1))) {
+                            *gk += x;
+                        }
+                        if l > 0 {
+                            let wl =
+                                ArrayView2::from_shape((nout, nin), &net.weights[l]).expect("W");
+                            delta = wl.t().dot(&delta) * &sigs[l - 1];
+                        }
+                    }
+                }
+                g
+            })
+            .collect();
+        for part in parts {
+            for (g, x) in grad.iter_mut().zip(part) {
+                *g += x;
+            }
+        }
+    }
+}
+
 /// Allocation-free forward pass of a scalar MLP (scratch `a`, `z` of the widest layer).
 fn forward(net: &Mlp, x: &[f64], a: &mut [f64], z: &mut [f64]) -> f64 {
     let n0 = net.sizes[0];
@@ -253,22 +347,8 @@ impl DissipationTerm {
     /// Accumulate ∂/∂θ of λᵀ(−∂D/∂q̇) (the dissipation's part of the adjoint (3.1), see
     /// docs/DESIGN.md §13.2) into `grad`.
     pub fn adjoint(&self, q: &[f64], v: &[f64], lam: &[f64], grad: &mut [f64]) {
-        let DissipationTerm::Learned(l) = self else {
-            return;
-        };
-        let d = l.dof;
-        let p = l.net.sizes[0];
-        let mut x = vec![0.0; p];
-        for i in 0..l.n_nodes() {
-            let lv: f64 = (0..d).map(|k| lam[i * d + k] * v[i * d + k]).sum();
-            if lv == 0.0 {
-                continue;
-            }
-            l.input(i, q, &mut x);
-            let z = l.net.forward(&x);
-            let (_, sig, _) = softplus_derivs(z);
-            // −∂/∂θ (λ_i·v_i γ_i) with dγ_i/dN = s_i σ(N).
-            crate::train::graph::mlp_param_grad(&l.net, &x, -lv * l.scale[i] * sig, grad);
+        if let DissipationTerm::Learned(l) = self {
+            l.adjoint_batch(&[(q, v, lam)], grad);
         }
     }
 }
@@ -291,6 +371,13 @@ pub enum Signal {
     },
     /// A constant u (set per training sample).
     Constant(Vec<f64>),
+    /// u_j(t) = amp_j sin(ω_j t + φ_j): one harmonic drive per component, each with its own
+    /// frequency and phase (`lgn generate wave-mesh --forcing`).
+    Harmonics {
+        amp: Vec<f64>,
+        omega: Vec<f64>,
+        phase: Vec<f64>,
+    },
 }
 
 impl Signal {
@@ -299,6 +386,7 @@ impl Signal {
             Signal::Sampled { width, .. } => *width,
             Signal::Sine { amp, .. } => amp.len(),
             Signal::Constant(u) => u.len(),
+            Signal::Harmonics { amp, .. } => amp.len(),
         }
     }
 
@@ -326,6 +414,17 @@ impl Signal {
             values,
             width,
         })
+    }
+
+    /// The first sample time after `t` of a sampled signal (where its linear interpolation
+    /// has a kink; times within a few ulps of `t` count as reached). `None` for smooth signals.
+    pub fn next_kink(&self, t: f64) -> Option<f64> {
+        let Signal::Sampled { times, .. } = self else {
+            return None;
+        };
+        let tiny = 64.0 * f64::EPSILON * t.abs().max(1.0);
+        let k = times.partition_point(|&x| x <= t + tiny);
+        times.get(k).copied()
     }
 
     /// u(t) into `out` (length [`Signal::width`]).
@@ -357,6 +456,11 @@ impl Signal {
                 }
             }
             Signal::Constant(u) => out.copy_from_slice(u),
+            Signal::Harmonics { amp, omega, phase } => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = amp[j] * (omega[j] * t + phase[j]).sin();
+                }
+            }
         }
     }
 }

@@ -236,6 +236,10 @@ pub struct MlpDensity {
     /// Angle coordinates: when set to P, every q slot is wrapped into [−P/2, P/2] before the
     /// network sees it (see [`wrap_period`]); derivatives are unchanged (the wrap has slope 1).
     q_period: Option<f64>,
+    /// Angle embedding (docs/DESIGN.md §14.6): the network's input is
+    /// (cos q_I, sin q_I, v_I, f_s), length 3kd + n_features, and ρ is 2π-periodic and smooth
+    /// in every q slot.
+    embed: bool,
 }
 
 /// x − P·⌊x/P + 1/2⌋: the representative of x in the half-open [−P/2, P/2) (angles with
@@ -249,13 +253,34 @@ pub fn wrap_period(x: f64, period: f64) -> f64 {
 
 impl MlpDensity {
     pub fn new(mlp: Mlp, arity: usize, dof: usize, n_features: usize) -> crate::Result<Self> {
+        Self::with_input(mlp, arity, dof, n_features, false)
+    }
+
+    /// [`MlpDensity::new`] with the choice of the network's input: `embed` false, the site
+    /// input x_s itself (length 2kd + n_features); true, the angle embedding
+    /// (cos q_I, sin q_I, v_I, f_s) of length 3kd + n_features (docs/DESIGN.md §14.6).
+    pub fn with_input(
+        mlp: Mlp,
+        arity: usize,
+        dof: usize,
+        n_features: usize,
+        embed: bool,
+    ) -> crate::Result<Self> {
         mlp.validate()?;
-        let p = 2 * arity * dof + n_features;
+        let kd = arity * dof;
+        let p = if embed { 3 * kd } else { 2 * kd } + n_features;
         if mlp.sizes[0] != p {
-            return Err(crate::Error::input(format!(
-                "MLP input size {} does not match the site input 2·{arity}·{dof} + {n_features} = {p}",
-                mlp.sizes[0]
-            )));
+            return Err(crate::Error::input(if embed {
+                format!(
+                    "MLP input size {} does not match the angle-embedded site input (cos q, sin q, v, f): 3·{arity}·{dof} + {n_features} = {p}",
+                    mlp.sizes[0]
+                )
+            } else {
+                format!(
+                    "MLP input size {} does not match the site input 2·{arity}·{dof} + {n_features} = {p}",
+                    mlp.sizes[0]
+                )
+            }));
         }
         if mlp.n_hidden() == 0 {
             return Err(crate::Error::input("an MLP density needs at least one hidden layer (a linear density has no mass matrix)"));
@@ -269,11 +294,11 @@ impl MlpDensity {
                 b0[i] -= w0[i * p + j] * mlp.input_shift[j];
             }
         }
-        let kd = arity * dof;
+        let voff = if embed { 2 * kd } else { kd };
         let mut w0_vcols = vec![0.0; h * kd];
         for j in 0..kd {
             for i in 0..h {
-                w0_vcols[j * h + i] = w0[i * p + kd + j];
+                w0_vcols[j * h + i] = w0[i * p + voff + j];
             }
         }
         let mut w = mlp.weights.clone();
@@ -290,7 +315,14 @@ impl MlpDensity {
             precision: Precision::F64,
             simd: None,
             q_period: None,
+            embed,
         })
+    }
+
+    /// True when the network sees the angle embedding (cos q, sin q) instead of q (see
+    /// [`MlpDensity::with_input`]).
+    pub fn embedded(&self) -> bool {
+        self.embed
     }
 
     /// Evaluate the network in this precision (see [`Precision`]); the default is f64.
@@ -531,11 +563,13 @@ impl MlpDensity {
 
         let hmax = sizes[1..=nh].iter().copied().max().unwrap_or(1);
         let hsum: usize = sizes[1..=nh].iter().sum();
-        let direct = if self.q_period.is_none() {
+        let pn = sizes[0];
+        let direct = if self.q_period.is_none() && !self.embed {
             T::from_f64_slice(x)
         } else {
             None
         };
+        let ndir = if self.embed { 2 * kd * nb } else { 0 };
         // One per-thread workspace, carved into the pass's buffers: no allocation or zeroing
         // per block (only the Hessian accumulator is cleared).
         let need = hsum * width
@@ -543,8 +577,9 @@ impl MlpDensity {
             + hmax * width
             + nb
             + 2 * hmax * nb
-            + if direct.is_none() { p * nb } else { 0 };
-        let need_back = 3 * hmax * nb + npairs * nb + p * nb;
+            + ndir
+            + if direct.is_none() { pn * nb } else { 0 };
+        let need_back = 3 * hmax * nb + npairs * nb + pn * nb;
         let mut ws = T::take_workspace();
         if ws.len() < need {
             ws.resize(need, T::ZERO);
@@ -569,14 +604,39 @@ impl MlpDensity {
             let rho = carve(&mut rest, nb);
             let g_t = carve(&mut rest, hmax * nb);
             let delta_t = carve(&mut rest, hmax * nb);
+            let qdir = carve(&mut rest, ndir);
             let delta = carve(&mut back, hmax * nb);
             let g = carve(&mut back, hmax * nb);
             let ds = carve(&mut back, hmax * nb);
             let hess = carve(&mut back, npairs * nb);
             hess.fill(0.0);
-            let grad_x = carve(&mut back, p * nb);
+            let grad_x = carve(&mut back, pn * nb);
             let xt: &[T] = match direct {
                 Some(x) => x,
+                None if self.embed => {
+                    // y = (cos q, sin q, v, f) and the direction J_q v = (−sin q ⊙ v, cos q ⊙ v)
+                    // of the c-tangent (docs/DESIGN.md §14.6), both site-contiguous.
+                    let xw = carve(&mut rest, pn * nb);
+                    for ((yw, xs), dw) in xw
+                        .chunks_exact_mut(pn)
+                        .zip(x.chunks_exact(p))
+                        .zip(qdir.chunks_exact_mut(2 * kd))
+                    {
+                        for i in 0..kd {
+                            let (sn, cs) = xs[i].sin_cos();
+                            let v = xs[kd + i];
+                            yw[i] = T::from_f64(cs);
+                            yw[kd + i] = T::from_f64(sn);
+                            yw[2 * kd + i] = T::from_f64(v);
+                            dw[i] = T::from_f64(-sn * v);
+                            dw[kd + i] = T::from_f64(cs * v);
+                        }
+                        for (d, &f) in yw[3 * kd..].iter_mut().zip(&xs[2 * kd..]) {
+                            *d = T::from_f64(f);
+                        }
+                    }
+                    xw
+                }
                 None => {
                     let xw = carve(&mut rest, p * nb);
                     for (site, xs) in xw.chunks_exact_mut(p).zip(x.chunks_exact(p)) {
@@ -604,8 +664,9 @@ impl MlpDensity {
                 g_t,
                 delta_t,
             };
-            self.passes::<T, F>(net, xt, nb, record == Record::Full, &mut buf);
-            self.write_records(nb, out, record, &buf);
+            let qdir = (!qdir.is_empty()).then_some(&*qdir);
+            self.passes::<T, F>(net, xt, qdir, nb, record == Record::Full, &mut buf);
+            self.write_records(nb, out, record, &buf, qdir.map(|_| xt));
         }
         T::put_workspace(ws);
         BACKWARD_WS.with(|c| c.set(ws_back));
@@ -614,18 +675,22 @@ impl MlpDensity {
     /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2, §15.3), in
     /// feature-major layout: row i of a layer buffer holds hidden unit i for all nb sites,
     /// `[z (nb) | T_0 (nb) | … | T_kd (nb)]`, so each layer is one GEMM `W · U` of width
-    /// nb·(kd + 2) and every elementwise step runs over contiguous sites.
+    /// nb·(kd + 2) and every elementwise step runs over contiguous sites. `x` is the network's
+    /// input (`sizes[0]` values per site); with the angle embedding `qdir` holds the c-direction
+    /// J_q v_I in the (cos, sin) slots, 2kd values per site (docs/DESIGN.md §14.6).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn passes<T: Real, F: FmaMode>(
         &self,
         net: &Net<T>,
         x: &[T],
+        qdir: Option<&[T]>,
         nb: usize,
         want_rho: bool,
         buf: &mut Buffers<'_, '_, T>,
     ) {
         let kd = self.arity * self.dof;
-        let p = self.input_len();
+        let p = self.mlp.sizes[0];
         let dd = kd + 1;
         let nh = self.mlp.n_hidden();
         let sizes = &self.mlp.sizes;
@@ -644,12 +709,20 @@ impl MlpDensity {
                 weight(0),
                 xmat,
             );
-            T::gemm(
-                row_major_strided(&mut r0[(1 + kd) * nb..], h0, nb, width),
-                Accum::Replace,
-                weight(0).subcols(0, kd),
-                xmat.subrows(kd, kd),
-            );
+            match qdir {
+                Some(dir) => T::gemm(
+                    row_major_strided(&mut r0[(1 + kd) * nb..], h0, nb, width),
+                    Accum::Replace,
+                    weight(0).subcols(0, 2 * kd),
+                    MatRef::from_column_major_slice(dir, 2 * kd, nb),
+                ),
+                None => T::gemm(
+                    row_major_strided(&mut r0[(1 + kd) * nb..], h0, nb, width),
+                    Accum::Replace,
+                    weight(0).subcols(0, kd),
+                    xmat.subrows(kd, kd),
+                ),
+            }
             for i in 0..h0 {
                 let row = &mut r0[i * width..(i + 1) * width];
                 let bi = net.b[0][i];
@@ -783,18 +856,30 @@ impl MlpDensity {
         }
     }
 
-    /// Site records from the pass buffers (feature-major → one record per site).
+    /// Site records from the pass buffers (feature-major → one record per site). With the
+    /// angle embedding `y` is the network input (cos q, sin q, v, f) per site, and
+    /// ∂ρ/∂q_i = −sin q_i ∂N/∂c_i + cos q_i ∂N/∂s_i, ∂ρ/∂v from the v rows (docs/DESIGN.md §14.6).
     fn write_records<T: Real>(
         &self,
         nb: usize,
         out: &mut [f64],
         record: Record,
         buf: &Buffers<'_, '_, T>,
+        y: Option<&[T]>,
     ) {
         let lay = self.layout();
         let kd = lay.kd;
         let (gx, hess) = (&*buf.grad_x, &*buf.hess);
         let h = |j: usize, k: usize, s: usize| hess[pair_index(kd, j, k) * nb + s];
+        let pn = self.mlp.sizes[0];
+        let gq = |i: usize, s: usize| match y {
+            Some(y) => {
+                let ys = &y[s * pn..(s + 1) * pn];
+                -ys[kd + i].to_f64() * gx[i * nb + s] + ys[i].to_f64() * gx[(kd + i) * nb + s]
+            }
+            None => gx[i * nb + s],
+        };
+        let voff = if y.is_some() { 2 * kd } else { kd };
         match record {
             Record::Full => {
                 let stride = lay.stride();
@@ -802,8 +887,8 @@ impl MlpDensity {
                     rec[SiteLayout::RHO] = buf.rho[s].to_f64();
                     let m = lay.mass();
                     for i in 0..kd {
-                        rec[lay.grad_q() + i] = gx[i * nb + s];
-                        rec[lay.grad_v() + i] = gx[(kd + i) * nb + s];
+                        rec[lay.grad_q() + i] = gq(i, s);
+                        rec[lay.grad_v() + i] = gx[(voff + i) * nb + s];
                         for k in i..kd {
                             let v = h(i, k, s);
                             rec[m + i * kd + k] = v;
@@ -817,7 +902,7 @@ impl MlpDensity {
                 let stride = self.accel_layout().stride();
                 for (s, rec) in out.chunks_exact_mut(stride).take(nb).enumerate() {
                     for i in 0..kd {
-                        rec[i] = gx[i * nb + s] - h(i, kd, s);
+                        rec[i] = gq(i, s) - h(i, kd, s);
                         for k in i..kd {
                             let v = h(i, k, s);
                             rec[kd + i * kd + k] = v;

@@ -12,6 +12,7 @@
 pub mod activation;
 pub mod analytic;
 pub mod dissipation;
+pub mod embed;
 pub mod fem;
 pub mod mlp;
 pub mod potential;

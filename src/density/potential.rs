@@ -128,6 +128,37 @@ pub enum PotentialInput {
     Node,
     /// One edge (a, b): U(q_b − q_a, f) + U(q_a − q_b, f).
     EdgeDiff,
+    /// One edge (a, b) of particles with positions q (dof 2 or 3): U(|q_b − q_a|, f), invariant
+    /// under translations and rotations (docs/DESIGN.md §14.3); the network takes 1 + nf inputs.
+    EdgeDistance,
+}
+
+impl PotentialInput {
+    /// Inputs of the network besides the features: d for node and edge-difference potentials,
+    /// 1 (the distance) for [`PotentialInput::EdgeDistance`].
+    pub fn coord_inputs(self, dof: usize) -> usize {
+        match self {
+            PotentialInput::EdgeDistance => 1,
+            _ => dof,
+        }
+    }
+}
+
+/// |Δ| and the unit vector Δ/|Δ| (0 at Δ = 0) of the edge difference Δ = q_b − q_a of one site
+/// input `xs` = (q_a, q_b, …).
+#[inline]
+pub(crate) fn edge_distance(xs: &[f64], d: usize, unit: &mut [f64]) -> f64 {
+    let mut r2 = 0.0;
+    for k in 0..d {
+        unit[k] = xs[d + k] - xs[k];
+        r2 += unit[k] * unit[k];
+    }
+    let r = r2.sqrt();
+    let inv = if r > 0.0 { 1.0 / r } else { 0.0 };
+    for u in &mut unit[..d] {
+        *u *= inv;
+    }
+    r
 }
 
 /// A potential-only density ρ = N(…) (see the module documentation). The network takes
@@ -160,9 +191,15 @@ impl PotentialMlp {
         n_features: usize,
     ) -> crate::Result<Self> {
         mlp.validate()?;
-        if mlp.sizes[0] != dof + n_features {
+        if input == PotentialInput::EdgeDistance && !(2..=3).contains(&dof) {
             return Err(crate::Error::input(format!(
-                "potential network input size {} does not match dof {dof} + {n_features} features",
+                "an edge-distance potential needs particle positions in 2-D or 3-D (dof 2 or 3), not dof {dof}"
+            )));
+        }
+        let ci = input.coord_inputs(dof);
+        if mlp.sizes[0] != ci + n_features {
+            return Err(crate::Error::input(format!(
+                "potential network input size {} does not match {ci} coordinate input(s) + {n_features} features",
                 mlp.sizes[0]
             )));
         }
@@ -198,7 +235,8 @@ impl PotentialMlp {
     fn net_inputs(&self, x: &[f64], nb: usize, xn: &mut [f64]) {
         let (d, nf) = (self.dof, self.n_features);
         let p = self.input_len();
-        let pn = d + nf;
+        let pn = self.mlp.sizes[0];
+        let mut unit = [0.0; 3];
         for s in 0..nb {
             let xs = &x[s * p..(s + 1) * p];
             let f = &xs[p - nf..];
@@ -220,13 +258,18 @@ impl PotentialMlp {
                     c0[d..].copy_from_slice(f);
                     c1[d..].copy_from_slice(f);
                 }
+                PotentialInput::EdgeDistance => {
+                    let c = &mut xn[s * pn..(s + 1) * pn];
+                    c[0] = edge_distance(xs, d, &mut unit);
+                    c[1..].copy_from_slice(f);
+                }
             }
         }
     }
 
     fn copies(&self) -> usize {
         match self.input {
-            PotentialInput::Node => 1,
+            PotentialInput::Node | PotentialInput::EdgeDistance => 1,
             PotentialInput::EdgeDiff => 2,
         }
     }
@@ -234,7 +277,7 @@ impl PotentialMlp {
     /// ρ and ∂ρ/∂q_I of `nb` sites: `rho[s]`, `gq[s·kd ..]`.
     fn eval(&self, x: &[f64], nb: usize, rho: &mut [f64], gq: &mut [f64]) {
         let d = self.dof;
-        let pn = d + self.n_features;
+        let pn = self.mlp.sizes[0];
         let m = nb * self.copies();
         POT_WS.with(|cell| {
             let mut ws = cell.borrow_mut();
@@ -267,6 +310,20 @@ impl PotentialMlp {
                         }
                     }
                 }
+                PotentialInput::EdgeDistance => {
+                    // ∂/∂q_b U(|Δ|) = U'(r) Δ/r; ∂/∂q_a is its negative.
+                    let p = self.input_len();
+                    let mut unit = [0.0; 3];
+                    for s in 0..nb {
+                        rho[s] = val[s];
+                        edge_distance(&x[s * p..(s + 1) * p], d, &mut unit);
+                        for k in 0..d {
+                            let gb = g[s * pn] * unit[k];
+                            gq[s * 2 * d + k] = -gb;
+                            gq[s * 2 * d + d + k] = gb;
+                        }
+                    }
+                }
             }
         });
     }
@@ -281,7 +338,7 @@ impl Density for PotentialMlp {
     fn arity(&self) -> usize {
         match self.input {
             PotentialInput::Node => 1,
-            PotentialInput::EdgeDiff => 2,
+            PotentialInput::EdgeDiff | PotentialInput::EdgeDistance => 2,
         }
     }
     fn dof(&self) -> usize {
@@ -295,6 +352,7 @@ impl Density for PotentialMlp {
         let what = match self.input {
             PotentialInput::Node => "node",
             PotentialInput::EdgeDiff => "edge-difference",
+            PotentialInput::EdgeDistance => "edge-distance",
         };
         format!("{what} potential mlp {}", s.join("-"))
     }
@@ -497,6 +555,42 @@ mod tests {
         pot.eval_block_accel(&x, 1, &mut acc);
         for i in 0..4 {
             assert!((acc[i] - r[lay.grad_q() + i]).abs() < 1e-15);
+        }
+    }
+
+    /// U(|q_b − q_a|): invariant under a rotation and a translation of both particles and under
+    /// swapping them; its gradient against central differences (dof 2 and 3).
+    #[test]
+    fn edge_distance_potential_is_rigid_motion_invariant_and_exact() {
+        for d in [2usize, 3] {
+            let pot = PotentialMlp::new(net(2, 5), PotentialInput::EdgeDistance, d, 1).unwrap();
+            assert!(PotentialMlp::new(net(2, 5), PotentialInput::EdgeDistance, 1, 1).is_err());
+            let mut x: Vec<f64> = (0..4 * d).map(|i| 0.3 * (i as f64 * 1.7).sin()).collect();
+            x.push(0.8);
+            let r = eval_one(&pot, &x);
+            let lay = pot.layout();
+            // Rotation about the last axis by 0.7 and a translation, applied to both nodes.
+            let (c, sn) = (0.7f64.cos(), 0.7f64.sin());
+            let mut y = x.clone();
+            for a in 0..2 {
+                let (q0, q1) = (x[a * d], x[a * d + 1]);
+                y[a * d] = c * q0 - sn * q1 + 0.4;
+                y[a * d + 1] = sn * q0 + c * q1 - 1.1;
+            }
+            assert!((eval_one(&pot, &y)[0] - r[0]).abs() < 1e-12);
+            let mut sw = x.clone();
+            for k in 0..d {
+                sw.swap(k, d + k);
+            }
+            assert!((eval_one(&pot, &sw)[0] - r[0]).abs() < 1e-13);
+            for i in 0..2 * d {
+                let h = 1e-6;
+                let (mut a, mut b) = (x.clone(), x.clone());
+                a[i] += h;
+                b[i] -= h;
+                let fd = (eval_one(&pot, &a)[0] - eval_one(&pot, &b)[0]) / (2.0 * h);
+                assert!((r[lay.grad_q() + i] - fd).abs() < 1e-8, "{i}: {fd}");
+            }
         }
     }
 

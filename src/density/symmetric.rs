@@ -11,13 +11,14 @@
 //!   L(q + c·1, q̇) = L(q, q̇) ⇒ Σᵢ ∂L/∂qᵢ = 0 ⇒ total momentum P = Σᵢ ∂L/∂q̇ᵢ is conserved,
 //!   and exactly (to the implicit solve's tolerance) by the variational integrator, whose
 //!   discrete Lagrangian inherits the symmetry.
-//! * [`EdgeDistanceMlp`]: a rotation- and translation-invariant edge potential
-//!   ρ_ab = N(|x_b − x_a|) for particles in 2-D or 3-D: linear and angular momentum conserved.
+//! * the rotation- and translation-invariant edge potential ρ_ab = N(|x_b − x_a|; f_ab) for
+//!   particles in 2-D or 3-D is [`super::PotentialMlp`] with
+//!   [`super::PotentialInput::EdgeDistance`] (the graph-model term `edge_distance`): linear and
+//!   angular momentum conserved.
 //! * [`total_momentum`], [`angular_momentum`], [`momentum_drift`]: the conserved quantities
 //!   along rollouts.
 
-use super::activation::softplus_derivs;
-use super::{Density, Mlp, SiteLayout};
+use super::Mlp;
 use crate::dynamics::Dynamics;
 use crate::integrate::Variational;
 use crate::{Error, Result};
@@ -186,107 +187,54 @@ pub fn scaled_drift(e: &[f64], scale: f64) -> f64 {
     e.iter().map(|x| (x - e0).abs()).fold(0.0, f64::max) / scale
 }
 
-/// Rotation- and translation-invariant edge potential for particles in `dof` = 2 or 3
-/// dimensions: ρ_ab = N(r), r = |x_b − x_a| (the sign of a Lagrangian term, −U), N a softplus
-/// MLP with one input (normalised by the network's input shift and scale). Symmetric under
-/// swapping the endpoints; potential only (m_s = 0, c_s = 0). With a kinetic term of the
-/// velocities alone, the Lagrangian is invariant under rigid motions: linear and angular
-/// momentum are conserved (docs/DESIGN.md §14.3).
-#[derive(Clone, Debug)]
-pub struct EdgeDistanceMlp {
-    pub mlp: Mlp,
-    dof: usize,
+/// Total momentum P(t) = Σᵢ pᵢ and, for particles in 2-D/3-D, angular momentum
+/// L(t) = Σᵢ qᵢ × pᵢ (q the positions) recorded frame by frame along a rollout, with their
+/// relative drifts ([`momentum_drift`]); what `lgn simulate` reports for graph models
+/// (docs/DESIGN.md §14).
+#[derive(Clone, Debug, Default)]
+pub struct ConservedSeries {
+    pub dof: usize,
+    /// (P(t_k), Σᵢ |pᵢ(t_k)|) per frame.
+    pub momentum: Vec<(Vec<f64>, f64)>,
+    /// (L(t_k), Σᵢ |qᵢ||pᵢ|) per frame (empty unless dof is 2 or 3).
+    pub angular: Vec<(Vec<f64>, f64)>,
 }
 
-impl EdgeDistanceMlp {
-    pub fn new(mlp: Mlp, dof: usize) -> Result<Self> {
-        mlp.validate()?;
-        if mlp.sizes[0] != 1 {
-            return Err(Error::input(format!(
-                "an edge-distance network takes 1 input (the distance), not {}",
-                mlp.sizes[0]
-            )));
+impl ConservedSeries {
+    pub fn new(dof: usize) -> Self {
+        ConservedSeries {
+            dof,
+            ..Default::default()
         }
-        if !(dof == 2 || dof == 3) {
-            return Err(Error::input(format!(
-                "an edge-distance density is for particles in 2-D or 3-D, not dof {dof}"
-            )));
+    }
+    /// Record one frame: p = ∂L/∂q̇ of `dy` at (q, q̇).
+    pub fn push(&mut self, dy: &mut Dynamics, q: &[f64], v: &[f64]) -> Result<()> {
+        let p = momenta(dy, q, v)?;
+        self.momentum.push(total_momentum(&p, self.dof));
+        if self.dof == 2 || self.dof == 3 {
+            self.angular.push(angular_momentum(q, &p, self.dof)?);
         }
-        Ok(EdgeDistanceMlp { mlp, dof })
+        Ok(())
     }
-
-    /// (N(r), dN/dr) by forward-mode differentiation through the layers.
-    pub fn value_slope(&self, r: f64) -> (f64, f64) {
-        let net = &self.mlp;
-        let mut a = vec![(r - net.input_shift[0]) / net.input_scale[0]];
-        let mut da = vec![1.0 / net.input_scale[0]];
-        let nl = net.weights.len();
-        for l in 0..nl {
-            let (nin, nout) = (net.sizes[l], net.sizes[l + 1]);
-            let mut z = net.biases[l].clone();
-            let mut dz = vec![0.0; nout];
-            for i in 0..nout {
-                let row = &net.weights[l][i * nin..(i + 1) * nin];
-                for j in 0..nin {
-                    z[i] += row[j] * a[j];
-                    dz[i] += row[j] * da[j];
-                }
-            }
-            if l + 1 < nl {
-                for i in 0..nout {
-                    let (s, s1, _) = softplus_derivs(z[i]);
-                    z[i] = s;
-                    dz[i] *= s1;
-                }
-            }
-            a = z;
-            da = dz;
-        }
-        (a[0], da[0])
+    /// Relative drift of P ([`momentum_drift`]).
+    pub fn momentum_drift(&self) -> f64 {
+        momentum_drift(&self.momentum)
     }
-}
-
-impl Density for EdgeDistanceMlp {
-    fn arity(&self) -> usize {
-        2
+    /// Relative drift of L, when recorded.
+    pub fn angular_drift(&self) -> Option<f64> {
+        (!self.angular.is_empty()).then(|| momentum_drift(&self.angular))
     }
-    fn dof(&self) -> usize {
-        self.dof
-    }
-    fn name(&self) -> String {
-        let s: Vec<String> = self.mlp.sizes.iter().map(|x| x.to_string()).collect();
-        format!("edge-distance mlp {}", s.join("-"))
-    }
-    fn mass_is_zero(&self) -> bool {
-        true
-    }
-    fn eval_block(&self, x: &[f64], nb: usize, out: &mut [f64]) {
-        let d = self.dof;
-        let lay = self.layout();
-        let (p, stride) = (4 * d, lay.stride());
-        for s in 0..nb {
-            let xs = &x[s * p..(s + 1) * p];
-            let r_out = &mut out[s * stride..(s + 1) * stride];
-            r_out.fill(0.0);
-            let delta: Vec<f64> = (0..d).map(|c| xs[d + c] - xs[c]).collect();
-            let r = delta.iter().map(|x| x * x).sum::<f64>().sqrt();
-            let (n, dn) = self.value_slope(r);
-            r_out[SiteLayout::RHO] = n;
-            if r > 0.0 {
-                for c in 0..d {
-                    let g = dn * delta[c] / r;
-                    r_out[lay.grad_q() + c] = -g;
-                    r_out[lay.grad_q() + d + c] = g;
-                }
-            }
-        }
+    /// The recorded values as a frames × components row-major table.
+    pub fn table(series: &[(Vec<f64>, f64)]) -> (usize, usize, Vec<f64>) {
+        let cols = series.first().map_or(0, |(v, _)| v.len());
+        let vals = series.iter().flat_map(|(v, _)| v.iter().copied()).collect();
+        (series.len(), cols, vals)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::density::eval_one;
 
     #[test]
     fn projection_makes_rows_sum_to_zero_and_keeps_velocity_weights() {
@@ -336,43 +284,6 @@ mod tests {
         net.input_scale = vec![1.0, 2.0, 1.0, 1.0, 1.0, 1.0];
         let e = project_shift_invariant(&mut net, 3, 1).unwrap_err();
         assert!(e.to_string().contains("input scale"), "{e}");
-    }
-
-    #[test]
-    fn edge_distance_gradient_matches_finite_differences() {
-        for d in [2usize, 3] {
-            let mut net = Mlp::paper_init(&[1, 12, 12, 1], 9);
-            net.input_shift[0] = 1.0;
-            net.input_scale[0] = 0.5;
-            let dens = EdgeDistanceMlp::new(net, d).unwrap();
-            let lay = dens.layout();
-            let x: Vec<f64> = (0..4 * d)
-                .map(|i| 0.3 * (i as f64).sin() + 0.1 * i as f64)
-                .collect();
-            let rec = eval_one(&dens, &x);
-            let h = 1e-6;
-            for j in 0..2 * d {
-                let (mut xp, mut xm) = (x.clone(), x.clone());
-                xp[j] += h;
-                xm[j] -= h;
-                let fd = (eval_one(&dens, &xp)[0] - eval_one(&dens, &xm)[0]) / (2.0 * h);
-                let g = rec[lay.grad_q() + j];
-                assert!(
-                    (fd - g).abs() < 1e-7 * (1.0 + g.abs()),
-                    "d {d} slot {j}: {g} vs fd {fd}"
-                );
-            }
-            // Rotation invariance: rotate both endpoints in the (0, 1) plane.
-            let (c, s) = (0.6f64, 0.8f64);
-            let mut xr = x.clone();
-            for a in 0..2 {
-                let (u, w) = (x[a * d], x[a * d + 1]);
-                xr[a * d] = c * u - s * w;
-                xr[a * d + 1] = s * u + c * w;
-            }
-            let r2 = eval_one(&dens, &xr)[0];
-            assert!((r2 - rec[0]).abs() < 1e-13 * rec[0].abs().max(1.0));
-        }
     }
 
     #[test]

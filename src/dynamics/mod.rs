@@ -5,6 +5,8 @@
 //! solves. One-off work (pattern, orderings, symbolic factorisation, buffers) happens in
 //! [`Dynamics::new`].
 
+pub mod batch;
+
 use crate::assembly::MassPattern;
 use crate::graph::GraphKind;
 use crate::lagrangian::Lagrangian;

@@ -6,6 +6,7 @@
 //! small, seeded and finish in about two minutes: the tests use them and assert on outcomes.
 
 pub mod damped;
+mod damped_mesh;
 pub mod dblpend;
 pub mod mesh;
 pub mod noisy;
@@ -202,10 +203,25 @@ pub fn prepare_dir(opts: &ExperimentOptions) -> Result<()> {
 
 /// Run an experiment by name.
 pub fn run(name: &str, opts: &ExperimentOptions) -> Result<ExperimentReport> {
+    run_sized(name, opts, dblpend::Size::default())
+}
+
+/// [`run`] with the double-pendulum experiment's network size and epochs overridden (an error
+/// for the other experiments when `size` overrides anything).
+pub fn run_sized(
+    name: &str,
+    opts: &ExperimentOptions,
+    size: dblpend::Size,
+) -> Result<ExperimentReport> {
+    if name != "dblpend" && (size.hidden, size.layers, size.epochs) != (None, None, None) {
+        return Err(Error::input(format!(
+            "--hidden, --layers and --epochs apply to the dblpend experiment, not to '{name}'"
+        )));
+    }
     prepare_dir(opts)?;
     let t0 = std::time::Instant::now();
     let mut report = match name {
-        "dblpend" => dblpend::run(opts)?,
+        "dblpend" => dblpend::run_with(opts, size)?,
         "relativistic" => relativistic::run(opts)?,
         "wave1d" => wave1d::run(opts)?,
         "mesh" => mesh::run(opts)?,

@@ -14,7 +14,7 @@ use crate::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use crate::plot::{self, Series};
 use crate::solve::SolverKind;
 use crate::train::positions::{self, ObjectiveKind, PositionsFit, WeakForm};
-use crate::train::{self, ModelKind, Schedule, TrainConfig, TrainedModel};
+use crate::train::{self, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel};
 use crate::{Error, Result};
 use ndarray::Array3;
 use rand::rngs::StdRng;
@@ -39,11 +39,65 @@ struct Row {
     seconds: f64,
 }
 
+impl Row {
+    /// The row of one trained and scored model: `run` returns (energy error, position error,
+    /// failed rollouts); the time includes training and scoring.
+    fn timed(
+        system: &'static str,
+        method: &'static str,
+        sigma: f64,
+        run: impl FnOnce() -> Result<(f64, f64, usize)>,
+    ) -> Result<Row> {
+        let t0 = std::time::Instant::now();
+        let (energy_err, pos_err, failed) = run()?;
+        Ok(Row {
+            system,
+            method,
+            sigma,
+            energy_err,
+            pos_err,
+            failed,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Scores of one trained model: (energy error, position error, failed rollouts).
+type Score = (f64, f64, usize);
+
+/// The positions rows of one system: for every σ of [`SIGMAS`] (noise seed `seed + i`), the
+/// weak form and the Savitzky–Golay baseline, each trained by `fit_score(spec, positions)`.
+fn sweep(
+    system: &'static str,
+    pos: &PositionsData,
+    seed: u64,
+    cfg: &TrainConfig,
+    rows: &mut Vec<Row>,
+    fit_score: &dyn Fn(&PositionsFit, &PositionsData) -> Result<Score>,
+) -> Result<()> {
+    for (si, &sigma) in SIGMAS.iter().enumerate() {
+        let p = noisy(pos, sigma, seed + si as u64)?;
+        for (method, objective) in [
+            ("weak", ObjectiveKind::Weak),
+            ("savgol", ObjectiveKind::Savgol),
+        ] {
+            let spec = PositionsFit {
+                objective,
+                form: WeakForm::default(),
+                cfg: cfg.clone(),
+            };
+            rows.push(Row::timed(system, method, sigma, || fit_score(&spec, &p))?);
+        }
+    }
+    Ok(())
+}
+
 struct Cfg {
     dp_train: usize,
     dp_test: usize,
     dp_epochs: usize,
     dp_hidden: usize,
+    dp_batch: usize,
     chain_train: usize,
     chain_epochs: usize,
     chain_frames: usize,
@@ -56,16 +110,18 @@ fn cfg(quick: bool) -> Cfg {
             dp_test: 6,
             dp_epochs: 12,
             dp_hidden: 32,
+            dp_batch: 128,
             chain_train: 6,
             chain_epochs: 6,
             chain_frames: 101,
         }
     } else {
         Cfg {
-            dp_train: 48,
+            dp_train: 100,
             dp_test: 20,
-            dp_epochs: 40,
+            dp_epochs: 150,
             dp_hidden: 64,
+            dp_batch: 128,
             chain_train: 10,
             chain_epochs: 12,
             chain_frames: 201,
@@ -83,6 +139,24 @@ fn train_cfg(epochs: usize, batch: usize, lr: f64, seed: u64) -> TrainConfig {
         seed,
         ..TrainConfig::default()
     }
+}
+
+/// The double-pendulum recipe of `lgn experiment dblpend` (docs/DESIGN.md §8), the same for all
+/// three methods: Huber loss, Onecycle, raw loss with clipping at 100, and the mass-matrix
+/// definiteness penalty with weight `mean_sq` (the mean q̈² of the training trajectories).
+fn dp_train_cfg(c: &Cfg, mean_sq: f64, seed: u64) -> Result<TrainConfig> {
+    Ok(TrainConfig {
+        epochs: c.dp_epochs,
+        batch: c.dp_batch,
+        lr: 3e-3,
+        schedule: Schedule::Onecycle,
+        clip: Some(100.0),
+        val_fraction: 0.05,
+        seed,
+        loss: LossKind::Huber,
+        mass_penalty: Some(MassPenalty::new(mean_sq, MassPenalty::DEFAULT_MARGIN)?),
+        ..TrainConfig::unstabilised()
+    })
 }
 
 fn noisy(pos: &PositionsData, sigma: f64, seed: u64) -> Result<PositionsData> {
@@ -177,70 +251,43 @@ fn run_dblpend(c: &Cfg, opts: &ExperimentOptions, rows: &mut Vec<Row>) -> Result
         m.set_q_period(2.0 * PI)?;
         Ok(m)
     };
+    let acc = tr.qddot.as_ref().expect("generated with qddot");
+    let mean_sq = acc.iter().map(|a| a * a).sum::<f64>() / acc.len() as f64;
+    let dp_cfg = dp_train_cfg(c, mean_sq, opts.seed)?;
     // Reference: exact accelerations of the same frames.
-    {
-        let t0 = std::time::Instant::now();
+    rows.push(Row::timed("dblpend", "accel-exact", 0.0, || {
         let raw = crate::io::SamplesData {
             system: tr.system.clone(),
             params: tr.params.clone(),
             q: flat(&tr.q),
             qdot: flat(&tr.qdot),
-            qddot: flat(tr.qddot.as_ref().expect("generated with qddot")),
+            qddot: flat(acc),
             weights: None,
         };
         let mut model = init(opts.seed)?;
         let mut s = train::prepare_samples(ModelKind::Lnn, &raw, train::HnnCoords::Velocity)?;
         model.wrap_inputs(&mut s);
         train::fit_normalisation(&mut model, &s);
-        let (m, _) = train::train(
-            model,
-            &s,
-            &train_cfg(c.dp_epochs, 128, 3e-3, opts.seed),
-            &mut |_| {},
-        )?;
-        let (e, p, f) = dp_score(&m, &tests, &times)?;
-        rows.push(Row {
-            system: "dblpend",
-            method: "accel-exact",
-            sigma: 0.0,
-            energy_err: e,
-            pos_err: p,
-            failed: f,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
-    }
-    for (si, &sigma) in SIGMAS.iter().enumerate() {
-        let p = noisy(&pos, sigma, opts.seed + 100 + si as u64)?;
-        for (method, obj) in [
-            ("weak", ObjectiveKind::Weak),
-            ("savgol", ObjectiveKind::Savgol),
-        ] {
-            let t0 = std::time::Instant::now();
-            let spec = PositionsFit {
-                objective: obj,
-                form: WeakForm::default(),
-                cfg: train_cfg(c.dp_epochs, 128, 3e-3, opts.seed),
-            };
+        let (m, _) = train::train(model, &s, &dp_cfg, &mut |_| {})?;
+        dp_score(&m, &tests, &times)
+    })?);
+    sweep(
+        "dblpend",
+        &pos,
+        opts.seed + 100,
+        &dp_cfg,
+        rows,
+        &|spec, p| {
             let (m, _) = positions::fit_lnn_positions(
                 init(opts.seed)?,
-                &p,
+                p,
                 Path::new("dblpend positions"),
-                &spec,
+                spec,
                 &mut |_| {},
             )?;
-            let (e, pe, f) = dp_score(&m, &tests, &times)?;
-            rows.push(Row {
-                system: "dblpend",
-                method,
-                sigma,
-                energy_err: e,
-                pos_err: pe,
-                failed: f,
-                seconds: t0.elapsed().as_secs_f64(),
-            });
-        }
-    }
-    Ok(())
+            dp_score(&m, &tests, &times)
+        },
+    )
 }
 
 fn flat(a: &Array3<f64>) -> ndarray::Array2<f64> {
@@ -359,7 +406,8 @@ fn run_chain(c: &Cfg, opts: &ExperimentOptions, rows: &mut Vec<Row>) -> Result<(
         q,
         ..Default::default()
     };
-    let make = |qs: &[&[f64]]| -> Result<GraphModel> {
+    let make = |states: &[&[f64]]| -> Result<GraphModel> {
+        let qs: Vec<&[f64]> = states.iter().map(|s| &s[..N]).collect();
         let mut m = GraphModel::node_edge(
             &graph,
             FeatureSet::Graph,
@@ -368,72 +416,36 @@ fn run_chain(c: &Cfg, opts: &ExperimentOptions, rows: &mut Vec<Row>) -> Result<(
                 seed: opts.seed,
                 ..NetShape::default()
             },
-            qs,
+            &qs,
         )?;
         m.boundary = Boundary::Fixed;
         Ok(m)
     };
     let steps = 400;
-    {
-        let t0 = std::time::Instant::now();
+    let cfg = train_cfg(c.chain_epochs, 16, 3e-3, opts.seed);
+    rows.push(Row::timed("chain", "accel-exact", 0.0, || {
         let mut input = Vec::with_capacity(2 * qs.len());
         for k in 0..qs.len() / N {
             input.extend_from_slice(&qs[k * N..(k + 1) * N]);
             input.extend_from_slice(&vs[k * N..(k + 1) * N]);
         }
         let samples = train::Samples::new(2 * N, N, input, as_, None)?;
-        let qrows: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..N]).collect();
+        let qrows: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
         let mut tr = train::graph::GraphTrainer::new(make(&qrows)?, graph.clone())?;
-        train::fit(
-            &mut tr,
-            &samples,
-            &train_cfg(c.chain_epochs, 16, 3e-3, opts.seed),
+        train::fit(&mut tr, &samples, &cfg, &mut |_| {})?;
+        chain_score(&tr.model, &graph, opts.seed, steps)
+    })?);
+    sweep("chain", &pos, opts.seed + 200, &cfg, rows, &|spec, p| {
+        let (m, _) = positions::fit_graph_positions(
+            &graph,
+            &make,
+            p,
+            Path::new("chain positions"),
+            spec,
             &mut |_| {},
         )?;
-        let (e, p, f) = chain_score(&tr.model, &graph, opts.seed, steps)?;
-        rows.push(Row {
-            system: "chain",
-            method: "accel-exact",
-            sigma: 0.0,
-            energy_err: e,
-            pos_err: p,
-            failed: f,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
-    }
-    for (si, &sigma) in SIGMAS.iter().enumerate() {
-        let p = noisy(&pos, sigma, opts.seed + 200 + si as u64)?;
-        for (method, obj) in [
-            ("weak", ObjectiveKind::Weak),
-            ("savgol", ObjectiveKind::Savgol),
-        ] {
-            let t0 = std::time::Instant::now();
-            let spec = PositionsFit {
-                objective: obj,
-                form: WeakForm::default(),
-                cfg: train_cfg(c.chain_epochs, 16, 3e-3, opts.seed),
-            };
-            let (m, _) = positions::fit_graph_positions(
-                &graph,
-                &make,
-                &p,
-                Path::new("chain positions"),
-                &spec,
-                &mut |_| {},
-            )?;
-            let (e, pe, f) = chain_score(&m, &graph, opts.seed, steps)?;
-            rows.push(Row {
-                system: "chain",
-                method,
-                sigma,
-                energy_err: e,
-                pos_err: pe,
-                failed: f,
-                seconds: t0.elapsed().as_secs_f64(),
-            });
-        }
-    }
-    Ok(())
+        chain_score(&m, &graph, opts.seed, steps)
+    })
 }
 
 fn table(rows: &[Row]) -> String {
@@ -513,6 +525,11 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     report.config("dp_test_ics", c.dp_test);
     report.config("dp_epochs", c.dp_epochs);
     report.config("dp_hidden", c.dp_hidden);
+    report.config("dp_batch_windows_or_samples", c.dp_batch);
+    report.config(
+        "dp_recipe",
+        "Huber loss, Onecycle lr 3e-3, clip 100, raw loss, mass penalty (weight = mean q̈², margin 0.1), the same for all three methods",
+    );
     report.config("chain_train_trajectories", c.chain_train);
     report.config("chain_epochs", c.chain_epochs);
     report.config("weak_form", format!("{:?}", WeakForm::default()));

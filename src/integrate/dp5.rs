@@ -232,6 +232,18 @@ where
             h = t_end - t;
             final_step = true;
         }
+        // End the step at a kink of the forcing (a sampled input's sample time).
+        let mut stop = None;
+        if let Some(ts) = sys
+            .next_stop(t)
+            .filter(|&ts| ts < t_end && ts - t > 4.0 * h_min)
+        {
+            if t + h >= ts || t + 1.01 * h > ts {
+                h = ts - t;
+                stop = Some(ts);
+                final_step = false;
+            }
+        }
         // Stages.
         macro_rules! stage {
             ($dst:expr, $tc:expr, $($c:expr => $i:expr),+) => {{
@@ -270,7 +282,11 @@ where
         let finite = en.is_finite() && k[6].iter().all(|x| x.is_finite());
         if finite && en <= 1.0 {
             // Accept: dense output coefficients, emit the requested times inside the step.
-            let t_new = if final_step { t_end } else { t + h };
+            let t_new = match (final_step, stop) {
+                (true, _) => t_end,
+                (false, Some(ts)) => ts,
+                (false, None) => t + h,
+            };
             for j in 0..m {
                 let ydiff = ynew[j] - y[j];
                 let bspl = h * k[0][j] - ydiff;
@@ -313,7 +329,7 @@ where
                 factor = factor.min(1.0);
             }
             just_rejected = false;
-            if !final_step {
+            if !final_step && stop.is_none() {
                 last_h = h;
             }
             h = (last_h * factor).min(h_max);

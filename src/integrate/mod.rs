@@ -43,6 +43,12 @@ pub trait SecondOrder {
     /// The time of the next [`SecondOrder::accel`] call, for time-dependent forces
     /// (docs/DESIGN.md §13); autonomous systems ignore it.
     fn set_time(&mut self, _t: f64) {}
+    /// The first time after `t` where the forcing is not smooth (the sample times of a sampled
+    /// input u(t), docs/DESIGN.md §13.4): adaptive integrators end a step there instead of
+    /// stepping across the kink. `None`: smooth.
+    fn next_stop(&self, _t: f64) -> Option<f64> {
+        None
+    }
 }
 
 impl<F> SecondOrder for F
@@ -63,6 +69,9 @@ impl SecondOrder for Dynamics {
     }
     fn set_time(&mut self, t: f64) {
         self.time = t;
+    }
+    fn next_stop(&self, t: f64) -> Option<f64> {
+        self.forces.as_ref()?.input.as_ref()?.signal.next_kink(t)
     }
 }
 

@@ -38,6 +38,22 @@ pub trait Variational {
     fn force(&mut self, _q: &[f64], _v: &[f64], _t: f64, _f: &mut [f64]) -> bool {
         false
     }
+    /// The largest of `x` over all parts of a domain-decomposed system (NaN if any part has
+    /// NaN), so that every rank takes the same convergence decision (docs/DESIGN.md §16.5.4).
+    /// One process: `x`.
+    fn global_max(&mut self, x: f64) -> Result<f64> {
+        Ok(x)
+    }
+}
+
+/// max |x| over all parts of `sys` (NaN when any value anywhere is not finite).
+fn global_max_abs(sys: &mut dyn Variational, x: &[f64]) -> Result<f64> {
+    let local = if x.iter().all(|v| v.is_finite()) {
+        max_abs(x)
+    } else {
+        f64::NAN
+    };
+    sys.global_max(local)
 }
 
 impl Variational for Dynamics {
@@ -132,10 +148,11 @@ fn velocity(
         for j in 0..n {
             v[j] += r[j];
         }
-        if !v.iter().all(|x| x.is_finite()) {
+        let (dr, vm) = (global_max_abs(sys, &r)?, global_max_abs(sys, v)?);
+        if vm.is_nan() {
             break;
         }
-        if max_abs(&r) <= o.tol * (1.0 + max_abs(v)) {
+        if dr <= o.tol * (1.0 + vm) {
             return Ok(());
         }
     }
@@ -211,10 +228,11 @@ where
                 for j in 0..n {
                     q1[j] -= h * r[j];
                 }
-                if !q1.iter().all(|x| x.is_finite()) {
+                let (dr, qm) = (global_max_abs(sys, &r)?, global_max_abs(sys, &q1)?);
+                if qm.is_nan() {
                     break;
                 }
-                if h * max_abs(&r) <= o.tol * (1.0 + max_abs(&q1)) {
+                if h * dr <= o.tol * (1.0 + qm) {
                     converged = true;
                     break;
                 }

@@ -540,7 +540,7 @@ impl std::fmt::Display for Problem {
 
 /// What element type a dataset must have.
 #[derive(Clone, Copy, PartialEq)]
-enum Want {
+pub(super) enum Want {
     Float,
     Int,
 }
@@ -721,7 +721,7 @@ impl Ctx {
     }
 
     /// Open a dataset, check element type and rank; returns it with its shape.
-    fn checked(
+    pub(super) fn checked(
         &mut self,
         name: &str,
         required: bool,

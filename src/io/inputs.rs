@@ -199,6 +199,81 @@ pub fn read_work(
     })
 }
 
+/// u per training row (rows × m, row-major), the input map B (n·d × m, row-major) and m.
+pub type TrainingInputs = (Vec<f64>, Vec<f64>, usize);
+/// The inputs of a training file (samples or trajectories, as [`crate::io::read_training_data`]
+/// flattens them): u per training row (`rows` × m, row-major; a trajectories file's T × m `u`
+/// repeated for every trajectory) and the input map B (`n_coords` × m, the file's `B`, or the
+/// identity when absent and m = `n_coords`). `None` when the file has no `u`.
+pub fn read_training_inputs(
+    path: &Path,
+    rows: usize,
+    n_coords: usize,
+) -> Result<Option<TrainingInputs>> {
+    let kind = crate::io::file_kind(path)?;
+    let per_time = kind == Some(crate::io::Kind::Trajectories);
+    crate::io::h5::Ctx::read_with(path, |ctx| {
+        let Some(u) = ctx.f64_2d("u", false) else {
+            return ctx.ok().then_some(None);
+        };
+        let b = ctx.f64_2d("B", false);
+        let m = u.ncols();
+        let times = if per_time {
+            ctx.f64_1d("t", true).map(|t| t.len())
+        } else {
+            Some(rows)
+        };
+        let times = times?;
+        if u.nrows() != times || times == 0 || rows % times != 0 {
+            ctx.problem(
+                "/u",
+                format!(
+                    "has {} rows; it needs one per {} ({times})",
+                    u.nrows(),
+                    if per_time { "frame time" } else { "sample" }
+                ),
+            );
+            return None;
+        }
+        let map = match b {
+            Some(b) if b.dim() == (n_coords, m) => b.iter().copied().collect(),
+            Some(b) => {
+                ctx.problem(
+                    "/B",
+                    format!(
+                        "has shape {:?}; the input map needs {n_coords} rows (coordinates) × {m} columns (the width of /u)",
+                        b.shape()
+                    ),
+                );
+                return None;
+            }
+            None if m == n_coords => {
+                let mut id = vec![0.0; n_coords * m];
+                for j in 0..m {
+                    id[j * m + j] = 1.0;
+                }
+                id
+            }
+            None => {
+                ctx.problem(
+                    "/u",
+                    format!(
+                        "has {m} columns but the file has no input map /B; without /B, u needs one column per coordinate ({n_coords})"
+                    ),
+                );
+                return None;
+            }
+        };
+        let flat: Vec<f64> = (0..rows).flat_map(|r| u.row(r % times).to_vec()).collect();
+        if let Some(k) = flat.iter().chain(&map).position(|x| !x.is_finite()) {
+            let what = if k < flat.len() { "/u" } else { "/B" };
+            ctx.problem(what, "holds a non-finite value");
+            return None;
+        }
+        Some(Some((flat, map, m)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,6 +252,9 @@ impl GraphModel {
                 }
             }
             write_graph(&out, &self.graph)?;
+            if let Some(d) = &self.dissipation {
+                write_dissipation(&out, d)?;
+            }
             if let Some(t) = training {
                 out.group("training")?;
                 out.attr_u64("training", "seed", t.seed)?;
@@ -371,6 +374,7 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
                 }
             }
             "edge_potential" => GraphTerm::EdgePotential(net),
+            "edge_distance" => GraphTerm::EdgeDistance(net),
             "node_potential" => GraphTerm::NodePotential(net),
             "sites" => GraphTerm::Sites(net),
             "stencil3" => GraphTerm::Stencil(net),
@@ -378,7 +382,7 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
                 ctx.problem(
                     format!("/{g}@kind"),
                     format!(
-                        "'{k}' is not one of node_kinetic, edge_potential, node_potential, sites, stencil3, closed"
+                        "'{k}' is not one of node_kinetic, edge_potential, edge_distance, node_potential, sites, stencil3, closed"
                     ),
                 );
                 return None;
@@ -417,6 +421,7 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
         terms,
         graph,
         system,
+        dissipation: read_dissipation(ctx)?,
     };
     // Every network must fit its term on the model's own graph.
     match model
@@ -437,4 +442,52 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
 /// Read a graph model file.
 pub fn load_graph_model(path: impl AsRef<Path>) -> Result<GraphModel> {
     Ctx::read_with(path.as_ref(), read_ctx)
+}
+
+/// Group `dissipation` (docs/SCHEMA.md, graph models): the learned dissipation term.
+fn write_dissipation(out: &Out, d: &super::GraphDissipation) -> Result<()> {
+    let g = "dissipation";
+    out.group(g)?;
+    out.attr(g, "kind", &AttrValue::Str(d.kind().as_str().to_string()))?;
+    out.attr(
+        g,
+        "mass_scale",
+        &AttrValue::Str(d.scale.as_str().to_string()),
+    )?;
+    out.attr(g, "q_input", &AttrValue::Int(i64::from(d.q_input)))?;
+    out.attr(g, "n_features", &AttrValue::Int(d.n_features as i64))?;
+    write_net(out, g, &d.net)
+}
+
+/// The optional `dissipation` group: `Some(None)` when absent, `None` on a problem.
+fn read_dissipation(ctx: &mut Ctx) -> Option<Option<super::GraphDissipation>> {
+    let g = "dissipation";
+    if !ctx.exists(g) {
+        return Some(None);
+    }
+    let kind = ctx.attr_str(g, "kind", true)?;
+    if !["linear", "learned"].contains(&kind.as_str()) {
+        ctx.problem(
+            "/dissipation@kind",
+            format!("'{kind}' is not one of linear, learned"),
+        );
+        return None;
+    }
+    let scale = ctx.attr_str(g, "mass_scale", true)?;
+    let Some(scale) = MassScale::parse(&scale) else {
+        ctx.problem(
+            "/dissipation@mass_scale",
+            format!("'{scale}' is not one of one, lumped_area"),
+        );
+        return None;
+    };
+    let q_input = ctx.attr_usize(g, "q_input", true)? != 0;
+    let n_features = ctx.attr_usize(g, "n_features", true)?;
+    let net = read_net(ctx, g)?;
+    Some(Some(super::GraphDissipation {
+        net,
+        q_input,
+        scale,
+        n_features,
+    }))
 }

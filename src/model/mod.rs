@@ -13,7 +13,9 @@
 //! (+ Σ_i N_node(q_i; f_i) when asked), with learned positive masses μ_i = s_i·softplus(g(f_i)):
 //! M = diag(μ) is positive definite at every state and the solve is diagonal.
 
+mod dissipation;
 pub(crate) mod file;
+pub use dissipation::GraphDissipation;
 
 pub use file::{load_graph_model, GRAPH_MODEL_KIND};
 
@@ -85,6 +87,10 @@ pub enum GraphTerm {
     },
     /// N(q_b − q_a; f_ab) + N(q_a − q_b; f_ab) on every edge.
     EdgePotential(Mlp),
+    /// N(|q_b − q_a|; f_ab) on every edge, q the particles' positions in 2-D/3-D: invariant
+    /// under translations and rotations, so with the kinetic term linear and angular momentum
+    /// are conserved (docs/DESIGN.md §14.3).
+    EdgeDistance(Mlp),
     /// N(q_i; f_i) on every node.
     NodePotential(Mlp),
     /// A general density ρ(q_I, q̇_I) over the graph file's explicit `sites` tuples.
@@ -167,6 +173,7 @@ impl GraphTerm {
         match self {
             GraphTerm::Kinetic { .. } => "node_kinetic",
             GraphTerm::EdgePotential(_) => "edge_potential",
+            GraphTerm::EdgeDistance(_) => "edge_distance",
             GraphTerm::NodePotential(_) => "node_potential",
             GraphTerm::Sites(_) => "sites",
             GraphTerm::Stencil(_) => "stencil3",
@@ -178,6 +185,7 @@ impl GraphTerm {
         match self {
             GraphTerm::Kinetic { net, .. }
             | GraphTerm::EdgePotential(net)
+            | GraphTerm::EdgeDistance(net)
             | GraphTerm::NodePotential(net)
             | GraphTerm::Sites(net)
             | GraphTerm::Stencil(net) => Some(net),
@@ -188,6 +196,7 @@ impl GraphTerm {
         match self {
             GraphTerm::Kinetic { net, .. }
             | GraphTerm::EdgePotential(net)
+            | GraphTerm::EdgeDistance(net)
             | GraphTerm::NodePotential(net)
             | GraphTerm::Sites(net)
             | GraphTerm::Stencil(net) => Some(net),
@@ -395,6 +404,8 @@ pub struct GraphModel {
     pub graph: GraphData,
     /// Physical system name of the training data (free-form).
     pub system: String,
+    /// A learned dissipation D = ½ Σ γ_i |q̇_i|² (docs/DESIGN.md §13.7); `None`: conservative.
+    pub dissipation: Option<GraphDissipation>,
 }
 
 /// Architecture of the networks of a new model.
@@ -444,17 +455,21 @@ fn mean_abs(vals: &[f64], nf: usize, j: usize) -> f64 {
 
 /// Root-mean-square of x (1 where it vanishes).
 fn rms(xs: impl Iterator<Item = f64>) -> f64 {
+    rms_over(&crate::parallel::SerialComm, xs).expect("one rank does not communicate")
+}
+
+/// [`rms`] of values spread over the ranks of `comm`.
+fn rms_over(comm: &dyn crate::parallel::Comm, xs: impl Iterator<Item = f64>) -> Result<f64> {
     let (mut s, mut c) = (0.0f64, 0.0f64);
     for x in xs {
         s += x * x;
         c += 1.0;
     }
+    let mut acc = [s, c];
+    comm.sum(&mut acc)?;
+    let [s, c] = acc;
     let r = (s / c.max(1.0)).sqrt();
-    if r > 1e-300 && r.is_finite() {
-        r
-    } else {
-        1.0
-    }
+    Ok(if r > 1e-300 && r.is_finite() { r } else { 1.0 })
 }
 
 impl GraphModel {
@@ -481,6 +496,7 @@ impl GraphModel {
             terms,
             graph: graph.data.clone(),
             system: String::new(),
+            dissipation: None,
         };
         m.check_graph(graph)?;
         Ok(m)
@@ -495,6 +511,20 @@ impl GraphModel {
         node_potential: bool,
         shape: &NetShape,
         q_samples: &[&[f64]],
+    ) -> Result<GraphModel> {
+        let one = crate::parallel::SerialComm;
+        Self::node_edge_over(graph, features, node_potential, shape, q_samples, &one)
+    }
+
+    /// [`GraphModel::node_edge`] with the samples spread over the ranks of `comm` (each rank
+    /// passes its shard; the scales are those of all shards, identical on every rank).
+    pub fn node_edge_over(
+        graph: &SystemGraph,
+        features: FeatureSet,
+        node_potential: bool,
+        shape: &NetShape,
+        q_samples: &[&[f64]],
+        comm: &dyn crate::parallel::Comm,
     ) -> Result<GraphModel> {
         check_shape(shape)?;
         let d = graph.dof();
@@ -524,15 +554,18 @@ impl GraphModel {
         let mut edge = Mlp::paper_init(&sizes(d + nfe, shape), shape.seed);
         let delta_scale: Vec<f64> = (0..d)
             .map(|c| {
-                rms(q_samples.iter().flat_map(|q| {
-                    graph
-                        .data
-                        .edges
-                        .iter()
-                        .map(move |&[a, b]| q[b * d + c] - q[a * d + c])
-                }))
+                rms_over(
+                    comm,
+                    q_samples.iter().flat_map(|q| {
+                        graph
+                            .data
+                            .edges
+                            .iter()
+                            .map(move |&[a, b]| q[b * d + c] - q[a * d + c])
+                    }),
+                )
             })
-            .collect();
+            .collect::<Result<_>>()?;
         edge.input_scale[..d].copy_from_slice(&delta_scale);
         for j in 0..nfe {
             edge.input_scale[d + j] = mean_abs(&fedge, nfe, j);
@@ -556,9 +589,12 @@ impl GraphModel {
                     s += x;
                     n += 1.0;
                 }
+                let mut acc = [s, n];
+                comm.sum(&mut acc)?;
+                let [s, n] = acc;
                 node.input_shift[c] = if n > 0.0 { s / n } else { 0.0 };
                 let m = node.input_shift[c];
-                node.input_scale[c] = rms(xs.map(|x| x - m));
+                node.input_scale[c] = rms_over(comm, xs.map(|x| x - m))?;
             }
             for j in 0..nfn {
                 node.input_scale[d + j] = mean_abs(&fnode, nfn, j);
@@ -573,12 +609,58 @@ impl GraphModel {
             terms,
             graph: graph.data.clone(),
             system: String::new(),
+            dissipation: None,
         })
     }
 
     /// One general density over the graph file's `sites` tuples (`stencil = false`) or over
     /// the 1-D stencils of a ring/chain (`stencil = true`); inputs (q_I, q̇_I) normalised by the
     /// statistics of `states` (rows (q, q̇) of 2·n·d values).
+    /// Replace the edge-difference potential of a [`GraphModel::node_edge`] model by an
+    /// edge-distance potential N(|q_b − q_a|; f_ab) (q the particles' positions, dof 2 or 3;
+    /// docs/DESIGN.md §14.3): a network of the same shape on 1 + nf inputs, the distance
+    /// scaled by its RMS over `q_samples`. A periodic model (q_period) is refused.
+    pub fn with_edge_distance(
+        mut self,
+        graph: &SystemGraph,
+        shape: &NetShape,
+        q_samples: &[&[f64]],
+    ) -> Result<GraphModel> {
+        check_shape(shape)?;
+        let d = self.dof;
+        if !(2..=3).contains(&d) {
+            return Err(Error::input(format!(
+                "{}: an edge-distance potential needs node positions in 2-D or 3-D (dof 2 or 3); the graph has dof {d}",
+                graph.name
+            )));
+        }
+        if self.q_period.is_some() {
+            return Err(Error::input(
+                "an edge-distance potential takes positions, not periodic coordinates (--angles)",
+            ));
+        }
+        let t = self
+            .terms
+            .iter()
+            .position(|t| matches!(t, GraphTerm::EdgePotential(_)))
+            .ok_or_else(|| Error::input("the model has no edge potential to replace"))?;
+        let (nfe, fedge) = graph.edge_features(self.features)?;
+        let mut net = Mlp::paper_init(&sizes(1 + nfe, shape), shape.seed);
+        net.input_scale[0] = rms(q_samples.iter().flat_map(|q| {
+            graph.data.edges.iter().map(move |&[a, b]| {
+                let mut xs = [0.0; 6];
+                xs[..d].copy_from_slice(&q[a * d..a * d + d]);
+                xs[d..2 * d].copy_from_slice(&q[b * d..b * d + d]);
+                crate::density::potential::edge_distance(&xs, d, &mut [0.0; 3])
+            })
+        }));
+        for j in 0..nfe {
+            net.input_scale[1 + j] = mean_abs(&fedge, nfe, j);
+        }
+        self.terms[t] = GraphTerm::EdgeDistance(net);
+        Ok(self)
+    }
+
     pub fn general(
         graph: &SystemGraph,
         stencil: bool,
@@ -639,6 +721,7 @@ impl GraphModel {
             }],
             graph: graph.data.clone(),
             system: String::new(),
+            dissipation: None,
         })
     }
 
@@ -668,6 +751,11 @@ impl GraphModel {
                     "edge features",
                     graph.edge_features(self.features)?.0,
                     net.sizes[0] - self.dof,
+                ),
+                GraphTerm::EdgeDistance(net) => (
+                    "edge features",
+                    graph.edge_features(self.features)?.0,
+                    net.sizes[0] - 1,
                 ),
                 GraphTerm::NodePotential(net) => (
                     "node features",
@@ -719,6 +807,24 @@ impl GraphModel {
     /// The Euler–Lagrange system of this model on `graph` (one place where a model becomes
     /// dynamics): sites, features, densities, fixed boundary coordinates.
     pub fn dynamics(&self, graph: &SystemGraph, solver: SolverKind) -> Result<Dynamics> {
+        let (lag, fixed) = self.lagrangian(graph)?;
+        let kind = match graph.kind {
+            GraphKind::Ring => GraphKind::Ring,
+            _ => GraphKind::General,
+        };
+        let dy = Dynamics::new(lag, solver, kind)?;
+        let mut dy = match self.boundary {
+            Boundary::Free => dy,
+            Boundary::Fixed => dy.with_fixed(&fixed)?,
+        };
+        self.attach_dissipation(&mut dy, graph)?;
+        Ok(dy)
+    }
+
+    /// The Lagrangian of this model on `graph` and its held coordinates (empty for a free
+    /// boundary): what [`GraphModel::dynamics`] assembles, without the mass pattern and solver
+    /// plan — a domain-decomposed run ([`crate::domain`]) builds those per rank.
+    pub fn lagrangian(&self, graph: &SystemGraph) -> Result<(Lagrangian, Vec<usize>)> {
         self.check_graph(graph)?;
         let (n, d) = (graph.n_nodes(), self.dof);
         let mut lag = Lagrangian {
@@ -730,15 +836,11 @@ impl GraphModel {
             let (sites, dens) = self.term_parts(t, graph)?;
             lag = lag.with_term(sites, dens)?;
         }
-        let kind = match graph.kind {
-            GraphKind::Ring => GraphKind::Ring,
-            _ => GraphKind::General,
+        let fixed = match self.boundary {
+            Boundary::Free => vec![],
+            Boundary::Fixed => graph.boundary_coords()?,
         };
-        let dy = Dynamics::new(lag, solver, kind)?;
-        match self.boundary {
-            Boundary::Free => Ok(dy),
-            Boundary::Fixed => dy.with_fixed(&graph.boundary_coords()?),
-        }
+        Ok((lag, fixed))
     }
 
     /// Sites and density of term `t` on `graph`.
@@ -765,6 +867,18 @@ impl GraphModel {
                         PotentialMlp::new(net.clone(), PotentialInput::EdgeDiff, d, nf)?
                             .with_period(self.q_period)?,
                     ),
+                )
+            }
+            GraphTerm::EdgeDistance(net) => {
+                let (nf, f) = graph.edge_features(self.features)?;
+                (
+                    edge_sites()?.with_features(nf, f)?,
+                    Arc::new(PotentialMlp::new(
+                        net.clone(),
+                        PotentialInput::EdgeDistance,
+                        d,
+                        nf,
+                    )?),
                 )
             }
             GraphTerm::NodePotential(net) => {
@@ -826,7 +940,7 @@ impl GraphModel {
             term.sites.features = sites.features;
             term.density = dens;
         }
-        Ok(())
+        self.attach_dissipation(dy, graph)
     }
 
     /// All trainable parameters, term after term (see [`crate::train::hyperdual::flatten`]).
@@ -834,6 +948,7 @@ impl GraphModel {
         self.terms
             .iter()
             .filter_map(|t| t.net())
+            .chain(self.dissipation.as_ref().map(|d| &d.net))
             .flat_map(crate::train::hyperdual::flatten)
             .collect()
     }
@@ -843,6 +958,10 @@ impl GraphModel {
         let mut o = vec![0];
         for t in &self.terms {
             o.push(o.last().unwrap() + t.net().map_or(0, |n| n.n_params()));
+        }
+        // The dissipation's parameters come last (one more offset).
+        if let Some(d) = &self.dissipation {
+            o.push(o.last().unwrap() + d.net.n_params());
         }
         o
     }
@@ -862,12 +981,25 @@ impl GraphModel {
                 crate::train::hyperdual::unflatten(net, &theta[offs[t]..offs[t + 1]]);
             }
         }
+        if let Some(d) = &mut self.dissipation {
+            let o = offs[self.terms.len()];
+            crate::train::hyperdual::unflatten(&mut d.net, &theta[o..]);
+        }
         Ok(())
     }
 
     /// Short description ("node-edge: node_kinetic + edge_potential (64×2)").
     pub fn describe(&self) -> String {
-        let kinds: Vec<&str> = self.terms.iter().map(|t| t.kind()).collect();
+        let mut kinds: Vec<&str> = self.terms.iter().map(|t| t.kind()).collect();
+        if let Some(d) = &self.dissipation {
+            kinds.push(
+                if d.kind() == crate::density::dissipation::DissipationKind::Linear {
+                    "linear_dissipation"
+                } else {
+                    "learned_dissipation"
+                },
+            );
+        }
         format!("graph model ({})", kinds.join(" + "))
     }
 }

@@ -22,6 +22,22 @@ pub enum SolveError {
     SvdFailed { detail: String },
     /// The solve produced a non-finite acceleration (M numerically singular).
     NonFiniteSolution { coordinate: usize },
+    /// The distributed conjugate-gradient solve met a direction p with pᵀMp ≤ 0 (or a
+    /// non-positive diagonal entry for the Jacobi preconditioner): M is not positive definite
+    /// (docs/DESIGN.md §16.5.3).
+    NotDefinite {
+        /// CG iteration (0: the diagonal check).
+        iteration: usize,
+        /// pᵀMp, or the smallest diagonal entry.
+        curvature: f64,
+    },
+    /// The distributed conjugate-gradient solve did not reach ‖r‖ ≤ tol·‖b‖.
+    CgNotConverged {
+        iterations: usize,
+        /// ‖r‖ / ‖b‖ at the end.
+        residual: f64,
+        tol: f64,
+    },
 }
 
 impl fmt::Display for SolveError {
@@ -47,6 +63,21 @@ impl fmt::Display for SolveError {
             SolveError::NonFiniteSolution { coordinate } => write!(
                 f,
                 "the solve produced a non-finite acceleration at coordinate {coordinate}; {DENSE}"
+            ),
+            SolveError::NotDefinite {
+                iteration,
+                curvature,
+            } => write!(
+                f,
+                "the mass matrix is not positive definite (curvature {curvature:.3e} at conjugate-gradient iteration {iteration}); the distributed solve needs a definite M (a physical kinetic energy) — run on one rank with --solver sparse or dense for an indefinite learned M"
+            ),
+            SolveError::CgNotConverged {
+                iterations,
+                residual,
+                tol,
+            } => write!(
+                f,
+                "the distributed conjugate-gradient solve did not converge: relative residual {residual:.3e} after {iterations} iterations (tolerance {tol:.1e}); M may be nearly singular"
             ),
         }
     }

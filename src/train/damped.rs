@@ -78,7 +78,7 @@ impl DampedLnnTrainer {
         }
         let d = model.dof;
         let theta = (c0.exp() - 1.0).ln();
-        let dens = MlpDensity::new(model.net.clone(), 1, d, 0)?;
+        let dens = MlpDensity::with_input(model.net.clone(), 1, d, 0, model.angle_embedding())?;
         let probe = data.map(|x| {
             let idx: Vec<usize> = (0..x.n.min(256)).collect();
             x.subset(&idx)
@@ -208,7 +208,13 @@ impl Trainable for DampedLnnTrainer {
         }
         hyperdual::unflatten(&mut self.model.net, &theta[..nn]);
         self.theta_c.copy_from_slice(&theta[nn..]);
-        self.dens = MlpDensity::new(self.model.net.clone(), 1, self.model.dof, 0)?;
+        self.dens = MlpDensity::with_input(
+            self.model.net.clone(),
+            1,
+            self.model.dof,
+            0,
+            self.model.angle_embedding(),
+        )?;
         self.update_sign();
         self.store();
         Ok(())

@@ -344,7 +344,6 @@ pub fn lnn_dense_block_damped(
     for (j, &i) in idx.iter().enumerate() {
         let r = &rec[j * stride..(j + 1) * stride];
         let m0 = &r[lay.mass()..lay.mass() + d * d];
-        m.copy_from_slice(m0);
         for c in 0..d {
             a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
         }
@@ -354,14 +353,7 @@ pub fn lnn_dense_block_damped(
                 a[c] -= dc[c] * v[c];
             }
         }
-        let ok = small_lu(&mut m, d).and_then(|piv| {
-            if small_cond1(m0, &m, &piv, d) > MAX_MASS_COND {
-                return None;
-            }
-            small_lu_solve(&m, &piv, d, &mut a);
-            a.iter().all(|x| x.is_finite()).then_some(piv)
-        });
-        let Some(piv) = ok else {
+        let Some(piv) = solve_mass(m0, &mut m, d, &mut a) else {
             // Dropped: no loss and no site in the reverse sweep.
             dropped += 1;
             continue;
@@ -422,10 +414,33 @@ pub fn lnn_dense_block_damped(
                     xin[(c * ns + s) * p..(c * ns + s + 1) * p].copy_from_slice(src);
                 }
             }
+            if dens.embedded() {
+                // Through the angle embedding (docs/DESIGN.md §14.6).
+                xin = crate::density::embed::embed_adjoint_channels(&xin, ns, d);
+            }
             adjoint_block(&dens.mlp, &mut xin, ns, grad);
         }
     }
     Ok((total + pen_total, dropped, pen_total))
+}
+
+/// Factorise a learned mass matrix `m0` (d × d) into `m` and solve `rhs` in place: the pivots,
+/// or None when M is singular, worse conditioned than [`MAX_MASS_COND`] or the solution is not
+/// finite (the sample is then dropped from its minibatch).
+pub(crate) fn solve_mass(
+    m0: &[f64],
+    m: &mut [f64],
+    d: usize,
+    rhs: &mut [f64],
+) -> Option<Vec<usize>> {
+    m.copy_from_slice(m0);
+    small_lu(m, d).and_then(|piv| {
+        if small_cond1(m0, m, &piv, d) > MAX_MASS_COND {
+            return None;
+        }
+        small_lu_solve(m, &piv, d, rhs);
+        rhs.iter().all(|x| x.is_finite()).then_some(piv)
+    })
 }
 
 /// Partial results of fixed blocks summed in block order: (loss, gradient).
@@ -674,33 +689,49 @@ pub(crate) fn raw_mlp_adjoint_batch(
     samples: &[SampleState<'_>],
     grad: &mut [f64],
 ) {
+    // u1 = (0, λ), u2 = (v, a), u3 = (λ, 0).
+    let channels: Vec<SweepChannels<'_>> = samples
+        .iter()
+        .map(|&(q, v, a, lam)| [q, v, &[], lam, v, a, lam, &[]])
+        .collect();
+    mlp_sweep_batch(mlp, sites, d, &channels, grad)
+}
+
+/// Global vectors of one state's hyper-dual channels for [`mlp_sweep_batch`]: the point
+/// x = (q, q̇) and the directions u1, u2, u3, each as (q part, q̇ part) — 8 slices of the
+/// system's coordinates; an empty slice stands for zero.
+pub(crate) type SweepChannels<'a> = [&'a [f64]; 8];
+
+/// ∂/∂θ Σ_states Σ_s S_s of a general MLP term ρ(q_I, v_I, f) with
+/// S_s = D_u3 ρ − D_u1 D_u2 ρ at x (docs/DESIGN.md §3), each channel gathered from the
+/// state's global vectors onto the site's neighbourhood; all (state, site) pairs in one batched
+/// sweep ([`batched_adjoint`]), accumulated into `grad` (the term's parameters).
+pub(crate) fn mlp_sweep_batch(
+    mlp: &Mlp,
+    sites: &crate::sites::Sites,
+    d: usize,
+    states: &[SweepChannels<'_>],
+    grad: &mut [f64],
+) {
     let (k, nf) = (sites.arity, sites.n_features);
     let kd = k * d;
     let p = 2 * kd + nf;
     let ns = sites.len();
-    batched_adjoint(
-        mlp,
-        samples.len() * ns,
-        ns,
-        1,
-        grad,
-        |xin, nb, j, smp, s| {
-            let (q, v, a, lam) = samples[smp];
-            let col = |c: usize| (c * nb + j) * p;
-            for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
-                for c in 0..d {
-                    let (li, gi) = (ia * d + c, node * d + c);
-                    xin[col(0) + li] = q[gi];
-                    xin[col(0) + kd + li] = v[gi];
-                    xin[col(1) + kd + li] = lam[gi];
-                    xin[col(2) + li] = v[gi];
-                    xin[col(2) + kd + li] = a[gi];
-                    xin[col(3) + li] = lam[gi];
+    batched_adjoint(mlp, states.len() * ns, ns, 1, grad, |xin, nb, j, smp, s| {
+        let ch = &states[smp];
+        let col = |c: usize| (c * nb + j) * p;
+        for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
+            for c in 0..d {
+                let (li, gi) = (ia * d + c, node * d + c);
+                for (m, v) in ch.iter().enumerate() {
+                    if !v.is_empty() {
+                        xin[col(m / 2) + (m % 2) * kd + li] = v[gi];
+                    }
                 }
             }
-            xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
-        },
-    );
+        }
+        xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
+    });
 }
 
 /// Loss and gradient of a graph Lagrangian over samples `idx` (each row of `data.input` a whole

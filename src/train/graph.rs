@@ -33,6 +33,9 @@ pub struct GraphTrainer {
     pub graph: SystemGraph,
     dys: Vec<Dynamics>,
     stale: bool,
+    /// Input map B (n·d × m, row-major) and m: the data rows then hold (q, q̇, u) and the force
+    /// B u enters every sample's equations (docs/DESIGN.md §13.7).
+    input_map: Option<(Vec<f64>, usize)>,
 }
 
 impl GraphTrainer {
@@ -46,12 +49,47 @@ impl GraphTrainer {
             graph,
             dys,
             stale: false,
+            input_map: None,
         })
+    }
+
+    /// The per-worker [`Dynamics`], their densities rebuilt first when the parameters changed
+    /// since the last call (shared with the weak-form trainer of [`super::positions`]).
+    pub(crate) fn workers(&mut self) -> Result<&mut [Dynamics]> {
+        if self.stale {
+            for dy in &mut self.dys {
+                self.model.refresh(dy, &self.graph)?;
+            }
+            self.stale = false;
+        }
+        Ok(&mut self.dys)
+    }
+
+    /// The first worker's [`Dynamics`] (sites and layout; densities as of the last
+    /// [`GraphTrainer::workers`]).
+    pub(crate) fn worker(&self) -> &Dynamics {
+        &self.dys[0]
+    }
+
+    /// Train on driven data: rows (q, q̇, u) with u ∈ R^m entering as the force B u
+    /// (`map`: n·d × m, row-major). Use [`append_inputs`] to build such rows.
+    pub fn with_input_map(mut self, map: Vec<f64>, m: usize) -> Result<GraphTrainer> {
+        let n = self.graph.n_coords();
+        if m == 0 || map.len() != n * m {
+            return Err(Error::input(format!(
+                "the input map B has {} values; the graph has {n} coordinates and u width {m}, so B needs {n} × {m}",
+                map.len()
+            )));
+        }
+        crate::error::check_finite("input map B", &map)?;
+        self.input_map = Some((map, m));
+        Ok(self)
     }
 
     fn check_data(&self, data: &Samples) -> Result<()> {
         let n = self.graph.n_coords();
-        if data.in_dim != 2 * n || data.out_dim != n {
+        let m = self.input_map.as_ref().map_or(0, |(_, m)| *m);
+        if data.in_dim != 2 * n + m || data.out_dim != n {
             return Err(Error::input(format!(
                 "the data has states of {} coordinates but the graph {} has {} nodes × {} = {n}",
                 data.out_dim,
@@ -83,12 +121,7 @@ impl Trainable for GraphTrainer {
         want_grad: bool,
     ) -> Result<(f64, Vec<f64>, usize)> {
         self.check_data(data)?;
-        if self.stale {
-            for dy in &mut self.dys {
-                self.model.refresh(dy, &self.graph)?;
-            }
-            self.stale = false;
-        }
+        self.workers()?;
         let offs = self.model.param_offsets();
         let np = if want_grad { *offs.last().unwrap() } else { 0 };
         let n = self.graph.n_coords();
@@ -103,6 +136,7 @@ impl Trainable for GraphTrainer {
         let mut lam_chunks: Vec<&mut [f64]> = lams.chunks_mut(chunk).collect();
         acc_chunks.resize_with(self.dys.len(), Default::default);
         lam_chunks.resize_with(self.dys.len(), Default::default);
+        let input_map = self.input_map.as_ref();
         let parts: Vec<Result<f64>> = self
             .dys
             .par_iter_mut()
@@ -115,9 +149,11 @@ impl Trainable for GraphTrainer {
                     let row = data.input_row(i);
                     let out = want_grad
                         .then(|| (&mut ac[k * n..(k + 1) * n], &mut lm[k * n..(k + 1) * n]));
+                    let force = input_map.map(|(b, m)| input_force(b, *m, &row[2 * n..]));
                     l += sample_forward(
                         dy,
-                        (&row[..n], &row[n..], data.target_row(i)),
+                        (&row[..n], &row[n..2 * n], data.target_row(i)),
+                        force.as_deref(),
                         data.weight(i) * inv,
                         loss,
                         &mut lam,
@@ -152,7 +188,7 @@ impl Trainable for GraphTrainer {
                 let row = data.input_row(i);
                 (
                     &row[..n],
-                    &row[n..],
+                    &row[n..2 * n],
                     &acc[k * n..(k + 1) * n],
                     &lams[k * n..(k + 1) * n],
                 )
@@ -184,6 +220,10 @@ impl Trainable for GraphTrainer {
                     let input = (PotentialInput::Node, model.q_period);
                     potential_adjoint_batch(net, input, sites, d, &states, g)
                 }
+                GraphTerm::EdgeDistance(net) => {
+                    let input = (PotentialInput::EdgeDistance, None);
+                    potential_adjoint_batch(net, input, sites, d, &states, g)
+                }
                 GraphTerm::Sites(net) | GraphTerm::Stencil(net) => match &wrapped {
                     // The density wraps each q (docs/DESIGN.md §7): the adjoint sees the same inputs.
                     Some(qw) => {
@@ -198,6 +238,18 @@ impl Trainable for GraphTrainer {
                 },
             }
         }
+        // The dissipation's parameters come last: (13.3), batched over samples and nodes.
+        if let Some(crate::density::dissipation::Forces { dissipation, .. }) = &self.dys[0].forces {
+            if let Some(crate::density::dissipation::DissipationTerm::Learned(l)) = dissipation
+                .iter()
+                .find(|t| matches!(t, crate::density::dissipation::DissipationTerm::Learned(_)))
+            {
+                let o = offs[model.terms.len()];
+                let st: Vec<(&[f64], &[f64], &[f64])> =
+                    states.iter().map(|&(q, v, _, l)| (q, v, l)).collect();
+                l.adjoint_batch(&st, &mut grad[o..]);
+            }
+        }
         Ok((total, grad, 0))
     }
 }
@@ -208,12 +260,24 @@ impl Trainable for GraphTrainer {
 fn sample_forward(
     dy: &mut Dynamics,
     (q, v, target): (&[f64], &[f64], &[f64]),
+    force: Option<&[f64]>,
     scale: f64,
     loss: LossKind,
     lam: &mut [f64],
     out: Option<(&mut [f64], &mut [f64])>,
 ) -> Result<f64> {
-    let a = dy.accelerations(q, v)?;
+    let mut a = dy.accelerations(q, v)?;
+    if let Some(f) = force {
+        // M a = b + F with M already factorised: add M⁻¹F (held coordinates get no force).
+        let mut x = f.to_vec();
+        for &j in dy.fixed_coords() {
+            x[j] = 0.0;
+        }
+        dy.solver.solve_in_place(&mut x)?;
+        for (a, x) in a.iter_mut().zip(&x) {
+            *a += x;
+        }
+    }
     let l = loss.sample(&a, target, scale, lam);
     let Some((a_out, lam_out)) = out else {
         return Ok(l);
@@ -225,6 +289,39 @@ fn sample_forward(
     a_out.copy_from_slice(&a);
     lam_out.copy_from_slice(lam);
     Ok(l)
+}
+
+/// B u of one sample (B: n·d × m row-major).
+fn input_force(b: &[f64], m: usize, u: &[f64]) -> Vec<f64> {
+    b.chunks_exact(m)
+        .map(|row| row.iter().zip(u).map(|(b, u)| b * u).sum())
+        .collect()
+}
+
+/// Rows (q, q̇, u) of driven training data: `u` holds m values per sample of `data`.
+pub fn append_inputs(data: &Samples, u: &[f64], m: usize) -> Result<Samples> {
+    if u.len() != data.n * m {
+        return Err(Error::input(format!(
+            "{} input values for {} samples of width {m}",
+            u.len(),
+            data.n
+        )));
+    }
+    let input = (0..data.n)
+        .flat_map(|i| {
+            data.input_row(i)
+                .iter()
+                .chain(&u[i * m..(i + 1) * m])
+                .copied()
+        })
+        .collect();
+    Samples::new(
+        data.in_dim + m,
+        data.out_dim,
+        input,
+        data.target.clone(),
+        data.weights.clone(),
+    )
 }
 
 /// ∂/∂θ Σ_samples Σ_s λ_{I_s}·∂ρ_s/∂q_{I_s} of a potential term, accumulated into `grad`
@@ -246,6 +343,7 @@ pub(crate) fn potential_adjoint_batch(
         1
     };
     let ns = sites.len();
+    let ci = input.coord_inputs(d);
     batched_adjoint(
         net,
         samples.len() * ns,
@@ -256,6 +354,16 @@ pub(crate) fn potential_adjoint_batch(
             let (q, _, _, lam) = samples[smp];
             let nodes = sites.neighbourhood(s);
             let f = sites.features_of(s);
+            // Edge-distance sites: r = |q_b − q_a| and the unit vector (docs/DESIGN.md §14.3).
+            let mut unit = [0.0; 3];
+            let r = if input == PotentialInput::EdgeDistance {
+                let mut xs = [0.0; 6];
+                xs[..d].copy_from_slice(&q[nodes[0] * d..nodes[0] * d + d]);
+                xs[d..2 * d].copy_from_slice(&q[nodes[1] * d..nodes[1] * d + d]);
+                crate::density::potential::edge_distance(&xs, d, &mut unit)
+            } else {
+                0.0
+            };
             for c in 0..copies {
                 let col = j0 + c;
                 let x0 = &mut xin[col * pn..(col + 1) * pn];
@@ -272,8 +380,9 @@ pub(crate) fn potential_adjoint_batch(
                             x0[k] = sign * wrap_opt(delta, period);
                         }
                     }
+                    PotentialInput::EdgeDistance => x0[0] = r,
                 }
-                x0[d..d + nf].copy_from_slice(f);
+                x0[ci..ci + nf].copy_from_slice(f);
                 // u3: the adjoint through the same linear input map.
                 let u3 = &mut xin[(3 * nb + col) * pn..(3 * nb + col + 1) * pn];
                 match input {
@@ -285,6 +394,12 @@ pub(crate) fn potential_adjoint_batch(
                         for k in 0..d {
                             u3[k] = sign * (lam[nodes[1] * d + k] - lam[nodes[0] * d + k]);
                         }
+                    }
+                    // D_u r = (Δ/r)·(u_b − u_a): the distance is the network's only q input.
+                    PotentialInput::EdgeDistance => {
+                        u3[0] = (0..d)
+                            .map(|k| unit[k] * (lam[nodes[1] * d + k] - lam[nodes[0] * d + k]))
+                            .sum();
                     }
                 }
             }
@@ -391,6 +506,16 @@ mod tests {
 
     /// A small spring chain with node and edge features and random states.
     fn setup(node_potential: bool, fixed: bool, period: Option<f64>) -> (GraphTrainer, Samples) {
+        setup_with(node_potential, fixed, period, false)
+    }
+
+    /// [`setup`]; with `distance` the edge potential is the edge-distance one.
+    fn setup_with(
+        node_potential: bool,
+        fixed: bool,
+        period: Option<f64>,
+        distance: bool,
+    ) -> (GraphTrainer, Samples) {
         use ndarray::Array2;
         let n = 6;
         let mut g = crate::io::GraphData::new(n, 2, (0..n - 1).map(|i| [i, i + 1]).collect());
@@ -415,6 +540,9 @@ mod tests {
         };
         let mut m =
             GraphModel::node_edge(&graph, FeatureSet::Graph, node_potential, &shape, &qs).unwrap();
+        if distance {
+            m = m.with_edge_distance(&graph, &shape, &qs).unwrap();
+        }
         if fixed {
             m.boundary = Boundary::Fixed;
         }
@@ -461,12 +589,73 @@ mod tests {
         assert!(worst < 1e-5);
     }
 
+    /// A learned (and a linear) dissipation term with a driven input: the adjoint gradient of
+    /// every parameter, the dissipation's included, against central differences; the input
+    /// force enters the accelerations (the loss changes with u).
+    #[test]
+    fn dissipation_and_input_gradient_matches_finite_differences() {
+        use crate::density::dissipation::DissipationKind;
+        for (kind, fixed) in [
+            (DissipationKind::Learned, false),
+            (DissipationKind::Linear, true),
+        ] {
+            let (tr, data) = setup(true, fixed, None);
+            let (mut model, graph) = (tr.model, tr.graph);
+            let nc = graph.n_coords();
+            let qs: Vec<&[f64]> = (0..data.n).map(|i| &data.input_row(i)[..nc]).collect();
+            model.dissipation =
+                crate::model::GraphDissipation::new(kind, &model, &graph, 5, 2, 9, &qs).unwrap();
+            // Non-trivial weights so every parameter matters.
+            let mut th = model.params();
+            for (i, x) in th.iter_mut().enumerate() {
+                *x += 0.05 * (0.53 * i as f64).cos();
+            }
+            model.set_params(&th).unwrap();
+            let m = 2;
+            let u: Vec<f64> = (0..data.n * m).map(|k| (0.9 * k as f64).sin()).collect();
+            let b: Vec<f64> = (0..nc * m).map(|k| 0.2 * ((k * 3) % 7) as f64).collect();
+            let driven = append_inputs(&data, &u, m).unwrap();
+            let mut tr = GraphTrainer::new(model.clone(), graph.clone())
+                .unwrap()
+                .with_input_map(b.clone(), m)
+                .unwrap();
+            let l_driven = tr
+                .loss_grad(&driven, &[0, 1], LossKind::Mse, false)
+                .unwrap()
+                .0;
+            let mut zero = GraphTrainer::new(model, graph)
+                .unwrap()
+                .with_input_map(vec![0.0; nc * m], m)
+                .unwrap();
+            let l_zero = zero
+                .loss_grad(&driven, &[0, 1], LossKind::Mse, false)
+                .unwrap()
+                .0;
+            assert!(
+                (l_driven - l_zero).abs() > 1e-6 * l_zero,
+                "{l_driven} vs {l_zero}"
+            );
+            check_fd(tr, driven, 1e-5);
+        }
+    }
+
     #[test]
     fn node_edge_gradient_matches_finite_differences() {
         check_gradient(false, false, None);
         check_gradient(true, true, None);
         // Angles: states in [−1, 1], differences up to 2, wrapped by 1.5.
         check_gradient(true, false, Some(1.5));
+    }
+
+    /// The edge-distance potential (docs/DESIGN.md §14.3): the adjoint through r = |q_b − q_a|,
+    /// with node potential and fixed nodes as well.
+    #[test]
+    fn edge_distance_gradient_matches_finite_differences() {
+        let (tr, data) = setup_with(false, false, None, true);
+        assert!(matches!(tr.model.terms[1], GraphTerm::EdgeDistance(_)));
+        check_fd(tr, data, 1e-5);
+        let (tr, data) = setup_with(true, true, None, true);
+        check_fd(tr, data, 1e-5);
     }
 
     /// The general stencil density on a ring of angles: the adjoint through the wrapped inputs.

@@ -17,6 +17,7 @@ pub use error::TrainError;
 
 pub mod baselines;
 pub mod damped;
+pub mod distributed;
 pub mod gradient;
 pub mod graph;
 pub mod hyperdual;
@@ -94,6 +95,10 @@ pub const Q_PERIOD: &str = "q_period";
 /// ([`TrainedModel::shift_invariant`], docs/DESIGN.md §14.1).
 pub const SHIFT_INVARIANT: &str = "shift_invariant";
 
+/// Model-file attribute (1) marking an lnn whose network sees the angle embedding
+/// (cos q, sin q, q̇) ([`TrainedModel::angle_embedding`], docs/DESIGN.md §14.6).
+pub const ANGLE_EMBEDDING: &str = "angle_embedding";
+
 /// A trained (or initialised) model: everything a model file holds.
 #[derive(Clone, Debug)]
 pub struct TrainedModel {
@@ -164,18 +169,61 @@ impl TrainedModel {
     pub fn validate(&self) -> Result<()> {
         match self.kind {
             ModelKind::Mlp => baselines::validate_any_output(&self.net),
-            _ => MlpDensity::new(self.net.clone(), self.arity, self.dof, 0).map(|_| ()),
+            _ => self.density().map(|_| ()),
         }
+    }
+
+    /// The network as a site density: its input is (q, q̇), or the angle embedding
+    /// (cos q, sin q, q̇) when [`TrainedModel::angle_embedding`]; q wrapped when the model has
+    /// a [`TrainedModel::q_period`].
+    pub fn density(&self) -> Result<MlpDensity> {
+        MlpDensity::with_input(
+            self.net.clone(),
+            self.arity,
+            self.dof,
+            0,
+            self.angle_embedding(),
+        )?
+        .with_q_period(self.q_period())
+    }
+
+    /// True when the network sees the angles through the embedding (cos q, sin q) (model
+    /// attribute `angle_embedding`, docs/DESIGN.md §14.6): the learned Lagrangian is smooth
+    /// and 2π-periodic in every coordinate.
+    pub fn angle_embedding(&self) -> bool {
+        self.params.get(ANGLE_EMBEDDING).is_some_and(|&x| x != 0.0)
+    }
+
+    /// Give a freshly initialised lnn the angle embedding: the network is re-initialised
+    /// (paper init, `seed`) with input (cos q, sin q, q̇), 3D values, keeping its hidden sizes
+    /// and the velocity normalisation; the embedded slots are not normalised (shift 0,
+    /// scale 1). Call before [`fit_normalisation`] and training.
+    pub fn set_angle_embedding(&mut self, seed: u64) -> Result<()> {
+        if self.kind != ModelKind::Lnn {
+            return Err(Error::input(format!(
+                "the angle embedding applies to lnn models, not to a '{}' model",
+                self.kind.as_str()
+            )));
+        }
+        if self.angle_embedding() {
+            return Ok(());
+        }
+        let d = self.dof;
+        let mut sizes = self.net.sizes.clone();
+        sizes[0] = 3 * d;
+        let mut net = Mlp::paper_init(&sizes, seed);
+        net.input_shift[2 * d..].copy_from_slice(&self.net.input_shift[d..2 * d]);
+        net.input_scale[2 * d..].copy_from_slice(&self.net.input_scale[d..2 * d]);
+        self.net = net;
+        self.params.insert(ANGLE_EMBEDDING.into(), 1.0);
+        Ok(())
     }
 
     /// The Lagrangian system of an lnn/lgn model as a [`Dynamics`] (for accelerations and
     /// simulation). `n` is the number of ring nodes for lgn models (default: the training
     /// grid's `n`); ignored for lnn.
     pub fn dynamics(&self, n: Option<usize>, solver: SolverKind) -> Result<Dynamics> {
-        let dens: Arc<dyn Density> = Arc::new(
-            MlpDensity::new(self.net.clone(), self.arity, self.dof, 0)?
-                .with_q_period(self.q_period())?,
-        );
+        let dens: Arc<dyn Density> = Arc::new(self.density()?);
         match self.kind {
             ModelKind::Lnn => {
                 let dy = crate::systems::single_site(dens, solver)?;
@@ -260,7 +308,7 @@ impl TrainedModel {
         if self.q_period().is_none() {
             return;
         }
-        let kd = self.net.sizes[0] / 2;
+        let kd = self.arity * self.dof;
         for row in samples.input.chunks_exact_mut(samples.in_dim) {
             self.wrap_q(&mut row[..kd]);
         }
@@ -539,35 +587,58 @@ pub fn prepare_samples(
 /// deviation (1 where the spread is below 1e-12). For lgn models the q slots share the
 /// statistics of all grid values, and so do the v slots. Fixed during training.
 pub fn fit_normalisation(model: &mut TrainedModel, data: &Samples) {
+    fit_normalisation_over(model, data, &crate::parallel::SerialComm)
+        .expect("one rank does not communicate");
+}
+
+/// [`fit_normalisation`] of samples spread over the ranks of `comm` (each rank passes its own
+/// shard; the statistics are those of all shards together, identical on every rank).
+pub fn fit_normalisation_over(
+    model: &mut TrainedModel,
+    data: &Samples,
+    comm: &dyn crate::parallel::Comm,
+) -> Result<()> {
     let p = data.in_dim;
-    let stats = |cols: &mut dyn Iterator<Item = f64>| {
+    let stats = |cols: &mut dyn Iterator<Item = f64>| -> Result<(f64, f64)> {
         let (mut s, mut s2, mut c) = (0.0, 0.0, 0.0);
         for x in cols {
             s += x;
             s2 += x * x;
             c += 1.0;
         }
+        let mut acc = [s, s2, c];
+        comm.sum(&mut acc)?;
+        let [s, s2, c] = acc;
         let m = s / c;
         let var = (s2 / c - m * m).max(0.0);
         let sd = var.sqrt();
-        (m, if sd > 1e-12 { sd } else { 1.0 })
+        Ok((m, if sd > 1e-12 { sd } else { 1.0 }))
     };
     match model.kind {
         ModelKind::Lgn => {
             let n = p / 2;
-            let (mq, sq) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[..n].to_vec()));
-            let (mv, sv) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[n..].to_vec()));
+            let (mq, sq) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[..n].to_vec()))?;
+            let (mv, sv) = stats(&mut (0..data.n).flat_map(|i| data.input_row(i)[n..].to_vec()))?;
             model.net.input_shift = vec![mq, mq, mq, mv, mv, mv];
             model.net.input_scale = vec![sq, sq, sq, sv, sv, sv];
         }
         _ => {
+            // With the angle embedding the q columns feed the unnormalised (cos q, sin q)
+            // slots and the velocity columns sit D slots further (docs/DESIGN.md §14.6).
+            let embed = model.angle_embedding();
+            let d = model.dof;
             for j in 0..p {
-                let (m, s) = stats(&mut (0..data.n).map(|i| data.input_row(i)[j]));
-                model.net.input_shift[j] = m;
-                model.net.input_scale[j] = s;
+                if embed && j < d {
+                    continue;
+                }
+                let (m, s) = stats(&mut (0..data.n).map(|i| data.input_row(i)[j]))?;
+                let k = if embed { j + d } else { j };
+                model.net.input_shift[k] = m;
+                model.net.input_scale[k] = s;
             }
         }
     }
+    Ok(())
 }
 
 /// Training options (see `lgn train --help`).
@@ -871,6 +942,8 @@ impl Trainable for NetTrainer {
 /// Loss/gradient evaluator bound to a model kind (holds the graph's [`Dynamics`] for lgn).
 pub struct Objective {
     kind: ModelKind,
+    /// The lnn's network sees the angle embedding ([`TrainedModel::angle_embedding`]).
+    embed: bool,
     dens: Option<MlpDensity>,
     dy: Option<Dynamics>,
     penalty: Option<MassPenalty>,
@@ -883,7 +956,7 @@ impl Objective {
         let p = model.net.sizes[0];
         let out = *model.net.sizes.last().unwrap();
         let expect = match model.kind {
-            ModelKind::Lnn => (p, p / 2),
+            ModelKind::Lnn => (2 * model.dof, model.dof),
             ModelKind::Hnn => (p, p),
             ModelKind::Mlp => (p, out),
             ModelKind::Lgn => (data.in_dim, data.in_dim / 2),
@@ -896,6 +969,7 @@ impl Objective {
         }
         let mut o = Objective {
             kind: model.kind,
+            embed: model.angle_embedding(),
             dens: None,
             dy: None,
             penalty: None,
@@ -939,8 +1013,8 @@ impl Objective {
     pub fn refresh(&mut self, net: &Mlp) -> Result<()> {
         match self.kind {
             ModelKind::Lnn | ModelKind::Hnn => {
-                let d = net.sizes[0] / 2;
-                self.dens = Some(MlpDensity::new(net.clone(), 1, d, 0)?);
+                let d = net.sizes[0] / if self.embed { 3 } else { 2 };
+                self.dens = Some(MlpDensity::with_input(net.clone(), 1, d, 0, self.embed)?);
             }
             ModelKind::Lgn => {
                 gradient::set_mlp_terms_with(

@@ -239,10 +239,24 @@ impl BoundaryRule {
 /// Whether the coordinates `fixed` have zero velocity and acceleration (to 1e-12 of the largest
 /// magnitude of either) in every sample.
 pub fn still_in_samples(fixed: &[usize], qdot: &Array2<f64>, qddot: &Array2<f64>) -> bool {
-    let scale = qddot
+    still_at_scale(fixed, qdot, qddot, sample_scale(qdot, qddot))
+}
+
+/// The largest |q̇| or |q̈| of the samples: the scale of [`still_in_samples`].
+pub fn sample_scale(qdot: &Array2<f64>, qddot: &Array2<f64>) -> f64 {
+    qddot
         .iter()
         .chain(qdot.iter())
-        .fold(0.0f64, |m, x| m.max(x.abs()));
+        .fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+/// [`still_in_samples`] at a given `scale` (of all samples, when these are one rank's shard).
+pub fn still_at_scale(
+    fixed: &[usize],
+    qdot: &Array2<f64>,
+    qddot: &Array2<f64>,
+    scale: f64,
+) -> bool {
     (0..qdot.nrows()).all(|i| {
         fixed
             .iter()
@@ -285,6 +299,39 @@ pub fn graph_model(
     shape: &NetShape,
     states: &[&[f64]],
 ) -> Result<GraphModel> {
+    let one = crate::parallel::SerialComm;
+    graph_model_over(
+        graph,
+        features,
+        density,
+        node_potential,
+        node_mass,
+        shape,
+        states,
+        &one,
+    )
+}
+
+/// [`graph_model`] with the states spread over the ranks of `comm` (each rank passes its
+/// shard; the scales are those of all shards: docs/DESIGN.md §16.3). The general densities
+/// (sites, stencil) need one rank.
+#[allow(clippy::too_many_arguments)]
+pub fn graph_model_over(
+    graph: &SystemGraph,
+    features: FeatureSet,
+    density: GraphDensity,
+    node_potential: bool,
+    node_mass: Option<ClosedTerm>,
+    shape: &NetShape,
+    states: &[&[f64]],
+    comm: &dyn crate::parallel::Comm,
+) -> Result<GraphModel> {
+    if density != GraphDensity::NodeEdge && comm.size() > 1 {
+        return Err(Error::input(format!(
+            "the {} density is not available with several MPI ranks yet: use node-edge or one rank",
+            density.as_str()
+        )));
+    }
     if density != GraphDensity::NodeEdge && (node_potential || node_mass.is_some()) {
         return Err(Error::input(format!(
             "a node potential and known node masses belong to the node-edge density, not to {}",
@@ -295,7 +342,8 @@ pub fn graph_model(
     Ok(match density {
         GraphDensity::NodeEdge => {
             let qs: Vec<&[f64]> = states.iter().map(|s| &s[..d]).collect();
-            let mut m = GraphModel::node_edge(graph, features, node_potential, shape, &qs)?;
+            let mut m =
+                GraphModel::node_edge_over(graph, features, node_potential, shape, &qs, comm)?;
             if let Some(known) = node_mass {
                 m.terms[0] = GraphTerm::Closed(known);
             }

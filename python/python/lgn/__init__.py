@@ -135,7 +135,9 @@ def fit(
     ``normalise=True``, ``val_fraction=0.1``, ``seed=0``, ``loss="mse"|"l1"|"huber"``,
     ``mass_penalty``, ``mass_margin``, ``angles=False``, ``hnn_coords="velocity"``,
     ``graph=`` (train a graph network on it), ``density="node-edge"|"sites"|"stencil"``,
-    ``node_potential=False``, ``boundary="auto"|"fixed"|"free"``, ``features``,
+    ``node_potential=False``, ``node_mass`` (known node masses M: the kinetic term
+    ½ M |q̇_i|² in closed form, only the potential is learned; density "node-edge", as
+    ``--node-mass``), ``boundary="auto"|"fixed"|"free"``, ``features``,
     ``out=PATH`` (write the model file, as ``--out``), ``overwrite=False``.
 
     ``progress``: a tqdm bar (default: on when tqdm is installed). ``callback(info)`` is

@@ -1,0 +1,82 @@
+//! `lgn train --graph/--mesh … --dissipation linear|learned` and driven training data (issue 13,
+//! docs/DESIGN.md §13.7): the dissipation term of a graph model and the inputs `u`, `B` of the
+//! training file.
+
+use super::train::TrainArgs;
+use lgn::density::dissipation::DissipationKind;
+use lgn::model::{GraphDissipation, GraphModel, SystemGraph};
+use lgn::train::graph::{append_inputs, GraphTrainer};
+use lgn::train::Samples;
+use lgn::{Error, Result};
+
+/// Give `model` the dissipation `--dissipation` asks for.
+pub fn attach_dissipation(
+    args: &TrainArgs,
+    model: &mut GraphModel,
+    graph: &SystemGraph,
+    samples: &Samples,
+) -> Result<()> {
+    let n = graph.n_coords();
+    let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..n]).collect();
+    model.dissipation = GraphDissipation::new(
+        args.dissipation,
+        model,
+        graph,
+        args.hidden.unwrap_or(64),
+        args.layers,
+        args.seed,
+        &qs,
+    )?;
+    Ok(())
+}
+
+/// When the training file holds inputs `u` (and `B`), rows (q, q̇, u) and the trainer's input
+/// map: the force B u enters every sample's equations.
+pub fn driven(
+    args: &TrainArgs,
+    trainer: GraphTrainer,
+    samples: Samples,
+) -> Result<(GraphTrainer, Samples)> {
+    let n = trainer.graph.n_coords();
+    let Some((u, b, m)) = lgn::io::inputs::read_training_inputs(&args.data, samples.n, n)? else {
+        return Ok((trainer, samples));
+    };
+    let samples =
+        append_inputs(&samples, &u, m).map_err(|e| Error::file(&args.data, e.to_string()))?;
+    if !args.quiet {
+        eprintln!(
+            "{}: driven data, u of width {m} enters as the force B u",
+            args.data.display()
+        );
+    }
+    Ok((trainer.with_input_map(b, m)?, samples))
+}
+
+/// One line on the learned dissipation: the damping rate γ_i/μ_i (scale-free, docs/DESIGN.md
+/// §13.7) over the nodes at the configuration `q0` (the first training state).
+pub fn describe(model: &GraphModel, graph: &SystemGraph, q0: &[f64]) -> Result<String> {
+    let Some(d) = &model.dissipation else {
+        return Ok(String::new());
+    };
+    let gamma = d.coefficients(model, graph, q0)?;
+    let mu = match model
+        .terms
+        .iter()
+        .position(|t| matches!(t, lgn::model::GraphTerm::Kinetic { .. }))
+    {
+        Some(t) => model.masses(t, graph)?,
+        None => vec![1.0; graph.n_nodes()],
+    };
+    let r: Vec<f64> = gamma.iter().zip(&mu).map(|(g, m)| g / m).collect();
+    let mean = r.iter().sum::<f64>() / r.len() as f64;
+    let (lo, hi) = r
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(*x), b.max(*x))
+        });
+    Ok(format!(
+        "learned {} dissipation: damping rate γ_i/μ_i mean {mean:.5} (min {lo:.5}, max {hi:.5}) over {} nodes",
+        if d.kind() == DissipationKind::Linear { "linear" } else { "state-dependent" },
+        r.len()
+    ))
+}
