@@ -749,3 +749,111 @@ pub fn plot_scaling(r: &ScalingBench, path: &std::path::Path, force: bool) -> Re
         Ok(())
     })
 }
+
+/// Where the f32 passes lose accuracy (docs/DESIGN.md §15.4): each stage of one acceleration
+/// evaluated with f32 and with f64 MLP passes on the same state, as max-norm errors relative to
+/// the f64 stage's max-norm (`max|x32 − x64| / max|x64|`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PrecisionBreakdown {
+    /// Site records: ∂ρ/∂q_I, m_s (all kd² entries), c_s·v_I, and the record's b part
+    /// ∂ρ/∂q_I − c_s·v_I.
+    pub rec_grad_q: f64,
+    pub rec_mass: f64,
+    pub rec_cv: f64,
+    pub rec_b: f64,
+    /// max(|∂ρ/∂q_I| + |c_s·v_I|) / max|∂ρ/∂q_I − c_s·v_I| over the records (f64): the
+    /// cancellation factor of the b part.
+    pub b_cancellation: f64,
+    /// Assembled M (all stored entries) and b.
+    pub mass: f64,
+    pub rhs: f64,
+    /// Accelerations from the f64 solve of (M32, b64) and (M64, b32): the share of each.
+    pub accel_mass_only: f64,
+    pub accel_rhs_only: f64,
+    /// The f32 accelerations, [max-norm, 2-norm, median elementwise] (see [`rel_errors`]).
+    pub accel: [f64; 3],
+    /// max |a64| / (max |b64| / max |M64|): how much the solve magnifies (≈ ‖M⁻¹‖·‖M‖ seen
+    /// by this b).
+    pub solve_gain: f64,
+    /// Normwise backward error of the f32 accelerations in the f64 system:
+    /// ‖M64 a32 − b64‖∞ / (‖M64‖∞ ‖a32‖∞ + ‖b64‖∞) — the relative perturbation of (M, b) that
+    /// a32 solves exactly; independent of M's conditioning.
+    pub backward: f64,
+}
+
+/// Max-norm error of `a` against `truth`, relative to max |truth|.
+fn max_rel(a: &[f64], truth: &[f64]) -> f64 {
+    rel_errors(a, truth)[0]
+}
+
+/// [`PrecisionBreakdown`] of `precision`'s MLP passes against f64 on the benchmark ring.
+pub fn precision_breakdown(
+    n: usize,
+    hidden: usize,
+    layers: usize,
+    solver: SolverKind,
+    precision: Precision,
+) -> Result<PrecisionBreakdown> {
+    let (q, v) = ring_state(n);
+    let mut lo = ring_system(n, hidden, layers, solver, precision)?;
+    let mut hi = ring_system(n, hidden, layers, solver, Precision::F64)?;
+    let parts = |dy: &mut crate::dynamics::Dynamics| -> Result<[Vec<f64>; 4]> {
+        dy.evaluate_sites(&q, &v)?;
+        let lay = dy.lagrangian.terms[0].density.layout();
+        let kd = lay.kd;
+        let stride = lay.stride();
+        let (mut gq, mut m, mut cv, mut b) = (vec![], vec![], vec![], vec![]);
+        for rec in dy.derivs.chunks_exact(stride) {
+            for i in 0..kd {
+                let (g, c) = (rec[lay.grad_q() + i], rec[lay.cv() + i]);
+                gq.push(g);
+                cv.push(c);
+                b.push(g - c);
+            }
+            m.extend_from_slice(&rec[lay.mass()..lay.mass() + kd * kd]);
+        }
+        Ok([gq, m, cv, b])
+    };
+    let [gq32, m32, cv32, b32] = parts(&mut lo)?;
+    let [gq64, m64, cv64, b64] = parts(&mut hi)?;
+    let sum_abs = gq64
+        .iter()
+        .zip(&cv64)
+        .fold(0.0f64, |s, (g, c)| s.max(g.abs() + c.abs()));
+    let bmax = b64.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+    let a32 = lo.accelerations(&q, &v)?;
+    let a64 = hi.accelerations(&q, &v)?;
+    let (mass32, rhs32) = (lo.mass.clone(), lo.rhs.clone());
+    let (mass64, rhs64) = (hi.mass.clone(), hi.rhs.clone());
+    let mut solve = |m: &[f64], b: &[f64]| -> Result<Vec<f64>> {
+        hi.solver.factorize(&hi.pattern, m)?;
+        let mut a = b.to_vec();
+        hi.solver.solve_in_place(&mut a)?;
+        Ok(a)
+    };
+    let a_m = solve(&mass32, &rhs64)?;
+    let a_b = solve(&mass64, &rhs32)?;
+    let inf = |x: &[f64]| x.iter().fold(0.0f64, |s, y| s.max(y.abs()));
+    let (ip, ix) = (&hi.pattern.indptr, &hi.pattern.indices);
+    let (mut res, mut mnorm) = (0.0f64, 0.0f64);
+    for r in 0..hi.pattern.n {
+        let row = ip[r]..ip[r + 1];
+        let ma: f64 = row.clone().map(|e| mass64[e] * a32[ix[e]]).sum();
+        res = res.max((ma - rhs64[r]).abs());
+        mnorm = mnorm.max(row.map(|e| mass64[e].abs()).sum());
+    }
+    Ok(PrecisionBreakdown {
+        rec_grad_q: max_rel(&gq32, &gq64),
+        rec_mass: max_rel(&m32, &m64),
+        rec_cv: max_rel(&cv32, &cv64),
+        rec_b: max_rel(&b32, &b64),
+        b_cancellation: sum_abs / bmax.max(1e-300),
+        mass: max_rel(&mass32, &mass64),
+        rhs: max_rel(&rhs32, &rhs64),
+        accel_mass_only: max_rel(&a_m, &a64),
+        accel_rhs_only: max_rel(&a_b, &a64),
+        accel: rel_errors(&a32, &a64),
+        solve_gain: inf(&a64) / (inf(&rhs64) / inf(&mass64)).max(1e-300),
+        backward: res / (mnorm * inf(&a32) + inf(&rhs64)).max(1e-300),
+    })
+}

@@ -167,6 +167,11 @@ pub struct AccelBenchArgs {
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Ring, --precision f32: instead of timing, print (one JSON line) where the f32 passes
+    /// lose accuracy — each stage (site records, assembled M and b, the solve) against f64 on
+    /// the same state (docs/DESIGN.md §15.4).
+    #[arg(long)]
+    pub breakdown: bool,
 }
 
 fn parse_bench_dissipation(s: &str) -> std::result::Result<String, String> {
@@ -272,6 +277,17 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             lgn::limits::check_mlp("--hidden/--layers", 8, a.hidden, a.layers)?;
             lgn::limits::check_alloc("--n", n as u128, 256)?;
             let solver = a.solver.unwrap_or(SolverKind::Sparse);
+            if a.breakdown {
+                let r = lgn::bench::precision_breakdown(
+                    n,
+                    a.hidden,
+                    a.layers,
+                    solver,
+                    a.precision.into(),
+                )?;
+                println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                return Ok(());
+            }
             let r = lgn::bench::accel(
                 n,
                 a.hidden,

@@ -157,11 +157,12 @@ use super::simd::{self, FmaMode, Kernel, Real, SimdLevel};
 
 /// Floating-point precision of the MLP passes of an [`MlpDensity`].
 ///
-/// `F32` evaluates the network (GEMMs, activations, Hessian contraction) in single precision,
-/// with twice the SIMD lanes and half the memory traffic; the site records are returned in f64,
-/// and assembly and the solve of M·a = b stay f64. The records then carry relative errors of
-/// order 1e-6 (f32 rounding through the layers), which the solve passes on amplified by at most
-/// M's condition number: see the README's precision section for measured acceleration errors.
+/// `F32` evaluates the forward GEMMs, the activations and the hidden-layer backward GEMM in
+/// single precision, with twice the SIMD lanes and half the memory traffic; δ, the Hessian sums
+/// and ∂ρ/∂x are f64 (docs/DESIGN.md §15.4), and assembly and the solve of M·a = b stay f64.
+/// The records then carry relative errors of order 1e-7 … 5e-7 (f32 rounding of the forward
+/// tangents), which the solve passes on amplified by M's conditioning: docs/DESIGN.md §15.4 for
+/// the measured acceleration errors.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
     #[default]
@@ -478,33 +479,33 @@ fn row_major_strided<T>(
 }
 
 /// The Hessian contraction of one layer for one direction j against NK directions k₀ … k₀+NK−1
-/// (docs/DESIGN.md §15.3): `out[kk·nb + s] += Σ_i δ[i, s] σ″[i, s] · T[i, j, s] · T[i, k₀ + kk, s]`,
-/// with δ, σ″ h × nb and T the tangent part of a layer buffer (row i = `[z | T_0 | … | T_kd]`, each
+/// (docs/DESIGN.md §15.3): `out[kk·nb + s] += Σ_i ds[i, s] · T[i, j, s] · T[i, k₀ + kk, s]`,
+/// with ds = δ ⊙ σ″ h × nb and T the tangent part of a layer buffer (row i = `[z | T_0 | … | T_kd]`, each
 /// nb wide, row stride `width`). Sites are the SIMD lanes: no horizontal reductions; the NK
-/// accumulator rows (NK·nb values) stay in L1.
+/// accumulator rows (NK·nb values) stay in L1. δ and the sums are f64 whatever T is: with f32
+/// passes only σ″ and the tangents are f32 (docs/DESIGN.md §15.4).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn contract<T: Real, F: FmaMode, const NK: usize>(
     h: usize,
     nb: usize,
     width: usize,
-    delta: &[T],
-    sdd: &[T],
+    ds: &[f64],
     t: &[T],
     j: usize,
     k0: usize,
-    out: &mut [T],
+    out: &mut [f64],
 ) {
     let (ja, kb) = ((1 + j) * nb, (1 + k0) * nb);
     let out = &mut out[..NK * nb];
     for i in 0..h {
         let row = &t[i * width..(i + 1) * width];
-        let (dr, sr) = (&delta[i * nb..(i + 1) * nb], &sdd[i * nb..(i + 1) * nb]);
+        let wr = &ds[i * nb..(i + 1) * nb];
         let ar = &row[ja..ja + nb];
         for (kk, o) in out.chunks_exact_mut(nb).enumerate() {
             let br = &row[kb + kk * nb..kb + (kk + 1) * nb];
-            for ((((o, d), s), a), b) in o.iter_mut().zip(dr).zip(sr).zip(ar).zip(br) {
-                *o = F::fma(*d * *s * *a, *b, *o);
+            for (((o, w), a), b) in o.iter_mut().zip(wr).zip(ar).zip(br) {
+                *o = F::fma(*w * a.to_f64(), b.to_f64(), *o);
             }
         }
     }
@@ -525,10 +526,21 @@ struct Buffers<'a, 'b, T> {
     sdd: &'a mut [&'b mut [T]],
     u: &'b mut [T],
     rho: &'b mut [T],
-    delta: &'b mut [T],
-    g: &'b mut [T],
-    hess: &'b mut [T],
-    grad_x: &'b mut [T],
+    /// The backward quantities, f64 for either T (docs/DESIGN.md §15.4).
+    delta: &'b mut [f64],
+    g: &'b mut [f64],
+    /// δ⊙σ″ of the layer (the contraction's weights).
+    ds: &'b mut [f64],
+    hess: &'b mut [f64],
+    grad_x: &'b mut [f64],
+    /// δ⊙σ′ and the next δ in T, for the backward GEMM W_lᵀ(δ⊙σ′) of the hidden layers.
+    g_t: &'b mut [T],
+    delta_t: &'b mut [T],
+}
+
+thread_local! {
+    /// Per-thread f64 scratch of the backward pass (δ, δ⊙σ′, the Hessian sums, ∂ρ/∂x).
+    static BACKWARD_WS: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 impl MlpDensity {
@@ -565,16 +577,20 @@ impl MlpDensity {
             + hmax * width
             + nb
             + 2 * hmax * nb
-            + npairs * nb
-            + pn * nb
             + ndir
             + if direct.is_none() { pn * nb } else { 0 };
+        let need_back = 3 * hmax * nb + npairs * nb + pn * nb;
         let mut ws = T::take_workspace();
         if ws.len() < need {
             ws.resize(need, T::ZERO);
         }
+        let mut ws_back = BACKWARD_WS.with(|c| c.take());
+        if ws_back.len() < need_back {
+            ws_back.resize(need_back, 0.0);
+        }
         {
             let mut rest: &mut [T] = &mut ws[..need];
+            let mut back: &mut [f64] = &mut ws_back[..need_back];
             let mut r: Vec<&mut [T]> = (0..nh)
                 .map(|l| carve(&mut rest, sizes[l + 1] * width))
                 .collect();
@@ -586,12 +602,15 @@ impl MlpDensity {
                 .collect(); // σ''
             let u = carve(&mut rest, hmax * width);
             let rho = carve(&mut rest, nb);
-            let delta = carve(&mut rest, hmax * nb);
-            let g = carve(&mut rest, hmax * nb);
-            let hess = carve(&mut rest, npairs * nb);
-            hess.fill(T::ZERO);
-            let grad_x = carve(&mut rest, pn * nb);
+            let g_t = carve(&mut rest, hmax * nb);
+            let delta_t = carve(&mut rest, hmax * nb);
             let qdir = carve(&mut rest, ndir);
+            let delta = carve(&mut back, hmax * nb);
+            let g = carve(&mut back, hmax * nb);
+            let ds = carve(&mut back, hmax * nb);
+            let hess = carve(&mut back, npairs * nb);
+            hess.fill(0.0);
+            let grad_x = carve(&mut back, pn * nb);
             let xt: &[T] = match direct {
                 Some(x) => x,
                 None if self.embed => {
@@ -639,14 +658,18 @@ impl MlpDensity {
                 rho,
                 delta,
                 g,
+                ds,
                 hess,
                 grad_x,
+                g_t,
+                delta_t,
             };
             let qdir = (!qdir.is_empty()).then_some(&*qdir);
             self.passes::<T, F>(net, xt, qdir, nb, record == Record::Full, &mut buf);
             self.write_records(nb, out, record, &buf, qdir.map(|_| xt));
         }
         T::put_workspace(ws);
+        BACKWARD_WS.with(|c| c.set(ws_back));
     }
 
     /// The forward-tangent and backward passes for one block (docs/DESIGN.md §2, §15.3), in
@@ -770,9 +793,12 @@ impl MlpDensity {
             }
         }
 
-        // Backward: δ_{nh-1} = w_L; Hessian terms; δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l).
+        // Backward: δ_{nh-1} = w_L; Hessian terms; δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l), in f64 with
+        // the f64 weights whatever T is (docs/DESIGN.md §15.4).
+        let weight64 =
+            |l: usize| MatRef::from_row_major_slice(&self.net.w[l], sizes[l + 1], sizes[l]);
         {
-            for (i, &wi) in net.w[nh].iter().enumerate() {
+            for (i, &wi) in self.net.w[nh].iter().enumerate() {
                 buf.delta[i * nb..(i + 1) * nb].fill(wi);
             }
         }
@@ -782,37 +808,48 @@ impl MlpDensity {
             let (sdl, sddl) = (&*buf.sd[l], &*buf.sdd[l]);
             let n = h * nb;
             for ((g, d), s1) in buf.g[..n].iter_mut().zip(&buf.delta[..n]).zip(&sdl[..n]) {
-                *g = *d * *s1;
+                *g = *d * s1.to_f64();
+            }
+            for ((w, d), s2) in buf.ds[..n].iter_mut().zip(&buf.delta[..n]).zip(&sddl[..n]) {
+                *w = *d * s2.to_f64();
             }
             for j in 0..kd {
                 let mut k0 = j;
                 while k0 < dd {
                     let nk = (dd - k0).min(4);
                     let o = &mut buf.hess[pair_index(kd, j, k0) * nb..];
-                    let (d, s2) = (&buf.delta[..n], &sddl[..n]);
+                    let w = &buf.ds[..n];
                     match nk {
-                        1 => contract::<T, F, 1>(h, nb, width, d, s2, t, j, k0, o),
-                        2 => contract::<T, F, 2>(h, nb, width, d, s2, t, j, k0, o),
-                        3 => contract::<T, F, 3>(h, nb, width, d, s2, t, j, k0, o),
-                        _ => contract::<T, F, 4>(h, nb, width, d, s2, t, j, k0, o),
+                        1 => contract::<T, F, 1>(h, nb, width, w, t, j, k0, o),
+                        2 => contract::<T, F, 2>(h, nb, width, w, t, j, k0, o),
+                        3 => contract::<T, F, 3>(h, nb, width, w, t, j, k0, o),
+                        _ => contract::<T, F, 4>(h, nb, width, w, t, j, k0, o),
                     }
                     k0 += nk;
                 }
             }
             let gmat = MatRef::from_row_major_slice(&buf.g[..n], h, nb);
             if l > 0 {
+                // the hidden-layer backward GEMM in T (f32: the only backward GEMM of size
+                // h_l·h_{l+1}), its δ kept in f64
                 let hp = sizes[l];
+                for (a, b) in buf.g_t[..n].iter_mut().zip(&buf.g[..n]) {
+                    *a = T::from_f64(*b);
+                }
                 T::gemm(
-                    MatMut::from_row_major_slice_mut(&mut buf.delta[..hp * nb], hp, nb),
+                    MatMut::from_row_major_slice_mut(&mut buf.delta_t[..hp * nb], hp, nb),
                     Accum::Replace,
                     weight(l).transpose(),
-                    gmat,
+                    MatRef::from_row_major_slice(&buf.g_t[..n], h, nb),
                 );
+                for (a, b) in buf.delta[..hp * nb].iter_mut().zip(&buf.delta_t[..hp * nb]) {
+                    *a = b.to_f64();
+                }
             } else {
-                T::gemm(
+                f64::gemm(
                     MatMut::from_row_major_slice_mut(&mut *buf.grad_x, p, nb),
                     Accum::Replace,
-                    weight(0).transpose(),
+                    weight64(0).transpose(),
                     gmat,
                 );
             }
@@ -833,15 +870,14 @@ impl MlpDensity {
         let lay = self.layout();
         let kd = lay.kd;
         let (gx, hess) = (&*buf.grad_x, &*buf.hess);
-        let h = |j: usize, k: usize, s: usize| hess[pair_index(kd, j, k) * nb + s].to_f64();
+        let h = |j: usize, k: usize, s: usize| hess[pair_index(kd, j, k) * nb + s];
         let pn = self.mlp.sizes[0];
         let gq = |i: usize, s: usize| match y {
             Some(y) => {
                 let ys = &y[s * pn..(s + 1) * pn];
-                -ys[kd + i].to_f64() * gx[i * nb + s].to_f64()
-                    + ys[i].to_f64() * gx[(kd + i) * nb + s].to_f64()
+                -ys[kd + i].to_f64() * gx[i * nb + s] + ys[i].to_f64() * gx[(kd + i) * nb + s]
             }
-            None => gx[i * nb + s].to_f64(),
+            None => gx[i * nb + s],
         };
         let voff = if y.is_some() { 2 * kd } else { kd };
         match record {
@@ -852,7 +888,7 @@ impl MlpDensity {
                     let m = lay.mass();
                     for i in 0..kd {
                         rec[lay.grad_q() + i] = gq(i, s);
-                        rec[lay.grad_v() + i] = gx[(voff + i) * nb + s].to_f64();
+                        rec[lay.grad_v() + i] = gx[(voff + i) * nb + s];
                         for k in i..kd {
                             let v = h(i, k, s);
                             rec[m + i * kd + k] = v;
