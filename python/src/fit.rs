@@ -5,8 +5,9 @@ use crate::arrays::{f64_array, shape_str};
 use crate::errors::{input, IntoPy, Signals};
 use crate::graph::Graph;
 use crate::model::Model;
+use lgn::density::dissipation::DissipationKind;
 use lgn::io::{AttrValue, SamplesData, TrainingData};
-use lgn::model::{AnyModel, FeatureSet, GraphModel, SystemGraph};
+use lgn::model::{AnyModel, FeatureSet, GraphDissipation, GraphModel, SystemGraph};
 use lgn::names::Named;
 use lgn::train::recipe::{self, BoundaryRule, GraphDensity, Recipe};
 use lgn::train::{
@@ -282,7 +283,7 @@ enum Job {
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", dissipation = "none", out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -312,6 +313,7 @@ pub fn fit<'py>(
     angles: bool,
     shift_invariant: bool,
     hnn_coords: &str,
+    dissipation: &str,
     out: Option<PathBuf>,
     overwrite: bool,
     on_step: Option<Py<PyAny>>,
@@ -323,6 +325,7 @@ pub fn fit<'py>(
     let (raw, data_name) = samples_data(data)?;
     let d = raw.q.ncols();
     let hnn: HnnCoords = named("hnn_coords", "coordinates", hnn_coords)?;
+    let dissipation: DissipationKind = named("dissipation", "dissipation", dissipation)?;
     let recipe = Recipe {
         epochs,
         batch,
@@ -365,6 +368,11 @@ pub fn fit<'py>(
         })
         || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn")
         || model.extract::<String>().is_ok_and(|k| k == "lgn");
+    if dissipation != DissipationKind::None && existing.is_some() {
+        return Err(input(
+            "dissipation applies to a new model (the dissipation of an lgn.Model is trained with it)",
+        ));
+    }
     let mut samples;
     let job = if let Some(m) = &existing {
         let inner = m.get().inner.lock().expect("not poisoned").clone();
@@ -443,6 +451,13 @@ pub fn fit<'py>(
             .map_err(|e| e.context("boundary='fixed'"))
             .py_err()?;
         m.system = raw.system.clone().unwrap_or_default();
+        // As `lgn train --graph … --dissipation` (docs/DESIGN.md §13.7).
+        let n = g.n_coords();
+        let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..n]).collect();
+        m.dissipation =
+            GraphDissipation::new(dissipation, &m, &g, hidden.unwrap_or(64), layers, seed, &qs)
+                .map_err(|e| e.context("dissipation"))
+                .py_err()?;
         Job::Graph(Box::new(m), g)
     } else {
         let k: String = model.extract().map_err(|_| {
@@ -460,6 +475,11 @@ pub fn fit<'py>(
             return Err(input(
                 "angles applies to single-site models (lnn, mlp, hnn), not to lgn",
             ));
+        }
+        match dissipation {
+            DissipationKind::Learned => return Err(input("dissipation='learned' is for graph networks (model=lgn.Graph or graph=); a single-network lnn learns dissipation='linear'")),
+            DissipationKind::Linear if kind != ModelKind::Lnn => return Err(input(format!("dissipation='linear' learns the damping of an lnn, not of a '{k}' model"))),
+            _ => {}
         }
         let mut t = recipe
             .net_model(kind, &system, &raw.params, d, hnn, angles)
@@ -541,6 +561,16 @@ pub fn fit<'py>(
             }
         };
         let res = match job {
+            Job::Net(t) if dissipation == DissipationKind::Linear => {
+                // As `lgn train --dissipation linear`: c_k = 0.1 initially (docs/DESIGN.md §13.2).
+                train::damped::DampedLnnTrainer::new(t, 0.1, cfg.mass_penalty, Some(&samples))
+                    .and_then(|mut tr| {
+                        let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
+                        let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
+                        ob.flush(None);
+                        rep.map(|r| (AnyModel::Net(tr.finish()), r))
+                    })
+            }
             Job::Net(t) => {
                 train::NetTrainer::new(t, &samples, cfg.mass_penalty).and_then(|mut tr| {
                     let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
