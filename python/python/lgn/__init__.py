@@ -135,7 +135,10 @@ def fit(
     ``normalise=True``, ``val_fraction=0.1``, ``seed=0``, ``loss="mse"|"l1"|"huber"``,
     ``mass_penalty``, ``mass_margin``, ``angles=False``, ``shift_invariant=False`` (lgn: a
     density of differences along the stencil, so total momentum is conserved; docs/DESIGN.md
-    §14.1), ``hnn_coords="velocity"``,
+    §14.1), ``hnn_coords="velocity"``, ``dissipation="none"|"linear"|"learned"`` (as
+    ``lgn train --dissipation``: ``"linear"`` learns D = ½ Σ c_k q̇_k² next to an lnn's L,
+    c_k ≥ 0; on graph networks ``"linear"`` learns one γ per node mass scale and
+    ``"learned"`` a state-dependent coefficient network; docs/DESIGN.md §13),
     ``graph=`` (train a graph network on it), ``density="node-edge"|"sites"|"stencil"``,
     ``node_potential=False``, ``node_mass`` (known node masses M: the kinetic term
     ½ M |q̇_i|² in closed form, only the potential is learned; density "node-edge", as
@@ -231,15 +234,25 @@ def simulate(
     out: Optional[Union[str, os.PathLike]] = None,
     overwrite: bool = False,
     energy: bool = True,
+    path: Optional[Union[str, os.PathLike]] = None,
 ) -> Trajectory:
     """Integrate ``system`` (an :class:`lgn.System` or a :class:`lgn.Model`) from
     (``q0``, ``qdot0``) over [0, ``t_end``] with output every ``dt``.
 
     ``integrator``: ``"dp5"`` (adaptive Dormand–Prince, ``rtol``/``atol``), ``"rk4"``,
     ``"verlet"`` or ``"midpoint"`` (the variational integrator; fixed steps of ``step``,
-    default ``dt``). With ``out=PATH`` the trajectory is also written as an lgn trajectories
-    file (what ``lgn simulate --out`` writes). Ctrl-C stops with ``KeyboardInterrupt``.
+    default ``dt``). With ``path=PATH`` (``out=`` is its older name) the trajectory is also
+    written as an lgn trajectories file, frame by frame while the rollout runs (t, q, qdot,
+    qddot and the energy, what ``lgn simulate --out`` writes); for a graph model whose graph
+    has node positions the file holds the geometry and gets its XDMF sidecar ``PATH.xmf``
+    (open it in ParaView), as the CLI does. ``overwrite=True`` replaces existing files.
+    Ctrl-C stops with ``KeyboardInterrupt``; the file then holds the frames done (a valid
+    trajectories file).
     """
+    if path is not None and out is not None:
+        raise InputError("give the trajectory file as path= (out= is its older name), not both")
+    if path is None:
+        path = out
     r = _lgn.simulate(
         system,
         q0,
@@ -250,7 +263,7 @@ def simulate(
         step=step,
         rtol=rtol,
         atol=atol,
-        out=None if out is None else os.fspath(out),
+        path=None if path is None else os.fspath(path),
         overwrite=overwrite,
         energy=energy,
     )
