@@ -401,8 +401,13 @@ pub fn fit<'py>(
         if shift_invariant && (density != "node-edge" || node_potential) {
             return Err(input("shift_invariant on graphs: the node-edge density without a node potential is shift-invariant already; other densities are not (docs/DESIGN.md §14)"));
         }
-        if angles || mass_penalty.is_some() {
-            return Err(input("angles and mass_penalty apply to single-site models ('lnn'), not to graph networks"));
+        if angles {
+            return Err(input(
+                "angles applies to single-site models ('lnn'), not to graph networks",
+            ));
+        }
+        if mass_penalty.is_some() && density == "node-edge" {
+            return Err(input("mass_penalty applies to lnn, lgn and graph networks with density='sites' or 'stencil'; the node-edge kinetic term M = diag(μ), μ > 0, is definite by construction"));
         }
         let g = gr.g;
         if d != g.n_coords() {
@@ -579,7 +584,12 @@ pub fn fit<'py>(
                     rep.map(|r| (AnyModel::Net(tr.into_model()), r))
                 })
             }
-            Job::Graph(m, g) => train::graph::GraphTrainer::new(*m, g).and_then(|mut tr| {
+            Job::Graph(m, g) => {
+                // docs/DESIGN.md §18.2, as `lgn train --graph`: general densities are penalised.
+                let pen = train::site_penalty::for_graph(&m, cfg.mass_penalty, &samples);
+                train::graph::GraphTrainer::new(*m, g).map(|t| t.with_mass_penalty(pen))
+            }
+            .and_then(|mut tr| {
                 let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
                 let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
                 ob.flush(None);

@@ -1060,6 +1060,7 @@ impl Objective {
                         term.density.as_ref(),
                         &term.sites,
                         dy.lagrangian.dof,
+                        None,
                         data,
                         idx,
                         pen,
