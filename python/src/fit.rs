@@ -9,6 +9,7 @@ use lgn::density::dissipation::DissipationKind;
 use lgn::io::{AttrValue, SamplesData, TrainingData};
 use lgn::model::{AnyModel, FeatureSet, GraphDissipation, GraphModel, SystemGraph};
 use lgn::names::Named;
+use lgn::train::positions::{self, PositionsFit, WeakForm};
 use lgn::train::recipe::{self, BoundaryRule, GraphDensity, Recipe};
 use lgn::train::{
     self, HnnCoords, LossKind, MassPenalty, ModelKind, Progress, Samples, TrainConfig, TrainReport,
@@ -275,15 +276,22 @@ fn training_record(data_file: &str, cfg: &TrainConfig, report: &TrainReport) -> 
     rec
 }
 
+/// Makes a graph model from the training states of a positions objective.
+type MakeGraph = Box<dyn Fn(&[&[f64]]) -> lgn::Result<GraphModel> + Send + Sync>;
+
 /// What is trained.
 enum Job {
     Net(TrainedModel),
     Graph(Box<GraphModel>, SystemGraph),
+    /// A new single-network model on positions-only data (`objective=`).
+    NetPositions(TrainedModel),
+    /// A new graph network on positions-only data.
+    GraphPositions(SystemGraph, MakeGraph),
 }
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", dissipation = "none", out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", dissipation = "none", objective = None, window = 5, out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -314,6 +322,8 @@ pub fn fit<'py>(
     shift_invariant: bool,
     hnn_coords: &str,
     dissipation: &str,
+    objective: Option<&str>,
+    window: usize,
     out: Option<PathBuf>,
     overwrite: bool,
     on_step: Option<Py<PyAny>>,
@@ -322,7 +332,12 @@ pub fn fit<'py>(
     if let Some(o) = &out {
         lgn::io::check_writable(o, overwrite).py_err()?;
     }
-    let (raw, data_name) = samples_data(data)?;
+    // Positions-only data and objectives (as `lgn train --objective`), else (q, q̇, q̈) samples.
+    let positions = crate::fit_positions::positions_data(data, objective)?;
+    let (raw, data_name) = match &positions {
+        Some(p) => (p.shape_only(), p.name.clone()),
+        None => samples_data(data)?,
+    };
     let d = raw.q.ncols();
     let hnn: HnnCoords = named("hnn_coords", "coordinates", hnn_coords)?;
     let dissipation: DissipationKind = named("dissipation", "dissipation", dissipation)?;
@@ -373,6 +388,20 @@ pub fn fit<'py>(
             "dissipation applies to a new model (the dissipation of an lgn.Model is trained with it)",
         ));
     }
+    if let Some(p) = &positions {
+        let o = p.objective.as_str();
+        if existing.is_some() {
+            return Err(input(format!("objective='{o}' trains a new model from positions; an lgn.Model is trained further on (q, qdot, qddot) data")));
+        }
+        if dissipation != DissipationKind::None {
+            return Err(input("dissipation trains on accelerations (objective='accel'); positions-only objectives learn conservative models"));
+        }
+        if shift_invariant {
+            return Err(input(format!(
+                "shift_invariant applies to the accel objective, not to objective='{o}'"
+            )));
+        }
+    }
     let mut samples;
     let job = if let Some(m) = &existing {
         let inner = m.get().inner.lock().expect("not poisoned").clone();
@@ -419,7 +448,11 @@ pub fn fit<'py>(
                 g.n_coords()
             )));
         }
-        samples = Samples::from_data(&raw).py_err()?;
+        samples = if positions.is_some() {
+            crate::fit_positions::no_samples(d)
+        } else {
+            Samples::from_data(&raw).py_err()?
+        };
         let shape = recipe.shape(true);
         lgn::limits::check_mlp("hidden/layers", 8, shape.hidden, layers).py_err()?;
         let fs = match features.unwrap_or(if gr.mesh_file { "mesh" } else { "graph" }) {
@@ -443,27 +476,44 @@ pub fn fit<'py>(
             .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("node_mass")))
             .transpose()
             .py_err()?;
-        let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-        let mut m = recipe::graph_model(&g, fs, density, node_potential, known, &shape, &states)
-            .py_err()?;
         let fixed = match rule {
             BoundaryRule::Fixed => g.boundary_coords().py_err()?,
             _ => g.boundary_coords().unwrap_or_default(),
         };
-        let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
-        m.boundary = rule
-            .resolve(&fixed, &g.name, still)
-            .map_err(|e| e.context("boundary='fixed'"))
-            .py_err()?;
-        m.system = raw.system.clone().unwrap_or_default();
-        // As `lgn train --graph … --dissipation` (docs/DESIGN.md §13.7).
-        let n = g.n_coords();
-        let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..n]).collect();
-        m.dissipation =
-            GraphDissipation::new(dissipation, &m, &g, hidden.unwrap_or(64), layers, seed, &qs)
-                .map_err(|e| e.context("dissipation"))
+        if let Some(p) = &positions {
+            // The model is made from the objective's states, as `lgn train --graph --objective`.
+            let still_flag = recipe::still_in_positions(&fixed, &p.pos.q);
+            let (gc, system) = (g.clone(), p.pos.system.clone().unwrap_or_default());
+            let make = move |states: &[&[f64]]| -> lgn::Result<GraphModel> {
+                let mut m =
+                    recipe::graph_model(&gc, fs, density, node_potential, known, &shape, states)?;
+                m.boundary = rule
+                    .resolve(&fixed, &gc.name, || still_flag)
+                    .map_err(|e| e.context("boundary='fixed'"))?;
+                m.system = system.clone();
+                Ok(m)
+            };
+            Job::GraphPositions(g, Box::new(make))
+        } else {
+            let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
+            let mut m =
+                recipe::graph_model(&g, fs, density, node_potential, known, &shape, &states)
+                    .py_err()?;
+            let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
+            m.boundary = rule
+                .resolve(&fixed, &g.name, still)
+                .map_err(|e| e.context("boundary='fixed'"))
                 .py_err()?;
-        Job::Graph(Box::new(m), g)
+            m.system = raw.system.clone().unwrap_or_default();
+            // As `lgn train --graph … --dissipation` (docs/DESIGN.md §13.7).
+            let n = g.n_coords();
+            let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..n]).collect();
+            m.dissipation =
+                GraphDissipation::new(dissipation, &m, &g, hidden.unwrap_or(64), layers, seed, &qs)
+                    .map_err(|e| e.context("dissipation"))
+                    .py_err()?;
+            Job::Graph(Box::new(m), g)
+        }
     } else {
         let k: String = model.extract().map_err(|_| {
             input("model must be 'lnn', 'lgn', 'mlp', 'hnn', an lgn.Graph (a graph network on it) or an lgn.Model (trained further in place)")
@@ -473,7 +523,6 @@ pub fn fit<'py>(
                 "model: unknown model kind '{k}' (one of lnn, lgn, mlp, hnn)"
             ))
         })?;
-        samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
         let system = raw.system.clone().unwrap_or_default();
         lgn::limits::check_mlp("hidden/layers", 8, recipe.hidden(false), layers).py_err()?;
         if angles && kind == ModelKind::Lgn {
@@ -481,24 +530,40 @@ pub fn fit<'py>(
                 "angles applies to single-site models (lnn, mlp, hnn), not to lgn",
             ));
         }
-        match dissipation {
+        if positions.is_some() {
+            // As `lgn train --objective`: the noise level of the data is no system parameter.
+            let mut params = raw.params.clone();
+            params.remove("noise");
+            let t = recipe
+                .net_model(kind, &system, &params, d, HnnCoords::Velocity, angles)
+                .py_err()?;
+            samples = crate::fit_positions::no_samples(d);
+            Job::NetPositions(t)
+        } else {
+            samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
+            match dissipation {
             DissipationKind::Learned => return Err(input("dissipation='learned' is for graph networks (model=lgn.Graph or graph=); a single-network lnn learns dissipation='linear'")),
             DissipationKind::Linear if kind != ModelKind::Lnn => return Err(input(format!("dissipation='linear' learns the damping of an lnn, not of a '{k}' model"))),
             _ => {}
         }
-        let mut t = recipe
-            .net_model(kind, &system, &raw.params, d, hnn, angles)
-            .py_err()?;
-        t.wrap_inputs(&mut samples);
-        train::fit_normalisation(&mut t, &samples);
-        if shift_invariant {
-            // docs/DESIGN.md §14.1, as `lgn train --shift-invariant`: after the normalisation.
-            t.set_shift_invariant().py_err()?;
+            let mut t = recipe
+                .net_model(kind, &system, &raw.params, d, hnn, angles)
+                .py_err()?;
+            t.wrap_inputs(&mut samples);
+            train::fit_normalisation(&mut t, &samples);
+            if shift_invariant {
+                // docs/DESIGN.md §14.1, as `lgn train --shift-invariant`: after the normalisation.
+                t.set_shift_invariant().py_err()?;
+            }
+            Job::Net(t)
         }
-        Job::Net(t)
     };
+    // Samples of the objective: frames of the positions (the CLI's estimate), else the samples.
+    let n_train = positions
+        .as_ref()
+        .map_or(samples.n, |p| p.pos.n_batch() * p.pos.n_frames());
     let cfg = recipe
-        .config(is_graph, samples.n, Arc::new(AtomicBool::new(false)))
+        .config(is_graph, n_train, Arc::new(AtomicBool::new(false)))
         .py_err()?;
     lgn::limits::check_alloc(
         "batch × hidden",
@@ -565,7 +630,51 @@ pub fn fit<'py>(
                 }
             }
         };
+        let spec = positions.as_ref().map(|p| {
+            let form = WeakForm {
+                half_width: window,
+                ..WeakForm::default()
+            };
+            (
+                p,
+                PositionsFit {
+                    objective: p.objective,
+                    form,
+                    cfg: cfg.clone(),
+                },
+            )
+        });
+        // The positions objectives run their own trainer: epochs are reported from the steps
+        // (the epoch's last minibatch loss and the validation loss of the epoch).
+        let mut last: Option<(usize, f64)> = None;
+        let mut pos_cb = |p: &Progress| {
+            if let Some((e, l)) = last {
+                if p.epoch != e {
+                    epoch_cb(e, l, p.val_loss);
+                }
+            }
+            last = Some((p.epoch, p.loss));
+            step_cb(p);
+        };
         let res = match job {
+            Job::NetPositions(t) => {
+                let (p, spec) = spec.as_ref().expect("positions data");
+                let path = std::path::Path::new(&p.name);
+                let r = positions::fit_lnn_positions(t, &p.pos, path, spec, &mut pos_cb);
+                if let (Some((e, l)), Ok((_, rep))) = (last, &r) {
+                    epoch_cb(e, l, rep.val_loss_history.last().copied());
+                }
+                r.map(|(m, r)| (AnyModel::Net(m), r))
+            }
+            Job::GraphPositions(g, make) => {
+                let (p, spec) = spec.as_ref().expect("positions data");
+                let path = std::path::Path::new(&p.name);
+                let r = positions::fit_graph_positions(&g, &*make, &p.pos, path, spec, &mut pos_cb);
+                if let (Some((e, l)), Ok((_, rep))) = (last, &r) {
+                    epoch_cb(e, l, rep.val_loss_history.last().copied());
+                }
+                r.map(|(m, r)| (AnyModel::Graph(Box::new(m)), r))
+            }
             Job::Net(t) if dissipation == DissipationKind::Linear => {
                 // As `lgn train --dissipation linear`: c_k = 0.1 initially (docs/DESIGN.md §13.2).
                 train::damped::DampedLnnTrainer::new(t, 0.1, cfg.mass_penalty, Some(&samples))
@@ -617,7 +726,13 @@ pub fn fit<'py>(
     if !params_finite {
         return Err(crate::errors::raise("TrainingError", "training diverged: a parameter of the model is not finite; lower lr or check the data's scale"));
     }
-    let rec = training_record(&data_name, &cfg, &report);
+    let mut rec = training_record(&data_name, &cfg, &report);
+    if let Some(p) = &positions {
+        rec.attrs.insert(
+            "objective".into(),
+            AttrValue::Str(p.objective.as_str().into()),
+        );
+    }
     let rd = report_dict(py, &report, &cfg)?;
     let m: Py<Model> = match existing {
         Some(m) => {
@@ -650,6 +765,16 @@ pub fn fit<'py>(
 #[pyfunction]
 pub fn read_data<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    if lgn::io::is_positions_only(&path).py_err()? {
+        // Positions only (t, q), what `lgn generate --positions-only` and experiments record.
+        let p = lgn::io::PositionsData::read(&path).py_err()?;
+        d.set_item("kind", "positions")?;
+        d.set_item("system", p.system.clone())?;
+        d.set_item("params", p.params.clone())?;
+        d.set_item("t", p.t.into_pyarray(py))?;
+        d.set_item("q", p.q.into_pyarray(py))?;
+        return Ok(d);
+    }
     match lgn::io::file_kind(&path).py_err()? {
         Some(lgn::io::Kind::Trajectories) => {
             let t = lgn::io::TrajectoryData::read(&path).py_err()?;

@@ -208,15 +208,7 @@ impl super::simd::Kernel for DpSolve<'_> {
             .zip(self.out.chunks_mut(2 * C))
             .enumerate()
         {
-            let n = q.len() / 2;
-            for (j, q) in q.chunks_exact(2).enumerate() {
-                ang[0][j] = q[0];
-                ang[1][j] = q[1];
-                ang[2][j] = q[0] - q[1];
-            }
-            for a in 0..3 {
-                sin_cos_block(&ang[a][..n], &mut sn[a][..n], &mut cs[a][..n]);
-            }
+            let n = dp_trig(q, 2, &mut ang, &mut sn, &mut cs);
             for (j, (v, o)) in v.chunks_exact(2).zip(out.chunks_exact_mut(2)).enumerate() {
                 let (w1, w2) = (v[0], v[1]);
                 let (sd, cd) = (sn[2][j], cs[2][j]);
@@ -281,20 +273,35 @@ impl super::simd::Kernel for DpAccel<'_> {
         let mut sn = [[0.0; C]; 3];
         let mut cs = [[0.0; C]; 3];
         for (x, out) in self.x.chunks(4 * C).zip(self.out.chunks_mut(6 * C)) {
-            let n = x.len() / 4;
-            for (j, x) in x.chunks_exact(4).enumerate() {
-                ang[0][j] = x[0];
-                ang[1][j] = x[1];
-                ang[2][j] = x[0] - x[1];
-            }
-            for a in 0..3 {
-                sin_cos_block(&ang[a][..n], &mut sn[a][..n], &mut cs[a][..n]);
-            }
+            dp_trig(x, 4, &mut ang, &mut sn, &mut cs);
             for (j, (x, r)) in x.chunks_exact(4).zip(out.chunks_exact_mut(6)).enumerate() {
                 rec(r, x, sn[0][j], sn[1][j], (sn[2][j], cs[2][j]));
             }
         }
     }
+}
+
+/// The double pendulum's angles θ₁, θ₂, Δ = θ₁ − θ₂ of the states of a block (rows of
+/// `stride` values starting with θ₁, θ₂; at most C rows) and their sines and cosines (by
+/// [`sin_cos_block`]); returns the number of rows.
+#[inline(always)]
+fn dp_trig<const C: usize>(
+    x: &[f64],
+    stride: usize,
+    ang: &mut [[f64; C]; 3],
+    sn: &mut [[f64; C]; 3],
+    cs: &mut [[f64; C]; 3],
+) -> usize {
+    let n = x.len() / stride;
+    for (j, x) in x.chunks_exact(stride).enumerate() {
+        ang[0][j] = x[0];
+        ang[1][j] = x[1];
+        ang[2][j] = x[0] - x[1];
+    }
+    for a in 0..3 {
+        sin_cos_block(&ang[a][..n], &mut sn[a][..n], &mut cs[a][..n]);
+    }
+    n
 }
 
 /// |x| up to which [`sin_cos_block`] uses its own range reduction (beyond: the standard

@@ -541,7 +541,7 @@ pub fn mlp_param_grad(net: &Mlp, x: &[f64], dout: f64, grad: &mut [f64]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{Boundary, FeatureSet, NetShape};
 
@@ -603,7 +603,7 @@ mod tests {
     }
 
     /// Central differences of step h0·(1 + |θ_k|) against the adjoint gradient, 1e-5 relative.
-    fn check_fd(mut tr: GraphTrainer, data: Samples, h0: f64) {
+    pub(crate) fn check_fd(mut tr: GraphTrainer, data: Samples, h0: f64) {
         let idx = [0, 1, 2, 3];
         let theta = tr.params();
         let (_, g, _) = tr.loss_grad(&data, &idx, LossKind::Mse, true).unwrap();

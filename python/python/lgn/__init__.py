@@ -126,7 +126,15 @@ def fit(
 
     ``data``: a path to an lgn samples or trajectories file (with qddot), a dict with ``q``,
     ``qdot``, ``qddot`` (and optional ``weights``, ``system``, ``params``), or a tuple
-    ``(q, qdot, qddot[, weights])`` of arrays (N, D) or (B, T, D).
+    ``(q, qdot, qddot[, weights])`` of arrays (N, D) or (B, T, D). Positions only — a
+    trajectories file with ``t`` and ``q`` (``lgn generate --positions-only``, what
+    :func:`read_data` returns as kind ``"positions"``) or a dict with ``t`` (T,) and ``q``
+    (B, T, D) or (T, D) at a fixed time step — train with ``objective="weak"`` (the default for
+    such data: the weak-form Euler–Lagrange residual on windows of 2·``window`` + 5 frames,
+    ``window=5``; lnn and lgn, and graph networks), ``"savgol"`` or ``"central"`` (q̇ and q̈
+    estimated from the positions, then the acceleration loss; every kind), as
+    ``lgn train --objective``; ``objective="accel"`` is the acceleration loss on measured
+    q̇, q̈ (the default otherwise).
 
     Options are the CLI's flags as keyword arguments (same defaults): ``epochs=100``,
     ``batch`` (256; graph networks 16), ``lr`` (1e-3; graph networks 3e-3), ``schedule``
@@ -147,7 +155,13 @@ def fit(
 
     ``progress``: a tqdm bar (default: on when tqdm is installed). ``callback(info)`` is
     called after every epoch with ``{"epoch", "loss", "val_loss"}`` (the values the report's
-    histories record); returning ``False`` stops training. ``on_step(info)`` sees every step.
+    histories record; with a positions objective the epoch's last minibatch loss); returning
+    ``False`` stops training. ``on_step(info)`` sees every step.
+
+    ``mass_penalty`` (weight β, margin ``mass_margin``) keeps the learned mass matrix definite:
+    off by default for lnn; on by default for lgn and graph networks with ``density="sites"``
+    or ``"stencil"``, on each site's kinetic block (β = the data's mean q̈²; docs/DESIGN.md
+    §18.2).
 
     Ctrl-C stops after the current step: the model keeps its best parameters (and is written
     to ``out``), then ``KeyboardInterrupt`` is raised with the model as ``.model``.
