@@ -104,19 +104,10 @@ fn samples_data(data: &Bound<'_, PyAny>) -> PyResult<(SamplesData, String)> {
         }
         _ => None,
     };
-    let (mut system, mut params) = (None, BTreeMap::new());
-    if let Ok(d) = data.cast::<PyDict>() {
-        if let Some(s) = d.get_item("system")? {
-            if !s.is_none() {
-                system = Some(s.extract::<String>()?);
-            }
-        }
-        if let Some(p) = d.get_item("params")? {
-            if !p.is_none() {
-                params = p.extract::<BTreeMap<String, f64>>()?;
-            }
-        }
-    }
+    let (system, params) = match data.cast::<PyDict>() {
+        Ok(d) => system_params(d)?,
+        Err(_) => (None, BTreeMap::new()),
+    };
     let raw = SamplesData {
         system,
         params,
@@ -129,6 +120,21 @@ fn samples_data(data: &Bound<'_, PyAny>) -> PyResult<(SamplesData, String)> {
         return Err(input(format!("data: {}: {}", p.location, p.msg)));
     }
     Ok((raw, "<arrays>".into()))
+}
+
+/// The optional `system` name and `params` of a data dict.
+pub(crate) fn system_params(
+    d: &Bound<'_, PyDict>,
+) -> PyResult<(Option<String>, BTreeMap<String, f64>)> {
+    let system = match d.get_item("system")? {
+        Some(s) if !s.is_none() => Some(s.extract::<String>()?),
+        _ => None,
+    };
+    let params = match d.get_item("params")? {
+        Some(p) if !p.is_none() => p.extract::<BTreeMap<String, f64>>()?,
+        _ => BTreeMap::new(),
+    };
+    Ok((system, params))
 }
 
 /// The library value of the keyword argument `arg` (one of the [`Named`] type's names).

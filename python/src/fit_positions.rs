@@ -9,7 +9,6 @@ use ndarray::{Array1, Array3};
 use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Positions-only training data, its name for messages and records, and the objective.
@@ -95,17 +94,7 @@ pub fn positions_data(
     }
     let qv = q.as_slice()?;
     check_finite("data['q']", qv, dim, true)?;
-    let (mut system, mut params) = (None, BTreeMap::new());
-    if let Some(s) = d.get_item("system")? {
-        if !s.is_none() {
-            system = Some(s.extract::<String>()?);
-        }
-    }
-    if let Some(p) = d.get_item("params")? {
-        if !p.is_none() {
-            params = p.extract::<BTreeMap<String, f64>>()?;
-        }
-    }
+    let (system, params) = crate::fit::system_params(d)?;
     let pos = PositionsData {
         system,
         params,
