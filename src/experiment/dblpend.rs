@@ -102,11 +102,11 @@ fn config(quick: bool) -> Config {
             t_end: 10.0,
             dt_frame: 0.05,
             mass_penalty: 1.0,
-            // Wrapped angles (§7) at full size: embedded, this run's LNN first collapsed to
-            // M ≈ 0 and diverged (the penalty's scale direction, docs/DESIGN.md §17; fixed by
-            // the scale floor), and with the fix it still stays on the indefinite-M plateau
-            // (val ≈ 13 at epoch 120, 2026-12-01), while wrapped it reaches 0.35 % (paper
-            // protocol 0.12 %). The quick run embeds.
+            // Wrapped angles (§7) at full size: embedded, this run's LNN collapsed to M ≈ 0 and
+            // diverged (the penalty's scale direction, docs/DESIGN.md §17, fixed by the scale
+            // floor); with the fix an embedded 60k × 400-epoch run spends a third of its epochs
+            // on the indefinite-M plateau and reaches 0.56 %, wrapped this one 0.35 % (paper's
+            // protocol 0.12 %; 2026-12-01). The quick run embeds.
             embed: false,
         }
     }
