@@ -97,11 +97,18 @@ fn dblpend_case() -> (MlpDensity, Samples) {
 fn dblpend_case_with(embed: bool) -> (MlpDensity, Samples) {
     let mlp = random_mlp(&[if embed { 6 } else { 4 }, 12, 12, 1], 3, 1.0);
     let dens = MlpDensity::with_input(mlp, 1, 2, 0, embed).unwrap();
-    let mut rng = StdRng::seed_from_u64(11);
+    let data = well_conditioned_samples(&dens, 24, 11);
+    (dens, data)
+}
+
+/// `n` random states (q, q̇) ~ N(0, 1) where `dens`'s learned M has condition number < 20,
+/// random targets and weights.
+fn well_conditioned_samples(dens: &MlpDensity, n: usize, seed: u64) -> Samples {
+    let mut rng = StdRng::seed_from_u64(seed);
     let (mut input, mut target) = (vec![], vec![]);
-    while input.len() < 4 * 24 {
+    while input.len() < 4 * n {
         let x: Vec<f64> = (0..4).map(|_| normal(&mut rng)).collect();
-        let rec = lgn::density::eval_one(&dens, &x);
+        let rec = lgn::density::eval_one(dens, &x);
         let lay = dens.layout();
         if cond2(&rec[lay.mass()..lay.mass() + 4]) < 20.0 {
             input.extend(&x);
@@ -109,9 +116,8 @@ fn dblpend_case_with(embed: bool) -> (MlpDensity, Samples) {
             target.push(normal(&mut rng));
         }
     }
-    let n = input.len() / 4;
     let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 3) as f64 * 0.25).collect();
-    (dens, Samples::new(4, 2, input, target, Some(w)).unwrap())
+    Samples::new(4, 2, input, target, Some(w)).unwrap()
 }
 
 /// Plain (q, q̇) inputs and the angle embedding (cos q, sin q, q̇) (docs/DESIGN.md §14.6: the
@@ -550,17 +556,7 @@ fn mass_penalty_gradient_does_not_move_the_scale_of_l() {
         *w = -*w;
     }
     let dens = MlpDensity::with_input(mlp, 1, 2, 0, true).unwrap();
-    let mut rng = StdRng::seed_from_u64(12);
-    let (mut input, mut target) = (vec![], vec![]);
-    while input.len() < 4 * 32 {
-        let x: Vec<f64> = (0..4).map(|_| normal(&mut rng)).collect();
-        let rec = lgn::density::eval_one(&dens, &x);
-        if cond2(&rec[dens.layout().mass()..dens.layout().mass() + 4]) < 20.0 {
-            input.extend(&x);
-            target.extend([normal(&mut rng), normal(&mut rng)]);
-        }
-    }
-    let data = Samples::new(4, 2, input, target, None).unwrap();
+    let data = well_conditioned_samples(&dens, 32, 12);
     let idx: Vec<usize> = (0..data.n).collect();
     let theta = flatten(&dens.mlp);
     let n_out = dens.mlp.weights[last].len() + dens.mlp.biases[last].len();
