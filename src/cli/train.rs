@@ -139,8 +139,8 @@ pub struct TrainArgs {
     /// LNN only: the coordinates q are angles and the network sees them embedded as
     /// (cos q, sin q) next to q̇ — the learned Lagrangian is smooth and 2π-periodic everywhere,
     /// with no seam at ±π (unlike --angles, which wraps q into (−π, π]). Saved in the model
-    /// file (attribute angle_embedding); every later use (simulate, accel) embeds too. Needs
-    /// data with qdot/qddot (the accel objective).
+    /// file (attribute angle_embedding); every later use (simulate, accel) embeds too. Works
+    /// with every objective (accel, and from positions weak, savgol, central).
     #[arg(long)]
     pub embed_angles: bool,
     /// lgn ring models only: make the learned density shift-invariant — it sees q only through
@@ -464,13 +464,14 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
             "--shift-invariant applies to --model lgn trained on qdot/qddot (the accel objective) and to graph models (--graph, --density node-edge)",
         ));
     }
-    if args.embed_angles
-        && (graph
-            || args.model != Some(ModelKind::Lnn)
-            || objective != lgn::train::positions::ObjectiveKind::Accel)
-    {
+    if args.embed_angles && (graph || args.model != Some(ModelKind::Lnn)) {
         return Err(Error::input(
-            "--embed-angles applies to --model lnn trained on qdot/qddot (the accel objective), not to graph models, baselines or the weak/savgol objectives (use --angles there)",
+            "--embed-angles applies to --model lnn, not to graph models or the baselines (use --angles there)",
+        ));
+    }
+    if args.embed_angles && args.angles {
+        return Err(Error::input(
+            "--embed-angles and --angles are two ways of treating angles: choose one (--embed-angles: (cos q, sin q), smooth everywhere; --angles: q wrapped into (−π, π])",
         ));
     }
     if objective != lgn::train::positions::ObjectiveKind::Accel {

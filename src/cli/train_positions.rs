@@ -105,7 +105,11 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
     let mut params = pos.params.clone();
     params.remove("noise");
     let velocity = train::HnnCoords::Velocity;
-    let model = recipe(args).net_model(kind, &system, &params, d, velocity, args.angles)?;
+    let mut model = recipe(args).net_model(kind, &system, &params, d, velocity, args.angles)?;
+    if args.embed_angles {
+        // docs/DESIGN.md §14.6, §12.9: the network sees (cos q, sin q, q̇).
+        model.set_angle_embedding(args.seed)?;
+    }
     let (best, report) =
         positions::fit_lnn_positions(model, &pos, &args.data, &spec, &mut on_step)?;
     bar.finish_and_clear();

@@ -98,6 +98,8 @@ struct Cfg {
     dp_epochs: usize,
     dp_hidden: usize,
     dp_batch: usize,
+    /// The LNNs see the angles through the embedding (cos θ, sin θ) instead of wrapped.
+    dp_embed: bool,
     chain_train: usize,
     chain_epochs: usize,
     chain_frames: usize,
@@ -111,6 +113,7 @@ fn cfg(quick: bool) -> Cfg {
             dp_epochs: 12,
             dp_hidden: 32,
             dp_batch: 128,
+            dp_embed: true,
             chain_train: 6,
             chain_epochs: 6,
             chain_frames: 101,
@@ -122,6 +125,7 @@ fn cfg(quick: bool) -> Cfg {
             dp_epochs: 150,
             dp_hidden: 64,
             dp_batch: 128,
+            dp_embed: true,
             chain_train: 10,
             chain_epochs: 12,
             chain_frames: 201,
@@ -248,7 +252,12 @@ fn run_dblpend(c: &Cfg, opts: &ExperimentOptions, rows: &mut Vec<Row>) -> Result
     let init = |seed: u64| -> Result<TrainedModel> {
         let mut m = TrainedModel::init(ModelKind::Lnn, "dblpend", 2, c.dp_hidden, 2, seed)?;
         m.params.insert("g".into(), G);
-        m.set_q_period(2.0 * PI)?;
+        if c.dp_embed {
+            // The angles as (cos θ, sin θ) (docs/DESIGN.md §14.6, §12.9), for all three methods.
+            m.set_angle_embedding(seed)?;
+        } else {
+            m.set_q_period(2.0 * PI)?;
+        }
         Ok(m)
     };
     let acc = tr.qddot.as_ref().expect("generated with qddot");
@@ -525,6 +534,7 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     report.config("dp_test_ics", c.dp_test);
     report.config("dp_epochs", c.dp_epochs);
     report.config("dp_hidden", c.dp_hidden);
+    report.config("dp_angle_embedding", c.dp_embed);
     report.config("dp_batch_windows_or_samples", c.dp_batch);
     report.config(
         "dp_recipe",

@@ -318,11 +318,12 @@ impl WindowData {
 /// and is one site of the reverse sweep: u₃ sums (w_k y, w'_k y)/Φ over the row's windows that
 /// contain it, and at a window's centre u₁ = (0, y), u₂ = (0, r) (each frame is the centre of at
 /// most one window). With `penalty`, the mass-matrix definiteness penalty (§8) on every centre
-/// M. `mlp` is the network for the reverse sweep (None: no gradient, e.g. an analytic density).
+/// M. `mlp` is the learned density whose network gets the reverse sweep, through its angle
+/// embedding when it has one (None: no gradient, e.g. an analytic density).
 #[allow(clippy::too_many_arguments)]
 fn dense_block(
     dens: &dyn Density,
-    mlp: Option<&crate::density::Mlp>,
+    mlp: Option<&MlpDensity>,
     wdata: &WindowData,
     data: &Samples,
     idx: &[usize],
@@ -438,7 +439,11 @@ fn dense_block(
                     xin[(c * nsw + s) * p..(c * nsw + s + 1) * p].copy_from_slice(src);
                 }
             }
-            adjoint_block(mlp, &mut xin, nsw, grad);
+            if mlp.embedded() {
+                // Through the angle embedding (docs/DESIGN.md §14.6, §12.9).
+                xin = crate::density::embed::embed_adjoint_channels(&xin, nsw, d);
+            }
+            adjoint_block(&mlp.mlp, &mut xin, nsw, grad);
         }
     }
     (total, dropped)
@@ -451,7 +456,7 @@ const WINDOW_BLOCK: usize = 4;
 #[allow(clippy::too_many_arguments)]
 pub fn dense_weak_loss_grad(
     dens: &dyn Density,
-    mlp: Option<&crate::density::Mlp>,
+    mlp: Option<&MlpDensity>,
     wdata: &WindowData,
     data: &Samples,
     idx: &[usize],
@@ -460,7 +465,7 @@ pub fn dense_weak_loss_grad(
     want_grad: bool,
 ) -> (f64, Vec<f64>, usize) {
     let np = match (want_grad, mlp) {
-        (true, Some(m)) => n_params(&m.sizes),
+        (true, Some(m)) => n_params(&m.mlp.sizes),
         _ => 0,
     };
     let inv = data.inv_norm(idx);
@@ -518,19 +523,16 @@ impl WeakLnnTrainer {
                 model.kind.as_str()
             )));
         }
-        if model.angle_embedding() {
-            return Err(Error::input(
-                "the weak-form objective does not train an angle-embedded lnn yet (--angles embed); use --angles wrap, or data with qdot/qddot (--objective accel)",
-            ));
-        }
-        if model.net.sizes[0] != 2 * windows.dim {
+        // The network's input: (q, q̇), or (cos q, sin q, q̇) with the angle embedding.
+        let per_coord = if model.angle_embedding() { 3 } else { 2 };
+        if model.net.sizes[0] != per_coord * windows.dim {
             return Err(Error::input(format!(
                 "the model takes {} coordinates but the data has {}",
-                model.net.sizes[0] / 2,
+                model.net.sizes[0] / per_coord,
                 windows.dim
             )));
         }
-        let dens = MlpDensity::new(model.net.clone(), 1, windows.dim, 0)?;
+        let dens = Self::density(&model, windows.dim)?;
         Ok(WeakLnnTrainer {
             model,
             windows,
@@ -540,13 +542,21 @@ impl WeakLnnTrainer {
     }
 }
 
+impl WeakLnnTrainer {
+    /// The model's density over `dim` coordinates, embedded when the model is (the windows'
+    /// q are already wrapped when the model has a period, so no period here).
+    fn density(model: &TrainedModel, dim: usize) -> Result<MlpDensity> {
+        MlpDensity::with_input(model.net.clone(), 1, dim, 0, model.angle_embedding())
+    }
+}
+
 impl Trainable for WeakLnnTrainer {
     fn params(&self) -> Vec<f64> {
         hyperdual::flatten(&self.model.net)
     }
     fn set_params(&mut self, theta: &[f64]) -> Result<()> {
         hyperdual::unflatten(&mut self.model.net, theta);
-        self.dens = MlpDensity::new(self.model.net.clone(), 1, self.windows.dim, 0)?;
+        self.dens = Self::density(&self.model, self.windows.dim)?;
         Ok(())
     }
     fn loss_grad(
@@ -559,7 +569,7 @@ impl Trainable for WeakLnnTrainer {
         check_windows(data, &self.windows)?;
         Ok(dense_weak_loss_grad(
             &self.dens,
-            Some(&self.dens.mlp),
+            Some(&self.dens),
             &self.windows,
             data,
             idx,
@@ -571,7 +581,7 @@ impl Trainable for WeakLnnTrainer {
     fn val_loss(&mut self, data: &Samples, idx: &[usize], loss: LossKind) -> Result<(f64, usize)> {
         let (l, _, nd) = dense_weak_loss_grad(
             &self.dens,
-            Some(&self.dens.mlp),
+            Some(&self.dens),
             &self.windows,
             data,
             idx,
@@ -1183,6 +1193,43 @@ mod tests {
         let with = tr.loss_grad(&data, &idx, LossKind::Huber, false).unwrap().0;
         let without = tr.val_loss(&data, &idx, LossKind::Huber).unwrap().0;
         assert!(with > without * (1.0 + 1e-6), "{with} vs {without}");
+        fd_check(&mut tr, &data, &idx, LossKind::Huber, 2e-4);
+    }
+
+    #[test]
+    fn embedded_lnn_gradient_matches_finite_differences() {
+        // The angle embedding (cos q, sin q, q̇) (docs/DESIGN.md §14.6): unwrapped angles beyond
+        // ±π, with and without the mass penalty.
+        let mut pos = dblpend_positions(2, 20, 0.05);
+        pos.q.mapv_inplace(|x| x + 3.0);
+        let wf = WeakForm {
+            half_width: 3,
+            power: 3,
+            segment: 3,
+        };
+        let wdata = wf.windows(&pos, Path::new("mem")).unwrap();
+        let mut model =
+            TrainedModel::init(super::super::ModelKind::Lnn, "dblpend", 2, 8, 2, 4).unwrap();
+        model.set_angle_embedding(4).unwrap();
+        super::super::fit_normalisation(&mut model, &wdata.centre_states());
+        let data = wdata.samples.clone();
+        let mut tr = WeakLnnTrainer::new(model.clone(), wdata.clone(), None).unwrap();
+        let idx: Vec<usize> = (0..data.n).step_by(3).collect();
+        fd_check(&mut tr, &data, &idx, LossKind::Mse, 2e-4);
+        fd_check(&mut tr, &data, &idx, LossKind::Huber, 2e-4);
+        // The embedded model is 2π-periodic: shifting every angle by 2π leaves the loss unchanged.
+        let l0 = tr.val_loss(&data, &idx, LossKind::Mse).unwrap().0;
+        let mut shifted = pos.clone();
+        shifted.q.mapv_inplace(|x| x + 2.0 * std::f64::consts::PI);
+        let ws = wf.windows(&shifted, Path::new("mem")).unwrap();
+        let mut ts = WeakLnnTrainer::new(model.clone(), ws.clone(), None).unwrap();
+        let l1 = ts.val_loss(&ws.samples, &idx, LossKind::Mse).unwrap().0;
+        assert!((l1 - l0).abs() <= 1e-9 * l0.abs(), "{l0} vs {l1}");
+        let pen = MassPenalty {
+            exact_scale: true,
+            ..MassPenalty::new(3.0, 0.9).unwrap()
+        };
+        let mut tr = WeakLnnTrainer::new(model, wdata, Some(pen)).unwrap();
         fd_check(&mut tr, &data, &idx, LossKind::Huber, 2e-4);
     }
 
