@@ -297,7 +297,7 @@ enum Job {
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", dissipation = "none", objective = None, window = 5, out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, embed_angles = false, shift_invariant = false, edge_distance = false, precision = "f64", hnn_coords = "velocity", dissipation = "none", objective = None, window = 5, out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -325,7 +325,10 @@ pub fn fit<'py>(
     mass_penalty: Option<f64>,
     mass_margin: Option<f64>,
     angles: bool,
+    embed_angles: bool,
     shift_invariant: bool,
+    edge_distance: bool,
+    precision: &str,
     hnn_coords: &str,
     dissipation: &str,
     objective: Option<&str>,
@@ -346,6 +349,14 @@ pub fn fit<'py>(
     };
     let d = raw.q.ncols();
     let hnn: HnnCoords = named("hnn_coords", "coordinates", hnn_coords)?;
+    let precision = lgn::density::Precision::parse(precision).ok_or_else(|| {
+        input(format!(
+            "precision: unknown precision '{precision}' (one of f64, f32)"
+        ))
+    })?;
+    if embed_angles && angles {
+        return Err(input("embed_angles and angles are two ways of treating angles: choose one (embed_angles: (cos q, sin q), smooth everywhere; angles: q wrapped into (−π, π])"));
+    }
     let dissipation: DissipationKind = named("dissipation", "dissipation", dissipation)?;
     let recipe = Recipe {
         epochs,
@@ -365,7 +376,7 @@ pub fn fit<'py>(
         mass_margin: mass_margin.unwrap_or(MassPenalty::DEFAULT_MARGIN),
         hidden,
         layers,
-        ..Recipe::default()
+        precision,
     };
     // What is trained: an existing model (in place), a new single-network model, or a new
     // graph network on a graph.
@@ -389,6 +400,28 @@ pub fn fit<'py>(
         })
         || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn")
         || model.extract::<String>().is_ok_and(|k| k == "lgn");
+    if existing.is_some() && (embed_angles || edge_distance) {
+        return Err(input(
+            "embed_angles and edge_distance shape a new model; an lgn.Model keeps the inputs and terms it was made with",
+        ));
+    }
+    let graph_net = new_graph.is_some()
+        || existing.as_ref().is_some_and(|m| {
+            matches!(
+                &*m.get().inner.lock().expect("not poisoned"),
+                AnyModel::Graph(_)
+            )
+        });
+    if precision != lgn::density::Precision::F64 && (graph_net || positions.is_some()) {
+        return Err(input(
+            "precision='f32' applies to model='lgn' on the ring trained on accelerations; graph networks and the positions objectives train in f64",
+        ));
+    }
+    if edge_distance && !graph_net {
+        return Err(input(
+            "edge_distance is a term of graph networks (model=lgn.Graph or graph=)",
+        ));
+    }
     if dissipation != DissipationKind::None && existing.is_some() {
         return Err(input(
             "dissipation applies to a new model (the dissipation of an lgn.Model is trained with it)",
@@ -436,10 +469,13 @@ pub fn fit<'py>(
         if shift_invariant && (density != "node-edge" || node_potential) {
             return Err(input("shift_invariant on graphs: the node-edge density without a node potential is shift-invariant already; other densities are not (docs/DESIGN.md §14)"));
         }
-        if angles {
+        if angles || embed_angles {
             return Err(input(
-                "angles applies to single-site models ('lnn'), not to graph networks",
+                "angles and embed_angles apply to single-site models ('lnn'), not to graph networks",
             ));
+        }
+        if edge_distance && density != "node-edge" {
+            return Err(input("edge_distance belongs to density='node-edge'"));
         }
         if mass_penalty.is_some() && density == "node-edge" {
             return Err(input("mass_penalty applies to lnn, lgn and graph networks with density='sites' or 'stencil'; the node-edge kinetic term M = diag(μ), μ > 0, is definite by construction"));
@@ -493,6 +529,12 @@ pub fn fit<'py>(
             let make = move |states: &[&[f64]]| -> lgn::Result<GraphModel> {
                 let mut m =
                     recipe::graph_model(&gc, fs, density, node_potential, known, &shape, states)?;
+                if edge_distance {
+                    // docs/DESIGN.md §14.3, as `lgn train --graph … --edge-distance`.
+                    let n = gc.n_coords();
+                    let qs: Vec<&[f64]> = states.iter().map(|s| &s[..n]).collect();
+                    m = m.with_edge_distance(&gc, &shape, &qs)?;
+                }
                 m.boundary = rule
                     .resolve(&fixed, &gc.name, || still_flag)
                     .map_err(|e| e.context("boundary='fixed'"))?;
@@ -505,6 +547,12 @@ pub fn fit<'py>(
             let mut m =
                 recipe::graph_model(&g, fs, density, node_potential, known, &shape, &states)
                     .py_err()?;
+            if edge_distance {
+                // docs/DESIGN.md §14.3, as `lgn train --graph … --edge-distance`.
+                let n = g.n_coords();
+                let qs: Vec<&[f64]> = states.iter().map(|s| &s[..n]).collect();
+                m = m.with_edge_distance(&g, &shape, &qs).py_err()?;
+            }
             let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
             m.boundary = rule
                 .resolve(&fixed, &g.name, still)
@@ -540,9 +588,13 @@ pub fn fit<'py>(
             // As `lgn train --objective`: the noise level of the data is no system parameter.
             let mut params = raw.params.clone();
             params.remove("noise");
-            let t = recipe
+            let mut t = recipe
                 .net_model(kind, &system, &params, d, HnnCoords::Velocity, angles)
                 .py_err()?;
+            if embed_angles {
+                // docs/DESIGN.md §14.6, §12.9, as `lgn train --embed-angles`.
+                t.set_angle_embedding(seed).py_err()?;
+            }
             samples = crate::fit_positions::no_samples(d);
             Job::NetPositions(t)
         } else {
@@ -555,6 +607,10 @@ pub fn fit<'py>(
             let mut t = recipe
                 .net_model(kind, &system, &raw.params, d, hnn, angles)
                 .py_err()?;
+            if embed_angles {
+                // docs/DESIGN.md §14.6, as `lgn train --embed-angles`: before the normalisation.
+                t.set_angle_embedding(seed).py_err()?;
+            }
             t.wrap_inputs(&mut samples);
             train::fit_normalisation(&mut t, &samples);
             if shift_invariant {
@@ -691,14 +747,14 @@ pub fn fit<'py>(
                         rep.map(|r| (AnyModel::Net(tr.finish()), r))
                     })
             }
-            Job::Net(t) => {
-                train::NetTrainer::new(t, &samples, cfg.mass_penalty).and_then(|mut tr| {
+            Job::Net(t) => train::NetTrainer::new(t, &samples, cfg.mass_penalty)
+                .and_then(|tr| tr.with_precision(cfg.precision))
+                .and_then(|mut tr| {
                     let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
                     let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
                     ob.flush(None);
                     rep.map(|r| (AnyModel::Net(tr.into_model()), r))
-                })
-            }
+                }),
             Job::Graph(m, g) => {
                 // docs/DESIGN.md §18.2, as `lgn train --graph`: general densities are penalised.
                 let pen = train::site_penalty::for_graph(&m, cfg.mass_penalty, &samples);

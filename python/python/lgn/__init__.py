@@ -141,9 +141,14 @@ def fit(
     ("constant"; graph networks "onecycle"), ``hidden`` (128; graph networks 64),
     ``layers=2``, ``weight_decay=0.0``, ``clip=1.0`` (None: no clipping), ``warmup=0.05``,
     ``normalise=True``, ``val_fraction=0.1``, ``seed=0``, ``loss="mse"|"l1"|"huber"``,
-    ``mass_penalty``, ``mass_margin``, ``angles=False``, ``shift_invariant=False`` (lgn: a
+    ``mass_penalty``, ``mass_margin``, ``angles=False`` (q wrapped into (−π, π]),
+    ``embed_angles=False`` (lnn: the network sees (cos q, sin q, q̇), so L is smooth and
+    2π-periodic; every objective; docs/DESIGN.md §14.6), ``shift_invariant=False`` (lgn: a
     density of differences along the stencil, so total momentum is conserved; docs/DESIGN.md
-    §14.1), ``hnn_coords="velocity"``, ``dissipation="none"|"linear"|"learned"`` (as
+    §14.1), ``edge_distance=False`` (graph networks, node-edge: the edge potential sees only
+    |q_b − q_a|, so linear and angular momentum are conserved; §14.3),
+    ``precision="f64"|"f32"`` (lgn on the ring: the MLP passes in single precision; §15),
+    ``hnn_coords="velocity"``, ``dissipation="none"|"linear"|"learned"`` (as
     ``lgn train --dissipation``: ``"linear"`` learns D = ½ Σ c_k q̇_k² next to an lnn's L,
     c_k ≥ 0; on graph networks ``"linear"`` learns one γ per node mass scale and
     ``"learned"`` a state-dependent coefficient network; docs/DESIGN.md §13),
