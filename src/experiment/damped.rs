@@ -46,7 +46,8 @@ fn config(quick: bool) -> Config {
             damping: 0.2,
             n_train: 30_000,
             omega_max: 10.0,
-            hidden: 64,
+            // 64 wide: 1.1 % acceleration error, c/α within 2.7 %, energy curve within 2.9 %.
+            hidden: 128,
             epochs: 150,
             batch: 128,
             n_ic: 5,
@@ -57,10 +58,12 @@ fn config(quick: bool) -> Config {
     } else {
         Config {
             damping: 0.2,
-            n_train: 100_000,
+            // 100k × 300 epochs did not fit a day of this shared 2-core machine (symm2's bench:
+            // ≈ 4900 samples/s at 128×2 under load): 60k × 200.
+            n_train: 60_000,
             omega_max: 10.0,
             hidden: 128,
-            epochs: 300,
+            epochs: 200,
             batch: 256,
             n_ic: 40,
             t_end: 10.0,
@@ -312,6 +315,17 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     rep.config("n_ic", c.n_ic as u64);
     rep.config("t_end", c.t_end);
     rep.config("angle_embedding", c.embed as u64);
+    opts.observer.stage(
+        "damped",
+        &format!(
+            "double pendulum: c/α = ({:.4}, {:.4}) against {}, energy curve max {:.4}, accel error {:.4}",
+            learned[0],
+            learned[1],
+            c.damping,
+            worst_e,
+            (num / den).sqrt()
+        ),
+    );
     rep.notes.push(
         "damping_learned_k = c_k / α with α the least-squares fit M_learned ≈ α M_true over the held-out states (mass_fit_rel_residual = its relative residual; lagrangian_scale_alpha_trace = the older trace ratio); damping_from_accel_k reads c off the model's damping acceleration: f = M_true M_learned⁻¹ C θ̇ fitted per joint by f_k ≈ c_k θ̇_k".into(),
     );
