@@ -121,7 +121,8 @@ pub struct SimulateArgs {
     /// (increasing, covering 0..--t-end), `u` (T × m, linearly interpolated) and optionally the
     /// input map `B` (coordinates × m; without it u needs one column per coordinate and B = I).
     /// The generalised force B u(t) enters M q̈ = ∂L/∂q − C q̇ − ∂D/∂q̇ + B u(t), and the output
-    /// gets `w_dissipated` and `w_injected`.
+    /// gets `w_dissipated` and `w_injected`. A graph model trained with --input-map learned
+    /// brings its own B: the file then gives t and u only (u of the map's width).
     #[arg(long, value_name = "U.h5")]
     pub input: Option<PathBuf>,
     /// dblpend: linear joint damping c ≥ 0, D = ½ c (θ̇₁² + θ̇₂²) (docs/DESIGN.md §13.5). A model

@@ -213,13 +213,16 @@ pub fn read_training_inputs(
     read_inputs_core(path, rows, n_coords, true)
 }
 
+/// u per training row, the input map if the file has one, and m.
+pub type TrainingInputsMapOptional = (Vec<f64>, Option<Vec<f64>>, usize);
+
 /// [`read_training_inputs`] for a model that learns its input map: `/B` is optional whatever
 /// the width of `u` (checked when present); the map is `None` when the file has none.
 pub fn read_training_inputs_map_optional(
     path: &Path,
     rows: usize,
     n_coords: usize,
-) -> Result<Option<(Vec<f64>, Option<Vec<f64>>, usize)>> {
+) -> Result<Option<TrainingInputsMapOptional>> {
     Ok(read_inputs_core(path, rows, n_coords, false)?
         .map(|(u, b, m)| (u, (!b.is_empty()).then_some(b), m)))
 }
