@@ -33,6 +33,30 @@ fn mesh() -> String {
         .to_string()
 }
 
+/// 60 driven samples on disk_coarse (c = 0.5, inputs over t ∈ [0, 2)) with `forcing`, in `d`.
+fn driven_samples(d: &Path, forcing: &str) -> PathBuf {
+    let data = d.join("s.h5");
+    let (code, err) = lgn(&[
+        "generate",
+        "wave-mesh",
+        "--mesh",
+        &mesh(),
+        "--damping",
+        "0.5",
+        "--forcing",
+        forcing,
+        "--n",
+        "60",
+        "--t-span",
+        "2",
+        "--out",
+        data.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    data
+}
+
 fn read2(f: &hdf5::File, name: &str) -> ndarray::Array2<f64> {
     f.dataset(name).unwrap().read_2d().unwrap()
 }
@@ -124,25 +148,7 @@ fn generated_driven_trajectories_balance_and_bad_forcing_is_named() {
 fn mesh_training_learns_the_damping_rate_from_driven_samples() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = dir("train");
-    let data = d.join("s.h5");
-    let (code, err) = lgn(&[
-        "generate",
-        "wave-mesh",
-        "--mesh",
-        &mesh(),
-        "--damping",
-        "0.5",
-        "--forcing",
-        "amp=4,freq=0.5,x=0.2,y=0.3,radius=0.25",
-        "--n",
-        "60",
-        "--t-span",
-        "2",
-        "--out",
-        data.to_str().unwrap(),
-        "--force",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let data = driven_samples(&d, "amp=4,freq=0.5,x=0.2,y=0.3,radius=0.25");
     let model = d.join("m.h5");
     let (code, err) = lgn(&[
         "train",
@@ -220,25 +226,7 @@ fn mesh_training_learns_the_damping_rate_from_driven_samples() {
 fn mesh_training_learns_the_input_map() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = dir("inputmap");
-    let data = d.join("s.h5");
-    let (code, err) = lgn(&[
-        "generate",
-        "wave-mesh",
-        "--mesh",
-        &mesh(),
-        "--damping",
-        "0.5",
-        "--forcing",
-        "amp=4,freq=0.5,x=0.2,y=0.3,radius=0.3",
-        "--n",
-        "60",
-        "--t-span",
-        "2",
-        "--out",
-        data.to_str().unwrap(),
-        "--force",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let data = driven_samples(&d, "amp=4,freq=0.5,x=0.2,y=0.3,radius=0.3");
     let f = hdf5::File::open_rw(&data).unwrap();
     let b_true = read2(&f, "B");
     let q = read2(&f, "q");
