@@ -360,7 +360,10 @@ fn fixed_step_integrators_stop_at_sampled_input_kinks() {
     );
     let order = (e1 / e2).log2();
     assert!(
-        order > 3.5 && e2 < 1e-7,
+        // Across the kinks (the old stepping) the error at dt = 0.01 is 2.5e-6 and its
+        // apparent order erratic (it depends on where the kinks fall in the steps); with the
+        // stops 2.6e-10 (a numpy re-implementation of both, /work/notes/damped3.md).
+        order > 3.5 && e2 < 1e-8,
         "RK4: errors {e1:e}, {e2:e}, order {order}"
     );
     // Verlet is second order for velocity-independent forces: undamped here.
@@ -370,7 +373,11 @@ fn fixed_step_integrators_stop_at_sampled_input_kinks() {
         err(&mut dy, Method::Verlet { dt: 0.01 }),
     );
     let order = (e1 / e2).log2();
-    assert!(order > 1.8, "Verlet: errors {e1:e}, {e2:e}, order {order}");
+    // Across the kinks: 5.9e-4 at dt = 0.02; with the stops 1.4e-4.
+    assert!(
+        order > 1.8 && e1 < 3e-4,
+        "Verlet: errors {e1:e}, {e2:e}, order {order}"
+    );
 }
 
 /// |E(T) + W_diss(T) − W_inj(T) − E(0)| of a rollout of `dy`, the final work and the stats.
