@@ -462,6 +462,11 @@ fn write_dissipation(out: &Out, d: &super::GraphDissipation) -> Result<()> {
     )?;
     out.attr(g, "q_input", &AttrValue::Int(i64::from(d.q_input)))?;
     out.attr(g, "n_features", &AttrValue::Int(d.n_features as i64))?;
+    out.attr(
+        g,
+        "relative_to_mass",
+        &AttrValue::Int(i64::from(d.relative_to_mass)),
+    )?;
     write_net(out, g, &d.net)
 }
 
@@ -489,12 +494,19 @@ fn read_dissipation(ctx: &mut Ctx) -> Option<Option<super::GraphDissipation>> {
     };
     let q_input = ctx.attr_usize(g, "q_input", true)? != 0;
     let n_features = ctx.attr_usize(g, "n_features", true)?;
+    // Absent in files written before mass-proportional damping (docs/DESIGN.md §13.11).
+    let relative_to_mass = if ctx.attr(g, "relative_to_mass", false).is_some() {
+        ctx.attr_usize(g, "relative_to_mass", true)? != 0
+    } else {
+        false
+    };
     let net = read_net(ctx, g)?;
     Some(Some(super::GraphDissipation {
         net,
         q_input,
         scale,
         n_features,
+        relative_to_mass,
     }))
 }
 

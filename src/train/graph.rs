@@ -197,6 +197,32 @@ impl Trainable for GraphTrainer {
                 *s -= l * a;
             }
         }
+        // Mass-proportional damping (docs/DESIGN.md §13.11): the force −r_i μ_i q̇_i depends on
+        // μ too, ∂ℓ/∂μ_i += −Σ_samples λ_i·r_i q̇_i.
+        if let (Some(dis), Some(crate::density::dissipation::Forces { dissipation, .. })) =
+            (&self.model.dissipation, &self.dys[0].forces)
+        {
+            if let Some(crate::density::dissipation::DissipationTerm::Learned(l)) = dissipation
+                .iter()
+                .find(|t| matches!(t, crate::density::dissipation::DissipationTerm::Learned(_)))
+            {
+                if dis.relative_to_mass {
+                    let d = self.model.dof;
+                    let mut gam = vec![0.0; self.graph.n_nodes()];
+                    for (k, &i) in idx.iter().enumerate() {
+                        let row = data.input_row(i);
+                        l.coefficients(&row[..n], &mut gam);
+                        let lam = &lams[k * n..(k + 1) * n];
+                        for (node, g) in gam.iter().enumerate() {
+                            let r = g / l.scale[node];
+                            for c in node * d..(node + 1) * d {
+                                sens[c] -= lam[c] * r * row[n + c];
+                            }
+                        }
+                    }
+                }
+            }
+        }
         // Backward: per term, the sites of all samples of the minibatch in one batched sweep
         // (blocks of BATCH_COLS columns, parallel over block groups).
         let states: Vec<SampleState<'_>> = idx
