@@ -33,6 +33,30 @@ fn mesh() -> String {
         .to_string()
 }
 
+/// 60 driven samples on disk_coarse (c = 0.5, inputs over t ∈ [0, 2)) with `forcing`, in `d`.
+fn driven_samples(d: &Path, forcing: &str) -> PathBuf {
+    let data = d.join("s.h5");
+    let (code, err) = lgn(&[
+        "generate",
+        "wave-mesh",
+        "--mesh",
+        &mesh(),
+        "--damping",
+        "0.5",
+        "--forcing",
+        forcing,
+        "--n",
+        "60",
+        "--t-span",
+        "2",
+        "--out",
+        data.to_str().unwrap(),
+        "--force",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    data
+}
+
 fn read2(f: &hdf5::File, name: &str) -> ndarray::Array2<f64> {
     f.dataset(name).unwrap().read_2d().unwrap()
 }
@@ -124,25 +148,7 @@ fn generated_driven_trajectories_balance_and_bad_forcing_is_named() {
 fn mesh_training_learns_the_damping_rate_from_driven_samples() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = dir("train");
-    let data = d.join("s.h5");
-    let (code, err) = lgn(&[
-        "generate",
-        "wave-mesh",
-        "--mesh",
-        &mesh(),
-        "--damping",
-        "0.5",
-        "--forcing",
-        "amp=4,freq=0.5,x=0.2,y=0.3,radius=0.25",
-        "--n",
-        "60",
-        "--t-span",
-        "2",
-        "--out",
-        data.to_str().unwrap(),
-        "--force",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let data = driven_samples(&d, "amp=4,freq=0.5,x=0.2,y=0.3,radius=0.25");
     let model = d.join("m.h5");
     let (code, err) = lgn(&[
         "train",
@@ -211,3 +217,131 @@ fn mesh_training_learns_the_damping_rate_from_driven_samples() {
     assert!(err.contains("/B"), "{err}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `lgn train --mesh … --input-map learned` on driven samples whose file has no /B: the model
+/// learns B = s_i·β (docs/DESIGN.md §13.9), saves it (group input_map), and its learned B
+/// points along the truth's load; `lgn simulate --input` uses it, and an input file with its
+/// own /B or a u of another width is an error naming /B or /u.
+#[test]
+fn mesh_training_learns_the_input_map() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = dir("inputmap");
+    let data = driven_samples(&d, "amp=4,freq=0.5,x=0.2,y=0.3,radius=0.3");
+    let f = hdf5::File::open_rw(&data).unwrap();
+    let b_true = read2(&f, "B");
+    let q = read2(&f, "q");
+    f.unlink("B").unwrap();
+    drop(f);
+    let train = |map: &str, out: &Path| {
+        lgn(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--mesh",
+            &mesh(),
+            "--dissipation",
+            "linear",
+            "--input-map",
+            map,
+            "--hidden",
+            "16",
+            "--epochs",
+            "20",
+            "--batch",
+            "8",
+            "--lr",
+            "3e-2",
+            "--out",
+            out.to_str().unwrap(),
+            "--force",
+        ])
+    };
+    // Without /B and with u of width 1, a given map cannot be built.
+    let (code, err) = train("given", &d.join("m0.h5"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/u") && err.contains("/B"), "{err}");
+    let model = d.join("m.h5");
+    let (code, err) = train("learned", &model);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("B learned (starting from zero)"), "{err}");
+    let lgn::model::AnyModel::Graph(g) = lgn::model::AnyModel::load(&model).unwrap() else {
+        panic!("not a graph model")
+    };
+    let map = g.input_map.as_ref().expect("the model keeps its input map");
+    assert_eq!(map.width, 1);
+    let graph = g.own_graph().unwrap();
+    let b = map.map(&graph, 1).unwrap();
+    let dot: f64 = b.iter().zip(b_true.iter()).map(|(x, y)| x * y).sum();
+    let norm = |x: &mut dyn Iterator<Item = f64>| x.map(|v| v * v).sum::<f64>().sqrt();
+    let cos = dot / (norm(&mut b.iter().copied()) * norm(&mut b_true.iter().copied()));
+    // A uniform load B_i = m_i (what a map that learned no shape would give) for comparison.
+    let m = graph.mass_scale(lgn::model::MassScale::LumpedArea).unwrap();
+    let dot_u: f64 = m.iter().zip(b_true.iter()).map(|(x, y)| x * y).sum();
+    let cos_u = dot_u / (norm(&mut m.iter().copied()) * norm(&mut b_true.iter().copied()));
+    eprintln!("learned B against the truth: cosine {cos} (uniform load: {cos_u})");
+    assert!(
+        cos > COS_MIN && cos > cos_u + 0.05,
+        "learned B against the truth: cosine {cos} (uniform load: {cos_u})"
+    );
+    // Simulate with the learned map: an input file with t and u only.
+    let n = q.ncols();
+    let state = d.join("state.h5");
+    let f = hdf5::File::create(&state).unwrap();
+    let q0 = q.row(0).to_owned();
+    f.new_dataset_builder().with_data(&q0).create("q").unwrap();
+    f.new_dataset_builder()
+        .with_data(&ndarray::Array1::<f64>::zeros(n))
+        .create("qdot")
+        .unwrap();
+    drop(f);
+    let input = |name: &str, width: usize, with_b: bool| {
+        let p = d.join(name);
+        let f = hdf5::File::create(&p).unwrap();
+        let t = ndarray::Array1::from_iter((0..=10).map(|k| 0.1 * k as f64));
+        let u = ndarray::Array2::from_shape_fn((11, width), |(k, j)| (k + j) as f64 * 0.3);
+        f.new_dataset_builder().with_data(&t).create("t").unwrap();
+        f.new_dataset_builder().with_data(&u).create("u").unwrap();
+        if with_b {
+            f.new_dataset_builder()
+                .with_data(&ndarray::Array2::<f64>::zeros((n, width)))
+                .create("B")
+                .unwrap();
+        }
+        p
+    };
+    let sim = |inp: &Path| {
+        lgn(&[
+            "simulate",
+            "--model",
+            model.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--t-end",
+            "1",
+            "--dt",
+            "0.1",
+            "--input",
+            inp.to_str().unwrap(),
+            "--out",
+            d.join("tr.h5").to_str().unwrap(),
+            "--force",
+        ])
+    };
+    let (code, err) = sim(&input("u.h5", 1, false));
+    assert_eq!(code, 0, "{err}");
+    let f = hdf5::File::open(d.join("tr.h5")).unwrap();
+    let wi = read2(&f, "w_injected");
+    assert!(wi[[0, 10]].abs() > 0.0, "no work injected: {wi:?}");
+    drop(f);
+    let (code, err) = sim(&input("ub.h5", 1, true));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/B") && err.contains("learned"), "{err}");
+    let (code, err) = sim(&input("u2.h5", 2, false));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/u") && err.contains("width 2"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// Smallest accepted cosine between the learned and the true input map.
+const COS_MIN: f64 = 0.8;

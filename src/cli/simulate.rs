@@ -121,7 +121,8 @@ pub struct SimulateArgs {
     /// (increasing, covering 0..--t-end), `u` (T × m, linearly interpolated) and optionally the
     /// input map `B` (coordinates × m; without it u needs one column per coordinate and B = I).
     /// The generalised force B u(t) enters M q̈ = ∂L/∂q − C q̇ − ∂D/∂q̇ + B u(t), and the output
-    /// gets `w_dissipated` and `w_injected`.
+    /// gets `w_dissipated` and `w_injected`. A graph model trained with --input-map learned
+    /// brings its own B: the file then gives t and u only (u of the map's width).
     #[arg(long, value_name = "U.h5")]
     pub input: Option<PathBuf>,
     /// dblpend: linear joint damping c ≥ 0, D = ½ c (θ̇₁² + θ̇₂²) (docs/DESIGN.md §13.5). A model
@@ -349,8 +350,14 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     }
     let mut graph_geometry = None;
     let mut graph_dof = None;
+    // Issue 13: a graph model's learned input map B (docs/DESIGN.md §13.9).
+    let mut learned_map = None;
     let (q0, v0, make, name, mut params) = if let Some(m) = graph_model {
+        let (lim, dof) = (m.input_map.clone(), m.dof);
         let (make, name, graph) = graph_factory(&a, m)?;
+        if let Some(b) = lim {
+            learned_map = Some((b.map(&graph, dof)?, b.width));
+        }
         graph_dof = Some(graph.dof());
         graph_geometry = lgn::io::xdmf::Geometry::from_graph(&graph.data)?.map(|g| MeshOutputs {
             mesh_file: graph.name.clone(),
@@ -372,7 +379,7 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         (q0, v0, make, name, params)
     };
     let make = match &a.input {
-        Some(path) => with_input(make, path, q0.len(), a.t_end)?,
+        Some(path) => with_input(make, path, q0.len(), a.t_end, learned_map)?,
         None => make,
     };
     // Damping or forcing: the output gets the work datasets (docs/SCHEMA.md "Inputs and work").
@@ -582,10 +589,29 @@ fn work_balance(works: &[lgn::integrate::Work], energies: &[f64]) -> Balance {
 
 /// The system of `make` driven by the input file `path` (B u(t) added to its forces, its own
 /// damping kept). Checks the file against `n` coordinates and the span 0..`t_end`.
-fn with_input(make: Factory, path: &Path, n: usize, t_end: f64) -> Result<Factory> {
+fn with_input(
+    make: Factory,
+    path: &Path,
+    n: usize,
+    t_end: f64,
+    learned: Option<(Vec<f64>, usize)>,
+) -> Result<Factory> {
     let d = lgn::io::inputs::InputData::read(path)?;
     let m = d.u.ncols();
     let map: Vec<f64> = match &d.map {
+        // The model's learned input map (its width must match u; a /B would be ambiguous).
+        _ if learned.is_some() => {
+            let (b, w) = learned.expect("checked");
+            if d.map.is_some() {
+                return Err(Error::file_at(
+                    path,
+                    "/B",
+                    "is given, but the model learned its own input map (group input_map); remove /B or use a model trained with --input-map given",
+                ));
+            }
+            d.check(path, n, Some(w))?;
+            b
+        }
         Some(b) => {
             d.check(path, n, Some(b.ncols()))?;
             b.iter().copied().collect()

@@ -182,6 +182,12 @@ pub struct TrainArgs {
     /// every sample's equations.
     #[arg(long, default_value = "none", value_parser = choice::<lgn::density::dissipation::DissipationKind>())]
     pub dissipation: lgn::density::dissipation::DissipationKind,
+    /// Input map B of driven graph/mesh training data (a file with `u`, docs/DESIGN.md §13.9):
+    /// given uses the file's /B; learned trains B = s_i·β (one value per node and input, s_i
+    /// the node's mass scale, starting from the file's /B when it has one, else from zero) and
+    /// saves it in the model (group input_map), so `lgn simulate --input U.h5` needs no /B.
+    #[arg(long, default_value = "given", value_parser = choice::<lgn::model::InputMapKind>())]
+    pub input_map: lgn::model::InputMapKind,
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
@@ -448,6 +454,18 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
     {
         return Err(Error::input(
             "--dissipation trains on accelerations (--objective accel); positions-only objectives learn conservative models",
+        ));
+    }
+    if objective != lgn::train::positions::ObjectiveKind::Accel
+        && args.input_map == lgn::model::InputMapKind::Learned
+    {
+        return Err(Error::input(
+            "--input-map learned trains on accelerations (--objective accel)",
+        ));
+    }
+    if !graph && args.input_map == lgn::model::InputMapKind::Learned {
+        return Err(Error::input(
+            "--input-map learned applies to graph models (--graph/--mesh) trained on driven data (a file with /u)",
         ));
     }
     if !graph && args.edge_distance {

@@ -4,7 +4,7 @@
 
 use super::train::TrainArgs;
 use lgn::density::dissipation::DissipationKind;
-use lgn::model::{GraphDissipation, GraphModel, SystemGraph};
+use lgn::model::{GraphDissipation, GraphModel, InputMapKind, SystemGraph};
 use lgn::train::graph::{append_inputs, GraphTrainer};
 use lgn::train::Samples;
 use lgn::{Error, Result};
@@ -38,6 +38,27 @@ pub fn driven(
     samples: Samples,
 ) -> Result<(GraphTrainer, Samples)> {
     let n = trainer.graph.n_coords();
+    if args.input_map == InputMapKind::Learned {
+        // Issue 13: a learned input map, /B optional (its start when present).
+        let Some((u, b, m)) =
+            lgn::io::inputs::read_training_inputs_map_optional(&args.data, samples.n, n)?
+        else {
+            return Err(Error::file(
+                &args.data,
+                "--input-map learned needs driven data, but the file has no /u",
+            ));
+        };
+        let samples =
+            append_inputs(&samples, &u, m).map_err(|e| Error::file(&args.data, e.to_string()))?;
+        if !args.quiet {
+            eprintln!(
+                "{}: driven data, u of width {m} enters as the force B u with B learned (starting from {})",
+                args.data.display(),
+                if b.is_some() { "the file's /B" } else { "zero" }
+            );
+        }
+        return Ok((trainer.with_learned_input_map(m, b.as_deref())?, samples));
+    }
     let Some((u, b, m)) = lgn::io::inputs::read_training_inputs(&args.data, samples.n, n)? else {
         return Ok((trainer, samples));
     };

@@ -18,6 +18,26 @@ pub(crate) fn substeps(span: f64, dt: f64) -> usize {
     }
 }
 
+/// The output interval [t0, t1] cut at the kinks of the forcing ([`SecondOrder::next_stop`],
+/// docs/DESIGN.md §13.10), each piece with its number of equal steps of at most `dt` and the
+/// step: fixed-step integrators then end a step at every kink instead of stepping across it.
+fn pieces<S: SecondOrder + ?Sized>(sys: &S, t0: f64, t1: f64, dt: f64) -> Vec<(f64, usize, f64)> {
+    let mut out = vec![];
+    let mut a = t0;
+    // Kinks closer than a round-off to an end are not worth a sliver step.
+    let eps = 1e-12 * t1.abs().max(1.0);
+    while a < t1 {
+        let b = match sys.next_stop(a) {
+            Some(ts) if ts > a + eps && ts < t1 - eps => ts,
+            _ => t1,
+        };
+        let m = substeps(b - a, dt);
+        out.push((a, m, if m > 0 { (b - a) / m as f64 } else { 0.0 }));
+        a = b;
+    }
+    out
+}
+
 pub(crate) fn rk4<S, F, T>(
     sys: &mut S,
     dt: f64,
@@ -40,28 +60,28 @@ where
     out(0, times.at(0), &q, &v)?;
     for i in 1..times.len() {
         let (t0, t1) = (times.at(i - 1), times.at(i));
-        let m = substeps(t1 - t0, dt);
-        let h = if m > 0 { (t1 - t0) / m as f64 } else { 0.0 };
-        for s in 0..m {
-            let t = t0 + s as f64 * h;
-            kv[0].copy_from_slice(&v);
-            sys.set_time(t);
-            sys.accel(&q, &v, &mut k[0])?;
-            for (stage, c) in [(1usize, 0.5), (2, 0.5), (3, 1.0)] {
-                for j in 0..n {
-                    qt[j] = q[j] + c * h * kv[stage - 1][j];
-                    vt[j] = v[j] + c * h * k[stage - 1][j];
+        for (ta, m, h) in pieces(sys, t0, t1, dt) {
+            for s in 0..m {
+                let t = ta + s as f64 * h;
+                kv[0].copy_from_slice(&v);
+                sys.set_time(t);
+                sys.accel(&q, &v, &mut k[0])?;
+                for (stage, c) in [(1usize, 0.5), (2, 0.5), (3, 1.0)] {
+                    for j in 0..n {
+                        qt[j] = q[j] + c * h * kv[stage - 1][j];
+                        vt[j] = v[j] + c * h * k[stage - 1][j];
+                    }
+                    kv[stage].copy_from_slice(&vt);
+                    accel_checked(sys, t + c * h, &qt, &vt, &mut k[stage])?;
                 }
-                kv[stage].copy_from_slice(&vt);
-                accel_checked(sys, t + c * h, &qt, &vt, &mut k[stage])?;
+                for j in 0..n {
+                    q[j] += h / 6.0 * (kv[0][j] + 2.0 * kv[1][j] + 2.0 * kv[2][j] + kv[3][j]);
+                    v[j] += h / 6.0 * (k[0][j] + 2.0 * k[1][j] + 2.0 * k[2][j] + k[3][j]);
+                }
+                stats.steps += 1;
+                stats.evals += 4;
+                check_state(t + h, &q, &v)?;
             }
-            for j in 0..n {
-                q[j] += h / 6.0 * (kv[0][j] + 2.0 * kv[1][j] + 2.0 * kv[2][j] + kv[3][j]);
-                v[j] += h / 6.0 * (k[0][j] + 2.0 * k[1][j] + 2.0 * k[2][j] + k[3][j]);
-            }
-            stats.steps += 1;
-            stats.evals += 4;
-            check_state(t + h, &q, &v)?;
         }
         out(i, t1, &q, &v)?;
     }
@@ -91,22 +111,22 @@ where
     out(0, times.at(0), &q, &v)?;
     for i in 1..times.len() {
         let (t0, t1) = (times.at(i - 1), times.at(i));
-        let m = substeps(t1 - t0, dt);
-        let h = if m > 0 { (t1 - t0) / m as f64 } else { 0.0 };
-        for s in 0..m {
-            for j in 0..n {
-                v[j] += 0.5 * h * a[j]; // half kick
-                q[j] += h * v[j]; // drift
+        for (ta, m, h) in pieces(sys, t0, t1, dt) {
+            for s in 0..m {
+                for j in 0..n {
+                    v[j] += 0.5 * h * a[j]; // half kick
+                    q[j] += h * v[j]; // drift
+                }
+                // q̈ at the new position; for velocity-dependent systems the half-step velocity is
+                // passed (documented: Verlet is meant for velocity-independent accelerations).
+                accel_checked(sys, ta + (s + 1) as f64 * h, &q, &v, &mut a)?;
+                for j in 0..n {
+                    v[j] += 0.5 * h * a[j]; // half kick
+                }
+                stats.steps += 1;
+                stats.evals += 1;
+                check_state(ta + (s + 1) as f64 * h, &q, &v)?;
             }
-            // q̈ at the new position; for velocity-dependent systems the half-step velocity is
-            // passed (documented: Verlet is meant for velocity-independent accelerations).
-            accel_checked(sys, t0 + (s + 1) as f64 * h, &q, &v, &mut a)?;
-            for j in 0..n {
-                v[j] += 0.5 * h * a[j]; // half kick
-            }
-            stats.steps += 1;
-            stats.evals += 1;
-            check_state(t0 + (s + 1) as f64 * h, &q, &v)?;
         }
         out(i, t1, &q, &v)?;
     }

@@ -210,6 +210,30 @@ pub fn read_training_inputs(
     rows: usize,
     n_coords: usize,
 ) -> Result<Option<TrainingInputs>> {
+    read_inputs_core(path, rows, n_coords, true)
+}
+
+/// u per training row, the input map if the file has one, and m.
+pub type TrainingInputsMapOptional = (Vec<f64>, Option<Vec<f64>>, usize);
+
+/// [`read_training_inputs`] for a model that learns its input map: `/B` is optional whatever
+/// the width of `u` (checked when present); the map is `None` when the file has none.
+pub fn read_training_inputs_map_optional(
+    path: &Path,
+    rows: usize,
+    n_coords: usize,
+) -> Result<Option<TrainingInputsMapOptional>> {
+    Ok(read_inputs_core(path, rows, n_coords, false)?
+        .map(|(u, b, m)| (u, (!b.is_empty()).then_some(b), m)))
+}
+
+/// The reader of both: without `need_map` a missing `/B` gives an empty map.
+fn read_inputs_core(
+    path: &Path,
+    rows: usize,
+    n_coords: usize,
+    need_map: bool,
+) -> Result<Option<TrainingInputs>> {
     let kind = crate::io::file_kind(path)?;
     let per_time = kind == Some(crate::io::Kind::Trajectories);
     crate::io::h5::Ctx::read_with(path, |ctx| {
@@ -247,6 +271,7 @@ pub fn read_training_inputs(
                 );
                 return None;
             }
+            None if !need_map => vec![],
             None if m == n_coords => {
                 let mut id = vec![0.0; n_coords * m];
                 for j in 0..m {

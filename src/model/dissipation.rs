@@ -21,6 +21,11 @@ pub struct GraphDissipation {
     pub q_input: bool,
     pub scale: MassScale,
     pub n_features: usize,
+    /// Mass-proportional damping (docs/DESIGN.md §13.11): γ_i = μ_i·softplus(N) with μ_i the
+    /// model's learned node mass (summed over its kinetic terms) instead of s_i, so the damping
+    /// acceleration −softplus(N) q̇_i does not depend on the learned masses. Model files
+    /// without the attribute `relative_to_mass` have `false`.
+    pub relative_to_mass: bool,
 }
 
 /// Initial γ_i / s_i of a new dissipation term (softplus(N) at the start).
@@ -85,6 +90,7 @@ impl GraphDissipation {
             q_input,
             scale,
             n_features: nf,
+            relative_to_mass: true,
         }))
     }
 
@@ -116,7 +122,11 @@ impl GraphDissipation {
             dof: model.dof,
             features: f,
             n_features: nf,
-            scale: graph.mass_scale(self.scale)?,
+            scale: if self.relative_to_mass {
+                model.total_masses(graph)?
+            } else {
+                graph.mass_scale(self.scale)?
+            },
         }))
     }
 
@@ -137,6 +147,24 @@ impl GraphDissipation {
 }
 
 impl GraphModel {
+    /// μ_i summed over the kinetic terms (the mass scale s_i without one).
+    pub fn total_masses(&self, graph: &SystemGraph) -> Result<Vec<f64>> {
+        let mut mu: Option<Vec<f64>> = None;
+        for (t, term) in self.terms.iter().enumerate() {
+            if matches!(term, super::GraphTerm::Kinetic { .. }) {
+                let m = self.masses(t, graph)?;
+                match &mut mu {
+                    Some(acc) => acc.iter_mut().zip(&m).for_each(|(a, b)| *a += b),
+                    None => mu = Some(m),
+                }
+            }
+        }
+        match mu {
+            Some(m) => Ok(m),
+            None => graph.mass_scale(self.mass_scale_kind()),
+        }
+    }
+
     /// The mass scale s_i of the first kinetic term (`One` without one).
     pub fn mass_scale_kind(&self) -> MassScale {
         self.terms

@@ -255,6 +255,9 @@ impl GraphModel {
             if let Some(d) = &self.dissipation {
                 write_dissipation(&out, d)?;
             }
+            if let Some(b) = &self.input_map {
+                write_input_map(&out, b)?;
+            }
             if let Some(t) = training {
                 out.group("training")?;
                 out.attr_u64("training", "seed", t.seed)?;
@@ -422,12 +425,15 @@ pub(crate) fn read_ctx(ctx: &mut Ctx) -> Option<GraphModel> {
         graph,
         system,
         dissipation: read_dissipation(ctx)?,
+        input_map: read_input_map(ctx)?,
     };
-    // Every network must fit its term on the model's own graph.
-    match model
-        .own_graph()
-        .and_then(|g| model.dynamics(&g, crate::solve::SolverKind::Auto))
-    {
+    // Every network (and a learned input map) must fit the model's own graph.
+    match model.own_graph().and_then(|g| {
+        if let Some(b) = &model.input_map {
+            b.check(&g)?;
+        }
+        model.dynamics(&g, crate::solve::SolverKind::Auto)
+    }) {
         Ok(_) => Some(model),
         Err(e) => {
             ctx.problem(
@@ -456,6 +462,11 @@ fn write_dissipation(out: &Out, d: &super::GraphDissipation) -> Result<()> {
     )?;
     out.attr(g, "q_input", &AttrValue::Int(i64::from(d.q_input)))?;
     out.attr(g, "n_features", &AttrValue::Int(d.n_features as i64))?;
+    out.attr(
+        g,
+        "relative_to_mass",
+        &AttrValue::Int(i64::from(d.relative_to_mass)),
+    )?;
     write_net(out, g, &d.net)
 }
 
@@ -483,11 +494,65 @@ fn read_dissipation(ctx: &mut Ctx) -> Option<Option<super::GraphDissipation>> {
     };
     let q_input = ctx.attr_usize(g, "q_input", true)? != 0;
     let n_features = ctx.attr_usize(g, "n_features", true)?;
+    // Absent in files written before mass-proportional damping (docs/DESIGN.md §13.11).
+    let relative_to_mass = if ctx.attr(g, "relative_to_mass", false).is_some() {
+        ctx.attr_usize(g, "relative_to_mass", true)? != 0
+    } else {
+        false
+    };
     let net = read_net(ctx, g)?;
     Some(Some(super::GraphDissipation {
         net,
         q_input,
         scale,
         n_features,
+        relative_to_mass,
+    }))
+}
+
+/// Group `input_map` (docs/SCHEMA.md, graph models): the learned input map B = s_i β.
+fn write_input_map(out: &Out, b: &super::LearnedInputMap) -> Result<()> {
+    let g = "input_map";
+    out.group(g)?;
+    out.attr(
+        g,
+        "mass_scale",
+        &AttrValue::Str(b.scale.as_str().to_string()),
+    )?;
+    let rows = b.beta.len() / b.width;
+    let beta = ndarray::Array2::from_shape_vec((rows, b.width), b.beta.clone())
+        .map_err(|e| crate::Error::input(format!("input map: {e}")))?;
+    out.f64("input_map/beta", &beta)
+}
+
+/// The optional `input_map` group: `Some(None)` when absent, `None` on a problem.
+fn read_input_map(ctx: &mut Ctx) -> Option<Option<super::LearnedInputMap>> {
+    let g = "input_map";
+    if !ctx.exists(g) {
+        return Some(None);
+    }
+    let scale = ctx.attr_str(g, "mass_scale", true)?;
+    let Some(scale) = MassScale::parse(&scale) else {
+        ctx.problem(
+            "/input_map@mass_scale",
+            format!("'{scale}' is not one of one, lumped_area"),
+        );
+        return None;
+    };
+    let beta = ctx.f64_2d("input_map/beta", true)?;
+    if beta.ncols() == 0 || beta.nrows() == 0 {
+        ctx.problem(
+            "/input_map/beta",
+            format!(
+                "has shape {:?}: it needs one row per coordinate and one column per input",
+                beta.dim()
+            ),
+        );
+        return None;
+    }
+    Some(Some(super::LearnedInputMap {
+        width: beta.ncols(),
+        beta: beta.iter().copied().collect(),
+        scale,
     }))
 }

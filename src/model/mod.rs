@@ -15,7 +15,9 @@
 
 mod dissipation;
 pub(crate) mod file;
+mod input_map;
 pub use dissipation::GraphDissipation;
+pub use input_map::{InputMapKind, LearnedInputMap};
 
 pub use file::{load_graph_model, GRAPH_MODEL_KIND};
 
@@ -406,6 +408,9 @@ pub struct GraphModel {
     pub system: String,
     /// A learned dissipation D = ½ Σ γ_i |q̇_i|² (docs/DESIGN.md §13.7); `None`: conservative.
     pub dissipation: Option<GraphDissipation>,
+    /// A learned input map B (docs/DESIGN.md §13.9); `None`: the input map is given with the
+    /// data (or there is no input).
+    pub input_map: Option<LearnedInputMap>,
 }
 
 /// Architecture of the networks of a new model.
@@ -497,6 +502,7 @@ impl GraphModel {
             graph: graph.data.clone(),
             system: String::new(),
             dissipation: None,
+            input_map: None,
         };
         m.check_graph(graph)?;
         Ok(m)
@@ -610,6 +616,7 @@ impl GraphModel {
             graph: graph.data.clone(),
             system: String::new(),
             dissipation: None,
+            input_map: None,
         })
     }
 
@@ -722,6 +729,7 @@ impl GraphModel {
             graph: graph.data.clone(),
             system: String::new(),
             dissipation: None,
+            input_map: None,
         })
     }
 
@@ -950,6 +958,7 @@ impl GraphModel {
             .filter_map(|t| t.net())
             .chain(self.dissipation.as_ref().map(|d| &d.net))
             .flat_map(crate::train::hyperdual::flatten)
+            .chain(self.input_map.iter().flat_map(|b| b.beta.iter().copied()))
             .collect()
     }
 
@@ -962,6 +971,10 @@ impl GraphModel {
         // The dissipation's parameters come last (one more offset).
         if let Some(d) = &self.dissipation {
             o.push(o.last().unwrap() + d.net.n_params());
+        }
+        // A learned input map's β after them (one more offset).
+        if let Some(b) = &self.input_map {
+            o.push(o.last().unwrap() + b.beta.len());
         }
         o
     }
@@ -983,7 +996,12 @@ impl GraphModel {
         }
         if let Some(d) = &mut self.dissipation {
             let o = offs[self.terms.len()];
-            crate::train::hyperdual::unflatten(&mut d.net, &theta[o..]);
+            let e = o + d.net.n_params();
+            crate::train::hyperdual::unflatten(&mut d.net, &theta[o..e]);
+        }
+        if let Some(b) = &mut self.input_map {
+            let o = offs[offs.len() - 2];
+            b.beta.copy_from_slice(&theta[o..]);
         }
         Ok(())
     }

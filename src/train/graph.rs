@@ -90,6 +90,21 @@ impl GraphTrainer {
         Ok(self)
     }
 
+    /// Train on driven data (as [`GraphTrainer::with_input_map`]) with a *learned* input map
+    /// B = s_i β of width `m` (docs/DESIGN.md §13.9), stored in the model
+    /// ([`GraphModel::input_map`]) and trained with the other parameters; it starts from `init`
+    /// (a B of n·d × m values) or from zero.
+    pub fn with_learned_input_map(
+        mut self,
+        m: usize,
+        init: Option<&[f64]>,
+    ) -> Result<GraphTrainer> {
+        let map = crate::model::LearnedInputMap::new(&self.model, &self.graph, m, init)?;
+        let b = map.map(&self.graph, self.model.dof)?;
+        self.model.input_map = Some(map);
+        self.with_input_map(b, m)
+    }
+
     /// Add the site mass penalty to the training loss (docs/DESIGN.md §18.2); see
     /// [`super::site_penalty::default_graph_penalty`] for the default weight.
     pub fn with_mass_penalty(mut self, penalty: Option<super::MassPenalty>) -> GraphTrainer {
@@ -120,6 +135,9 @@ impl Trainable for GraphTrainer {
 
     fn set_params(&mut self, theta: &[f64]) -> Result<()> {
         self.model.set_params(theta)?;
+        if let Some(b) = &self.model.input_map {
+            self.input_map = Some((b.map(&self.graph, self.model.dof)?, b.width));
+        }
         self.stale = true;
         Ok(())
     }
@@ -209,6 +227,32 @@ impl Trainable for GraphTrainer {
                 *s -= l * a;
             }
         }
+        // Mass-proportional damping (docs/DESIGN.md §13.11): the force −r_i μ_i q̇_i depends on
+        // μ too, ∂ℓ/∂μ_i += −Σ_samples λ_i·r_i q̇_i.
+        if let (Some(dis), Some(crate::density::dissipation::Forces { dissipation, .. })) =
+            (&self.model.dissipation, &self.dys[0].forces)
+        {
+            if let Some(crate::density::dissipation::DissipationTerm::Learned(l)) = dissipation
+                .iter()
+                .find(|t| matches!(t, crate::density::dissipation::DissipationTerm::Learned(_)))
+            {
+                if dis.relative_to_mass {
+                    let d = self.model.dof;
+                    let mut gam = vec![0.0; self.graph.n_nodes()];
+                    for (k, &i) in idx.iter().enumerate() {
+                        let row = data.input_row(i);
+                        l.coefficients(&row[..n], &mut gam);
+                        let lam = &lams[k * n..(k + 1) * n];
+                        for (node, g) in gam.iter().enumerate() {
+                            let r = g / l.scale[node];
+                            for c in node * d..(node + 1) * d {
+                                sens[c] -= lam[c] * r * row[n + c];
+                            }
+                        }
+                    }
+                }
+            }
+        }
         // Backward: per term, the sites of all samples of the minibatch in one batched sweep
         // (blocks of BATCH_COLS columns, parallel over block groups).
         let states: Vec<SampleState<'_>> = idx
@@ -285,11 +329,18 @@ impl Trainable for GraphTrainer {
                 .iter()
                 .find(|t| matches!(t, crate::density::dissipation::DissipationTerm::Learned(_)))
             {
-                let o = offs[model.terms.len()];
+                let (o, e) = (offs[model.terms.len()], offs[model.terms.len() + 1]);
                 let st: Vec<(&[f64], &[f64], &[f64])> =
                     states.iter().map(|&(q, v, _, l)| (q, v, l)).collect();
-                l.adjoint_batch(&st, &mut grad[o..]);
+                l.adjoint_batch(&st, &mut grad[o..e]);
             }
+        }
+        // A learned input map's β last: (13.9), ∂ℓ/∂β = s_i Σ_samples λ_i u_j.
+        if let Some(b) = &model.input_map {
+            let o = offs[offs.len() - 2];
+            let lam: Vec<&[f64]> = states.iter().map(|&(_, _, _, l)| l).collect();
+            let us: Vec<&[f64]> = idx.iter().map(|&i| &data.input_row(i)[2 * n..]).collect();
+            b.gradient(&self.graph, model.dof, &lam, &us, &mut grad[o..])?;
         }
         Ok((total, grad, 0))
     }
@@ -678,6 +729,93 @@ pub(crate) mod tests {
             );
             check_fd(tr, driven, 1e-5);
         }
+    }
+
+    /// A learned input map B = s_i β (docs/DESIGN.md §13.9), with a dissipation term, free and
+    /// held boundaries, and on a mesh (s_i = the lumped area): every parameter's adjoint
+    /// gradient, β's included, against central differences; the map enters the accelerations
+    /// and survives a model-file round trip.
+    #[test]
+    fn learned_input_map_gradient_matches_finite_differences() {
+        use crate::density::dissipation::DissipationKind;
+        let m = 2;
+        let check = |tr: GraphTrainer, data: &Samples| {
+            let nc = tr.graph.n_coords();
+            let u: Vec<f64> = (0..data.n * m).map(|k| (0.9 * k as f64).sin()).collect();
+            let init: Vec<f64> = (0..nc * m).map(|k| 0.2 * ((k * 3) % 7) as f64).collect();
+            let driven = append_inputs(data, &u, m).unwrap();
+            let mut tr = tr.with_learned_input_map(m, Some(&init)).unwrap();
+            // The learned map starts at the given B.
+            let b = tr.model.input_map.as_ref().unwrap();
+            let back = b.map(&tr.graph, tr.model.dof).unwrap();
+            for (x, y) in back.iter().zip(&init) {
+                assert!((x - y).abs() < 1e-12 * (1.0 + y.abs()));
+            }
+            // β matters: zeroing it changes the loss.
+            let l0 = tr
+                .loss_grad(&driven, &[0, 1], LossKind::Mse, false)
+                .unwrap()
+                .0;
+            let mut th = tr.params();
+            let nb = nc * m;
+            let o = th.len() - nb;
+            th[o..].iter_mut().for_each(|x| *x = 0.0);
+            tr.set_params(&th).unwrap();
+            let l1 = tr
+                .loss_grad(&driven, &[0, 1], LossKind::Mse, false)
+                .unwrap()
+                .0;
+            assert!((l0 - l1).abs() > 1e-6 * l1, "{l0} vs {l1}");
+            // Non-trivial β for the check.
+            for (k, x) in th[o..].iter_mut().enumerate() {
+                *x = 0.3 * (0.37 * k as f64).sin();
+            }
+            tr.set_params(&th).unwrap();
+            // Model-file round trip keeps β.
+            let dir = std::env::temp_dir().join(format!("lgn-inputmap-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("m{nc}.h5"));
+            tr.model.save(&path, None, true).unwrap();
+            let loaded = crate::model::load_graph_model(&path).unwrap();
+            assert_eq!(loaded.input_map, tr.model.input_map);
+            std::fs::remove_dir_all(&dir).ok();
+            check_fd(tr, driven, 1e-5);
+        };
+        for fixed in [false, true] {
+            let (tr, data) = setup(true, fixed, None);
+            let (mut model, graph) = (tr.model, tr.graph);
+            let nc = graph.n_coords();
+            let qs: Vec<&[f64]> = (0..data.n).map(|i| &data.input_row(i)[..nc]).collect();
+            model.dissipation = crate::model::GraphDissipation::new(
+                DissipationKind::Linear,
+                &model,
+                &graph,
+                5,
+                2,
+                9,
+                &qs,
+            )
+            .unwrap();
+            check(GraphTrainer::new(model, graph).unwrap(), &data);
+        }
+        // A mesh: the lumped area scales β.
+        let mesh = crate::mesh::generate::unit_square_nodes(16).unwrap();
+        let graph = SystemGraph::from_mesh(mesh, "square");
+        let nc = graph.n_coords();
+        let states: Vec<f64> = (0..4 * 2 * nc).map(|i| (0.7 * i as f64).sin()).collect();
+        let target: Vec<f64> = (0..4 * nc).map(|i| (1.3 * i as f64).cos()).collect();
+        let data = Samples::new(2 * nc, nc, states, target, None).unwrap();
+        let qs: Vec<&[f64]> = (0..data.n).map(|i| &data.input_row(i)[..nc]).collect();
+        let shape = NetShape {
+            hidden: 5,
+            layers: 2,
+            seed: 2,
+        };
+        let model =
+            GraphModel::node_edge(&graph, crate::model::FeatureSet::Mesh, false, &shape, &qs)
+                .unwrap();
+        assert_eq!(model.mass_scale_kind(), crate::model::MassScale::LumpedArea);
+        check(GraphTrainer::new(model, graph).unwrap(), &data);
     }
 
     #[test]

@@ -922,6 +922,7 @@ pub fn ring_graph_model(model: &TrainedModel, n: usize) -> Result<(GraphModel, S
         graph: graph.data.clone(),
         system: model.system.clone(),
         dissipation: None,
+        input_map: None,
     };
     Ok((gm, graph))
 }
@@ -1426,6 +1427,7 @@ mod tests {
                 graph: graph.data.clone(),
                 system: String::new(),
                 dissipation: None,
+                input_map: None,
             };
             let mut tr = WeakGraphTrainer::new(m, graph.clone(), wdata.clone()).unwrap();
             (tr.loss_grad(&wdata.samples, &idx, LossKind::Mse, false)
