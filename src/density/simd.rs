@@ -222,6 +222,24 @@ pub trait Real:
     fn put_workspace(v: Vec<Self>);
 }
 
+/// Σ c_k x^(n−k) by Horner's rule, coefficients highest first.
+#[inline(always)]
+fn horner<T: Real, F: FmaMode>(c: &[T], x: T) -> T {
+    let mut p = c[0];
+    for &ck in &c[1..] {
+        p = F::fma(p, x, ck);
+    }
+    p
+}
+
+/// 2 atanh(s) = 2s + 2s·t·R(t), t = s², R given by its coefficients (highest first).
+#[inline(always)]
+fn atanh_tail<T: Real, F: FmaMode>(s: T, r: &[T]) -> T {
+    let t = s * s;
+    let s2 = s + s;
+    F::fma(s2 * t, horner::<T, F>(r, t), s2)
+}
+
 thread_local! {
     static WS64: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
     static WS32: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
@@ -299,10 +317,7 @@ impl Real for f64 {
         let k = kf - F64_SHIFT;
         // k·LN2_HI is exact (|k| < 2¹¹, LN2_HI has 32 trailing zero bits).
         let r = F::fma(-k, F64_LN2_LO, F::fma(-k, F64_LN2_HI, x));
-        let mut p = F64_EXP[0];
-        for &c in &F64_EXP[1..] {
-            p = F::fma(p, r, c);
-        }
+        let p = horner::<f64, F>(&F64_EXP, r);
         let ki = (kf.to_bits() as i64).wrapping_sub(F64_SHIFT.to_bits() as i64);
         f64::from_bits((p.to_bits() as i64).wrapping_add(ki << 52) as u64)
     }
@@ -312,13 +327,7 @@ impl Real for f64 {
     #[inline(always)]
     fn log1p_unit<F: FmaMode>(e: f64) -> f64 {
         let s = e / (2.0 + e);
-        let t = s * s;
-        let mut p = F64_ATANH[0];
-        for &c in &F64_ATANH[1..] {
-            p = F::fma(p, t, c);
-        }
-        let s2 = s + s;
-        F::fma(s2 * t, p, s2)
+        atanh_tail::<f64, F>(s, &F64_ATANH)
     }
     #[inline]
     fn gemm(dst: MatMut<'_, f64>, accum: Accum, lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>) {
@@ -394,10 +403,7 @@ impl Real for f32 {
         let kf = F::fma(x, F32_LOG2E, F32_SHIFT);
         let k = kf - F32_SHIFT;
         let r = F::fma(-k, F32_LN2_LO, F::fma(-k, F32_LN2_HI, x));
-        let mut p = F32_EXP[0];
-        for &c in &F32_EXP[1..] {
-            p = F::fma(p, r, c);
-        }
+        let p = horner::<f32, F>(&F32_EXP, r);
         let ki = (kf.to_bits() as i32).wrapping_sub(F32_SHIFT.to_bits() as i32);
         f32::from_bits((p.to_bits() as i32).wrapping_add(ki << 23) as u32)
     }
@@ -405,13 +411,7 @@ impl Real for f32 {
     #[inline(always)]
     fn log1p_unit<F: FmaMode>(e: f32) -> f32 {
         let s = e / (2.0 + e);
-        let t = s * s;
-        let mut p = F32_ATANH[0];
-        for &c in &F32_ATANH[1..] {
-            p = F::fma(p, t, c);
-        }
-        let s2 = s + s;
-        F::fma(s2 * t, p, s2)
+        atanh_tail::<f32, F>(s, &F32_ATANH)
     }
     #[inline]
     fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
