@@ -9,19 +9,27 @@
 //! (`vconst`), broadcast instead of loaded, so the pass never writes them out per site.
 //!
 //! The generic path of [`super::mlp`] (any SIMD level, any kd) computes the same sums in a
-//! different order; the two agree to rounding (tests in `super::mlp`).
+//! different order; the two agree to rounding (tests/simd_dispatch.rs).
+//!
+//! The AVX-512 intrinsics are stable since Rust 1.89, newer than the crate's MSRV: build.rs sets
+//! cfg `lgn_avx512` when rustc has them, and without it [`supported`] is false.
 
-#[cfg(target_arch = "x86_64")]
+// Everything using the intrinsics is compiled only under cfg `lgn_avx512` (rustc ≥ 1.89).
+#![allow(clippy::incompatible_msrv)]
+
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
 use std::arch::x86_64::*;
 
 /// Largest kd the register tile handles.
 pub(crate) const MAX_KD: usize = 4;
 
 /// Number of Hessian pairs (j, k), j < kd, j ≤ k ≤ kd.
-pub(crate) const fn n_pairs(kd: usize) -> usize {
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
+const fn n_pairs(kd: usize) -> usize {
     kd * (kd + 3) / 2
 }
 
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
 /// Operands of one layer's fused step; slices in the feature-major layout of the MLP pass
 /// (row i = hidden unit i, nb sites per row; tangent buffer rows `[z | T_0 | … | T_kd]`).
 pub(crate) struct Layer<'a, T> {
@@ -41,6 +49,7 @@ pub(crate) struct Layer<'a, T> {
 }
 
 /// Index of the pair (j, k) in the pair-major Hessian buffer (as `mlp::pair_index`).
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
 #[inline(always)]
 const fn pair(kd: usize, j: usize, k: usize) -> usize {
     j * (kd + 1) - j * j.saturating_sub(1) / 2 + (k - j)
@@ -48,7 +57,7 @@ const fn pair(kd: usize, j: usize, k: usize) -> usize {
 
 /// Whether the AVX-512 tile can run this layer (the caller checked the CPU level).
 pub(crate) fn supported(kd: usize) -> bool {
-    cfg!(target_arch = "x86_64") && (1..=MAX_KD).contains(&kd)
+    cfg!(all(target_arch = "x86_64", lgn_avx512)) && (1..=MAX_KD).contains(&kd)
 }
 
 /// g = δ ⊙ σ′ (h × nb) and hess[p·nb + s] += Σ_i δσ″ T_j T_k for pair p = (j, k).
@@ -56,7 +65,7 @@ pub(crate) fn supported(kd: usize) -> bool {
 /// # Safety
 /// The CPU must have AVX-512 F/VL/DQ, AVX2 and FMA, `T` must be f64 or f32, and
 /// `supported(l.kd)`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
 pub(crate) unsafe fn fused_layer<T: super::simd::Real>(
     l: &Layer<'_, T>,
     g: &mut [f64],
@@ -98,7 +107,7 @@ pub(crate) unsafe fn fused_layer<T: super::simd::Real>(
 }
 
 /// Eight values from `p[i..]` widened to f64.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
 #[inline(always)]
 unsafe fn ld<const F32: bool>(p: *const u8, i: usize) -> __m512d {
     if F32 {
@@ -109,7 +118,7 @@ unsafe fn ld<const F32: bool>(p: *const u8, i: usize) -> __m512d {
 }
 
 /// One value widened to f64.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
 #[inline(always)]
 unsafe fn ld1<const F32: bool>(p: *const u8, i: usize) -> f64 {
     if F32 {
@@ -119,7 +128,7 @@ unsafe fn ld1<const F32: bool>(p: *const u8, i: usize) -> f64 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
 unsafe fn tile<T, const KD: usize, const NP: usize, const VC: bool, const F32: bool>(
     l: &Layer<'_, T>,
@@ -154,9 +163,9 @@ unsafe fn tile<T, const KD: usize, const NP: usize, const VC: bool, const F32: b
             }
             for j in 0..KD {
                 let wt = _mm512_mul_pd(w, tv[j]);
-                for k in j..=KD {
+                for (k, tk) in tv.iter().enumerate().take(KD + 1).skip(j) {
                     let p = pair(KD, j, k);
-                    acc[p] = _mm512_fmadd_pd(wt, tv[k], acc[p]);
+                    acc[p] = _mm512_fmadd_pd(wt, *tk, acc[p]);
                 }
             }
         }
@@ -184,9 +193,9 @@ unsafe fn tile<T, const KD: usize, const NP: usize, const VC: bool, const F32: b
             }
             for j in 0..KD {
                 let wt = w * tv[j];
-                for k in j..=KD {
+                for (k, tk) in tv.iter().enumerate().take(KD + 1).skip(j) {
                     let p = pair(KD, j, k);
-                    acc[p] = wt.mul_add(tv[k], acc[p]);
+                    acc[p] = wt.mul_add(*tk, acc[p]);
                 }
             }
         }

@@ -818,7 +818,7 @@ impl MlpDensity {
             let (sdl, sddl) = (&*buf.sd[l], &*buf.sdd[l]);
             let n = h * nb;
             if buf.fused {
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(all(target_arch = "x86_64", lgn_avx512))]
                 {
                     let layer = super::contract512::Layer {
                         h,
