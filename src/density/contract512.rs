@@ -128,6 +128,9 @@ unsafe fn ld1<const F32: bool>(p: *const u8, i: usize) -> f64 {
     }
 }
 
+// Index loops over the constant-size register arrays: the iterator form (enumerate/skip/take)
+// made the whole pass 15–20 % slower (CPU time, ring n = 2·10⁴).
+#[allow(clippy::needless_range_loop)]
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
 unsafe fn tile<T, const KD: usize, const NP: usize, const VC: bool, const F32: bool>(
@@ -163,9 +166,9 @@ unsafe fn tile<T, const KD: usize, const NP: usize, const VC: bool, const F32: b
             }
             for j in 0..KD {
                 let wt = _mm512_mul_pd(w, tv[j]);
-                for (k, tk) in tv.iter().enumerate().take(KD + 1).skip(j) {
+                for k in j..=KD {
                     let p = pair(KD, j, k);
-                    acc[p] = _mm512_fmadd_pd(wt, *tk, acc[p]);
+                    acc[p] = _mm512_fmadd_pd(wt, tv[k], acc[p]);
                 }
             }
         }
@@ -193,9 +196,9 @@ unsafe fn tile<T, const KD: usize, const NP: usize, const VC: bool, const F32: b
             }
             for j in 0..KD {
                 let wt = w * tv[j];
-                for (k, tk) in tv.iter().enumerate().take(KD + 1).skip(j) {
+                for k in j..=KD {
                     let p = pair(KD, j, k);
-                    acc[p] = wt.mul_add(*tk, acc[p]);
+                    acc[p] = wt.mul_add(tv[k], acc[p]);
                 }
             }
         }
