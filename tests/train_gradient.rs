@@ -97,11 +97,18 @@ fn dblpend_case() -> (MlpDensity, Samples) {
 fn dblpend_case_with(embed: bool) -> (MlpDensity, Samples) {
     let mlp = random_mlp(&[if embed { 6 } else { 4 }, 12, 12, 1], 3, 1.0);
     let dens = MlpDensity::with_input(mlp, 1, 2, 0, embed).unwrap();
-    let mut rng = StdRng::seed_from_u64(11);
+    let data = well_conditioned_samples(&dens, 24, 11);
+    (dens, data)
+}
+
+/// `n` random states (q, q̇) ~ N(0, 1) where `dens`'s learned M has condition number < 20,
+/// random targets and weights.
+fn well_conditioned_samples(dens: &MlpDensity, n: usize, seed: u64) -> Samples {
+    let mut rng = StdRng::seed_from_u64(seed);
     let (mut input, mut target) = (vec![], vec![]);
-    while input.len() < 4 * 24 {
+    while input.len() < 4 * n {
         let x: Vec<f64> = (0..4).map(|_| normal(&mut rng)).collect();
-        let rec = lgn::density::eval_one(&dens, &x);
+        let rec = lgn::density::eval_one(dens, &x);
         let lay = dens.layout();
         if cond2(&rec[lay.mass()..lay.mass() + 4]) < 20.0 {
             input.extend(&x);
@@ -109,9 +116,8 @@ fn dblpend_case_with(embed: bool) -> (MlpDensity, Samples) {
             target.push(normal(&mut rng));
         }
     }
-    let n = input.len() / 4;
     let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 3) as f64 * 0.25).collect();
-    (dens, Samples::new(4, 2, input, target, Some(w)).unwrap())
+    Samples::new(4, 2, input, target, Some(w)).unwrap()
 }
 
 /// Plain (q, q̇) inputs and the angle embedding (cos q, sin q, q̇) (docs/DESIGN.md §14.6: the
@@ -533,4 +539,65 @@ fn f32_forward_gradient_is_close_to_f64() {
     );
     assert!((l32 - l64).abs() < 1e-3 * l64, "{l32} vs {l64}");
     assert!(diff < 1e-3 * gmax && diff > 0.0, "{diff:e} of {gmax:e}");
+}
+
+/// The data loss and the mass penalty are invariant under L → cL (the dynamics and P do not see
+/// the scale of L), so the training gradient must have no component along the output layer's
+/// parameters θ_out (d/dc at c = 1 is g · θ_out). The exact-scale penalty keeps that; with m̄ held
+/// constant (what training uses) the gradient has a component that, on indefinite M, shrinks L —
+/// the collapse of the embedded full-size dblpend run (M → 0, then a non-finite gradient;
+/// docs/DESIGN.md §17, stopped there by `MassPenalty::scale_floor`).
+#[test]
+fn mass_penalty_gradient_does_not_move_the_scale_of_l() {
+    // Output weights of mixed sign: the learned M is indefinite at some states.
+    let mut mlp = random_mlp(&[6, 12, 12, 1], 3, 1.0);
+    let last = mlp.weights.len() - 1;
+    for w in mlp.weights[last].iter_mut().step_by(2) {
+        *w = -*w;
+    }
+    let dens = MlpDensity::with_input(mlp, 1, 2, 0, true).unwrap();
+    let data = well_conditioned_samples(&dens, 32, 12);
+    let idx: Vec<usize> = (0..data.n).collect();
+    let theta = flatten(&dens.mlp);
+    let n_out = dens.mlp.weights[last].len() + dens.mlp.biases[last].len();
+    let out = theta.len() - n_out..theta.len();
+    // Indefinite learned mass matrices in the batch: the penalty pushes a wrong-sign eigenvalue.
+    let lay = dens.layout();
+    let indefinite = (0..data.n)
+        .filter(|&i| {
+            let m = &lgn::density::eval_one(&dens, data.input_row(i))[lay.mass()..lay.mass() + 4];
+            m[0] * m[3] - m[1] * m[2] < 0.0
+        })
+        .count();
+    assert!(indefinite > 0, "the test needs indefinite learned M");
+    let along = |exact_scale: bool| {
+        let pen = MassPenalty {
+            exact_scale,
+            ..MassPenalty::new(3000.0, 0.1).unwrap()
+        };
+        let (l, g, nd) = lgn::train::gradient::lnn_dense_loss_grad_penalised(
+            &dens,
+            &data,
+            &idx,
+            LossKind::Huber,
+            Some(pen),
+            true,
+        )
+        .unwrap();
+        assert_eq!(nd, 0);
+        let dot: f64 = out.clone().map(|k| g[k] * theta[k]).sum();
+        let gn = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let tn = theta.iter().map(|x| x * x).sum::<f64>().sqrt();
+        (l, dot / (gn * tn))
+    };
+    let (l_exact, cos_exact) = along(true);
+    let (l_frozen, cos_frozen) = along(false);
+    println!(
+        "{indefinite}/{} indefinite; g·θ_out/(‖g‖‖θ‖): exact scale {cos_exact:.2e}, m̄ held constant {cos_frozen:.2e}",
+        data.n
+    );
+    assert_eq!(l_exact, l_frozen);
+    assert!(cos_exact.abs() < 1e-10, "exact scale: {cos_exact:e}");
+    // With m̄ held constant, gradient descent moves along −g: g·θ_out > 0 shrinks L.
+    assert!(cos_frozen > 1e-3, "m̄ held constant: {cos_frozen:e}");
 }

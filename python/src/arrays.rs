@@ -91,7 +91,13 @@ pub fn shape_str(s: &[usize]) -> String {
 /// The first non-finite value of a row-major (B, D) block (or (D,) when `batched` is false),
 /// as an error naming the argument and the index.
 pub fn check_finite(name: &str, xs: &[f64], d: usize, batched: bool) -> PyResult<()> {
-    if let Some(i) = xs.iter().position(|x| !x.is_finite()) {
+    // Branch-free per block of 64 (vectorised), the position searched only in a failing block.
+    let ok = |c: &[f64]| c.iter().fold(true, |a, x| a & x.is_finite());
+    let bad = xs.chunks(64).position(|c| !ok(c)).and_then(|k| {
+        let o = 64 * k;
+        xs[o..].iter().position(|x| !x.is_finite()).map(|i| o + i)
+    });
+    if let Some(i) = bad {
         let at = if batched {
             format!("[{}, {}]", i / d.max(1), i % d.max(1))
         } else {

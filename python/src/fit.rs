@@ -5,9 +5,11 @@ use crate::arrays::{f64_array, shape_str};
 use crate::errors::{input, IntoPy, Signals};
 use crate::graph::Graph;
 use crate::model::Model;
+use lgn::density::dissipation::DissipationKind;
 use lgn::io::{AttrValue, SamplesData, TrainingData};
-use lgn::model::{AnyModel, FeatureSet, GraphModel, SystemGraph};
+use lgn::model::{AnyModel, FeatureSet, GraphDissipation, GraphModel, SystemGraph};
 use lgn::names::Named;
+use lgn::train::positions::{self, PositionsFit, WeakForm};
 use lgn::train::recipe::{self, BoundaryRule, GraphDensity, Recipe};
 use lgn::train::{
     self, HnnCoords, LossKind, MassPenalty, ModelKind, Progress, Samples, TrainConfig, TrainReport,
@@ -102,19 +104,10 @@ fn samples_data(data: &Bound<'_, PyAny>) -> PyResult<(SamplesData, String)> {
         }
         _ => None,
     };
-    let (mut system, mut params) = (None, BTreeMap::new());
-    if let Ok(d) = data.cast::<PyDict>() {
-        if let Some(s) = d.get_item("system")? {
-            if !s.is_none() {
-                system = Some(s.extract::<String>()?);
-            }
-        }
-        if let Some(p) = d.get_item("params")? {
-            if !p.is_none() {
-                params = p.extract::<BTreeMap<String, f64>>()?;
-            }
-        }
-    }
+    let (system, params) = match data.cast::<PyDict>() {
+        Ok(d) => system_params(d)?,
+        Err(_) => (None, BTreeMap::new()),
+    };
     let raw = SamplesData {
         system,
         params,
@@ -127,6 +120,21 @@ fn samples_data(data: &Bound<'_, PyAny>) -> PyResult<(SamplesData, String)> {
         return Err(input(format!("data: {}: {}", p.location, p.msg)));
     }
     Ok((raw, "<arrays>".into()))
+}
+
+/// The optional `system` name and `params` of a data dict.
+pub(crate) fn system_params(
+    d: &Bound<'_, PyDict>,
+) -> PyResult<(Option<String>, BTreeMap<String, f64>)> {
+    let system = match d.get_item("system")? {
+        Some(s) if !s.is_none() => Some(s.extract::<String>()?),
+        _ => None,
+    };
+    let params = match d.get_item("params")? {
+        Some(p) if !p.is_none() => p.extract::<BTreeMap<String, f64>>()?,
+        _ => BTreeMap::new(),
+    };
+    Ok((system, params))
 }
 
 /// The library value of the keyword argument `arg` (one of the [`Named`] type's names).
@@ -274,15 +282,22 @@ fn training_record(data_file: &str, cfg: &TrainConfig, report: &TrainReport) -> 
     rec
 }
 
+/// Makes a graph model from the training states of a positions objective.
+type MakeGraph = Box<dyn Fn(&[&[f64]]) -> lgn::Result<GraphModel> + Send + Sync>;
+
 /// What is trained.
 enum Job {
     Net(TrainedModel),
     Graph(Box<GraphModel>, SystemGraph),
+    /// A new single-network model on positions-only data (`objective=`).
+    NetPositions(TrainedModel),
+    /// A new graph network on positions-only data.
+    GraphPositions(SystemGraph, MakeGraph),
 }
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, shift_invariant = false, hnn_coords = "velocity", dissipation = "none", objective = None, window = 5, out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -312,6 +327,9 @@ pub fn fit<'py>(
     angles: bool,
     shift_invariant: bool,
     hnn_coords: &str,
+    dissipation: &str,
+    objective: Option<&str>,
+    window: usize,
     out: Option<PathBuf>,
     overwrite: bool,
     on_step: Option<Py<PyAny>>,
@@ -320,9 +338,15 @@ pub fn fit<'py>(
     if let Some(o) = &out {
         lgn::io::check_writable(o, overwrite).py_err()?;
     }
-    let (raw, data_name) = samples_data(data)?;
+    // Positions-only data and objectives (as `lgn train --objective`), else (q, q̇, q̈) samples.
+    let positions = crate::fit_positions::positions_data(data, objective)?;
+    let (raw, data_name) = match &positions {
+        Some(p) => (p.shape_only(), p.name.clone()),
+        None => samples_data(data)?,
+    };
     let d = raw.q.ncols();
     let hnn: HnnCoords = named("hnn_coords", "coordinates", hnn_coords)?;
+    let dissipation: DissipationKind = named("dissipation", "dissipation", dissipation)?;
     let recipe = Recipe {
         epochs,
         batch,
@@ -365,6 +389,25 @@ pub fn fit<'py>(
         })
         || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn")
         || model.extract::<String>().is_ok_and(|k| k == "lgn");
+    if dissipation != DissipationKind::None && existing.is_some() {
+        return Err(input(
+            "dissipation applies to a new model (the dissipation of an lgn.Model is trained with it)",
+        ));
+    }
+    if let Some(p) = &positions {
+        let o = p.objective.as_str();
+        if existing.is_some() {
+            return Err(input(format!("objective='{o}' trains a new model from positions; an lgn.Model is trained further on (q, qdot, qddot) data")));
+        }
+        if dissipation != DissipationKind::None {
+            return Err(input("dissipation trains on accelerations (objective='accel'); positions-only objectives learn conservative models"));
+        }
+        if shift_invariant {
+            return Err(input(format!(
+                "shift_invariant applies to the accel objective, not to objective='{o}'"
+            )));
+        }
+    }
     let mut samples;
     let job = if let Some(m) = &existing {
         let inner = m.get().inner.lock().expect("not poisoned").clone();
@@ -393,8 +436,13 @@ pub fn fit<'py>(
         if shift_invariant && (density != "node-edge" || node_potential) {
             return Err(input("shift_invariant on graphs: the node-edge density without a node potential is shift-invariant already; other densities are not (docs/DESIGN.md §14)"));
         }
-        if angles || mass_penalty.is_some() {
-            return Err(input("angles and mass_penalty apply to single-site models ('lnn'), not to graph networks"));
+        if angles {
+            return Err(input(
+                "angles applies to single-site models ('lnn'), not to graph networks",
+            ));
+        }
+        if mass_penalty.is_some() && density == "node-edge" {
+            return Err(input("mass_penalty applies to lnn, lgn and graph networks with density='sites' or 'stencil'; the node-edge kinetic term M = diag(μ), μ > 0, is definite by construction"));
         }
         let g = gr.g;
         if d != g.n_coords() {
@@ -406,7 +454,11 @@ pub fn fit<'py>(
                 g.n_coords()
             )));
         }
-        samples = Samples::from_data(&raw).py_err()?;
+        samples = if positions.is_some() {
+            crate::fit_positions::no_samples(d)
+        } else {
+            Samples::from_data(&raw).py_err()?
+        };
         let shape = recipe.shape(true);
         lgn::limits::check_mlp("hidden/layers", 8, shape.hidden, layers).py_err()?;
         let fs = match features.unwrap_or(if gr.mesh_file { "mesh" } else { "graph" }) {
@@ -430,20 +482,44 @@ pub fn fit<'py>(
             .map(|m| recipe::node_mass_term(m).map_err(|e| e.context("node_mass")))
             .transpose()
             .py_err()?;
-        let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
-        let mut m = recipe::graph_model(&g, fs, density, node_potential, known, &shape, &states)
-            .py_err()?;
         let fixed = match rule {
             BoundaryRule::Fixed => g.boundary_coords().py_err()?,
             _ => g.boundary_coords().unwrap_or_default(),
         };
-        let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
-        m.boundary = rule
-            .resolve(&fixed, &g.name, still)
-            .map_err(|e| e.context("boundary='fixed'"))
-            .py_err()?;
-        m.system = raw.system.clone().unwrap_or_default();
-        Job::Graph(Box::new(m), g)
+        if let Some(p) = &positions {
+            // The model is made from the objective's states, as `lgn train --graph --objective`.
+            let still_flag = recipe::still_in_positions(&fixed, &p.pos.q);
+            let (gc, system) = (g.clone(), p.pos.system.clone().unwrap_or_default());
+            let make = move |states: &[&[f64]]| -> lgn::Result<GraphModel> {
+                let mut m =
+                    recipe::graph_model(&gc, fs, density, node_potential, known, &shape, states)?;
+                m.boundary = rule
+                    .resolve(&fixed, &gc.name, || still_flag)
+                    .map_err(|e| e.context("boundary='fixed'"))?;
+                m.system = system.clone();
+                Ok(m)
+            };
+            Job::GraphPositions(g, Box::new(make))
+        } else {
+            let states: Vec<&[f64]> = (0..samples.n).map(|i| samples.input_row(i)).collect();
+            let mut m =
+                recipe::graph_model(&g, fs, density, node_potential, known, &shape, &states)
+                    .py_err()?;
+            let still = || recipe::still_in_samples(&fixed, &raw.qdot, &raw.qddot);
+            m.boundary = rule
+                .resolve(&fixed, &g.name, still)
+                .map_err(|e| e.context("boundary='fixed'"))
+                .py_err()?;
+            m.system = raw.system.clone().unwrap_or_default();
+            // As `lgn train --graph … --dissipation` (docs/DESIGN.md §13.7).
+            let n = g.n_coords();
+            let qs: Vec<&[f64]> = (0..samples.n).map(|i| &samples.input_row(i)[..n]).collect();
+            m.dissipation =
+                GraphDissipation::new(dissipation, &m, &g, hidden.unwrap_or(64), layers, seed, &qs)
+                    .map_err(|e| e.context("dissipation"))
+                    .py_err()?;
+            Job::Graph(Box::new(m), g)
+        }
     } else {
         let k: String = model.extract().map_err(|_| {
             input("model must be 'lnn', 'lgn', 'mlp', 'hnn', an lgn.Graph (a graph network on it) or an lgn.Model (trained further in place)")
@@ -453,7 +529,6 @@ pub fn fit<'py>(
                 "model: unknown model kind '{k}' (one of lnn, lgn, mlp, hnn)"
             ))
         })?;
-        samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
         let system = raw.system.clone().unwrap_or_default();
         lgn::limits::check_mlp("hidden/layers", 8, recipe.hidden(false), layers).py_err()?;
         if angles && kind == ModelKind::Lgn {
@@ -461,19 +536,40 @@ pub fn fit<'py>(
                 "angles applies to single-site models (lnn, mlp, hnn), not to lgn",
             ));
         }
-        let mut t = recipe
-            .net_model(kind, &system, &raw.params, d, hnn, angles)
-            .py_err()?;
-        t.wrap_inputs(&mut samples);
-        train::fit_normalisation(&mut t, &samples);
-        if shift_invariant {
-            // docs/DESIGN.md §14.1, as `lgn train --shift-invariant`: after the normalisation.
-            t.set_shift_invariant().py_err()?;
+        if positions.is_some() {
+            // As `lgn train --objective`: the noise level of the data is no system parameter.
+            let mut params = raw.params.clone();
+            params.remove("noise");
+            let t = recipe
+                .net_model(kind, &system, &params, d, HnnCoords::Velocity, angles)
+                .py_err()?;
+            samples = crate::fit_positions::no_samples(d);
+            Job::NetPositions(t)
+        } else {
+            samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
+            match dissipation {
+            DissipationKind::Learned => return Err(input("dissipation='learned' is for graph networks (model=lgn.Graph or graph=); a single-network lnn learns dissipation='linear'")),
+            DissipationKind::Linear if kind != ModelKind::Lnn => return Err(input(format!("dissipation='linear' learns the damping of an lnn, not of a '{k}' model"))),
+            _ => {}
         }
-        Job::Net(t)
+            let mut t = recipe
+                .net_model(kind, &system, &raw.params, d, hnn, angles)
+                .py_err()?;
+            t.wrap_inputs(&mut samples);
+            train::fit_normalisation(&mut t, &samples);
+            if shift_invariant {
+                // docs/DESIGN.md §14.1, as `lgn train --shift-invariant`: after the normalisation.
+                t.set_shift_invariant().py_err()?;
+            }
+            Job::Net(t)
+        }
     };
+    // Samples of the objective: frames of the positions (the CLI's estimate), else the samples.
+    let n_train = positions
+        .as_ref()
+        .map_or(samples.n, |p| p.pos.n_batch() * p.pos.n_frames());
     let cfg = recipe
-        .config(is_graph, samples.n, Arc::new(AtomicBool::new(false)))
+        .config(is_graph, n_train, Arc::new(AtomicBool::new(false)))
         .py_err()?;
     lgn::limits::check_alloc(
         "batch × hidden",
@@ -540,7 +636,61 @@ pub fn fit<'py>(
                 }
             }
         };
+        let spec = positions.as_ref().map(|p| {
+            let form = WeakForm {
+                half_width: window,
+                ..WeakForm::default()
+            };
+            (
+                p,
+                PositionsFit {
+                    objective: p.objective,
+                    form,
+                    cfg: cfg.clone(),
+                },
+            )
+        });
+        // The positions objectives run their own trainer: epochs are reported from the steps
+        // (the epoch's last minibatch loss and the validation loss of the epoch).
+        let mut last: Option<(usize, f64)> = None;
+        let mut pos_cb = |p: &Progress| {
+            if let Some((e, l)) = last {
+                if p.epoch != e {
+                    epoch_cb(e, l, p.val_loss);
+                }
+            }
+            last = Some((p.epoch, p.loss));
+            step_cb(p);
+        };
         let res = match job {
+            Job::NetPositions(t) => {
+                let (p, spec) = spec.as_ref().expect("positions data");
+                let path = std::path::Path::new(&p.name);
+                let r = positions::fit_lnn_positions(t, &p.pos, path, spec, &mut pos_cb);
+                if let (Some((e, l)), Ok((_, rep))) = (last, &r) {
+                    epoch_cb(e, l, rep.val_loss_history.last().copied());
+                }
+                r.map(|(m, r)| (AnyModel::Net(m), r))
+            }
+            Job::GraphPositions(g, make) => {
+                let (p, spec) = spec.as_ref().expect("positions data");
+                let path = std::path::Path::new(&p.name);
+                let r = positions::fit_graph_positions(&g, &*make, &p.pos, path, spec, &mut pos_cb);
+                if let (Some((e, l)), Ok((_, rep))) = (last, &r) {
+                    epoch_cb(e, l, rep.val_loss_history.last().copied());
+                }
+                r.map(|(m, r)| (AnyModel::Graph(Box::new(m)), r))
+            }
+            Job::Net(t) if dissipation == DissipationKind::Linear => {
+                // As `lgn train --dissipation linear`: c_k = 0.1 initially (docs/DESIGN.md §13.2).
+                train::damped::DampedLnnTrainer::new(t, 0.1, cfg.mass_penalty, Some(&samples))
+                    .and_then(|mut tr| {
+                        let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
+                        let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
+                        ob.flush(None);
+                        rep.map(|r| (AnyModel::Net(tr.finish()), r))
+                    })
+            }
             Job::Net(t) => {
                 train::NetTrainer::new(t, &samples, cfg.mass_penalty).and_then(|mut tr| {
                     let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
@@ -549,7 +699,12 @@ pub fn fit<'py>(
                     rep.map(|r| (AnyModel::Net(tr.into_model()), r))
                 })
             }
-            Job::Graph(m, g) => train::graph::GraphTrainer::new(*m, g).and_then(|mut tr| {
+            Job::Graph(m, g) => {
+                // docs/DESIGN.md §18.2, as `lgn train --graph`: general densities are penalised.
+                let pen = train::site_penalty::for_graph(&m, cfg.mass_penalty, &samples);
+                train::graph::GraphTrainer::new(*m, g).map(|t| t.with_mass_penalty(pen))
+            }
+            .and_then(|mut tr| {
                 let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
                 let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
                 ob.flush(None);
@@ -577,7 +732,13 @@ pub fn fit<'py>(
     if !params_finite {
         return Err(crate::errors::raise("TrainingError", "training diverged: a parameter of the model is not finite; lower lr or check the data's scale"));
     }
-    let rec = training_record(&data_name, &cfg, &report);
+    let mut rec = training_record(&data_name, &cfg, &report);
+    if let Some(p) = &positions {
+        rec.attrs.insert(
+            "objective".into(),
+            AttrValue::Str(p.objective.as_str().into()),
+        );
+    }
     let rd = report_dict(py, &report, &cfg)?;
     let m: Py<Model> = match existing {
         Some(m) => {
@@ -610,6 +771,16 @@ pub fn fit<'py>(
 #[pyfunction]
 pub fn read_data<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    if lgn::io::is_positions_only(&path).py_err()? {
+        // Positions only (t, q), what `lgn generate --positions-only` and experiments record.
+        let p = lgn::io::PositionsData::read(&path).py_err()?;
+        d.set_item("kind", "positions")?;
+        d.set_item("system", p.system.clone())?;
+        d.set_item("params", p.params.clone())?;
+        d.set_item("t", p.t.into_pyarray(py))?;
+        d.set_item("q", p.q.into_pyarray(py))?;
+        return Ok(d);
+    }
     match lgn::io::file_kind(&path).py_err()? {
         Some(lgn::io::Kind::Trajectories) => {
             let t = lgn::io::TrajectoryData::read(&path).py_err()?;

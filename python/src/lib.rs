@@ -12,6 +12,7 @@
 mod arrays;
 mod errors;
 mod fit;
+mod fit_positions;
 mod graph;
 mod model;
 mod simulate;

@@ -119,11 +119,13 @@ pub struct TrainArgs {
     /// Loss on the predicted accelerations.
     #[arg(long, value_parser = choice::<LossKind>(), default_value_t = LossKind::Mse)]
     pub loss: LossKind,
-    /// LNN only: weight β of a penalty that keeps the learned mass matrix ∂²L/∂q̇² definite
-    /// (eigenvalues of one sign, at least --mass-margin × their typical size). Off by default.
-    /// Use it when rollouts hit singular or indefinite mass matrices, with a weight near the
-    /// data's mean squared acceleration (≈ 1000 for the double pendulum): much smaller weights
-    /// lose to the data loss in the first epochs.
+    /// Weight β of a penalty that keeps the learned mass matrix ∂²L/∂q̇² definite
+    /// (eigenvalues of one sign, at least --mass-margin × their typical size). --model lnn: off
+    /// by default; use it when rollouts hit singular or indefinite mass matrices, with a weight
+    /// near the data's mean squared acceleration (≈ 1000 for the double pendulum): much smaller
+    /// weights lose to the data loss in the first epochs. --model lgn and graph networks with
+    /// --density sites|stencil: on by default on each site's kinetic block ∂²ρ/∂q̇² (weight =
+    /// the training data's mean squared acceleration; docs/DESIGN.md §18.2).
     #[arg(long)]
     pub mass_penalty: Option<f64>,
     /// Relative eigenvalue margin of --mass-penalty.
@@ -363,7 +365,9 @@ fn run_graph(args: &TrainArgs, stop: Arc<AtomicBool>, comm: &dyn Comm) -> Result
     }
     // Issue 13: the dissipation term and driven data (u, B).
     super::train_driven::attach_dissipation(args, &mut model, &graph, &samples)?;
-    let mut trainer = train::graph::GraphTrainer::new(model, graph)?;
+    // docs/DESIGN.md §18.2: general densities keep their site mass blocks definite.
+    let pen = train::site_penalty::for_graph(&model, cfg.mass_penalty, &samples);
+    let mut trainer = train::graph::GraphTrainer::new(model, graph)?.with_mass_penalty(pen);
     if comm.size() > 1 {
         // Driven data's rows would have to be sharded with u: one rank for now.
         if lgn::io::inputs::read_u(&args.data, shard.total, "samples")?.is_some() {

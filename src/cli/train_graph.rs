@@ -28,9 +28,9 @@ pub fn setup(args: &TrainArgs) -> Result<GraphSetup<'_>> {
             )));
         }
     }
-    if args.mass_penalty.is_some() {
+    if args.mass_penalty.is_some() && args.density == GraphDensity::NodeEdge {
         return Err(Error::input(
-            "--mass-penalty applies to single-site models (--model lnn), not to graph networks",
+            "--mass-penalty applies to lnn, lgn and graph networks with --density sites|stencil; the node-edge kinetic term M = diag(μ), μ > 0, is definite by construction",
         ));
     }
     if args.node_mass.is_some() && args.density != GraphDensity::NodeEdge {

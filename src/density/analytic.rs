@@ -157,6 +157,83 @@ impl Density for DoublePendulum {
             },
         )
     }
+
+    /// q̈ = m⁻¹ b of every state in one pass (docs/DESIGN.md §18.1): the lean record's b and
+    /// m = [[a, c], [c, e]] per lane, then the 2×2 solve by the pivoted elimination of
+    /// [`crate::dynamics::Dynamics::accelerations_batch`]'s small solver, written as
+    /// branch-free selects so that the lanes vectorise.
+    fn site_accelerations(&self, q: &[f64], v: &[f64], out: &mut [f64]) -> Option<usize> {
+        let n = out.len().min(q.len()).min(v.len()) / 2;
+        Some(super::simd::dispatch(
+            super::simd::active(),
+            DpSolve {
+                dp: self,
+                q: &q[..2 * n],
+                v: &v[..2 * n],
+                out: &mut out[..2 * n],
+            },
+        ))
+    }
+}
+
+/// The double pendulum's accelerations of a batch (see [`DoublePendulum::site_accelerations`]).
+struct DpSolve<'a> {
+    dp: &'a DoublePendulum,
+    q: &'a [f64],
+    v: &'a [f64],
+    out: &'a mut [f64],
+}
+
+/// Relative pivot tolerance of [`DpSolve`] (that of the batch path's small solver).
+const DP_PIVOT_TOL: f64 = 1e-12;
+
+impl super::simd::Kernel for DpSolve<'_> {
+    type Output = usize;
+    #[inline(always)]
+    fn run<F: super::simd::FmaMode>(self) -> usize {
+        let dp = self.dp;
+        let k = dp.m2 * dp.l1 * dp.l2;
+        let (a, e) = ((dp.m1 + dp.m2) * dp.l1 * dp.l1, dp.m2 * dp.l2 * dp.l2);
+        let (g1, g2) = ((dp.m1 + dp.m2) * dp.g * dp.l1, dp.m2 * dp.g * dp.l2);
+        const C: usize = 64;
+        let mut ang = [[0.0; C]; 3];
+        let mut sn = [[0.0; C]; 3];
+        let mut cs = [[0.0; C]; 3];
+        let mut bad = [false; C];
+        let nq = self.q.len() / 2;
+        for (blk, ((q, v), out)) in self
+            .q
+            .chunks(2 * C)
+            .zip(self.v.chunks(2 * C))
+            .zip(self.out.chunks_mut(2 * C))
+            .enumerate()
+        {
+            let n = dp_trig(q, 2, &mut ang, &mut sn, &mut cs);
+            for (j, (v, o)) in v.chunks_exact(2).zip(out.chunks_exact_mut(2)).enumerate() {
+                let (w1, w2) = (v[0], v[1]);
+                let (sd, cd) = (sn[2][j], cs[2][j]);
+                let b0 = -k * w2 * w2 * sd - g1 * sn[0][j];
+                let b1 = k * w1 * w1 * sd - g2 * sn[1][j];
+                let c = k * cd;
+                // Partial pivoting on the first column (rows (a, c | b0) and (c, e | b1)).
+                let swap = c.abs() > a.abs();
+                let (p, r01, s, r11) = if swap { (c, e, a, c) } else { (a, c, c, e) };
+                let (bp, bs) = if swap { (b1, b0) } else { (b0, b1) };
+                let tol = DP_PIVOT_TOL * a.abs().max(c.abs()).max(e.abs());
+                let f = s / p;
+                let p1 = r11 - f * r01;
+                let x1 = (bs - f * bp) / p1;
+                let x0 = (bp - r01 * x1) / p;
+                o[0] = x0;
+                o[1] = x1;
+                bad[j] = !(p.abs() > tol && p1.abs() > tol && x0.is_finite() && x1.is_finite());
+            }
+            if let Some(j) = bad[..n].iter().position(|&b| b) {
+                return blk * C + j;
+            }
+        }
+        nq
+    }
 }
 
 /// The double pendulum's lean records of a block (see [`DoublePendulum::eval_block_accel`]).
@@ -196,20 +273,35 @@ impl super::simd::Kernel for DpAccel<'_> {
         let mut sn = [[0.0; C]; 3];
         let mut cs = [[0.0; C]; 3];
         for (x, out) in self.x.chunks(4 * C).zip(self.out.chunks_mut(6 * C)) {
-            let n = x.len() / 4;
-            for (j, x) in x.chunks_exact(4).enumerate() {
-                ang[0][j] = x[0];
-                ang[1][j] = x[1];
-                ang[2][j] = x[0] - x[1];
-            }
-            for a in 0..3 {
-                sin_cos_block(&ang[a][..n], &mut sn[a][..n], &mut cs[a][..n]);
-            }
+            dp_trig(x, 4, &mut ang, &mut sn, &mut cs);
             for (j, (x, r)) in x.chunks_exact(4).zip(out.chunks_exact_mut(6)).enumerate() {
                 rec(r, x, sn[0][j], sn[1][j], (sn[2][j], cs[2][j]));
             }
         }
     }
+}
+
+/// The double pendulum's angles θ₁, θ₂, Δ = θ₁ − θ₂ of the states of a block (rows of
+/// `stride` values starting with θ₁, θ₂; at most C rows) and their sines and cosines (by
+/// [`sin_cos_block`]); returns the number of rows.
+#[inline(always)]
+fn dp_trig<const C: usize>(
+    x: &[f64],
+    stride: usize,
+    ang: &mut [[f64; C]; 3],
+    sn: &mut [[f64; C]; 3],
+    cs: &mut [[f64; C]; 3],
+) -> usize {
+    let n = x.len() / stride;
+    for (j, x) in x.chunks_exact(stride).enumerate() {
+        ang[0][j] = x[0];
+        ang[1][j] = x[1];
+        ang[2][j] = x[0] - x[1];
+    }
+    for a in 0..3 {
+        sin_cos_block(&ang[a][..n], &mut sn[a][..n], &mut cs[a][..n]);
+    }
+    n
 }
 
 /// |x| up to which [`sin_cos_block`] uses its own range reduction (beyond: the standard
@@ -363,6 +455,46 @@ impl Density for Wave1dStandard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fused_accelerations_solve_the_lean_records() {
+        // Unequal masses and lengths, 300 states (blocks of 64 and a ragged tail): q̈ from
+        // `site_accelerations` must satisfy m q̈ = b with the lean record's m and b.
+        let dp = DoublePendulum {
+            m1: 1.3,
+            m2: 0.7,
+            l1: 0.9,
+            l2: 1.6,
+            g: 9.81,
+        };
+        let n = 300;
+        let q: Vec<f64> = (0..2 * n).map(|i| (i as f64 * 0.731).sin() * 3.0).collect();
+        let v: Vec<f64> = (0..2 * n).map(|i| (i as f64 * 1.37).cos() * 2.0).collect();
+        let mut acc = vec![f64::NAN; 2 * n];
+        assert_eq!(dp.site_accelerations(&q, &v, &mut acc), Some(n));
+        let x: Vec<f64> = (0..n)
+            .flat_map(|i| [q[2 * i], q[2 * i + 1], v[2 * i], v[2 * i + 1]])
+            .collect();
+        let mut rec = vec![0.0; 6 * n];
+        dp.eval_block_accel(&x, n, &mut rec);
+        for i in 0..n {
+            let (r, a) = (&rec[6 * i..6 * i + 6], &acc[2 * i..2 * i + 2]);
+            for c in 0..2 {
+                let lhs = r[2 + 2 * c] * a[0] + r[3 + 2 * c] * a[1];
+                assert!(
+                    (lhs - r[c]).abs() <= 1e-13 * (1.0 + r[c].abs()),
+                    "state {i} row {c}: {lhs} vs {}",
+                    r[c]
+                );
+            }
+        }
+        // m₁ = 0 and θ₁ = θ₂: det m = m₂l₁²l₂²(m₁ + m₂ sin²Δ) = 0, the state is refused.
+        let dg = DoublePendulum { m1: 0.0, ..dp };
+        let (q, v) = ([0.1, 0.2, 0.5, 0.5, 0.3, 0.1], [0.1; 6]);
+        let mut out = [f64::NAN; 6];
+        assert_eq!(dg.site_accelerations(&q, &v, &mut out), Some(1));
+        assert!(out[0].is_finite() && out[1].is_finite());
+    }
 
     #[test]
     fn block_sin_cos_agrees_with_the_standard_library() {

@@ -94,6 +94,16 @@ pub trait Density: Send + Sync {
         self.eval_block_accel(&x[..nsites * p], nsites, out);
     }
 
+    /// Accelerations of a batch of states of a system that is one site of this density holding
+    /// every coordinate in order, with no features and no non-conservative forces: `q`, `v`,
+    /// `out` are B × kd row-major and q̈ = m_s⁻¹ b_s per state (docs/DESIGN.md §18.1). `None`
+    /// (the default) when the density has no such fused path, else `Some(first)`: the index of
+    /// the first state whose mass block is not clearly invertible (relative pivot 1e-12) or whose
+    /// result is not finite (the states before it are written), B when every state is.
+    fn site_accelerations(&self, _q: &[f64], _v: &[f64], _out: &mut [f64]) -> Option<usize> {
+        None
+    }
+
     fn eval_block_accel(&self, x: &[f64], nsites: usize, out: &mut [f64]) {
         let lay = self.layout();
         let al = self.accel_layout();

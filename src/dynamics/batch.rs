@@ -152,6 +152,12 @@ impl Dynamics {
         let p = dens.input_len();
         let lay = dens.accel_layout();
         let stride = lay.stride();
+        if self.forces.is_none() && feats.is_empty() {
+            // A density with a fused path (docs/DESIGN.md §18.1) writes q̈ directly.
+            if let Some(j) = dens.site_accelerations(q, v, out) {
+                return (j < out.len() / d).then_some(j);
+            }
+        }
         for (blk, ob) in out.chunks_mut(SITE_BLOCK * d).enumerate() {
             let nb = ob.len() / d;
             let s0 = blk * SITE_BLOCK * d;

@@ -195,11 +195,62 @@ pub fn write_text(path: &Path, text: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Create the output folder.
+/// Create the output folder. Without `force` a folder that already holds files is refused
+/// here, before any work: an experiment writes its results at the end, and finding out then
+/// that they may not overwrite earlier ones would throw the run away.
 pub fn prepare_dir(opts: &ExperimentOptions) -> Result<()> {
+    if !opts.force {
+        if let Some(first) = first_entry(&opts.out)? {
+            return Err(Error::file(
+                &opts.out,
+                format!(
+                    "the output folder is not empty (it holds '{first}', perhaps an earlier \
+                     run's results): choose a new folder with --out, or pass --force to \
+                     overwrite"
+                ),
+            ));
+        }
+    }
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Error::file(&opts.out, format!("cannot create the output folder: {e}")))
 }
+
+/// The name of one entry of folder `dir` (sorted, so the message is stable), or `None` when
+/// `dir` is empty or does not exist yet.
+fn first_entry(dir: &Path) -> Result<Option<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory || dir.is_file() => {
+            return Err(Error::file(
+                dir,
+                "is a file, not a folder: --out names the output folder",
+            ))
+        }
+        Err(e) => {
+            return Err(Error::file(
+                dir,
+                format!("cannot read the output folder: {e}"),
+            ))
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names.into_iter().next())
+}
+
+/// The experiments [`run`] knows, by name.
+pub const EXPERIMENTS: [&str; 6] = [
+    "dblpend",
+    "relativistic",
+    "wave1d",
+    "mesh",
+    "noisy",
+    "damped",
+];
 
 /// Run an experiment by name.
 pub fn run(name: &str, opts: &ExperimentOptions) -> Result<ExperimentReport> {
@@ -218,6 +269,12 @@ pub fn run_sized(
             "--hidden, --layers and --epochs apply to the dblpend experiment, not to '{name}'"
         )));
     }
+    if !EXPERIMENTS.contains(&name) {
+        return Err(Error::input(format!(
+            "unknown experiment '{name}': choose {}",
+            EXPERIMENTS.join(", ")
+        )));
+    }
     prepare_dir(opts)?;
     let t0 = std::time::Instant::now();
     let mut report = match name {
@@ -227,11 +284,7 @@ pub fn run_sized(
         "mesh" => mesh::run(opts)?,
         "noisy" => noisy::run(opts)?,
         "damped" => damped::run(opts)?,
-        other => {
-            return Err(Error::input(format!(
-                "unknown experiment '{other}': choose dblpend, relativistic, wave1d, mesh or noisy"
-            )))
-        }
+        _ => unreachable!("checked against EXPERIMENTS above"),
     };
     report.seconds = t0.elapsed().as_secs_f64();
     report.write(opts)?;

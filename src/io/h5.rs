@@ -1265,14 +1265,7 @@ impl Out {
         name: &str,
         a: impl Into<ArrayView<'a, f64, D>>,
     ) -> Result<()> {
-        let v: ArrayView<'a, f64, D> = a.into();
-        let v = v.as_standard_layout();
-        self.file()
-            .new_dataset_builder()
-            .with_data(&v)
-            .create(name)
-            .map(|_| ())
-            .map_err(|e| self.err(&loc(name), e))
+        self.array(name, a.into())
     }
 
     pub fn i64<'a, D: Dimension>(
@@ -1280,7 +1273,15 @@ impl Out {
         name: &str,
         a: impl Into<ArrayView<'a, i64, D>>,
     ) -> Result<()> {
-        let v: ArrayView<'a, i64, D> = a.into();
+        self.array(name, a.into())
+    }
+
+    /// Dataset `name` holding `v` in C order (h5py reads it with the same shape).
+    fn array<T: hdf5::H5Type + Clone, D: Dimension>(
+        &self,
+        name: &str,
+        v: ArrayView<'_, T, D>,
+    ) -> Result<()> {
         let v = v.as_standard_layout();
         self.file()
             .new_dataset_builder()

@@ -12,6 +12,7 @@
 use crate::io::AtomicOutput;
 use crate::{Error, Result};
 use ndarray::ArrayView2;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::Path;
@@ -140,20 +141,7 @@ pub fn line_plot(
     if series.is_empty() {
         return Err(Error::input("a line plot needs at least one series"));
     }
-    for s in series {
-        if s.x.len() != s.y.len() {
-            return Err(Error::input(format!(
-                "series '{}' has {} x values and {} y values",
-                s.label,
-                s.x.len(),
-                s.y.len()
-            )));
-        }
-    }
-    let xr = finite_range(series.iter().flat_map(|s| s.x.iter().copied()))
-        .ok_or_else(|| Error::input("no finite x values to plot"))?;
-    let yr = finite_range(series.iter().flat_map(|s| s.y.iter().copied()))
-        .ok_or_else(|| Error::input("no finite y values to plot"))?;
+    let (xr, yr) = series_ranges(series)?;
     with_png(path, size, force, |root| {
         let e = |err| plot_err(path, err);
         let mut chart = ChartBuilder::on(root)
@@ -174,32 +162,57 @@ pub fn line_plot(
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(e)?;
-        for (i, s) in series.iter().enumerate() {
-            let c = COLOURS[i % COLOURS.len()];
-            let pts: Vec<(f64, f64)> =
-                s.x.iter()
-                    .zip(&s.y)
-                    .filter(|(x, y)| x.is_finite() && y.is_finite())
-                    .map(|(&x, &y)| (x, y))
-                    .collect();
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                .map_err(e)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(e)?;
-        Ok(())
+        draw_lines(&mut chart, series, 14, SeriesLabelPosition::UpperRight).map_err(e)
     })
+}
+
+/// Check that every series has as many x as y values; the finite (x, y) ranges of all of them.
+fn series_ranges(series: &[Series]) -> Result<((f64, f64), (f64, f64))> {
+    for s in series {
+        if s.x.len() != s.y.len() {
+            return Err(Error::input(format!(
+                "series '{}' has {} x values and {} y values",
+                s.label,
+                s.x.len(),
+                s.y.len()
+            )));
+        }
+    }
+    let xr = finite_range(series.iter().flat_map(|s| s.x.iter().copied()))
+        .ok_or_else(|| Error::input("no finite x values to plot"))?;
+    let yr = finite_range(series.iter().flat_map(|s| s.y.iter().copied()))
+        .ok_or_else(|| Error::input("no finite y values to plot"))?;
+    Ok((xr, yr))
+}
+
+/// The curves of `series` (non-finite points left out) in the palette's colours, and their
+/// legend at `legend` in a `font`-point font.
+fn draw_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    series: &[Series],
+    font: u32,
+    legend: SeriesLabelPosition,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    for (i, s) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let pts: Vec<(f64, f64)> =
+            s.x.iter()
+                .zip(&s.y)
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|(&x, &y)| (x, y))
+                .collect();
+        chart
+            .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", font))
+        .position(legend)
+        .draw()
 }
 
 /// Piecewise-linear colour between `stops` (positions increasing) at `s` within their range.
@@ -428,24 +441,10 @@ pub fn line_panels(
     if panels.is_empty() || panels.iter().any(|p| p.series.is_empty()) {
         return Err(Error::input("every panel needs at least one series"));
     }
-    let mut ranges = Vec::with_capacity(panels.len());
-    for p in panels {
-        for s in &p.series {
-            if s.x.len() != s.y.len() {
-                return Err(Error::input(format!(
-                    "series '{}' has {} x values and {} y values",
-                    s.label,
-                    s.x.len(),
-                    s.y.len()
-                )));
-            }
-        }
-        let xr = finite_range(p.series.iter().flat_map(|s| s.x.iter().copied()))
-            .ok_or_else(|| Error::input("no finite x values to plot"))?;
-        let yr = finite_range(p.series.iter().flat_map(|s| s.y.iter().copied()))
-            .ok_or_else(|| Error::input("no finite y values to plot"))?;
-        ranges.push((xr, yr));
-    }
+    let ranges = panels
+        .iter()
+        .map(|p| series_ranges(&p.series))
+        .collect::<Result<Vec<_>>>()?;
     with_png(path, size, force, |root| {
         let e = |err| plot_err(path, err);
         let root = root.titled(title, ("sans-serif", 22)).map_err(e)?;
@@ -470,30 +469,7 @@ pub fn line_panels(
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
                 .map_err(e)?;
-            for (i, s) in p.series.iter().enumerate() {
-                let c = COLOURS[i % COLOURS.len()];
-                let pts: Vec<(f64, f64)> =
-                    s.x.iter()
-                        .zip(&s.y)
-                        .filter(|(x, y)| x.is_finite() && y.is_finite())
-                        .map(|(&x, &y)| (x, y))
-                        .collect();
-                chart
-                    .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                    .map_err(e)?
-                    .label(s.label.clone())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 13))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(e)?;
+            draw_lines(&mut chart, &p.series, 13, SeriesLabelPosition::UpperLeft).map_err(e)?;
         }
         Ok(())
     })

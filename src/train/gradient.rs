@@ -274,7 +274,8 @@ pub(crate) fn small_cond1(m0: &[f64], lu: &[f64], piv: &[usize], n: usize) -> f6
 /// Loss (and, with `grad`, its exact gradient accumulated into `grad`) of a single-site LNN
 /// (arity 1, dof D = `data.out_dim`, input (q, q̇)) over the samples `idx` of one block, and how many samples were dropped: a sample whose learned
 /// mass matrix is numerically singular, has a 1-norm condition number above
-/// [`MAX_MASS_COND`], or gives a non-finite acceleration contributes neither loss nor gradient
+/// [`MAX_MASS_COND`], or gives a non-finite acceleration (or, with a gradient, a non-finite
+/// adjoint M⁻¹ ∂ℓ/∂q̈) contributes neither loss nor gradient
 /// (the other samples keep their exact terms and the minibatch normalisation is unchanged).
 pub fn lnn_dense_block_counted(
     dens: &MlpDensity,
@@ -359,10 +360,16 @@ pub fn lnn_dense_block_damped(
             continue;
         };
         let scale = data.weight(i) * inv_norm;
-        total += loss.sample(&a, data.target_row(i), scale, &mut g);
+        let li = loss.sample(&a, data.target_row(i), scale, &mut g);
         if want {
             // λ = M⁻¹ ∂ℓ/∂a (M symmetric).
             small_lu_solve(&m, &piv, d, &mut g);
+            if !g.iter().all(|x| x.is_finite()) {
+                // A tiny learned M (|M| ≪ 1 with a moderate condition number) can overflow
+                // the adjoint: drop the sample rather than poison its minibatch.
+                dropped += 1;
+                continue;
+            }
             let xr = data.input_row(i);
             if let Some((_, gc)) = &mut damping {
                 for c in 0..d {
@@ -378,6 +385,7 @@ pub fn lnn_dense_block_damped(
             sites.extend_from_slice(&g);
             sites.extend(std::iter::repeat_n(0.0, d));
         }
+        total += li;
     }
     let mut pen_total = 0.0;
     if let Some(pen) = penalty {

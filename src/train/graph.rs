@@ -36,6 +36,9 @@ pub struct GraphTrainer {
     /// Input map B (n·d × m, row-major) and m: the data rows then hold (q, q̇, u) and the force
     /// B u enters every sample's equations (docs/DESIGN.md §13.7).
     input_map: Option<(Vec<f64>, usize)>,
+    /// Mass-definiteness penalty of the general terms' site blocks (docs/DESIGN.md §18.2),
+    /// training loss only.
+    penalty: Option<super::MassPenalty>,
 }
 
 impl GraphTrainer {
@@ -50,6 +53,7 @@ impl GraphTrainer {
             dys,
             stale: false,
             input_map: None,
+            penalty: None,
         })
     }
 
@@ -86,6 +90,13 @@ impl GraphTrainer {
         Ok(self)
     }
 
+    /// Add the site mass penalty to the training loss (docs/DESIGN.md §18.2); see
+    /// [`super::site_penalty::default_graph_penalty`] for the default weight.
+    pub fn with_mass_penalty(mut self, penalty: Option<super::MassPenalty>) -> GraphTrainer {
+        self.penalty = penalty;
+        self
+    }
+
     fn check_data(&self, data: &Samples) -> Result<()> {
         let n = self.graph.n_coords();
         let m = self.input_map.as_ref().map_or(0, |(_, m)| *m);
@@ -111,6 +122,13 @@ impl Trainable for GraphTrainer {
         self.model.set_params(theta)?;
         self.stale = true;
         Ok(())
+    }
+
+    fn val_loss(&mut self, data: &Samples, idx: &[usize], loss: LossKind) -> Result<(f64, usize)> {
+        let pen = self.penalty.take();
+        let r = self.loss_grad(data, idx, loss, false);
+        self.penalty = pen;
+        r.map(|(l, _, n)| (l, n))
     }
 
     fn loss_grad(
@@ -169,6 +187,18 @@ impl Trainable for GraphTrainer {
             total += p?;
         }
         let mut grad = vec![0.0; np];
+        if let (Some(pen), false) = (self.penalty, want_grad) {
+            let lag = &self.dys[0].lagrangian;
+            total += super::site_penalty::graph_mass_penalty(
+                &self.model,
+                lag,
+                &offs,
+                data,
+                idx,
+                pen,
+                None,
+            );
+        }
         if !want_grad {
             return Ok((total, grad, 0));
         }
@@ -237,6 +267,17 @@ impl Trainable for GraphTrainer {
                     None => raw_mlp_adjoint_batch(net, sites, d, &states, g),
                 },
             }
+        }
+        if let Some(pen) = self.penalty {
+            total += super::site_penalty::graph_mass_penalty(
+                model,
+                lag,
+                &offs,
+                data,
+                idx,
+                pen,
+                Some(&mut grad),
+            );
         }
         // The dissipation's parameters come last: (13.3), batched over samples and nodes.
         if let Some(crate::density::dissipation::Forces { dissipation, .. }) = &self.dys[0].forces {
@@ -500,7 +541,7 @@ pub fn mlp_param_grad(net: &Mlp, x: &[f64], dout: f64, grad: &mut [f64]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{Boundary, FeatureSet, NetShape};
 
@@ -562,7 +603,7 @@ mod tests {
     }
 
     /// Central differences of step h0·(1 + |θ_k|) against the adjoint gradient, 1e-5 relative.
-    fn check_fd(mut tr: GraphTrainer, data: Samples, h0: f64) {
+    pub(crate) fn check_fd(mut tr: GraphTrainer, data: Samples, h0: f64) {
         let idx = [0, 1, 2, 3];
         let theta = tr.params();
         let (_, g, _) = tr.loss_grad(&data, &idx, LossKind::Mse, true).unwrap();

@@ -35,6 +35,10 @@ pub struct MassPenalty {
     /// m̄ is then a constant of the step, like a normalisation statistic, and only violated
     /// eigen-directions enter the sweep.
     pub exact_scale: bool,
+    /// Lower bound on m̄ (docs/DESIGN.md §17): the block scale used is max(m̄, floor). With m̄
+    /// held constant the penalty's gradient shrinks the whole learned L while M is indefinite
+    /// ((17.1)); below the floor it grows it again, so L cannot collapse to M → 0. None: no floor.
+    pub scale_floor: Option<f64>,
 }
 
 impl MassPenalty {
@@ -56,6 +60,7 @@ impl MassPenalty {
             weight,
             margin,
             exact_scale: false,
+            scale_floor: None,
         })
     }
 }
@@ -104,6 +109,11 @@ pub fn block_penalty(
     let Some((sign, mbar, count)) = block_sign_scale(ms, d) else {
         return (0.0, vec![]);
     };
+    // Below the floor m̄ is a constant (its derivative is zero there).
+    let (mbar, floored) = match pen.scale_floor {
+        Some(f) if f > mbar => (f, true),
+        _ => (mbar, false),
+    };
     let n = ms.len() / (d * d);
     let floor = pen.margin * mbar;
     let inv2 = 1.0 / (mbar * mbar);
@@ -131,7 +141,7 @@ pub fn block_penalty(
     if !want_grad || p == 0.0 {
         return (p, vec![]);
     }
-    let dm = if pen.exact_scale {
+    let dm = if pen.exact_scale && !floored {
         dp_dmbar / (count as f64 * (d as f64).sqrt())
     } else {
         0.0
@@ -190,6 +200,51 @@ mod tests {
         assert_eq!(block_penalty(&m, 2, &[1.0], exact, true).1.len(), 2);
         assert!(MassPenalty::new(0.0, 0.1).is_err());
         assert!(MassPenalty::new(1.0, 1.5).is_err());
+    }
+
+    /// (17.1): along L → cL the m̄-constant gradient Σ coef·λ of an indefinite block is positive
+    /// (descent shrinks M); with a floor above the block's scale it is negative (descent grows
+    /// M back), and with the exact scale it vanishes.
+    #[test]
+    fn scale_floor_reverses_the_shrinking_of_an_indefinite_m() {
+        let base = MassPenalty::new(1.0, 0.1).unwrap();
+        // Tiny indefinite matrices (a collapsing learned M).
+        let ms = [2e-9, 0.3e-9, 0.3e-9, -0.5e-9, 1.5e-9, 0.0, 0.0, 0.4e-9];
+        let w = [0.5, 0.5];
+        let along = |pen: MassPenalty| -> f64 {
+            let (_, dirs) = block_penalty(&ms, 2, &w, pen, true);
+            dirs.iter()
+                .map(|dd| {
+                    let m = &ms[dd.sample * 4..dd.sample * 4 + 4];
+                    let mu = [
+                        m[0] * dd.u[0] + m[1] * dd.u[1],
+                        m[2] * dd.u[0] + m[3] * dd.u[1],
+                    ];
+                    dd.coef * (dd.u[0] * mu[0] + dd.u[1] * mu[1])
+                })
+                .sum()
+        };
+        let frozen = along(base);
+        let exact = along(MassPenalty {
+            exact_scale: true,
+            ..base
+        });
+        let floored = along(MassPenalty {
+            scale_floor: Some(1e-6),
+            ..base
+        });
+        assert!(frozen > 0.0, "{frozen}");
+        assert!(exact.abs() < 1e-12 * frozen.abs(), "{exact} vs {frozen}");
+        assert!(floored < 0.0, "{floored}");
+        // Above the floor nothing changes.
+        let high = MassPenalty {
+            scale_floor: Some(1e-12),
+            ..base
+        };
+        assert_eq!(
+            block_penalty(&ms, 2, &w, high, false).0,
+            block_penalty(&ms, 2, &w, base, false).0
+        );
     }
 
     /// P as a function of the matrix entries: the directions' Σ coef uuᵀ is dP/dM; compare

@@ -27,6 +27,7 @@ pub mod multi;
 pub mod optim;
 pub mod positions;
 pub mod recipe;
+pub mod site_penalty;
 
 use crate::density::{Density, Mlp, MlpDensity, Precision};
 use crate::dynamics::Dynamics;
@@ -878,6 +879,11 @@ impl NetTrainer {
         data: &Samples,
         penalty: Option<MassPenalty>,
     ) -> Result<NetTrainer> {
+        // Ring LGNs are penalised by default (docs/DESIGN.md §18.2): their learned M can vanish.
+        let penalty = match (penalty, model.kind) {
+            (None, ModelKind::Lgn) => site_penalty::default_graph_penalty(data),
+            (p, _) => p,
+        };
         let obj = Objective::new(&model, data)?.with_mass_penalty(penalty)?;
         let val = Objective::new(&model, data)?;
         Ok(NetTrainer { model, obj, val })
@@ -996,12 +1002,13 @@ impl Objective {
         Ok(self)
     }
 
-    /// Add the mass-matrix definiteness penalty ([`mass_penalty`]) to the loss; single-site
-    /// LNNs only (an error for other kinds).
+    /// Add the mass-matrix definiteness penalty ([`mass_penalty`]) to the loss: single-site
+    /// LNNs, and ring LGNs on each site's kinetic block ([`site_penalty`], docs/DESIGN.md
+    /// §18.2); an error for other kinds.
     pub fn with_mass_penalty(mut self, penalty: Option<MassPenalty>) -> Result<Objective> {
-        if penalty.is_some() && self.kind != ModelKind::Lnn {
+        if penalty.is_some() && !matches!(self.kind, ModelKind::Lnn | ModelKind::Lgn) {
             return Err(Error::input(format!(
-                "mass_penalty (--mass-penalty) applies to single-site LNNs (model kind lnn), not to {}",
+                "mass_penalty (--mass-penalty) applies to LNNs (model kinds lnn and lgn), not to {}",
                 self.kind.as_str()
             )));
         }
@@ -1041,15 +1048,26 @@ impl Objective {
     ) -> Result<(f64, Vec<f64>, usize)> {
         let dk = match self.kind {
             ModelKind::Lgn => {
-                return gradient::lnn_graph_loss_grad(
-                    self.dy.as_mut().expect("dynamics"),
-                    &[Some(net)],
-                    data,
-                    idx,
-                    loss,
-                    want_grad,
-                )
-                .map(|(l, g)| (l, g, 0))
+                let dy = self.dy.as_mut().expect("dynamics");
+                let (mut l, mut g) =
+                    gradient::lnn_graph_loss_grad(dy, &[Some(net)], data, idx, loss, want_grad)?;
+                if let Some(pen) = self.penalty {
+                    // docs/DESIGN.md §18.2: each site's kinetic block, same parameters.
+                    let term = &dy.lagrangian.terms[0];
+                    let gr = want_grad.then_some(&mut g[..]);
+                    l += site_penalty::sites_mass_penalty(
+                        net,
+                        term.density.as_ref(),
+                        &term.sites,
+                        dy.lagrangian.dof,
+                        None,
+                        data,
+                        idx,
+                        pen,
+                        gr,
+                    );
+                }
+                return Ok((l, g, 0));
             }
             ModelKind::Lnn => DenseKind::Lnn,
             ModelKind::Hnn => DenseKind::Hnn,

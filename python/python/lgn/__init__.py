@@ -126,7 +126,15 @@ def fit(
 
     ``data``: a path to an lgn samples or trajectories file (with qddot), a dict with ``q``,
     ``qdot``, ``qddot`` (and optional ``weights``, ``system``, ``params``), or a tuple
-    ``(q, qdot, qddot[, weights])`` of arrays (N, D) or (B, T, D).
+    ``(q, qdot, qddot[, weights])`` of arrays (N, D) or (B, T, D). Positions only — a
+    trajectories file with ``t`` and ``q`` (``lgn generate --positions-only``, what
+    :func:`read_data` returns as kind ``"positions"``) or a dict with ``t`` (T,) and ``q``
+    (B, T, D) or (T, D) at a fixed time step — train with ``objective="weak"`` (the default for
+    such data: the weak-form Euler–Lagrange residual on windows of 2·``window`` + 5 frames,
+    ``window=5``; lnn and lgn, and graph networks), ``"savgol"`` or ``"central"`` (q̇ and q̈
+    estimated from the positions, then the acceleration loss; every kind), as
+    ``lgn train --objective``; ``objective="accel"`` is the acceleration loss on measured
+    q̇, q̈ (the default otherwise).
 
     Options are the CLI's flags as keyword arguments (same defaults): ``epochs=100``,
     ``batch`` (256; graph networks 16), ``lr`` (1e-3; graph networks 3e-3), ``schedule``
@@ -135,7 +143,10 @@ def fit(
     ``normalise=True``, ``val_fraction=0.1``, ``seed=0``, ``loss="mse"|"l1"|"huber"``,
     ``mass_penalty``, ``mass_margin``, ``angles=False``, ``shift_invariant=False`` (lgn: a
     density of differences along the stencil, so total momentum is conserved; docs/DESIGN.md
-    §14.1), ``hnn_coords="velocity"``,
+    §14.1), ``hnn_coords="velocity"``, ``dissipation="none"|"linear"|"learned"`` (as
+    ``lgn train --dissipation``: ``"linear"`` learns D = ½ Σ c_k q̇_k² next to an lnn's L,
+    c_k ≥ 0; on graph networks ``"linear"`` learns one γ per node mass scale and
+    ``"learned"`` a state-dependent coefficient network; docs/DESIGN.md §13),
     ``graph=`` (train a graph network on it), ``density="node-edge"|"sites"|"stencil"``,
     ``node_potential=False``, ``node_mass`` (known node masses M: the kinetic term
     ½ M |q̇_i|² in closed form, only the potential is learned; density "node-edge", as
@@ -144,7 +155,13 @@ def fit(
 
     ``progress``: a tqdm bar (default: on when tqdm is installed). ``callback(info)`` is
     called after every epoch with ``{"epoch", "loss", "val_loss"}`` (the values the report's
-    histories record); returning ``False`` stops training. ``on_step(info)`` sees every step.
+    histories record; with a positions objective the epoch's last minibatch loss); returning
+    ``False`` stops training. ``on_step(info)`` sees every step.
+
+    ``mass_penalty`` (weight β, margin ``mass_margin``) keeps the learned mass matrix definite:
+    off by default for lnn; on by default for lgn and graph networks with ``density="sites"``
+    or ``"stencil"``, on each site's kinetic block (β = the data's mean q̈²; docs/DESIGN.md
+    §18.2).
 
     Ctrl-C stops after the current step: the model keeps its best parameters (and is written
     to ``out``), then ``KeyboardInterrupt`` is raised with the model as ``.model``.
@@ -231,15 +248,25 @@ def simulate(
     out: Optional[Union[str, os.PathLike]] = None,
     overwrite: bool = False,
     energy: bool = True,
+    path: Optional[Union[str, os.PathLike]] = None,
 ) -> Trajectory:
     """Integrate ``system`` (an :class:`lgn.System` or a :class:`lgn.Model`) from
     (``q0``, ``qdot0``) over [0, ``t_end``] with output every ``dt``.
 
     ``integrator``: ``"dp5"`` (adaptive Dormand–Prince, ``rtol``/``atol``), ``"rk4"``,
     ``"verlet"`` or ``"midpoint"`` (the variational integrator; fixed steps of ``step``,
-    default ``dt``). With ``out=PATH`` the trajectory is also written as an lgn trajectories
-    file (what ``lgn simulate --out`` writes). Ctrl-C stops with ``KeyboardInterrupt``.
+    default ``dt``). With ``path=PATH`` (``out=`` is its older name) the trajectory is also
+    written as an lgn trajectories file, frame by frame while the rollout runs (t, q, qdot,
+    qddot and the energy, what ``lgn simulate --out`` writes); for a graph model whose graph
+    has node positions the file holds the geometry and gets its XDMF sidecar ``PATH.xmf``
+    (open it in ParaView), as the CLI does. ``overwrite=True`` replaces existing files.
+    Ctrl-C stops with ``KeyboardInterrupt``; the file then holds the frames done (a valid
+    trajectories file).
     """
+    if path is not None and out is not None:
+        raise InputError("give the trajectory file as path= (out= is its older name), not both")
+    if path is None:
+        path = out
     r = _lgn.simulate(
         system,
         q0,
@@ -250,7 +277,7 @@ def simulate(
         step=step,
         rtol=rtol,
         atol=atol,
-        out=None if out is None else os.fspath(out),
+        path=None if path is None else os.fspath(path),
         overwrite=overwrite,
         energy=energy,
     )

@@ -144,4 +144,5 @@ def simulate(
     out: Optional[StrPath] = None,
     overwrite: bool = False,
     energy: bool = True,
+    path: Optional[StrPath] = None,
 ) -> Dict[str, Any]: ...
