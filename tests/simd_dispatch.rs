@@ -35,6 +35,11 @@ fn dispatched_mlp_records_equal_scalar() {
         (3, 1, 0, vec![128, 128], 67),
         (1, 2, 0, vec![33, 17, 9], 5),
         (2, 1, 2, vec![20], 13),
+        // the AVX-512 register tile for kd = 4 and kd = 1, full chunks and a tail; kd = 5
+        // takes the slice kernels at every level
+        (2, 2, 0, vec![24, 16], 21),
+        (1, 1, 1, vec![16, 16], 19),
+        (5, 1, 0, vec![12, 12], 9),
     ] {
         let p = 2 * arity * dof + nf;
         let mut sizes = vec![p];

@@ -151,7 +151,7 @@ impl Mlp {
     }
 }
 
-use super::activation::{sigmoid_slices_g, softplus_slices_g};
+use super::activation::{sigmoid_bias_slices_g, softplus_bias_slices_g};
 pub use super::activation::{softplus, softplus_derivs};
 use super::simd::{self, FmaMode, Kernel, Real, SimdLevel};
 
@@ -536,6 +536,9 @@ struct Buffers<'a, 'b, T> {
     /// δ⊙σ′ and the next δ in T, for the backward GEMM W_lᵀ(δ⊙σ′) of the hidden layers.
     g_t: &'b mut [T],
     delta_t: &'b mut [T],
+    /// Run the AVX-512 register-tiled backward step ([`super::contract512`]); the first
+    /// layer's velocity tangents are then never written per site.
+    fused: bool,
 }
 
 thread_local! {
@@ -560,6 +563,8 @@ impl MlpDensity {
         let sizes = &self.mlp.sizes;
         let width = nb * (1 + dd);
         let npairs = pair_index(kd, kd - 1, kd) + 1;
+        let fused = super::contract512::supported(kd)
+            && simd::clamp(self.simd.unwrap_or_else(simd::active)) == SimdLevel::Avx512;
 
         let hmax = sizes[1..=nh].iter().copied().max().unwrap_or(1);
         let hsum: usize = sizes[1..=nh].iter().sum();
@@ -663,6 +668,7 @@ impl MlpDensity {
                 grad_x,
                 g_t,
                 delta_t,
+                fused,
             };
             let qdir = (!qdir.is_empty()).then_some(&*qdir);
             self.passes::<T, F>(net, xt, qdir, nb, record == Record::Full, &mut buf);
@@ -723,14 +729,13 @@ impl MlpDensity {
                     xmat.subrows(kd, kd),
                 ),
             }
+            // (the bias b₀′ is added inside the activation)
             for i in 0..h0 {
                 let row = &mut r0[i * width..(i + 1) * width];
-                let bi = net.b[0][i];
-                for z in &mut row[..nb] {
-                    *z += bi;
-                }
-                for j in 0..kd {
-                    row[(1 + j) * nb..(2 + j) * nb].fill(net.w0_vcols[j * h0 + i]);
+                if !buf.fused {
+                    for j in 0..kd {
+                        row[(1 + j) * nb..(2 + j) * nb].fill(net.w0_vcols[j * h0 + i]);
+                    }
                 }
             }
         }
@@ -750,19 +755,29 @@ impl MlpDensity {
                     &mut sddl[i * nb..(i + 1) * nb],
                 );
                 let urow = &mut u[i * width..(i + 1) * width];
+                let bias = net.b[l][i];
                 if last && !want_rho {
-                    sigmoid_slices_g::<T, F>(&row[..nb], s1, s2);
+                    sigmoid_bias_slices_g::<T, F>(&row[..nb], bias, s1, s2);
                     continue;
                 }
-                softplus_slices_g::<T, F>(&row[..nb], &mut urow[..nb], s1, s2);
+                softplus_bias_slices_g::<T, F>(&row[..nb], bias, &mut urow[..nb], s1, s2);
                 if !last {
-                    // u[i, (1+j)·nb + s] = σ'(z_is) T[i, j, s]
-                    for (uc, tc) in urow[nb..]
+                    // u[i, (1+j)·nb + s] = σ'(z_is) T[i, j, s]; the first layer's velocity
+                    // tangents are the constants W₀′[i, v_j]
+                    for (j, (uc, tc)) in urow[nb..]
                         .chunks_exact_mut(nb)
                         .zip(row[nb..].chunks_exact(nb))
+                        .enumerate()
                     {
-                        for ((d, a), b) in uc.iter_mut().zip(&*s1).zip(tc) {
-                            *d = *a * *b;
+                        if l == 0 && j < kd {
+                            let c = net.w0_vcols[j * h + i];
+                            for (d, a) in uc.iter_mut().zip(&*s1) {
+                                *d = *a * c;
+                            }
+                        } else {
+                            for ((d, a), b) in uc.iter_mut().zip(&*s1).zip(tc) {
+                                *d = *a * *b;
+                            }
                         }
                     }
                 }
@@ -776,11 +791,6 @@ impl MlpDensity {
                     weight(l + 1),
                     MatRef::from_row_major_slice(&u[..h * width], h, width),
                 );
-                for (i, &bi) in net.b[l + 1].iter().enumerate() {
-                    for z in &mut rn[i * width..i * width + nb] {
-                        *z += bi;
-                    }
-                }
             } else if want_rho {
                 // output layer: ρ = w_L · a + b_L, accumulated row by row over the sites
                 let rho = &mut *buf.rho;
@@ -807,29 +817,45 @@ impl MlpDensity {
             let t = &*buf.r[l];
             let (sdl, sddl) = (&*buf.sd[l], &*buf.sdd[l]);
             let n = h * nb;
-            for ((g, d), s1) in buf.g[..n].iter_mut().zip(&buf.delta[..n]).zip(&sdl[..n]) {
-                *g = *d * s1.to_f64();
-            }
-            for ((w, d), s2) in buf.ds[..n].iter_mut().zip(&buf.delta[..n]).zip(&sddl[..n]) {
-                *w = *d * s2.to_f64();
-            }
-            for j in 0..kd {
-                let mut k0 = j;
-                while k0 < dd {
-                    let nk = (dd - k0).min(4);
-                    let o = &mut buf.hess[pair_index(kd, j, k0) * nb..];
-                    let w = &buf.ds[..n];
-                    match nk {
-                        1 => contract::<T, F, 1>(h, nb, width, w, t, j, k0, o),
-                        2 => contract::<T, F, 2>(h, nb, width, w, t, j, k0, o),
-                        3 => contract::<T, F, 3>(h, nb, width, w, t, j, k0, o),
-                        _ => contract::<T, F, 4>(h, nb, width, w, t, j, k0, o),
-                    }
-                    k0 += nk;
+            if buf.fused {
+                #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+                {
+                    let layer = super::contract512::Layer {
+                        h,
+                        nb,
+                        width,
+                        kd,
+                        delta: &buf.delta[..n],
+                        s1: &sdl[..n],
+                        s2: &sddl[..n],
+                        t,
+                        vconst: (l == 0).then_some(&net.w0_vcols[..]),
+                    };
+                    // SAFETY: `fused` is set only when the CPU has AVX-512 (checked level) and
+                    // `contract512::supported(kd)`; T is f64 or f32; the slices are checked.
+                    unsafe { super::contract512::fused_layer(&layer, buf.g, buf.hess) };
                 }
+            } else {
+                self.backward_generic::<T, F>(
+                    (h, nb, width),
+                    (t, sdl, sddl),
+                    buf.delta,
+                    buf.g,
+                    buf.ds,
+                    buf.hess,
+                );
             }
             let gmat = MatRef::from_row_major_slice(&buf.g[..n], h, nb);
-            if l > 0 {
+            if l > 0 && T::from_f64_slice(&[]).is_some() {
+                // f64 passes: δ_{l-1} = W_lᵀ g straight into δ (g is a separate buffer)
+                let hp = sizes[l];
+                f64::gemm(
+                    MatMut::from_row_major_slice_mut(&mut buf.delta[..hp * nb], hp, nb),
+                    Accum::Replace,
+                    weight64(l).transpose(),
+                    gmat,
+                );
+            } else if l > 0 {
                 // the hidden-layer backward GEMM in T (f32: the only backward GEMM of size
                 // h_l·h_{l+1}), its δ kept in f64
                 let hp = sizes[l];
@@ -852,6 +878,44 @@ impl MlpDensity {
                     weight64(0).transpose(),
                     gmat,
                 );
+            }
+        }
+    }
+
+    /// g = δ⊙σ′ and the layer's Hessian terms with the slice kernels of any SIMD level
+    /// ([`contract`]; the AVX-512 tile is [`super::contract512`]).
+    #[inline(always)]
+    fn backward_generic<T: Real, F: FmaMode>(
+        &self,
+        (h, nb, width): (usize, usize, usize),
+        (t, sdl, sddl): (&[T], &[T], &[T]),
+        delta: &[f64],
+        g: &mut [f64],
+        ds: &mut [f64],
+        hess: &mut [f64],
+    ) {
+        let kd = self.arity * self.dof;
+        let dd = kd + 1;
+        let n = h * nb;
+        for ((g, d), s1) in g[..n].iter_mut().zip(&delta[..n]).zip(&sdl[..n]) {
+            *g = *d * s1.to_f64();
+        }
+        for ((w, d), s2) in ds[..n].iter_mut().zip(&delta[..n]).zip(&sddl[..n]) {
+            *w = *d * s2.to_f64();
+        }
+        for j in 0..kd {
+            let mut k0 = j;
+            while k0 < dd {
+                let nk = (dd - k0).min(4);
+                let o = &mut hess[pair_index(kd, j, k0) * nb..];
+                let w = &ds[..n];
+                match nk {
+                    1 => contract::<T, F, 1>(h, nb, width, w, t, j, k0, o),
+                    2 => contract::<T, F, 2>(h, nb, width, w, t, j, k0, o),
+                    3 => contract::<T, F, 3>(h, nb, width, w, t, j, k0, o),
+                    _ => contract::<T, F, 4>(h, nb, width, w, t, j, k0, o),
+                }
+                k0 += nk;
             }
         }
     }

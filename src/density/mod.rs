@@ -11,6 +11,7 @@
 
 pub mod activation;
 pub mod analytic;
+mod contract512;
 pub mod dissipation;
 pub mod embed;
 pub mod fem;

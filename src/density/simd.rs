@@ -222,6 +222,24 @@ pub trait Real:
     fn put_workspace(v: Vec<Self>);
 }
 
+/// Σ c_k x^(n−k) by Horner's rule, coefficients highest first.
+#[inline(always)]
+fn horner<T: Real, F: FmaMode>(c: &[T], x: T) -> T {
+    let mut p = c[0];
+    for &ck in &c[1..] {
+        p = F::fma(p, x, ck);
+    }
+    p
+}
+
+/// 2 atanh(s) = 2s + 2s·t·R(t), t = s², R given by its coefficients (highest first).
+#[inline(always)]
+fn atanh_tail<T: Real, F: FmaMode>(s: T, r: &[T]) -> T {
+    let t = s * s;
+    let s2 = s + s;
+    F::fma(s2 * t, horner::<T, F>(r, t), s2)
+}
+
 thread_local! {
     static WS64: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
     static WS32: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
@@ -233,6 +251,37 @@ const F64_LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
 #[allow(clippy::excessive_precision)]
 const F64_LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
 const F64_SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5·2⁵², rounds to integer on addition
+/// e^r on [−ln2/2, ln2/2], degree 11, highest first (Chebyshev fit in 40-digit arithmetic,
+/// mpmath `chebyfit`; relative error 4.5e-18).
+#[allow(clippy::excessive_precision)]
+const F64_EXP: [f64; 12] = [
+    2.511_003_760_596_377_7e-8,
+    2.763_263_963_904_103e-7,
+    2.755_724_091_857_897e-6,
+    2.480_148_548_232_849_4e-5,
+    1.984_126_989_004_711_3e-4,
+    1.388_888_895_231_477_5e-3,
+    8.333_333_333_319_601e-3,
+    4.166_666_666_648_81e-2,
+    0.166_666_666_666_666_8,
+    0.500_000_000_000_001_9,
+    1.0,
+    1.0,
+];
+/// (atanh(√t)/√t − 1)/t on [0, 1/9], degree 9, highest first (as above; error 4.5e-17).
+#[allow(clippy::excessive_precision)]
+const F64_ATANH: [f64; 10] = [
+    8.082_022_805_971_766e-2,
+    4.400_369_243_072_337e-2,
+    6.000_536_404_795_356e-2,
+    6.657_072_104_827_468e-2,
+    7.692_785_032_479_312e-2,
+    9.090_894_718_066_429e-2,
+    0.111_111_113_587_139_32,
+    0.142_857_142_835_543_8,
+    0.200_000_000_000_072_92,
+    0.333_333_333_333_333_3,
+];
 
 impl Real for f64 {
     const ZERO: f64 = 0.0;
@@ -258,8 +307,9 @@ impl Real for f64 {
     fn mul_add_fused(self, b: f64, c: f64) -> f64 {
         f64::mul_add(self, b, c)
     }
-    /// Cody–Waite reduction x = k ln2 + r (|r| ≤ ln2/2), degree-13 Taylor polynomial for e^r,
-    /// 2^k into the exponent bits; clamped at −708.
+    /// Cody–Waite reduction x = k ln2 + r (|r| ≤ ln2/2), a degree-11 minimax polynomial for
+    /// e^r (relative error 4.5e-18 on the interval; docs/DESIGN.md §15.5), 2^k into the
+    /// exponent bits; clamped at −708.
     #[inline(always)]
     fn exp_nonpos<F: FmaMode>(x: f64) -> f64 {
         let x = x.max(-708.0);
@@ -267,41 +317,17 @@ impl Real for f64 {
         let k = kf - F64_SHIFT;
         // k·LN2_HI is exact (|k| < 2¹¹, LN2_HI has 32 trailing zero bits).
         let r = F::fma(-k, F64_LN2_LO, F::fma(-k, F64_LN2_HI, x));
-        const C: [f64; 14] = [
-            1.0 / 6_227_020_800.0,
-            1.0 / 479_001_600.0,
-            1.0 / 39_916_800.0,
-            1.0 / 3_628_800.0,
-            1.0 / 362_880.0,
-            1.0 / 40_320.0,
-            1.0 / 5_040.0,
-            1.0 / 720.0,
-            1.0 / 120.0,
-            1.0 / 24.0,
-            1.0 / 6.0,
-            0.5,
-            1.0,
-            1.0,
-        ];
-        let mut p = C[0];
-        for &c in &C[1..] {
-            p = F::fma(p, r, c);
-        }
+        let p = horner::<f64, F>(&F64_EXP, r);
         let ki = (kf.to_bits() as i64).wrapping_sub(F64_SHIFT.to_bits() as i64);
         f64::from_bits((p.to_bits() as i64).wrapping_add(ki << 52) as u64)
     }
-    /// 2 atanh(s), s = e/(2 + e) ∈ [0, 1/3], odd series to s³⁷.
+    /// 2 atanh(s) = 2s + 2s·t·R(t), s = e/(2 + e) ∈ [0, 1/3], t = s², R a degree-9 minimax
+    /// polynomial for (atanh(√t)/√t − 1)/t on [0, 1/9] (relative error of the result below
+    /// 1e-17; docs/DESIGN.md §15.5) — no cancellation for small e.
     #[inline(always)]
     fn log1p_unit<F: FmaMode>(e: f64) -> f64 {
         let s = e / (2.0 + e);
-        let s2 = s * s;
-        let mut p: f64 = 1.0 / 37.0;
-        let mut m = 35.0;
-        while m >= 1.0 {
-            p = F::fma(p, s2, 1.0 / m);
-            m -= 2.0;
-        }
-        2.0 * s * p
+        atanh_tail::<f64, F>(s, &F64_ATANH)
     }
     #[inline]
     fn gemm(dst: MatMut<'_, f64>, accum: Accum, lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>) {
@@ -324,6 +350,26 @@ const F32_LN2_HI: f32 = 0.693_359_4; // 0x3f318000: 9 significant bits, k·LN2_H
 #[allow(clippy::excessive_precision)]
 const F32_LN2_LO: f32 = -2.121_944_4e-4;
 const F32_SHIFT: f32 = 12_582_912.0; // 1.5·2²³
+/// e^r on [−ln2/2, ln2/2], degree 6, highest first (as [`F64_EXP`]).
+#[allow(clippy::excessive_precision)]
+const F32_EXP: [f32; 7] = [
+    1.394_110_843_397_267_4e-3,
+    8.375_126_398_153_335e-3,
+    4.166_635_289_677_516e-2,
+    0.166_664_155_146_532_77,
+    0.500_000_004_711_775_7,
+    1.000_000_037_716_214,
+    1.0,
+];
+/// (atanh(√t)/√t − 1)/t on [0, 1/9], degree 4, highest first.
+#[allow(clippy::excessive_precision)]
+const F32_ATANH: [f32; 5] = [
+    0.116_121_646_120_116_74,
+    0.108_532_879_004_401_87,
+    0.142_961_789_971_514_18,
+    0.199_998_531_659_649_8,
+    0.333_333_336_602_637_1,
+];
 
 impl Real for f32 {
     const ZERO: f32 = 0.0;
@@ -349,7 +395,7 @@ impl Real for f32 {
     fn mul_add_fused(self, b: f32, c: f32) -> f32 {
         f32::mul_add(self, b, c)
     }
-    /// As for f64 with a degree-7 Taylor polynomial (truncation < 2⁻²⁶ on |r| ≤ ln2/2);
+    /// As for f64 with a degree-6 minimax polynomial (relative error 2.8e-9 on |r| ≤ ln2/2);
     /// clamped at −87 (e⁻⁸⁷ ≈ 1.6e−38, still normal).
     #[inline(always)]
     fn exp_nonpos<F: FmaMode>(x: f32) -> f32 {
@@ -357,35 +403,15 @@ impl Real for f32 {
         let kf = F::fma(x, F32_LOG2E, F32_SHIFT);
         let k = kf - F32_SHIFT;
         let r = F::fma(-k, F32_LN2_LO, F::fma(-k, F32_LN2_HI, x));
-        const C: [f32; 8] = [
-            1.0 / 5_040.0,
-            1.0 / 720.0,
-            1.0 / 120.0,
-            1.0 / 24.0,
-            1.0 / 6.0,
-            0.5,
-            1.0,
-            1.0,
-        ];
-        let mut p = C[0];
-        for &c in &C[1..] {
-            p = F::fma(p, r, c);
-        }
+        let p = horner::<f32, F>(&F32_EXP, r);
         let ki = (kf.to_bits() as i32).wrapping_sub(F32_SHIFT.to_bits() as i32);
         f32::from_bits((p.to_bits() as i32).wrapping_add(ki << 23) as u32)
     }
-    /// 2 atanh(s) with the odd series to s¹⁷ (truncation < 2⁻²⁶ for s ≤ 1/3).
+    /// 2s + 2s·t·R(t) as for f64, R of degree 4 (relative error 4e-10).
     #[inline(always)]
     fn log1p_unit<F: FmaMode>(e: f32) -> f32 {
         let s = e / (2.0 + e);
-        let s2 = s * s;
-        let mut p: f32 = 1.0 / 17.0;
-        let mut m = 15.0f32;
-        while m >= 1.0 {
-            p = F::fma(p, s2, 1.0 / m);
-            m -= 2.0;
-        }
-        2.0 * s * p
+        atanh_tail::<f32, F>(s, &F32_ATANH)
     }
     #[inline]
     fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
