@@ -8,6 +8,13 @@ import time
 
 import lgn  # noqa: F401  (the package must import)
 
+
+def default_sigint():
+    """In the child: Ctrl-C's default action. A test runner started in the background (`cmd &`,
+    nohup, some CI agents) passes SIGINT on as ignored, and Python then never raises
+    KeyboardInterrupt — the interrupt under test would be lost before lgn could see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 FIT = textwrap.dedent(
     """
     import sys, numpy as np, lgn
@@ -40,7 +47,8 @@ SIM = textwrap.dedent(
 
 def run_and_interrupt(script, *args):
     p = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=default_sigint)
     line = p.stdout.readline()
     assert line.strip() == "started", (line, p.stderr.read())
     time.sleep(1.0)

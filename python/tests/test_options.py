@@ -13,6 +13,13 @@ import pytest
 import lgn
 
 
+def default_sigint():
+    """In the child: Ctrl-C's default action. A test runner started in the background (`cmd &`,
+    nohup, some CI agents) passes SIGINT on as ignored, and Python then never raises
+    KeyboardInterrupt — the interrupt under test would be lost before lgn could see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(*args):
     r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -50,7 +57,8 @@ SIM = textwrap.dedent(
 def test_an_interrupted_simulation_leaves_a_valid_file(tmp_path):
     path = tmp_path / "long.h5"
     p = subprocess.Popen([sys.executable, "-c", SIM, str(path)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=default_sigint)
     assert p.stdout.readline().strip() == "started", p.stderr.read()
     time.sleep(2.0)
     p.send_signal(signal.SIGINT)
