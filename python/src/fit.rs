@@ -297,7 +297,7 @@ enum Job {
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, embed_angles = false, shift_invariant = false, edge_distance = false, precision = "f64", hnn_coords = "velocity", dissipation = "none", objective = None, window = 5, out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, embed_angles = false, shift_invariant = false, edge_distance = false, precision = "f64", hnn_coords = "velocity", dissipation = "none", input_map = "given", objective = None, window = 5, out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -331,6 +331,7 @@ pub fn fit<'py>(
     precision: &str,
     hnn_coords: &str,
     dissipation: &str,
+    input_map: &str,
     objective: Option<&str>,
     window: usize,
     out: Option<PathBuf>,
@@ -358,6 +359,11 @@ pub fn fit<'py>(
         return Err(input("embed_angles and angles are two ways of treating angles: choose one (embed_angles: (cos q, sin q), smooth everywhere; angles: q wrapped into (−π, π])"));
     }
     let dissipation: DissipationKind = named("dissipation", "dissipation", dissipation)?;
+    let input_map: lgn::model::InputMapKind = named("input_map", "input map", input_map)?;
+    // Driven training data (u, B in the file) as `lgn train`: only files carry inputs.
+    let data_file: Option<PathBuf> = (!data.is_instance_of::<pyo3::types::PyTuple>())
+        .then(|| data.extract::<PathBuf>().ok())
+        .flatten();
     let recipe = Recipe {
         epochs,
         batch,
@@ -415,6 +421,16 @@ pub fn fit<'py>(
     if precision != lgn::density::Precision::F64 && (graph_net || positions.is_some()) {
         return Err(input(
             "precision='f32' applies to model='lgn' on the ring trained on accelerations; graph networks and the positions objectives train in f64",
+        ));
+    }
+    if input_map == lgn::model::InputMapKind::Learned && (!graph_net || positions.is_some()) {
+        return Err(input(
+            "input_map='learned' applies to new graph networks (model=lgn.Graph or graph=) trained on driven data (a file with /u, objective 'accel')",
+        ));
+    }
+    if input_map == lgn::model::InputMapKind::Learned && existing.is_some() {
+        return Err(input(
+            "input_map='learned' shapes a new graph network; an lgn.Model keeps its input map",
         ));
     }
     if edge_distance && !graph_net {
@@ -760,7 +776,13 @@ pub fn fit<'py>(
                 let pen = train::site_penalty::for_graph(&m, cfg.mass_penalty, &samples);
                 train::graph::GraphTrainer::new(*m, g).map(|t| t.with_mass_penalty(pen))
             }
-            .and_then(|mut tr| {
+            .and_then(|tr| match &data_file {
+                // Driven data: rows (q, q̇, u) and the input map B (docs/DESIGN.md §13.7).
+                Some(path) => train::graph::driven_from_file(path, tr, samples, input_map)
+                    .map(|(tr, s, _)| (tr, s)),
+                None => Ok((tr, samples)),
+            })
+            .and_then(|(mut tr, samples)| {
                 let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
                 let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
                 ob.flush(None);

@@ -5,9 +5,9 @@
 use super::train::TrainArgs;
 use lgn::density::dissipation::DissipationKind;
 use lgn::model::{GraphDissipation, GraphModel, InputMapKind, SystemGraph};
-use lgn::train::graph::{append_inputs, GraphTrainer};
+use lgn::train::graph::{driven_from_file, DrivenData, GraphTrainer};
 use lgn::train::Samples;
-use lgn::{Error, Result};
+use lgn::Result;
 
 /// Give `model` the dissipation `--dissipation` asks for.
 pub fn attach_dissipation(
@@ -31,46 +31,34 @@ pub fn attach_dissipation(
 }
 
 /// When the training file holds inputs `u` (and `B`), rows (q, q̇, u) and the trainer's input
-/// map: the force B u enters every sample's equations.
+/// map: the force B u enters every sample's equations ([`lgn::train::graph::driven_from_file`]).
 pub fn driven(
     args: &TrainArgs,
     trainer: GraphTrainer,
     samples: Samples,
 ) -> Result<(GraphTrainer, Samples)> {
-    let n = trainer.graph.n_coords();
-    if args.input_map == InputMapKind::Learned {
-        // Issue 13: a learned input map, /B optional (its start when present).
-        let Some((u, b, m)) =
-            lgn::io::inputs::read_training_inputs_map_optional(&args.data, samples.n, n)?
-        else {
-            return Err(Error::file(
-                &args.data,
-                "--input-map learned needs driven data, but the file has no /u",
-            ));
-        };
-        let samples =
-            append_inputs(&samples, &u, m).map_err(|e| Error::file(&args.data, e.to_string()))?;
-        if !args.quiet {
-            eprintln!(
-                "{}: driven data, u of width {m} enters as the force B u with B learned (starting from {})",
-                args.data.display(),
-                if b.is_some() { "the file's /B" } else { "zero" }
-            );
-        }
-        return Ok((trainer.with_learned_input_map(m, b.as_deref())?, samples));
-    }
-    let Some((u, b, m)) = lgn::io::inputs::read_training_inputs(&args.data, samples.n, n)? else {
-        return Ok((trainer, samples));
-    };
-    let samples =
-        append_inputs(&samples, &u, m).map_err(|e| Error::file(&args.data, e.to_string()))?;
+    let (trainer, samples, found) = driven_from_file(&args.data, trainer, samples, args.input_map)
+        .map_err(|e| {
+            if args.input_map == InputMapKind::Learned {
+                e.context("--input-map learned")
+            } else {
+                e
+            }
+        })?;
     if !args.quiet {
-        eprintln!(
-            "{}: driven data, u of width {m} enters as the force B u",
-            args.data.display()
-        );
+        let d = args.data.display();
+        match found {
+            DrivenData::None => {}
+            DrivenData::Given { m } => {
+                eprintln!("{d}: driven data, u of width {m} enters as the force B u")
+            }
+            DrivenData::Learned { m, from_file } => eprintln!(
+                "{d}: driven data, u of width {m} enters as the force B u with B learned (starting from {})",
+                if from_file { "the file's /B" } else { "zero" }
+            ),
+        }
     }
-    Ok((trainer.with_input_map(b, m)?, samples))
+    Ok((trainer, samples))
 }
 
 /// One line on the learned dissipation: the damping rate γ_i/μ_i (scale-free, docs/DESIGN.md

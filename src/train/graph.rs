@@ -390,6 +390,54 @@ fn input_force(b: &[f64], m: usize, u: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// What [`driven_from_file`] found in a training file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DrivenData {
+    /// No `/u`: conservative (or damped) data, trainer and samples unchanged.
+    None,
+    /// `/u` of width `m` enters as the force B u with the file's `/B`.
+    Given { m: usize },
+    /// `/u` of width `m` enters as B u with B learned, starting from the file's `/B` or zero.
+    Learned { m: usize, from_file: bool },
+}
+
+/// Driven training data (docs/DESIGN.md §13.7, `lgn train` and `lgn.fit` alike): when the file
+/// `path` holds inputs `u` (and `B`), the rows become (q, q̇, u) and the trainer gets the input
+/// map — the file's B, or (with `map` = [`crate::model::InputMapKind::Learned`]) a learned one.
+/// A learned map needs driven data: a file without `/u` is then an error naming it.
+pub fn driven_from_file(
+    path: &std::path::Path,
+    trainer: GraphTrainer,
+    samples: Samples,
+    map: crate::model::InputMapKind,
+) -> Result<(GraphTrainer, Samples, DrivenData)> {
+    let n = trainer.graph.n_coords();
+    let on_file = |e: Error| Error::file(path, e.to_string());
+    if map == crate::model::InputMapKind::Learned {
+        let Some((u, b, m)) =
+            crate::io::inputs::read_training_inputs_map_optional(path, samples.n, n)?
+        else {
+            return Err(Error::file(
+                path,
+                "a learned input map needs driven data, but the file has no /u",
+            ));
+        };
+        let samples = append_inputs(&samples, &u, m).map_err(on_file)?;
+        let from_file = b.is_some();
+        let trainer = trainer.with_learned_input_map(m, b.as_deref())?;
+        return Ok((trainer, samples, DrivenData::Learned { m, from_file }));
+    }
+    let Some((u, b, m)) = crate::io::inputs::read_training_inputs(path, samples.n, n)? else {
+        return Ok((trainer, samples, DrivenData::None));
+    };
+    let samples = append_inputs(&samples, &u, m).map_err(on_file)?;
+    Ok((
+        trainer.with_input_map(b, m)?,
+        samples,
+        DrivenData::Given { m },
+    ))
+}
+
 /// Rows (q, q̇, u) of driven training data: `u` holds m values per sample of `data`.
 pub fn append_inputs(data: &Samples, u: &[f64], m: usize) -> Result<Samples> {
     if u.len() != data.n * m {

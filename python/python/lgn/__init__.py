@@ -152,6 +152,8 @@ def fit(
     ``lgn train --dissipation``: ``"linear"`` learns D = ½ Σ c_k q̇_k² next to an lnn's L,
     c_k ≥ 0; on graph networks ``"linear"`` learns one γ per node mass scale and
     ``"learned"`` a state-dependent coefficient network; docs/DESIGN.md §13),
+    ``input_map="given"|"learned"`` (driven data — a file with ``u`` and ``B`` — enter as the
+    force B u as in ``lgn train``; ``"learned"`` learns B per node, as ``--input-map learned``),
     ``graph=`` (train a graph network on it), ``density="node-edge"|"sites"|"stencil"``,
     ``node_potential=False``, ``node_mass`` (known node masses M: the kinetic term
     ½ M |q̇_i|² in closed form, only the potential is learned; density "node-edge", as
