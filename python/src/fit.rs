@@ -397,20 +397,7 @@ pub fn fit<'py>(
             "node_mass applies to a new graph network (model=lgn.Graph or graph=)",
         ));
     }
-    let is_graph = new_graph.is_some()
-        || existing.as_ref().is_some_and(|m| {
-            matches!(
-                &*m.get().inner.lock().expect("not poisoned"),
-                AnyModel::Graph(_)
-            )
-        })
-        || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn")
-        || model.extract::<String>().is_ok_and(|k| k == "lgn");
-    if existing.is_some() && (embed_angles || edge_distance) {
-        return Err(input(
-            "embed_angles and edge_distance shape a new model; an lgn.Model keeps the inputs and terms it was made with",
-        ));
-    }
+    // A graph network: new on a graph, or an existing one (the ring lgn is trained as one too).
     let graph_net = new_graph.is_some()
         || existing.as_ref().is_some_and(|m| {
             matches!(
@@ -418,6 +405,14 @@ pub fn fit<'py>(
                 AnyModel::Graph(_)
             )
         });
+    let is_graph = graph_net
+        || existing.as_ref().is_some_and(|m| m.get().kind() == "lgn")
+        || model.extract::<String>().is_ok_and(|k| k == "lgn");
+    if existing.is_some() && (embed_angles || edge_distance) {
+        return Err(input(
+            "embed_angles and edge_distance shape a new model; an lgn.Model keeps the inputs and terms it was made with",
+        ));
+    }
     if precision != lgn::density::Precision::F64 && (graph_net || positions.is_some()) {
         return Err(input(
             "precision='f32' applies to model='lgn' on the ring trained on accelerations; graph networks and the positions objectives train in f64",

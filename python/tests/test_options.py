@@ -13,6 +13,14 @@ import pytest
 import lgn
 
 
+def train_cli(lgn_bin, *args):
+    """`lgn train ARGS`. The short runs here train badly: the CLI writes the model, then may
+    refuse it (no better than predicting zero) — a comparison is of the same run either way."""
+    r = subprocess.run([str(a) for a in (lgn_bin, "train", *args)], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 or "no better than predicting zero" in r.stderr, r.stderr
+
+
 def default_sigint():
     """In the child: Ctrl-C's default action. A test runner started in the background (`cmd &`,
     nohup, some CI agents) passes SIGINT on as ignored, and Python then never raises
@@ -146,12 +154,8 @@ def test_fit_dissipation_errors():
 def test_fit_embed_angles_matches_the_cli_and_is_periodic(lgn_bin, tmp_path):
     data, cli = tmp_path / "dp.h5", tmp_path / "cli.h5"
     run(lgn_bin, "generate", "dblpend", "--n", "300", "--out", data)
-    # Two epochs train badly: the CLI writes the model, then refuses it (no better than
-    # predicting zero) — the comparison is of the same run either way.
-    r = subprocess.run([str(a) for a in (lgn_bin, "train", "--data", data, "--model", "lnn",
-                        "--embed-angles", "--epochs", "2", "--hidden", "16", "--out", cli,
-                        "--quiet")], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 or "no better than predicting zero" in r.stderr, r.stderr
+    train_cli(lgn_bin, "--data", data, "--model", "lnn", "--embed-angles", "--epochs", "2",
+              "--hidden", "16", "--out", cli, "--quiet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         m = lgn.fit("lnn", data, embed_angles=True, epochs=2, hidden=16, progress=False)
@@ -199,12 +203,8 @@ def test_fit_reads_driven_files_and_learns_the_input_map_as_the_cli(lgn_bin, rep
     args = ["--dissipation", "linear", "--hidden", "8", "--epochs", "2", "--batch", "8"]
     for imap in ("given", "learned"):
         cli = tmp_path / f"cli_{imap}.h5"
-        # Two epochs train badly: the CLI writes the model, then may refuse it (no better than
-        # predicting zero) — the comparison is of the same run either way.
-        r = subprocess.run([str(a) for a in (lgn_bin, "train", "--data", data, "--mesh", mesh,
-                            *args, "--input-map", imap, "--out", cli, "--quiet")],
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0 or "no better than predicting zero" in r.stderr, r.stderr
+        train_cli(lgn_bin, "--data", data, "--mesh", mesh, *args, "--input-map", imap, "--out",
+                  cli, "--quiet")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             m = lgn.fit(g, data, dissipation="linear", input_map=imap, hidden=8, epochs=2,
