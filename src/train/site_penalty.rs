@@ -61,12 +61,39 @@ pub fn sites_mass_penalty(
             ms[(j * ns + s) * kd * kd..(j * ns + s + 1) * kd * kd].copy_from_slice(r);
         }
     }
+    sites_mass_penalty_blocks(mlp, sites, d, q_period, data, idx, pen, grad, &ms)
+}
+
+/// [`sites_mass_penalty`] of given kinetic blocks: `ms` holds m_s of every (sample, site)
+/// pair, sample-major (kd × kd row-major each) — e.g. read from the records of
+/// [`crate::dynamics::Dynamics::minibatch_forward`], which the forward pass computed anyway
+/// (docs/DESIGN.md §19).
+#[allow(clippy::too_many_arguments)]
+pub fn sites_mass_penalty_blocks(
+    mlp: &Mlp,
+    sites: &Sites,
+    d: usize,
+    q_period: Option<f64>,
+    data: &Samples,
+    idx: &[usize],
+    pen: MassPenalty,
+    grad: Option<&mut [f64]>,
+    ms: &[f64],
+) -> f64 {
+    let n = data.out_dim;
+    let ns = sites.len();
+    let (k, nf) = (sites.arity, sites.n_features);
+    let kd = k * d;
+    let p = 2 * kd + nf;
+    if ns == 0 || idx.is_empty() || ms.len() != idx.len() * ns * kd * kd {
+        return 0.0;
+    }
     let sw: f64 = idx.iter().map(|&i| data.weight(i)).sum();
     let w: Vec<f64> = idx
         .iter()
         .flat_map(|&i| std::iter::repeat_n(pen.weight * data.weight(i) / (sw * ns as f64), ns))
         .collect();
-    let (pv, dirs) = mass_penalty::block_penalty(&ms, kd, &w, pen, grad.is_some());
+    let (pv, dirs) = mass_penalty::block_penalty(ms, kd, &w, pen, grad.is_some());
     let Some(grad) = grad else { return pv };
     if dirs.is_empty() {
         return pv;
