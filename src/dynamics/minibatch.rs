@@ -66,7 +66,7 @@ impl Dynamics {
 
     /// Accelerations of the B states `states` (each (q, q̇) of this system) with the site
     /// records of all of them evaluated in one pass (see the module documentation and
-    /// docs/DESIGN.md §19), into `acc` (B × n). After each sample's solve a = M⁻¹ b,
+    /// docs/DESIGN.md §19), into `acc` (B × n) of the outputs `(acc, lams, losses)`. After each sample's solve a = M⁻¹ b,
     /// `per_sample(k, a, lam, solver)` runs with M still factorised in `solver` (so it can
     /// solve for an adjoint, or add M⁻¹F of a sample's own force to a) and `lam` either sample k's slot of `lams` (B × n) or, when
     /// `lams` is empty, n values of scratch; what it returns is sample k's entry of `losses`
@@ -76,9 +76,7 @@ impl Dynamics {
     pub fn minibatch_forward<F>(
         &mut self,
         states: &[(&[f64], &[f64])],
-        acc: &mut [f64],
-        lams: &mut [f64],
-        losses: &mut [f64],
+        (acc, lams, losses): (&mut [f64], &mut [f64], &mut [f64]),
         per_sample: F,
     ) -> std::result::Result<(), BatchError>
     where
@@ -293,9 +291,7 @@ mod tests {
         let ones = vec![1.0; n];
         dy.minibatch_forward(
             &states,
-            &mut acc,
-            &mut lams,
-            &mut losses,
+            (&mut acc, &mut lams, &mut losses),
             |k, a, lam, solver| {
                 lam.copy_from_slice(&ones);
                 solver.solve_in_place(lam)?;
@@ -336,7 +332,7 @@ mod tests {
             .map(|k| (&bad[k * n..(k + 1) * n], &v[k * n..(k + 1) * n]))
             .collect();
         let e = dy
-            .minibatch_forward(&states, &mut acc, &mut [], &mut losses, |_, _, _, _| {
+            .minibatch_forward(&states, (&mut acc, &mut [], &mut losses), |_, _, _, _| {
                 Ok(0.0)
             })
             .unwrap_err();

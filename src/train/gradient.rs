@@ -803,9 +803,7 @@ pub fn lnn_graph_loss_grad_sens(
         .collect();
     dy.minibatch_forward(
         &states,
-        &mut acc,
-        &mut lams,
-        &mut losses,
+        (&mut acc, &mut lams, &mut losses),
         |k, a, lam, solver| {
             let i = idx[k];
             let l = loss.sample(a, data.target_row(i), data.weight(i) * inv, lam);

@@ -181,9 +181,7 @@ impl Trainable for GraphTrainer {
         let fixed = dy.fixed_coords().to_vec();
         dy.minibatch_forward(
             &states,
-            &mut acc,
-            &mut lams,
-            &mut losses,
+            (&mut acc, &mut lams, &mut losses),
             |k, a, lam, solver| {
                 let i = idx[k];
                 let row = data.input_row(i);

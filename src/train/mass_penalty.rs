@@ -253,19 +253,18 @@ mod tests {
         let (mut yes, mut no) = (0, 0);
         for trial in 0..4000 {
             let d = 1 + trial % 4;
-            let mut m = vec![0.0; d * d];
-            for i in 0..d {
-                for j in 0..=i {
-                    let x = r();
-                    m[i * d + j] = x;
-                    m[j * d + i] = x;
-                }
-                m[i * d + i] += 1.2;
-            }
+            // Lower triangle random, mirrored, the diagonal shifted towards definiteness.
+            let lower: Vec<f64> = (0..d * d)
+                .map(|e| if e % d <= e / d { r() } else { 0.0 })
+                .collect();
+            let m: Vec<f64> = (0..d * d)
+                .map(|e| {
+                    let (i, j) = (e / d, e % d);
+                    lower[i.max(j) * d + i.min(j)] + if i == j { 1.2 } else { 0.0 }
+                })
+                .collect();
             let sign = if trial % 3 == 0 { -1.0 } else { 1.0 };
-            if sign < 0.0 {
-                m.iter_mut().for_each(|x| *x = -*x);
-            }
+            let m: Vec<f64> = m.iter().map(|x| sign * x).collect();
             let floor = 0.3 * r().abs();
             let (vals, _) = sym_eigen(&m, d);
             let min = vals.iter().map(|v| sign * v).fold(f64::INFINITY, f64::min);

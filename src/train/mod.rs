@@ -1067,16 +1067,14 @@ impl Objective {
                         vec![]
                     };
                     let gr = want_grad.then_some(&mut g[..]);
+                    let place = (&term.sites, dy.lagrangian.dof, None);
                     l += site_penalty::sites_mass_penalty_blocks(
                         net,
-                        &term.sites,
-                        dy.lagrangian.dof,
-                        None,
-                        data,
-                        idx,
+                        place,
+                        (data, idx),
                         pen,
-                        gr,
                         &ms,
+                        gr,
                     );
                 }
                 return Ok((l, g, 0));

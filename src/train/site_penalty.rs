@@ -61,24 +61,20 @@ pub fn sites_mass_penalty(
             ms[(j * ns + s) * kd * kd..(j * ns + s + 1) * kd * kd].copy_from_slice(r);
         }
     }
-    sites_mass_penalty_blocks(mlp, sites, d, q_period, data, idx, pen, grad, &ms)
+    sites_mass_penalty_blocks(mlp, (sites, d, q_period), (data, idx), pen, &ms, grad)
 }
 
 /// [`sites_mass_penalty`] of given kinetic blocks: `ms` holds m_s of every (sample, site)
 /// pair, sample-major (kd × kd row-major each) — e.g. read from the records of
 /// [`crate::dynamics::Dynamics::minibatch_forward`], which the forward pass computed anyway
 /// (docs/DESIGN.md §19).
-#[allow(clippy::too_many_arguments)]
 pub fn sites_mass_penalty_blocks(
     mlp: &Mlp,
-    sites: &Sites,
-    d: usize,
-    q_period: Option<f64>,
-    data: &Samples,
-    idx: &[usize],
+    (sites, d, q_period): (&Sites, usize, Option<f64>),
+    (data, idx): (&Samples, &[usize]),
     pen: MassPenalty,
-    grad: Option<&mut [f64]>,
     ms: &[f64],
+    grad: Option<&mut [f64]>,
 ) -> f64 {
     let n = data.out_dim;
     let ns = sites.len();
