@@ -39,19 +39,15 @@ pub fn sites_mass_penalty(
     pen: MassPenalty,
     grad: Option<&mut [f64]>,
 ) -> f64 {
-    let n = data.out_dim;
-    let ns = sites.len();
-    let (k, nf) = (sites.arity, sites.n_features);
-    let kd = k * d;
-    let p = 2 * kd + nf;
+    let (n, ns) = (data.out_dim, sites.len());
     if ns == 0 || idx.is_empty() || dens.mass_is_zero() {
         return 0.0;
     }
     // The kinetic blocks of every (sample, site) pair, from the lean acceleration records.
     let lay = dens.accel_layout();
-    let stride = lay.stride();
+    let (stride, kd) = (lay.stride(), lay.kd);
     let mut ms = vec![0.0; idx.len() * ns * kd * kd];
-    let mut x = vec![0.0; ns * p];
+    let mut x = vec![0.0; ns * dens.input_len()];
     let mut rec = vec![0.0; ns * stride];
     for (j, &i) in idx.iter().enumerate() {
         let row = data.input_row(i);
