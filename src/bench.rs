@@ -98,13 +98,10 @@ pub fn accel(
     let setup_seconds = t0.elapsed().as_secs_f64();
     // warm-up (first touch of buffers, GEMM kernel dispatch)
     dy.accelerations_into(&q, &v, &mut a)?;
-    let mut times = vec![];
-    let start = Instant::now();
-    while times.len() < 3 || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 50) {
-        let t = Instant::now();
-        dy.accelerations_into(&q, &v, &mut a)?;
-        times.push(t.elapsed().as_secs_f64());
-    }
+    let mut times: Vec<f64> = repeat_accel(&mut dy, &q, &v, &mut a, min_seconds)?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     times.sort_by(f64::total_cmp);
     let seconds = times[times.len() / 2];
     let mut sizes = vec![6];
@@ -140,6 +137,25 @@ pub fn accel(
         rel_l2_err_vs_f64: errs.map(|e| e[1]),
         median_rel_err_vs_f64: errs.map(|e| e[2]),
     })
+}
+
+/// Time `accelerations_into` at least 3 times and for `min_seconds` (at most 50 times): the wall
+/// seconds of each call and of its site phase.
+fn repeat_accel(
+    dy: &mut crate::dynamics::Dynamics,
+    q: &[f64],
+    v: &[f64],
+    a: &mut [f64],
+    min_seconds: f64,
+) -> Result<Vec<(f64, f64)>> {
+    let mut times = vec![];
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 50) {
+        let t = Instant::now();
+        dy.accelerations_into(q, v, a)?;
+        times.push((t.elapsed().as_secs_f64(), dy.timings.sites));
+    }
+    Ok(times)
 }
 
 /// [max-norm, 2-norm, median elementwise] relative errors of `a` against `truth`.
@@ -904,17 +920,27 @@ pub struct PassBreakdown {
     pub simd: &'static str,
 }
 
+/// The benchmark ring of [`ring_system`]: n nodes, a 6 → hidden^layers → 1 MLP in `precision`.
+#[derive(Clone, Copy, Debug)]
+pub struct RingSpec {
+    pub n: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub solver: SolverKind,
+    pub precision: Precision,
+}
+
 /// [`PassBreakdown`] of the benchmark ring (the accelerations of [`accel`], repeated for at
 /// least `min_seconds`).
-pub fn pass_breakdown(
-    n: usize,
-    hidden: usize,
-    layers: usize,
-    solver: SolverKind,
-    precision: Precision,
-    min_seconds: f64,
-) -> Result<PassBreakdown> {
+pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown> {
     use crate::density::phase_clock;
+    let RingSpec {
+        n,
+        hidden,
+        layers,
+        solver,
+        precision,
+    } = *ring;
     let threads = rayon::current_num_threads();
     let gemm = gemm_gflops(128, 128, 320, 1.0) / threads as f64;
     let mut dy = ring_system(n, hidden, layers, solver, precision)?;
@@ -923,21 +949,10 @@ pub fn pass_breakdown(
     dy.accelerations_into(&q, &v, &mut a)?;
     let _ = phase_clock::take();
     phase_clock::enable(true);
-    let (mut times, mut sites) = (vec![], vec![]);
-    let mut sites_total = 0.0;
-    let start = Instant::now();
-    let run = (|| -> Result<()> {
-        while times.len() < 3 || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 50) {
-            let t = Instant::now();
-            dy.accelerations_into(&q, &v, &mut a)?;
-            times.push(t.elapsed().as_secs_f64());
-            sites.push(dy.timings.sites);
-            sites_total += dy.timings.sites;
-        }
-        Ok(())
-    })();
+    let run = repeat_accel(&mut dy, &q, &v, &mut a, min_seconds);
     phase_clock::enable(false);
-    run?;
+    let (mut times, mut sites): (Vec<f64>, Vec<f64>) = run?.into_iter().unzip();
+    let sites_total: f64 = sites.iter().sum();
     let totals = phase_clock::take();
     let reps = times.len() as f64;
     let median = |v: &mut Vec<f64>| {

@@ -9,8 +9,14 @@ use lgn::solve::SolverKind;
 fn phase_flops_add_up_to_the_counted_pass_work() {
     let (n, hidden, layers) = (300, 16, 2);
     for precision in [Precision::F64, Precision::F32] {
-        let b = lgn::bench::pass_breakdown(n, hidden, layers, SolverKind::Sparse, precision, 0.0)
-            .unwrap();
+        let ring = lgn::bench::RingSpec {
+            n,
+            hidden,
+            layers,
+            solver: SolverKind::Sparse,
+            precision,
+        };
+        let b = lgn::bench::pass_breakdown(&ring, 0.0).unwrap();
         assert_eq!(b.phases.len(), 7);
         // counted work per acceleration = Σ flops/s · CPU seconds of the GEMM-type phases
         let phase = |name: &str| b.phases.iter().find(|p| p.name == name).unwrap();

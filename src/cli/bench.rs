@@ -281,14 +281,14 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             lgn::limits::check_alloc("--n", n as u128, 256)?;
             let solver = a.solver.unwrap_or(SolverKind::Sparse);
             if a.breakdown {
-                let pass = lgn::bench::pass_breakdown(
+                let ring = lgn::bench::RingSpec {
                     n,
-                    a.hidden,
-                    a.layers,
+                    hidden: a.hidden,
+                    layers: a.layers,
                     solver,
-                    a.precision.into(),
-                    a.min_seconds,
-                )?;
+                    precision: a.precision.into(),
+                };
+                let pass = lgn::bench::pass_breakdown(&ring, a.min_seconds)?;
                 let mut out = serde_json::json!({ "pass": pass });
                 if a.precision == PrecisionArg::F32 {
                     let r = lgn::bench::precision_breakdown(
