@@ -319,6 +319,112 @@ pub fn train_step(
     })
 }
 
+/// Result of timing full training steps of the ring LGN (graph network, `lgn train --model lgn`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RingTrainBench {
+    pub system: &'static str,
+    pub samples_per_second: f64,
+    /// Ring nodes (= sites, 3-node stencils).
+    pub n: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub batch: usize,
+    /// Median wall time of one step: forward (site records of the whole minibatch, assembly,
+    /// banded solves, adjoints), the default site mass penalty, the batched backward sweep,
+    /// clipping and the Adam update.
+    pub seconds_per_step: f64,
+    pub threads: usize,
+    pub steps: usize,
+    pub precision: &'static str,
+    /// Whether the site mass penalty (on by default in `lgn train --model lgn`) was included.
+    pub mass_penalty: bool,
+    pub cpu: String,
+    pub simd: &'static str,
+}
+
+/// Time full training steps of the wave LGN on a periodic ring of `n` nodes (sites (i−1, i,
+/// i+1), a 6 → hidden^layers → 1 softplus MLP, f64) as `lgn train --model lgn --no-normalise`
+/// runs them — the default site mass penalty included — on smooth random fields (three Fourier
+/// modes) with the exact stencil accelerations as targets; minibatches of `batch` out of
+/// 8·batch samples, in order (docs/DESIGN.md §19).
+pub fn train_ring_step(
+    n: usize,
+    hidden: usize,
+    layers: usize,
+    batch: usize,
+    min_seconds: f64,
+) -> Result<RingTrainBench> {
+    use crate::train::{Adam, LossKind, ModelKind, NetTrainer, Samples, Trainable, TrainedModel};
+    let mut rng = StdRng::seed_from_u64(1);
+    let dx = 1.0 / n as f64;
+    let total = 8 * batch;
+    let (mut input, mut target) = (Vec::new(), Vec::new());
+    for _ in 0..total {
+        let mut q = vec![0.0; n];
+        let mut v = vec![0.0; n];
+        for m in 1..=3 {
+            let k = 2.0 * std::f64::consts::PI * m as f64;
+            let (a, b, pa, pb) = (
+                rng.random_range(-1.0..1.0) / m as f64,
+                rng.random_range(-1.0..1.0),
+                rng.random_range(0.0..6.3),
+                rng.random_range(0.0..6.3),
+            );
+            for i in 0..n {
+                let x = i as f64 * dx;
+                q[i] += a * (k * x + pa).sin();
+                v[i] += b * (k * x + pb).sin();
+            }
+        }
+        target.extend(crate::data::wave_stencil(&q, dx));
+        input.extend(q);
+        input.extend(v);
+    }
+    let data = Samples::new(2 * n, n, input, target, None)?;
+    let model = TrainedModel::init(ModelKind::Lgn, "wave1d", n, hidden, layers, 0)?;
+    let mut tr = NetTrainer::new(model, &data, None)?;
+    let mass_penalty = crate::train::site_penalty::default_graph_penalty(&data).is_some();
+    let mut theta = tr.params();
+    let mut adam = Adam::new(theta.len(), 0.0);
+    let order: Vec<usize> = (0..total).collect();
+    let mut next = 0;
+    let mut step = |tr: &mut NetTrainer| -> Result<()> {
+        let chunk = &order[next * batch..(next + 1) * batch];
+        next = (next + 1) % 8;
+        let (_, mut g, _) = tr.loss_grad(&data, chunk, LossKind::Mse, true)?;
+        crate::train::optim::clip_global_norm(&mut g, 1.0);
+        adam.step(&mut theta, &g, 1e-3);
+        tr.set_params(&theta)
+    };
+    step(&mut tr)?; // warm-up
+    let mut times = vec![];
+    let start = Instant::now();
+    while times.len() < 5 || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 100_000)
+    {
+        let t = Instant::now();
+        step(&mut tr)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let seconds_per_step = times[times.len() / 2];
+    let (cpu, simd) = cpu_simd();
+    Ok(RingTrainBench {
+        system: "ring",
+        samples_per_second: batch as f64 / seconds_per_step,
+        n,
+        hidden,
+        layers,
+        batch,
+        seconds_per_step,
+        threads: rayon::current_num_threads(),
+        steps: times.len(),
+        precision: "f64",
+        mass_penalty,
+        cpu,
+        simd,
+    })
+}
+
 /// Keep freed memory in the process instead of returning it to the OS after every call.
 ///
 /// The MLP passes allocate their per-block buffers (hundreds of kB each) on every call from

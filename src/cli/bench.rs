@@ -98,15 +98,20 @@ fn sweep(lo: usize, hi: usize, per: usize) -> Vec<usize> {
 pub enum TrainBenchSystem {
     /// Double pendulum LNN (one site, 2 coordinates).
     Dblpend,
+    /// Wave LGN on a periodic ring of --n nodes (graph network, `lgn train --model lgn`).
+    Ring,
 }
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Example:\n  lgn bench train --system dblpend --hidden 128 --layers 2 --batch 512 --json"
+    after_help = "Examples:\n  lgn bench train --system dblpend --hidden 128 --layers 2 --batch 512 --json\n  lgn bench train --system ring --n 100 --hidden 32 --batch 32 --json"
 )]
 pub struct TrainBenchArgs {
     #[arg(long, value_enum, default_value_t = TrainBenchSystem::Dblpend)]
     pub system: TrainBenchSystem,
+    /// Ring nodes (--system ring).
+    #[arg(long, default_value_t = 100)]
+    pub n: usize,
     /// Hidden width H.
     #[arg(long, default_value_t = 128)]
     pub hidden: usize,
@@ -338,6 +343,27 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 (t.batch as u128) * (t.hidden as u128) * (t.layers as u128),
                 64,
             )?;
+            if t.system == TrainBenchSystem::Ring {
+                if t.n < 3 {
+                    return Err(lgn::Error::input("--n must be at least 3 (ring nodes)"));
+                }
+                lgn::limits::check_alloc(
+                    "--n × --batch",
+                    (t.n as u128) * (t.batch as u128) * 16,
+                    64,
+                )?;
+                let r =
+                    lgn::bench::train_ring_step(t.n, t.hidden, t.layers, t.batch, t.min_seconds)?;
+                if t.json {
+                    println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                } else {
+                    println!(
+                        "ring LGN n = {}, 6-{}x{}-1, batch {}: {:.0} samples/s ({:.6} s/step, {} steps, {} threads, mass penalty {}); {} ({})",
+                        r.n, r.hidden, r.layers, r.batch, r.samples_per_second, r.seconds_per_step, r.steps, r.threads, r.mass_penalty, r.cpu, r.simd
+                    );
+                }
+                return Ok(());
+            }
             let r = lgn::bench::train_step(t.hidden, t.layers, t.batch, t.min_seconds)?;
             if t.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));

@@ -6,6 +6,7 @@
 //! [`Dynamics::new`].
 
 pub mod batch;
+pub mod minibatch;
 
 use crate::assembly::MassPattern;
 use crate::graph::GraphKind;
@@ -41,6 +42,8 @@ pub struct Dynamics {
     pub forces: Option<crate::density::dissipation::Forces>,
     /// Time t of the next evaluation (for time-dependent inputs u(t)); integrators set it.
     pub time: f64,
+    /// Workers and records of [`Dynamics::minibatch_forward`] (docs/DESIGN.md §19).
+    minibatch: minibatch::Minibatch,
 }
 
 /// Held coordinates: after assembly their rows and columns of M become those of the identity
@@ -53,6 +56,21 @@ struct FixedCoords {
     zero: Vec<usize>,
     /// Positions of the diagonal entries of fixed rows.
     diag: Vec<usize>,
+}
+
+impl FixedCoords {
+    /// Identity rows and columns in M (CSR values `mass`), zero entries in b.
+    fn apply(&self, mass: &mut [f64], rhs: &mut [f64]) {
+        for &k in &self.zero {
+            mass[k] = 0.0;
+        }
+        for &k in &self.diag {
+            mass[k] = 1.0;
+        }
+        for &j in &self.coords {
+            rhs[j] = 0.0;
+        }
+    }
 }
 
 /// Seconds spent in each phase of one acceleration evaluation.
@@ -105,6 +123,7 @@ impl Dynamics {
             fixed: FixedCoords::default(),
             forces: None,
             time: 0.0,
+            minibatch: Default::default(),
         })
     }
 
@@ -187,15 +206,7 @@ impl Dynamics {
     }
 
     fn apply_fixed(&mut self) {
-        for &k in &self.fixed.zero {
-            self.mass[k] = 0.0;
-        }
-        for &k in &self.fixed.diag {
-            self.mass[k] = 1.0;
-        }
-        for &j in &self.fixed.coords {
-            self.rhs[j] = 0.0;
-        }
+        self.fixed.apply(&mut self.mass, &mut self.rhs);
     }
 
     pub fn n_coords(&self) -> usize {

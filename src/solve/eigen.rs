@@ -6,6 +6,14 @@
 /// rotations; eigenvector k is column k of the returned row-major matrix.
 pub fn sym_eigen(m: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
     let mut a = m.to_vec();
+    let mut v = vec![0.0; d * d];
+    sym_eigen_in(&mut a, &mut v, d);
+    ((0..d).map(|i| a[i * d + i]).collect(), v)
+}
+
+/// [`sym_eigen`] in caller buffers (no allocation): `a` holds the matrix on entry and its
+/// eigenvalues on the diagonal on return, `v` (d × d) receives the eigenvectors as columns.
+pub fn sym_eigen_in(a: &mut [f64], v: &mut [f64], d: usize) {
     // Symmetrise (M is symmetric up to rounding).
     for i in 0..d {
         for j in 0..i {
@@ -14,7 +22,7 @@ pub fn sym_eigen(m: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
             a[j * d + i] = s;
         }
     }
-    let mut v = vec![0.0; d * d];
+    v.fill(0.0);
     for i in 0..d {
         v[i * d + i] = 1.0;
     }
@@ -59,7 +67,6 @@ pub fn sym_eigen(m: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
             }
         }
     }
-    ((0..d).map(|i| a[i * d + i]).collect(), v)
 }
 
 #[cfg(test)]

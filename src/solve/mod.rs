@@ -208,6 +208,27 @@ impl Solver {
         })
     }
 
+    /// A second solver for the same pattern (same kind and ordering, no factorisation yet):
+    /// the banded plan is copied, the sparse one re-analysed. Used by
+    /// [`crate::dynamics::Dynamics::minibatch_forward`] to factorise several samples' M at once
+    /// (docs/DESIGN.md §19).
+    pub fn replicate(&self, pattern: &MassPattern) -> Result<Solver> {
+        let plan = match &self.plan {
+            Plan::Banded(b) => Plan::Banded(b.clone()),
+            Plan::Dense { .. } => Plan::Dense { pinv: None },
+            Plan::Sparse { .. } => {
+                return Solver::new(SolverKind::Sparse, pattern, GraphKind::General, 1)
+            }
+        };
+        Ok(Solver {
+            kind: self.kind,
+            plan,
+            work: vec![],
+            used_lu_fallback: false,
+            used_ldlt: false,
+        })
+    }
+
     /// The solver actually in use (`Auto` resolved).
     pub fn kind(&self) -> SolverKind {
         self.kind

@@ -788,23 +788,34 @@ pub fn lnn_graph_loss_grad_sens(
     let mut grad = vec![0.0; if want_grad { np } else { 0 }];
     let inv = data.inv_norm(idx);
     let mut total = 0.0;
-    // Forward: accelerations, loss and adjoint λ = M⁻¹ ∂ℓ/∂a of every sample (each solve is
-    // parallel over site blocks inside), kept for the batched sweep below.
+    // Forward: accelerations, loss and adjoint λ = M⁻¹ ∂ℓ/∂a of every sample, the sites of all
+    // samples in one pass (docs/DESIGN.md §19), kept for the batched sweep below.
     let need_adj = want_grad || mass_diag_sens.is_some();
-    let m = if need_adj { idx.len() * n } else { 0 };
-    let (mut acc, mut lams) = (vec![0.0; m], vec![0.0; m]);
-    let mut lam = vec![0.0; n];
-    for (k, &i) in idx.iter().enumerate() {
-        let row = data.input_row(i);
-        let scale = data.weight(i) * inv;
-        let sample_err = |e: Error| e.context(&format!("sample {i}"));
-        let a = dy.accelerations(&row[..n], &row[n..]).map_err(sample_err)?;
-        total += loss.sample(&a, data.target_row(i), scale, &mut lam);
-        if need_adj {
-            dy.solver.solve_in_place(&mut lam).map_err(sample_err)?;
-            acc[k * n..(k + 1) * n].copy_from_slice(&a);
-            lams[k * n..(k + 1) * n].copy_from_slice(&lam);
-        }
+    let mut acc = vec![0.0; idx.len() * n];
+    let mut lams = vec![0.0; if need_adj { idx.len() * n } else { 0 }];
+    let mut losses = vec![0.0; idx.len()];
+    let states: Vec<(&[f64], &[f64])> = idx
+        .iter()
+        .map(|&i| {
+            let row = data.input_row(i);
+            (&row[..n], &row[n..])
+        })
+        .collect();
+    dy.minibatch_forward(
+        &states,
+        (&mut acc, &mut lams, &mut losses),
+        |k, a, lam, solver| {
+            let i = idx[k];
+            let l = loss.sample(a, data.target_row(i), data.weight(i) * inv, lam);
+            if need_adj {
+                solver.solve_in_place(lam)?;
+            }
+            Ok(l)
+        },
+    )
+    .map_err(|e| e.error.context(&format!("sample {}", idx[e.state])))?;
+    for l in &losses {
+        total += l;
     }
     if let Some(sens) = mass_diag_sens {
         if sens.len() != n {

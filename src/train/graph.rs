@@ -25,7 +25,6 @@ use crate::model::{GraphModel, GraphTerm, SystemGraph};
 use crate::sites::Sites;
 use crate::solve::SolverKind;
 use crate::{Error, Result};
-use rayon::prelude::*;
 
 /// A [`GraphModel`] bound to the graph it is trained on, with one [`Dynamics`] per worker.
 pub struct GraphTrainer {
@@ -162,47 +161,56 @@ impl Trainable for GraphTrainer {
         let np = if want_grad { *offs.last().unwrap() } else { 0 };
         let n = self.graph.n_coords();
         let inv = data.inv_norm(idx);
-        let per = idx.len().div_ceil(self.dys.len()).max(1);
-        let m = if want_grad { idx.len() * n } else { 0 };
-        let (mut acc, mut lams) = (vec![0.0; m], vec![0.0; m]);
-        let chunk = if want_grad { per * n } else { 1 };
-        // Forward, parallel over samples (one Dynamics per worker): accelerations, loss and the
-        // adjoint λ of every sample, kept for the batched backward sweep.
-        let mut acc_chunks: Vec<&mut [f64]> = acc.chunks_mut(chunk).collect();
-        let mut lam_chunks: Vec<&mut [f64]> = lams.chunks_mut(chunk).collect();
-        acc_chunks.resize_with(self.dys.len(), Default::default);
-        lam_chunks.resize_with(self.dys.len(), Default::default);
+        let b = idx.len();
+        let (mut acc, mut lams) = (
+            vec![0.0; b * n],
+            vec![0.0; if want_grad { b * n } else { 0 }],
+        );
+        let mut losses = vec![0.0; b];
+        // Forward: accelerations, loss and the adjoint λ of every sample, the sites of all
+        // samples in one pass (docs/DESIGN.md §19), kept for the batched backward sweep.
         let input_map = self.input_map.as_ref();
-        let parts: Vec<Result<f64>> = self
-            .dys
-            .par_iter_mut()
-            .zip(idx.par_chunks(per))
-            .zip(acc_chunks.into_par_iter().zip(lam_chunks.into_par_iter()))
-            .map(|((dy, chunk), (ac, lm))| {
-                let mut l = 0.0;
-                let mut lam = vec![0.0; n];
-                for (k, &i) in chunk.iter().enumerate() {
-                    let row = data.input_row(i);
-                    let out = want_grad
-                        .then(|| (&mut ac[k * n..(k + 1) * n], &mut lm[k * n..(k + 1) * n]));
-                    let force = input_map.map(|(b, m)| input_force(b, *m, &row[2 * n..]));
-                    l += sample_forward(
-                        dy,
-                        (&row[..n], &row[n..2 * n], data.target_row(i)),
-                        force.as_deref(),
-                        data.weight(i) * inv,
-                        loss,
-                        &mut lam,
-                        out,
-                    )
-                    .map_err(|e| e.context(&format!("sample {i}")))?;
-                }
-                Ok(l)
+        let states: Vec<(&[f64], &[f64])> = idx
+            .iter()
+            .map(|&i| {
+                let row = data.input_row(i);
+                (&row[..n], &row[n..2 * n])
             })
             .collect();
+        let dy = &mut self.dys[0];
+        let fixed = dy.fixed_coords().to_vec();
+        dy.minibatch_forward(
+            &states,
+            (&mut acc, &mut lams, &mut losses),
+            |k, a, lam, solver| {
+                let i = idx[k];
+                let row = data.input_row(i);
+                if let Some((bm, m)) = input_map {
+                    // M a = b + B u with M factorised: add M⁻¹ B u (held coordinates get no force).
+                    let mut x = input_force(bm, *m, &row[2 * n..]);
+                    for &j in &fixed {
+                        x[j] = 0.0;
+                    }
+                    solver.solve_in_place(&mut x)?;
+                    for (a, x) in a.iter_mut().zip(&x) {
+                        *a += x;
+                    }
+                }
+                let l = loss.sample(a, data.target_row(i), data.weight(i) * inv, lam);
+                if want_grad {
+                    // λ = M⁻¹ ∂ℓ/∂a, zero at held coordinates (their a does not depend on θ).
+                    for &j in &fixed {
+                        lam[j] = 0.0;
+                    }
+                    solver.solve_in_place(lam)?;
+                }
+                Ok(l)
+            },
+        )
+        .map_err(|e| e.error.context(&format!("sample {}", idx[e.state])))?;
         let mut total = 0.0;
-        for p in parts {
-            total += p?;
+        for l in &losses {
+            total += l;
         }
         let mut grad = vec![0.0; np];
         if let (Some(pen), false) = (self.penalty, want_grad) {
@@ -344,43 +352,6 @@ impl Trainable for GraphTrainer {
         }
         Ok((total, grad, 0))
     }
-}
-
-/// Loss of one sample (q, v, target); with `out = (a, λ)` also its accelerations and adjoint
-/// λ = M⁻¹ ∂ℓ/∂a (zero at fixed coordinates, whose accelerations do not depend on the
-/// parameters). `lam` is scratch of the sample's size.
-fn sample_forward(
-    dy: &mut Dynamics,
-    (q, v, target): (&[f64], &[f64], &[f64]),
-    force: Option<&[f64]>,
-    scale: f64,
-    loss: LossKind,
-    lam: &mut [f64],
-    out: Option<(&mut [f64], &mut [f64])>,
-) -> Result<f64> {
-    let mut a = dy.accelerations(q, v)?;
-    if let Some(f) = force {
-        // M a = b + F with M already factorised: add M⁻¹F (held coordinates get no force).
-        let mut x = f.to_vec();
-        for &j in dy.fixed_coords() {
-            x[j] = 0.0;
-        }
-        dy.solver.solve_in_place(&mut x)?;
-        for (a, x) in a.iter_mut().zip(&x) {
-            *a += x;
-        }
-    }
-    let l = loss.sample(&a, target, scale, lam);
-    let Some((a_out, lam_out)) = out else {
-        return Ok(l);
-    };
-    for &j in dy.fixed_coords() {
-        lam[j] = 0.0;
-    }
-    dy.solver.solve_in_place(lam)?;
-    a_out.copy_from_slice(&a);
-    lam_out.copy_from_slice(lam);
-    Ok(l)
 }
 
 /// B u of one sample (B: n·d × m row-major).
@@ -645,7 +616,11 @@ pub(crate) mod tests {
     use crate::model::{Boundary, FeatureSet, NetShape};
 
     /// A small spring chain with node and edge features and random states.
-    fn setup(node_potential: bool, fixed: bool, period: Option<f64>) -> (GraphTrainer, Samples) {
+    pub(crate) fn setup(
+        node_potential: bool,
+        fixed: bool,
+        period: Option<f64>,
+    ) -> (GraphTrainer, Samples) {
         setup_with(node_potential, fixed, period, false)
     }
 

@@ -169,7 +169,7 @@ impl Kernel for AdjointBlock<'_> {
     }
 }
 
-/// Per-thread buffers of [`adjoint_block`]: the forward channels and activation derivatives of
+/// Per-thread buffers of [`adjoint_block`]: the forward channels and activation derivatives σ′, σ″ of
 /// every hidden layer and the two reverse-sweep buffers. They only grow, so after the first
 /// block of a given shape a call allocates nothing.
 #[derive(Default)]
@@ -178,7 +178,6 @@ struct AdjointWork {
     acts: Vec<Vec<f64>>,
     s1s: Vec<Vec<f64>>,
     s2s: Vec<Vec<f64>>,
-    s3s: Vec<Vec<f64>>,
     abar: Vec<f64>,
     zbar: Vec<f64>,
 }
@@ -219,13 +218,7 @@ fn adjoint_block_ws<F: FmaMode>(
     debug_assert_eq!(xin.len(), p * 4 * nb);
     let w4 = 4 * nb;
     normalise_input(mlp, xin, nb);
-    for v in [
-        &mut ws.zs,
-        &mut ws.acts,
-        &mut ws.s1s,
-        &mut ws.s2s,
-        &mut ws.s3s,
-    ] {
+    for v in [&mut ws.zs, &mut ws.acts, &mut ws.s1s, &mut ws.s2s] {
         if v.len() < nh {
             v.resize_with(nh, Vec::new);
         }
@@ -235,7 +228,6 @@ fn adjoint_block_ws<F: FmaMode>(
         acts,
         s1s,
         s2s,
-        s3s,
         abar,
         zbar,
     } = ws;
@@ -267,10 +259,6 @@ fn adjoint_block_ws<F: FmaMode>(
         let s1 = sized(&mut s1s[l], hn);
         let s2 = sized(&mut s2s[l], hn);
         softplus_slices_g::<f64, F>(&z[..hn], &mut a[..hn], s1, s2);
-        let s3 = sized(&mut s3s[l], hn);
-        for ((t, &s), &ss) in s3.iter_mut().zip(s1.iter()).zip(s2.iter()) {
-            *t = ss * (1.0 - 2.0 * s);
-        }
         {
             let (_, zt) = z.split_at(hn);
             let (z1, zt) = zt.split_at(hn);
@@ -318,7 +306,7 @@ fn adjoint_block_ws<F: FmaMode>(
         let zb = sized(zbar, h * w4);
         {
             let z = &zs[l][..h * w4];
-            let (s1, s2, s3) = (&s1s[l][..hn], &s2s[l][..hn], &s3s[l][..hn]);
+            let (s1, s2) = (&s1s[l][..hn], &s2s[l][..hn]);
             let (ab0, abt) = abar[..h * w4].split_at(hn);
             let (ab1, abt) = abt.split_at(hn);
             let (ab2, aby) = abt.split_at(hn);
@@ -332,8 +320,10 @@ fn adjoint_block_ws<F: FmaMode>(
                 zby[i] = ayb * s1[i];
                 zb1[i] = a1b * s1[i] - ayb * s2[i] * z2[i];
                 zb2[i] = a2b * s1[i] - ayb * s2[i] * z1[i];
+                // σ‴ = σ″(1 − 2σ′), formed here instead of stored by the forward.
+                let s3 = s2[i] * (1.0 - 2.0 * s1[i]);
                 zb0[i] = a0b * s1[i] + s2[i] * (a1b * z1[i] + a2b * z2[i] + ayb * y[i])
-                    - ayb * s3[i] * z1[i] * z2[i];
+                    - ayb * s3 * z1[i] * z2[i];
             }
         }
         {

@@ -22,8 +22,11 @@
 //! u1 = (0, −g_k u_k), u2 = (0, u_k), u3 = 0, where g_k = ∂P/∂λ_k
 //! ([`crate::train::hyperdual`], S = D_u3 ρ − D_u1 D_u2 ρ = g_k λ_k).
 
+use crate::solve::eigen::sym_eigen_in;
+#[cfg(test)]
 use crate::solve::sym_eigen;
 use crate::{Error, Result};
+use rayon::prelude::*;
 
 /// Weight β and relative margin μ of the penalty (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -117,27 +120,46 @@ pub fn block_penalty(
     let n = ms.len() / (d * d);
     let floor = pen.margin * mbar;
     let inv2 = 1.0 / (mbar * mbar);
-    let (mut p, mut dp_dmbar) = (0.0, 0.0);
-    let mut eig = Vec::with_capacity(n);
-    for i in 0..n {
-        let mi = &ms[i * d * d..(i + 1) * d * d];
-        if !mi.iter().all(|x| x.is_finite()) {
-            eig.push(None);
-            continue;
-        }
-        let (vals, vecs) = sym_eigen(mi, d);
-        let mut g = vec![0.0; d];
-        for k in 0..d {
-            let viol = floor - sign * vals[k];
-            if viol > 0.0 {
-                p += w[i] * viol * viol * inv2;
-                g[k] = -2.0 * w[i] * viol * inv2 * sign;
-                dp_dmbar +=
-                    w[i] * (2.0 * viol * pen.margin * inv2 - 2.0 * viol * viol * inv2 / mbar);
+    // Per block, in parallel (docs/DESIGN.md §19): its terms of P and ∂P/∂m̄, and the
+    // eigen-decomposition where a direction may follow; summed below in block order.
+    let per: Vec<BlockTerms> = (0..n)
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|i| {
+            let mi = &ms[i * d * d..(i + 1) * d * d];
+            let mut t = BlockTerms::default();
+            if !mi.iter().all(|x| x.is_finite())
+                || (!pen.exact_scale && clearly_above(mi, d, sign, floor))
+            {
+                // Not finite, or no violated eigenvalue: no term and (m̄ held constant) no
+                // direction.
+                return t;
             }
-        }
-        eig.push(Some((vals, vecs, g)));
+            let (mut a, mut vecs) = (mi.to_vec(), vec![0.0; d * d]);
+            sym_eigen_in(&mut a, &mut vecs, d);
+            let vals: Vec<f64> = (0..d).map(|k| a[k * d + k]).collect();
+            let mut g = vec![0.0; d];
+            for k in 0..d {
+                let viol = floor - sign * vals[k];
+                if viol > 0.0 {
+                    t.p += w[i] * viol * viol * inv2;
+                    g[k] = -2.0 * w[i] * viol * inv2 * sign;
+                    t.dp +=
+                        w[i] * (2.0 * viol * pen.margin * inv2 - 2.0 * viol * viol * inv2 / mbar);
+                }
+            }
+            if want_grad && (pen.exact_scale || g.iter().any(|&x| x != 0.0)) {
+                t.eig = Some((vals, vecs, g));
+            }
+            t
+        })
+        .collect();
+    let (mut p, mut dp_dmbar) = (0.0, 0.0);
+    for t in &per {
+        p += t.p;
+        dp_dmbar += t.dp;
     }
+    let eig = per.into_iter().map(|t| t.eig);
     if !want_grad || p == 0.0 {
         return (p, vec![]);
     }
@@ -147,7 +169,7 @@ pub fn block_penalty(
         0.0
     };
     let mut dirs = Vec::new();
-    for (i, e) in eig.into_iter().enumerate() {
+    for (i, e) in eig.enumerate() {
         let Some((vals, vecs, g)) = e else { continue };
         let fro = vals.iter().map(|x| x * x).sum::<f64>().sqrt();
         for k in 0..d {
@@ -164,9 +186,104 @@ pub fn block_penalty(
     (p, dirs)
 }
 
+/// One block's share of [`block_penalty`]: its terms of P and ∂P/∂m̄, and (eigenvalues,
+/// eigenvectors, ∂P/∂λ_k) when it may give a direction.
+#[derive(Default)]
+struct BlockTerms {
+    p: f64,
+    dp: f64,
+    eig: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+}
+
+/// True when every eigenvalue of s·m (m d × d, symmetrised) exceeds `floor` beyond rounding:
+/// the Cholesky factorisation of s·m − (floor + δ)·I, δ = 1e-10·max(|floor|, max|m_ij|), has
+/// positive pivots (its backward error, a few ε·‖m‖, is far below δ). A cheap test that lets
+/// [`block_penalty`] skip the eigen-decomposition of blocks without a violation
+/// (docs/DESIGN.md §19); blocks larger than 8 × 8 are not screened.
+fn clearly_above(m: &[f64], d: usize, sign: f64, floor: f64) -> bool {
+    const MAX: usize = 8;
+    if d > MAX {
+        return false;
+    }
+    let scale = m.iter().fold(floor.abs(), |s, x| s.max(x.abs()));
+    let shift = floor + 1e-10 * scale;
+    let mut a = [0.0; MAX * MAX];
+    for i in 0..d {
+        for j in 0..=i {
+            a[i * d + j] = sign * 0.5 * (m[i * d + j] + m[j * d + i]);
+        }
+        a[i * d + i] -= shift;
+    }
+    for k in 0..d {
+        let mut p = a[k * d + k];
+        for j in 0..k {
+            p -= a[k * d + j] * a[k * d + j];
+        }
+        if p.is_nan() || p <= 0.0 {
+            return false;
+        }
+        let l = p.sqrt();
+        a[k * d + k] = l;
+        for i in k + 1..d {
+            let mut x = a[i * d + k];
+            for j in 0..k {
+                x -= a[i * d + j] * a[k * d + j];
+            }
+            a[i * d + k] = x / l;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The screen agrees with the eigenvalues: true exactly when λ_min(s·m) > floor (away
+    /// from a 1e-8 band around it), on random symmetric 1×1 … 4×4 blocks of both signs.
+    #[test]
+    fn screen_agrees_with_the_eigenvalues() {
+        let mut seed = 7u64;
+        let mut r = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        };
+        let (mut yes, mut no) = (0, 0);
+        for trial in 0..4000 {
+            let d = 1 + trial % 4;
+            // Lower triangle random, mirrored, the diagonal shifted towards definiteness.
+            let lower: Vec<f64> = (0..d * d)
+                .map(|e| if e % d <= e / d { r() } else { 0.0 })
+                .collect();
+            let m: Vec<f64> = (0..d * d)
+                .map(|e| {
+                    let (i, j) = (e / d, e % d);
+                    lower[i.max(j) * d + i.min(j)] + if i == j { 1.2 } else { 0.0 }
+                })
+                .collect();
+            let sign = if trial % 3 == 0 { -1.0 } else { 1.0 };
+            let m: Vec<f64> = m.iter().map(|x| sign * x).collect();
+            let floor = 0.3 * r().abs();
+            let (vals, _) = sym_eigen(&m, d);
+            let min = vals.iter().map(|v| sign * v).fold(f64::INFINITY, f64::min);
+            if (min - floor).abs() < 1e-8 {
+                continue;
+            }
+            assert_eq!(
+                clearly_above(&m, d, sign, floor),
+                min > floor,
+                "{m:?} {sign} {floor}"
+            );
+            if min > floor {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        assert!(yes > 500 && no > 500, "{yes} {no}");
+    }
 
     #[test]
     fn penalty_vanishes_on_definite_blocks_and_is_sign_agnostic() {

@@ -1053,17 +1053,27 @@ impl Objective {
                     gradient::lnn_graph_loss_grad(dy, &[Some(net)], data, idx, loss, want_grad)?;
                 if let Some(pen) = self.penalty {
                     // docs/DESIGN.md §18.2: each site's kinetic block, same parameters.
+                    // The kinetic blocks come from the forward pass's records (§19).
                     let term = &dy.lagrangian.terms[0];
+                    let lay = term.density.accel_layout();
+                    let (recs, _) = dy.minibatch_records();
+                    let kk = lay.kd * lay.kd;
+                    let ms: Vec<f64> = if lay.with_mass {
+                        recs.chunks_exact(lay.stride())
+                            .flat_map(|r| &r[lay.mass()..lay.mass() + kk])
+                            .copied()
+                            .collect()
+                    } else {
+                        vec![]
+                    };
                     let gr = want_grad.then_some(&mut g[..]);
-                    l += site_penalty::sites_mass_penalty(
+                    let place = (&term.sites, dy.lagrangian.dof, None);
+                    l += site_penalty::sites_mass_penalty_blocks(
                         net,
-                        term.density.as_ref(),
-                        &term.sites,
-                        dy.lagrangian.dof,
-                        None,
-                        data,
-                        idx,
+                        place,
+                        (data, idx),
                         pen,
+                        &ms,
                         gr,
                     );
                 }

@@ -39,19 +39,15 @@ pub fn sites_mass_penalty(
     pen: MassPenalty,
     grad: Option<&mut [f64]>,
 ) -> f64 {
-    let n = data.out_dim;
-    let ns = sites.len();
-    let (k, nf) = (sites.arity, sites.n_features);
-    let kd = k * d;
-    let p = 2 * kd + nf;
+    let (n, ns) = (data.out_dim, sites.len());
     if ns == 0 || idx.is_empty() || dens.mass_is_zero() {
         return 0.0;
     }
     // The kinetic blocks of every (sample, site) pair, from the lean acceleration records.
     let lay = dens.accel_layout();
-    let stride = lay.stride();
+    let (stride, kd) = (lay.stride(), lay.kd);
     let mut ms = vec![0.0; idx.len() * ns * kd * kd];
-    let mut x = vec![0.0; ns * p];
+    let mut x = vec![0.0; ns * dens.input_len()];
     let mut rec = vec![0.0; ns * stride];
     for (j, &i) in idx.iter().enumerate() {
         let row = data.input_row(i);
@@ -61,12 +57,35 @@ pub fn sites_mass_penalty(
             ms[(j * ns + s) * kd * kd..(j * ns + s + 1) * kd * kd].copy_from_slice(r);
         }
     }
+    sites_mass_penalty_blocks(mlp, (sites, d, q_period), (data, idx), pen, &ms, grad)
+}
+
+/// [`sites_mass_penalty`] of given kinetic blocks: `ms` holds m_s of every (sample, site)
+/// pair, sample-major (kd × kd row-major each) — e.g. read from the records of
+/// [`crate::dynamics::Dynamics::minibatch_forward`], which the forward pass computed anyway
+/// (docs/DESIGN.md §19).
+pub fn sites_mass_penalty_blocks(
+    mlp: &Mlp,
+    (sites, d, q_period): (&Sites, usize, Option<f64>),
+    (data, idx): (&Samples, &[usize]),
+    pen: MassPenalty,
+    ms: &[f64],
+    grad: Option<&mut [f64]>,
+) -> f64 {
+    let n = data.out_dim;
+    let ns = sites.len();
+    let (k, nf) = (sites.arity, sites.n_features);
+    let kd = k * d;
+    let p = 2 * kd + nf;
+    if ns == 0 || idx.is_empty() || ms.len() != idx.len() * ns * kd * kd {
+        return 0.0;
+    }
     let sw: f64 = idx.iter().map(|&i| data.weight(i)).sum();
     let w: Vec<f64> = idx
         .iter()
         .flat_map(|&i| std::iter::repeat_n(pen.weight * data.weight(i) / (sw * ns as f64), ns))
         .collect();
-    let (pv, dirs) = mass_penalty::block_penalty(&ms, kd, &w, pen, grad.is_some());
+    let (pv, dirs) = mass_penalty::block_penalty(ms, kd, &w, pen, grad.is_some());
     let Some(grad) = grad else { return pv };
     if dirs.is_empty() {
         return pv;
