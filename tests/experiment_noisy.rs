@@ -82,6 +82,43 @@ fn positions_only_cli_round_trip_and_errors() {
     assert!(model.exists(), "{stderr}");
     let m = lgn::train::load_model(&model).unwrap();
     assert_eq!(m.kind, lgn::train::ModelKind::Lnn);
+    // --window auto (the default) chose K from the data and recorded it (docs/DESIGN.md §12.10).
+    let k_of = |path: &Path| {
+        let t = lgn::io::ModelData::read(path).unwrap().training.unwrap();
+        match t.attrs.get("weak_half_width") {
+            Some(lgn::io::AttrValue::Int(k)) => *k,
+            other => panic!("weak_half_width: {other:?}"),
+        }
+    };
+    assert!((3..=10).contains(&k_of(&model)));
+    let w_args = |w: &str| {
+        lgn(&[
+            "train",
+            "--data",
+            s(&pos),
+            "--model",
+            "lnn",
+            "--angles",
+            "--epochs",
+            "3",
+            "--hidden",
+            "16",
+            "--window",
+            w,
+            "--force",
+            "--out",
+            s(&model),
+        ])
+    };
+    // (Three epochs of 16 units on four trajectories train no usable model; lgn train says so
+    // and exits non-zero, but writes the file and its record.)
+    w_args("4");
+    assert_eq!(k_of(&model), 4);
+    let out = w_args("auto");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("window: K = "));
+    let out = w_args("wide");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected auto or a half-width K"));
     // The baseline by name, and accel refused on positions.
     let out = lgn(&[
         "train",

@@ -9,7 +9,7 @@ use lgn::density::dissipation::DissipationKind;
 use lgn::io::{AttrValue, SamplesData, TrainingData};
 use lgn::model::{AnyModel, FeatureSet, GraphDissipation, GraphModel, SystemGraph};
 use lgn::names::Named;
-use lgn::train::positions::{self, PositionsFit, WeakForm};
+use lgn::train::positions::{self, PositionsFit};
 use lgn::train::recipe::{self, BoundaryRule, GraphDensity, Recipe};
 use lgn::train::{
     self, HnnCoords, LossKind, MassPenalty, ModelKind, Progress, Samples, TrainConfig, TrainReport,
@@ -297,7 +297,7 @@ enum Job {
 
 /// Train a model (see `lgn.fit` in the Python package for the documentation).
 #[pyfunction]
-#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, embed_angles = false, shift_invariant = false, edge_distance = false, precision = "f64", hnn_coords = "velocity", dissipation = "none", input_map = "given", objective = None, window = 5, out = None, overwrite = false, on_step = None, on_epoch = None))]
+#[pyo3(signature = (model, data, *, graph = None, density = "node-edge", node_potential = false, node_mass = None, boundary = "auto", features = None, hidden = None, layers = 2, epochs = 100, batch = None, lr = None, weight_decay = 0.0, schedule = None, clip = Some(1.0), warmup = 0.05, normalise = true, val_fraction = 0.1, seed = 0, loss = "mse", mass_penalty = None, mass_margin = None, angles = false, embed_angles = false, shift_invariant = false, edge_distance = false, precision = "f64", hnn_coords = "velocity", dissipation = "none", input_map = "given", objective = None, window = None, out = None, overwrite = false, on_step = None, on_epoch = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn fit<'py>(
     py: Python<'py>,
@@ -333,7 +333,7 @@ pub fn fit<'py>(
     dissipation: &str,
     input_map: &str,
     objective: Option<&str>,
-    window: usize,
+    window: Option<usize>,
     out: Option<PathBuf>,
     overwrite: bool,
     on_step: Option<Py<PyAny>>,
@@ -647,6 +647,15 @@ pub fn fit<'py>(
 
     // Train without the GIL; callbacks and Ctrl-C checks take it briefly on this thread.
     let stop = cfg.stop.clone();
+    // docs/DESIGN.md §12.10: window=None chooses the weak form's K from the data's noise.
+    let weak_form = positions
+        .as_ref()
+        .map(|p| {
+            let path = std::path::Path::new(&p.name);
+            lgn::train::window::weak_form(&p.pos, path, p.objective, window).map(|(f, _)| f)
+        })
+        .transpose()
+        .py_err()?;
     let (result, pyerr) = py.detach(|| {
         let sig = Signals::default();
         let cb_err: std::cell::RefCell<Option<PyErr>> = Default::default();
@@ -703,11 +712,7 @@ pub fn fit<'py>(
                 }
             }
         };
-        let spec = positions.as_ref().map(|p| {
-            let form = WeakForm {
-                half_width: window,
-                ..WeakForm::default()
-            };
+        let spec = positions.as_ref().zip(weak_form).map(|(p, form)| {
             (
                 p,
                 PositionsFit {
@@ -811,6 +816,12 @@ pub fn fit<'py>(
             "objective".into(),
             AttrValue::Str(p.objective.as_str().into()),
         );
+        if let (lgn::train::positions::ObjectiveKind::Weak, Some(f)) = (p.objective, &weak_form) {
+            rec.attrs.insert(
+                "weak_half_width".into(),
+                AttrValue::Int(f.half_width as i64),
+            );
+        }
     }
     let rd = report_dict(py, &report, &cfg)?;
     let m: Py<Model> = match existing {

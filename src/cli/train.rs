@@ -168,9 +168,12 @@ pub struct TrainArgs {
     #[arg(long, value_parser = choice::<lgn::train::positions::ObjectiveKind>())]
     pub objective: Option<lgn::train::positions::ObjectiveKind>,
     /// --objective weak: half-width K of the test-function window in frames (the window spans
-    /// 2K + 5 frames). Larger K averages more noise, smaller K resolves faster motion.
-    #[arg(long, default_value_t = 5)]
-    pub window: usize,
+    /// 2K + 5 frames), or auto: the shortest K in 3..=10 whose label noise, predicted from the
+    /// noise level estimated in the positions, is at most 3 % of their RMS acceleration
+    /// (docs/DESIGN.md §12.10; printed before training). Larger K averages more noise, smaller
+    /// K resolves faster motion.
+    #[arg(long, default_value = "auto", value_parser = parse_window)]
+    pub window: WindowArg,
     /// Dissipation the model learns next to L (docs/DESIGN.md §13): none (conservative), linear
     /// (D = ½ Σ c_k q̇_k², one learned c_k ≥ 0 per coordinate: joint friction, viscous drag; the
     /// coefficients are stored in the model file and printed at the end) or learned (a
@@ -575,4 +578,17 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
         return Ok(());
     }
     summarise(&args, kind.as_str(), &cfg, &report)
+}
+
+/// `--window auto|K`: None = chosen from the data (docs/DESIGN.md §12.10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowArg(pub Option<usize>);
+
+fn parse_window(s: &str) -> std::result::Result<WindowArg, String> {
+    if s == "auto" {
+        return Ok(WindowArg(None));
+    }
+    s.parse::<usize>()
+        .map(|k| WindowArg(Some(k)))
+        .map_err(|_| format!("expected auto or a half-width K (a whole number ≥ 2), got '{s}'"))
 }

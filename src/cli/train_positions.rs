@@ -36,10 +36,18 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
         ));
     }
     let pos = PositionsData::read(&args.data)?;
-    let form = WeakForm {
-        half_width: args.window,
-        ..WeakForm::default()
-    };
+    // docs/DESIGN.md §12.10: without --window K, the weak form's K comes from the noise level
+    // estimated in the positions.
+    let (form, choice) = lgn::train::window::weak_form(&pos, &args.data, objective, args.window.0)?;
+    if let (Some(c), false) = (choice, args.quiet) {
+        eprintln!(
+            "window: K = {} (auto: estimated position noise σ ≈ {:.2e}, predicted label noise {:.2} % of the RMS acceleration {:.3e}; --window K to override)",
+            c.half_width,
+            c.noise,
+            100.0 * c.label_noise,
+            c.accel_rms
+        );
+    }
     let graph = args.graph.is_some() || args.mesh.is_some();
     // Samples of the objective: windows (weak) or frames with a full stencil (baselines).
     let n_est = pos.n_batch() * pos.n_frames();
@@ -77,11 +85,7 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
                 "training diverged (non-finite parameters); lower --lr; nothing was written",
             ));
         }
-        let mut rec = training_record(args, &cfg, &report);
-        rec.attrs.insert(
-            "objective".into(),
-            lgn::io::AttrValue::Str(objective.as_str().into()),
-        );
+        let rec = positions_record(args, &cfg, &report, objective, &form);
         model.save(&args.out, Some(&rec), args.force)?;
         eprintln!(
             "{} on {} from positions (objective {}): boundary nodes {}",
@@ -126,11 +130,30 @@ pub fn run(args: &TrainArgs, objective: ObjectiveKind, stop: Arc<AtomicBool>) ->
             "training diverged (non-finite weights); lower --lr; nothing was written",
         ));
     }
-    let mut rec = training_record(args, &cfg, &report);
+    let rec = positions_record(args, &cfg, &report, objective, &form);
+    best.save(&args.out, Some(rec), args.force)?;
+    summarise(args, kind.as_str(), &cfg, &report)
+}
+
+/// The model file's training record of a positions fit: the usual record plus the objective
+/// and, for the weak form, the half-width K it used (given or chosen, docs/DESIGN.md §12.10).
+fn positions_record(
+    args: &TrainArgs,
+    cfg: &lgn::train::TrainConfig,
+    report: &train::TrainReport,
+    objective: ObjectiveKind,
+    form: &WeakForm,
+) -> lgn::io::TrainingData {
+    let mut rec = training_record(args, cfg, report);
     rec.attrs.insert(
         "objective".into(),
         lgn::io::AttrValue::Str(objective.as_str().into()),
     );
-    best.save(&args.out, Some(rec), args.force)?;
-    summarise(args, kind.as_str(), &cfg, &report)
+    if objective == ObjectiveKind::Weak {
+        rec.attrs.insert(
+            "weak_half_width".into(),
+            lgn::io::AttrValue::Int(form.half_width as i64),
+        );
+    }
+    rec
 }

@@ -14,6 +14,7 @@ use crate::model::{Boundary, FeatureSet, GraphModel, NetShape, SystemGraph};
 use crate::plot::{self, Series};
 use crate::solve::SolverKind;
 use crate::train::positions::{self, ObjectiveKind, PositionsFit, WeakForm};
+use crate::train::window;
 use crate::train::{self, LossKind, MassPenalty, ModelKind, Schedule, TrainConfig, TrainedModel};
 use crate::{Error, Result};
 use ndarray::Array3;
@@ -37,6 +38,9 @@ struct Row {
     pos_err: f64,
     failed: usize,
     seconds: f64,
+    /// The weak form's half-width K (weak rows) and the position noise estimated in the data
+    /// it was chosen from (docs/DESIGN.md §12.10).
+    window: Option<(usize, f64)>,
 }
 
 impl Row {
@@ -58,6 +62,7 @@ impl Row {
             pos_err,
             failed,
             seconds: t0.elapsed().as_secs_f64(),
+            window: None,
         })
     }
 }
@@ -67,9 +72,11 @@ type Score = (f64, f64, usize);
 
 /// The positions rows of one system: for every σ of [`SIGMAS`] (noise seed `seed + i`), the
 /// weak form and the Savitzky–Golay baseline, each trained by `fit_score(spec, positions)`.
+/// The weak form's K is `fixed`, else chosen from each noisy data set as `lgn train --window
+/// auto` does (docs/DESIGN.md §12.10).
 fn sweep(
     system: &'static str,
-    form: WeakForm,
+    fixed: Option<usize>,
     pos: &PositionsData,
     seed: u64,
     cfg: &TrainConfig,
@@ -78,6 +85,11 @@ fn sweep(
 ) -> Result<()> {
     for (si, &sigma) in SIGMAS.iter().enumerate() {
         let p = noisy(pos, sigma, seed + si as u64)?;
+        let choice = window::choose_window(&p, Path::new(system), WeakForm::default())?;
+        let form = WeakForm {
+            half_width: fixed.unwrap_or(choice.half_width),
+            ..WeakForm::default()
+        };
         for (method, objective) in [
             ("weak", ObjectiveKind::Weak),
             ("savgol", ObjectiveKind::Savgol),
@@ -87,7 +99,11 @@ fn sweep(
                 form,
                 cfg: cfg.clone(),
             };
-            rows.push(Row::timed(system, method, sigma, || fit_score(&spec, &p))?);
+            let mut row = Row::timed(system, method, sigma, || fit_score(&spec, &p))?;
+            if objective == ObjectiveKind::Weak {
+                row.window = Some((form.half_width, choice.noise));
+            }
+            rows.push(row);
         }
     }
     Ok(())
@@ -101,21 +117,13 @@ struct Cfg {
     dp_batch: usize,
     /// The LNNs see the angles through the embedding (cos θ, sin θ) instead of wrapped.
     dp_embed: bool,
-    /// K of the double pendulum's weak form (docs/DESIGN.md §12.8: its fastest swings have
-    /// ω h ≈ 0.5, so a shorter window than the default resolves more of them).
-    dp_half_width: usize,
+    /// K of the double pendulum's weak form; None: chosen from the data (docs/DESIGN.md §12.10).
+    dp_half_width: Option<usize>,
+    /// K of the chain's weak form; None: chosen from the data.
+    chain_half_width: Option<usize>,
     chain_train: usize,
     chain_epochs: usize,
     chain_frames: usize,
-}
-
-impl Cfg {
-    fn dp_form(&self) -> WeakForm {
-        WeakForm {
-            half_width: self.dp_half_width,
-            ..WeakForm::default()
-        }
-    }
 }
 
 fn cfg(quick: bool) -> Cfg {
@@ -127,7 +135,8 @@ fn cfg(quick: bool) -> Cfg {
             dp_hidden: 32,
             dp_batch: 128,
             dp_embed: true,
-            dp_half_width: 3,
+            dp_half_width: None,
+            chain_half_width: None,
             chain_train: 6,
             chain_epochs: 6,
             chain_frames: 101,
@@ -136,11 +145,12 @@ fn cfg(quick: bool) -> Cfg {
         Cfg {
             dp_train: 200,
             dp_test: 20,
-            dp_epochs: 200,
+            dp_epochs: 300,
             dp_hidden: 64,
             dp_batch: 128,
             dp_embed: true,
-            dp_half_width: 3,
+            dp_half_width: None,
+            chain_half_width: None,
             chain_train: 10,
             chain_epochs: 12,
             chain_frames: 201,
@@ -297,7 +307,7 @@ fn run_dblpend(c: &Cfg, opts: &ExperimentOptions, rows: &mut Vec<Row>) -> Result
     })?);
     sweep(
         "dblpend",
-        c.dp_form(),
+        c.dp_half_width,
         &pos,
         opts.seed + 100,
         &dp_cfg,
@@ -462,7 +472,7 @@ fn run_chain(c: &Cfg, opts: &ExperimentOptions, rows: &mut Vec<Row>) -> Result<(
     })?);
     sweep(
         "chain",
-        WeakForm::default(),
+        c.chain_half_width,
         &pos,
         opts.seed + 200,
         &cfg,
@@ -482,10 +492,13 @@ fn run_chain(c: &Cfg, opts: &ExperimentOptions, rows: &mut Vec<Row>) -> Result<(
 }
 
 fn table(rows: &[Row]) -> String {
-    let mut s = String::from("| system | method | σ | true-energy error | position error | failed rollouts | train+score s |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+    let mut s = String::from("| system | method | σ | true-energy error | position error | failed rollouts | K (σ̂) | train+score s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for r in rows {
+        let k = r
+            .window
+            .map_or("—".to_string(), |(k, n)| format!("{k} ({n:.1e})"));
         s.push_str(&format!(
-            "| {} | {} | {:e} | {:.3e} | {:.3e} | {} | {:.1} |\n",
+            "| {} | {} | {:e} | {:.3e} | {:.3e} | {} | {k} | {:.1} |\n",
             r.system, r.method, r.sigma, r.energy_err, r.pos_err, r.failed, r.seconds
         ));
     }
@@ -531,6 +544,10 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         report.metric(&format!("{key}.energy_err"), r.energy_err);
         report.metric(&format!("{key}.pos_err"), r.pos_err);
         report.metric(&format!("{key}.failed"), r.failed as f64);
+        if let Some((k, noise)) = r.window {
+            report.metric(&format!("{key}.window"), k as f64);
+            report.metric(&format!("{key}.noise_estimate"), noise);
+        }
     }
     for sys in ["dblpend", "chain"] {
         for &sigma in &SIGMAS {
@@ -566,8 +583,14 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     );
     report.config("chain_train_trajectories", c.chain_train);
     report.config("chain_epochs", c.chain_epochs);
-    report.config("dp_weak_form", format!("{:?}", c.dp_form()));
-    report.config("chain_weak_form", format!("{:?}", WeakForm::default()));
+    let k_of = |k: Option<usize>| {
+        k.map_or("auto (docs/DESIGN.md §12.10)".to_string(), |k| {
+            k.to_string()
+        })
+    };
+    report.config("dp_weak_half_width", k_of(c.dp_half_width));
+    report.config("chain_weak_half_width", k_of(c.chain_half_width));
+    report.config("weak_form", format!("{:?}", WeakForm::default()));
     report.notes.push("dblpend energy error: mean |E(10 s) − E(0)| / 29.4 over held-out releases from rest; position error: RMS wrapped-angle error at t = 1 s (rad). chain: max relative true-energy drift over 400 steps of 0.05 s and final relative position error, mean of 3 held-out states. A failed rollout counts as 1 (energy) / π or 1 (position).".into());
     report
         .notes

@@ -28,6 +28,7 @@ pub mod optim;
 pub mod positions;
 pub mod recipe;
 pub mod site_penalty;
+pub mod window;
 
 use crate::density::{Density, Mlp, MlpDensity, Precision};
 use crate::dynamics::Dynamics;

@@ -95,6 +95,11 @@ impl Default for WeakForm {
 /// Frames beyond a window needed by the velocity stencil on each side.
 const STENCIL: usize = 3;
 
+/// The velocity stencil [`D6`] (offsets −3..=3, times h).
+pub fn velocity_stencil() -> &'static [f64; 7] {
+    &D6
+}
+
 /// The sixth-order central first-difference stencil D (offsets −3..=3, times h):
 /// f'(t) = Σ_m D_m f(t + m h)/h + O(h⁶ f⁽⁷⁾/140). Antisymmetric, so Σ_k w_k (D p)_k = −Σ_k (D w)_k p_k
 /// for weights that vanish three frames before the ends.

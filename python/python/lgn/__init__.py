@@ -130,8 +130,9 @@ def fit(
     trajectories file with ``t`` and ``q`` (``lgn generate --positions-only``, what
     :func:`read_data` returns as kind ``"positions"``) or a dict with ``t`` (T,) and ``q``
     (B, T, D) or (T, D) at a fixed time step — train with ``objective="weak"`` (the default for
-    such data: the weak-form Euler–Lagrange residual on windows of 2·``window`` + 5 frames,
-    ``window=5``; lnn and lgn, and graph networks), ``"savgol"`` or ``"central"`` (q̇ and q̈
+    such data: the weak-form Euler–Lagrange residual on windows of 2·``window`` + 5 frames;
+    ``window=None`` (the default, ``--window auto``) chooses K from the noise level estimated
+    in the positions; lnn and lgn, and graph networks), ``"savgol"`` or ``"central"`` (q̇ and q̈
     estimated from the positions, then the acceleration loss; every kind), as
     ``lgn train --objective``; ``objective="accel"`` is the acceleration loss on measured
     q̇, q̈ (the default otherwise).
