@@ -13,6 +13,7 @@
 
 pub mod damped;
 pub mod derivatives;
+mod energy_shell;
 pub mod wave_mesh;
 pub mod wave_mesh_driven;
 
@@ -39,6 +40,8 @@ pub const WAVE1D_DATA_LABEL: &str = "wave1d-standard";
 pub fn is_wave1d_label(system: &str) -> bool {
     system == WAVE1D_DATA_LABEL || system == "wave1d"
 }
+
+pub use energy_shell::dblpend_samples_bounded;
 
 /// An initial state (q, q̇).
 pub type State = (Vec<f64>, Vec<f64>);
