@@ -1,12 +1,10 @@
 //! Double-pendulum states inside an energy shell: the part of state space that trajectories
 //! released from rest can reach (docs/DESIGN.md §21.2).
 
-use super::{check_alloc_rows, check_count, check_generated, check_param, dblpend_accel, params};
+use super::{check_alloc_rows, check_count, check_param};
 use crate::io::SamplesData;
 use crate::{Error, Result};
-use ndarray::Array2;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use std::f64::consts::PI;
 
 /// Double pendulum samples (m = l = 1) with total energy at most `e_max`: θ uniform in
@@ -25,13 +23,7 @@ pub fn dblpend_samples_bounded(n: usize, g: f64, e_max: f64, seed: u64) -> Resul
             "the energy shell needs g > 0 and a finite e_max above the minimum energy −3g, got g = {g}, e_max = {e_max}"
         )));
     }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut q, mut qd, mut qdd) = (
-        Array2::zeros((n, 2)),
-        Array2::zeros((n, 2)),
-        Array2::zeros((n, 2)),
-    );
-    for i in 0..n {
+    super::dblpend_samples_from(n, g, seed, ("e_max", e_max), |rng| {
         let t = [
             rng.random_range(0.0..2.0 * PI),
             rng.random_range(0.0..2.0 * PI),
@@ -45,21 +37,6 @@ pub fn dblpend_samples_bounded(n: usize, g: f64, e_max: f64, seed: u64) -> Resul
         let (l11, l21, l22) = (2f64.sqrt(), cd / 2f64.sqrt(), (1.0 - 0.5 * cd * cd).sqrt());
         let w2 = r * phi.sin() / l22;
         let w1 = (r * phi.cos() - l21 * w2) / l11;
-        let a = dblpend_accel(&t, &[w1, w2], g);
-        for c in 0..2 {
-            q[[i, c]] = t[c];
-            qdd[[i, c]] = a[c];
-        }
-        qd[[i, 0]] = w1;
-        qd[[i, 1]] = w2;
-    }
-    check_generated("qddot", &qdd, "g and e_max")?;
-    Ok(SamplesData {
-        system: Some("dblpend".into()),
-        params: params(&[("g", g), ("e_max", e_max), ("seed", seed as f64)]),
-        q,
-        qdot: qd,
-        qddot: qdd,
-        weights: None,
+        (t, [w1, w2])
     })
 }
