@@ -16,6 +16,7 @@ pub mod dissipation;
 pub mod embed;
 pub mod fem;
 pub mod mlp;
+pub mod phase_clock;
 pub mod potential;
 pub mod simd;
 pub mod symmetric;
