@@ -48,13 +48,14 @@ pub struct ExperimentArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
-    /// dblpend only: hidden width of both networks (default 128; the paper's is 500).
+    /// dblpend only: hidden width of both networks (default 64, --quick 64; the paper's is 500).
     #[arg(long)]
     pub hidden: Option<usize>,
     /// dblpend only: hidden layers of both networks (default 2; the paper's is 4).
     #[arg(long)]
     pub layers: Option<usize>,
-    /// dblpend only: training epochs of both networks (default 500; --quick 150 and 60).
+    /// dblpend only: training epochs of both networks (default 150 for the LNN and 50 for the
+    /// baseline; --quick 150 and 60).
     #[arg(long)]
     pub epochs: Option<usize>,
 }

@@ -13,6 +13,7 @@
 
 pub mod damped;
 pub mod derivatives;
+mod energy_shell;
 pub mod wave_mesh;
 pub mod wave_mesh_driven;
 
@@ -39,6 +40,8 @@ pub const WAVE1D_DATA_LABEL: &str = "wave1d-standard";
 pub fn is_wave1d_label(system: &str) -> bool {
     system == WAVE1D_DATA_LABEL || system == "wave1d"
 }
+
+pub use energy_shell::dblpend_samples_bounded;
 
 /// An initial state (q, q̇).
 pub type State = (Vec<f64>, Vec<f64>);
@@ -76,6 +79,20 @@ pub fn dblpend_samples(n: usize, g: f64, omega_max: f64, seed: u64) -> Result<Sa
     check_alloc_rows("samples", n, 6)?;
     check_param("g", g)?;
     check_omega_max(omega_max)?;
+    dblpend_samples_from(n, g, seed, ("omega_max", omega_max), |rng| {
+        dblpend_state(rng, omega_max)
+    })
+}
+
+/// `n` double-pendulum states drawn by `state` from the generator seeded with `seed`, with
+/// exact q̈; `param` (the distribution's parameter) is recorded next to g and the seed.
+fn dblpend_samples_from(
+    n: usize,
+    g: f64,
+    seed: u64,
+    param: (&str, f64),
+    mut state: impl FnMut(&mut StdRng) -> ([f64; 2], [f64; 2]),
+) -> Result<SamplesData> {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut q, mut qd, mut qdd) = (
         Array2::zeros((n, 2)),
@@ -83,7 +100,7 @@ pub fn dblpend_samples(n: usize, g: f64, omega_max: f64, seed: u64) -> Result<Sa
         Array2::zeros((n, 2)),
     );
     for i in 0..n {
-        let (qi, vi) = dblpend_state(&mut rng, omega_max);
+        let (qi, vi) = state(&mut rng);
         let a = dblpend_accel(&qi, &vi, g);
         for c in 0..2 {
             q[[i, c]] = qi[c];
@@ -91,10 +108,10 @@ pub fn dblpend_samples(n: usize, g: f64, omega_max: f64, seed: u64) -> Result<Sa
             qdd[[i, c]] = a[c];
         }
     }
-    check_generated("qddot", &qdd, "g and omega_max")?;
+    check_generated("qddot", &qdd, &format!("g and {}", param.0))?;
     Ok(SamplesData {
         system: Some("dblpend".into()),
-        params: params(&[("g", g), ("omega_max", omega_max), ("seed", seed as f64)]),
+        params: params(&[("g", g), param, ("seed", seed as f64)]),
         q,
         qdot: qd,
         qddot: qdd,
