@@ -163,7 +163,7 @@ impl DampedLnnTrainer {
         for (k, t) in self.theta_c.iter().enumerate() {
             self.model.params.insert(damping_key(k), softplus(*t));
         }
-        self.model.dissipation.clone_from(&self.matrix);
+        self.model.dissipation = self.matrix.clone().map(Box::new);
     }
 
     /// The learned dissipation matrix (with `new_learned`), R ⪰ 0 in the units of the model

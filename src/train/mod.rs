@@ -117,7 +117,7 @@ pub struct TrainedModel {
     pub hnn_coords: Option<HnnCoords>,
     /// An lnn's learned dissipation D = ½ q̇ᵀ L(q)L(q)ᵀ q̇ (`--dissipation learned`,
     /// docs/DESIGN.md §22; model-file group `dissipation`).
-    pub dissipation: Option<crate::density::dissipation_matrix::MatrixDissipation>,
+    pub dissipation: Option<Box<crate::density::dissipation_matrix::MatrixDissipation>>,
 }
 
 impl TrainedModel {
@@ -240,7 +240,7 @@ impl TrainedModel {
                     terms.push(DissipationTerm::Linear { c });
                 }
                 if let Some(m) = &self.dissipation {
-                    terms.push(DissipationTerm::Matrix(m.clone()));
+                    terms.push(DissipationTerm::Matrix((**m).clone()));
                 }
                 if terms.is_empty() {
                     return Ok(dy);
@@ -499,7 +499,7 @@ impl TrainedModel {
             };
             term.check(m.dof)
                 .map_err(|e| bad("/dissipation", e.to_string()))?;
-            m.dissipation = Some(term);
+            m.dissipation = Some(Box::new(term));
         }
         if m.shift_invariant() {
             // Stored weights are projected already; projecting again removes the round-off of
