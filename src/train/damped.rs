@@ -350,6 +350,25 @@ pub fn train_dissipative_lnn(
 mod tests {
     use super::*;
 
+    /// (ℓ(θ + h e_k) − ℓ(θ − h e_k)) / 2h of the trainer's MSE loss.
+    fn central_difference(
+        t: &mut DampedLnnTrainer,
+        samples: &Samples,
+        idx: &[usize],
+        theta: &[f64],
+        k: usize,
+        h: f64,
+    ) -> f64 {
+        let mut tp = theta.to_vec();
+        tp[k] += h;
+        t.set_params(&tp).unwrap();
+        let lp = t.loss_grad(samples, idx, LossKind::Mse, false).unwrap().0;
+        tp[k] -= 2.0 * h;
+        t.set_params(&tp).unwrap();
+        let lm = t.loss_grad(samples, idx, LossKind::Mse, false).unwrap().0;
+        (lp - lm) / (2.0 * h)
+    }
+
     #[test]
     fn gradient_matches_finite_differences() {
         let model = TrainedModel::init(ModelKind::Lnn, "dblpend", 2, 16, 2, 3).unwrap();
@@ -364,14 +383,7 @@ mod tests {
         // The damping parameters and a spread of network parameters.
         let check: Vec<usize> = (0..n).step_by(7).chain([n - 2, n - 1]).collect();
         for &k in &check {
-            let mut tp = theta.clone();
-            tp[k] += h;
-            t.set_params(&tp).unwrap();
-            let lp = t.loss_grad(&samples, &idx, LossKind::Mse, false).unwrap().0;
-            tp[k] -= 2.0 * h;
-            t.set_params(&tp).unwrap();
-            let lm = t.loss_grad(&samples, &idx, LossKind::Mse, false).unwrap().0;
-            let fd = (lp - lm) / (2.0 * h);
+            let fd = central_difference(&mut t, &samples, &idx, &theta, k, h);
             assert!(
                 (fd - g[k]).abs() <= 1e-5 * (fd.abs().max(g[k].abs()) + 1e-3),
                 "param {k}: fd {fd} vs {}",
@@ -474,14 +486,7 @@ mod tests {
                 // dependence) take h = 1e-4 so that the round-off ε·ℓ/h stays below 1e-8; the
                 // Lagrangian's (strongly curved) h = 1e-6.
                 let h = if k >= n - nm { 1e-4 } else { 1e-6 };
-                let mut tp = theta.clone();
-                tp[k] += h;
-                t.set_params(&tp).unwrap();
-                let lp = t.loss_grad(&samples, &idx, LossKind::Mse, false).unwrap().0;
-                tp[k] -= 2.0 * h;
-                t.set_params(&tp).unwrap();
-                let lm = t.loss_grad(&samples, &idx, LossKind::Mse, false).unwrap().0;
-                let fd = (lp - lm) / (2.0 * h);
+                let fd = central_difference(&mut t, &samples, &idx, &theta, k, h);
                 worst = worst.max((fd - g[k]).abs() / (fd.abs().max(g[k].abs()) + 1e-3));
             }
             assert!(worst < 1e-5, "embed {embed}: worst relative error {worst}");
