@@ -98,13 +98,10 @@ pub fn accel(
     let setup_seconds = t0.elapsed().as_secs_f64();
     // warm-up (first touch of buffers, GEMM kernel dispatch)
     dy.accelerations_into(&q, &v, &mut a)?;
-    let mut times = vec![];
-    let start = Instant::now();
-    while times.len() < 3 || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 50) {
-        let t = Instant::now();
-        dy.accelerations_into(&q, &v, &mut a)?;
-        times.push(t.elapsed().as_secs_f64());
-    }
+    let mut times: Vec<f64> = repeat_accel(&mut dy, &q, &v, &mut a, min_seconds)?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     times.sort_by(f64::total_cmp);
     let seconds = times[times.len() / 2];
     let mut sizes = vec![6];
@@ -140,6 +137,25 @@ pub fn accel(
         rel_l2_err_vs_f64: errs.map(|e| e[1]),
         median_rel_err_vs_f64: errs.map(|e| e[2]),
     })
+}
+
+/// Time `accelerations_into` at least 3 times and for `min_seconds` (at most 50 times): the wall
+/// seconds of each call and of its site phase.
+fn repeat_accel(
+    dy: &mut crate::dynamics::Dynamics,
+    q: &[f64],
+    v: &[f64],
+    a: &mut [f64],
+    min_seconds: f64,
+) -> Result<Vec<(f64, f64)>> {
+    let mut times = vec![];
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 50) {
+        let t = Instant::now();
+        dy.accelerations_into(q, v, a)?;
+        times.push((t.elapsed().as_secs_f64(), dy.timings.sites));
+    }
+    Ok(times)
 }
 
 /// [max-norm, 2-norm, median elementwise] relative errors of `a` against `truth`.
@@ -855,5 +871,131 @@ pub fn precision_breakdown(
         accel: rel_errors(&a32, &a64),
         solve_gain: inf(&a64) / (inf(&rhs64) / inf(&mass64)).max(1e-300),
         backward: res / (mnorm * inf(&a32) + inf(&rhs64)).max(1e-300),
+    })
+}
+
+/// One phase of the MLP block pass in [`PassBreakdown`] (docs/DESIGN.md §20.2).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PassPhaseFigure {
+    pub name: &'static str,
+    /// CPU seconds per acceleration (summed over the threads).
+    pub cpu_seconds: f64,
+    /// Share of the pass's CPU time.
+    pub share: f64,
+    /// Counted work of the phase per CPU second, GFLOP/s per thread (`None`: elementwise
+    /// phases without counted flops).
+    pub gflops_per_thread: Option<f64>,
+    /// `gflops_per_thread` over the same process's f64 `bench gemm` figure per thread.
+    pub of_gemm: Option<f64>,
+    /// Elementwise values per CPU second (activations: hidden units × sites), 10⁹/s.
+    pub gvalues_per_second: Option<f64>,
+}
+
+/// Where the site-derivative pass spends its CPU time, phase by phase, with counted FLOP/s
+/// against the machine's GEMM rate measured in the same process (`lgn bench accel
+/// --breakdown`; docs/DESIGN.md §20.2).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PassBreakdown {
+    pub n: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub precision: &'static str,
+    pub threads: usize,
+    pub reps: usize,
+    /// Median wall time of one acceleration and of its site phase.
+    pub seconds: f64,
+    pub sites_seconds: f64,
+    /// `lgn bench gemm`'s default product (128 × 128 by 128 × 320, f64, every thread at once), per
+    /// thread, measured just before the accelerations.
+    pub gemm_gflops_per_thread: f64,
+    /// [`mlp_flops_per_site`] · n per CPU second of the pass (all its phases), per thread, and
+    /// that over `gemm_gflops_per_thread`: the "site kernels against `bench gemm`".
+    pub pass_gflops_per_thread: f64,
+    pub pass_of_gemm: f64,
+    /// CPU seconds of the site phase outside the pass (input gather, finiteness check, rayon
+    /// scheduling and idle time): threads × wall − Σ phases.
+    pub outside_pass_cpu_seconds: f64,
+    pub phases: Vec<PassPhaseFigure>,
+    pub cpu: String,
+    pub simd: &'static str,
+}
+
+/// The benchmark ring of [`ring_system`]: n nodes, a 6 → hidden^layers → 1 MLP in `precision`.
+#[derive(Clone, Copy, Debug)]
+pub struct RingSpec {
+    pub n: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub solver: SolverKind,
+    pub precision: Precision,
+}
+
+/// [`PassBreakdown`] of the benchmark ring (the accelerations of [`accel`], repeated for at
+/// least `min_seconds`).
+pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown> {
+    use crate::density::phase_clock;
+    let RingSpec {
+        n,
+        hidden,
+        layers,
+        solver,
+        precision,
+    } = *ring;
+    let threads = rayon::current_num_threads();
+    let gemm = gemm_gflops(128, 128, 320, 1.0) / threads as f64;
+    let mut dy = ring_system(n, hidden, layers, solver, precision)?;
+    let (q, v) = ring_state(n);
+    let mut a = vec![0.0; n];
+    dy.accelerations_into(&q, &v, &mut a)?;
+    let _ = phase_clock::take();
+    phase_clock::enable(true);
+    let run = repeat_accel(&mut dy, &q, &v, &mut a, min_seconds);
+    phase_clock::enable(false);
+    let (mut times, mut sites): (Vec<f64>, Vec<f64>) = run?.into_iter().unzip();
+    let sites_total: f64 = sites.iter().sum();
+    let totals = phase_clock::take();
+    let reps = times.len() as f64;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let pass_cpu: f64 = totals.iter().map(|t| t.cpu_seconds).sum::<f64>() / reps;
+    let mut sizes = vec![6];
+    sizes.extend(std::iter::repeat_n(hidden, layers));
+    sizes.push(1);
+    let pass_gflops = mlp_flops_per_site(&sizes, 3) * n as f64 / pass_cpu.max(1e-300) / 1e9;
+    let phases = totals
+        .iter()
+        .map(|t| {
+            let cpu = t.cpu_seconds / reps;
+            let gf = (t.flops > 0.0).then(|| t.flops / t.cpu_seconds.max(1e-300) / 1e9);
+            PassPhaseFigure {
+                name: t.name,
+                cpu_seconds: cpu,
+                share: cpu / pass_cpu.max(1e-300),
+                gflops_per_thread: gf,
+                of_gemm: gf.map(|g| g / gemm),
+                gvalues_per_second: (t.values > 0.0)
+                    .then(|| t.values / t.cpu_seconds.max(1e-300) / 1e9),
+            }
+        })
+        .collect();
+    let (cpu, simd) = cpu_simd();
+    Ok(PassBreakdown {
+        n,
+        hidden,
+        layers,
+        precision: precision.name(),
+        threads,
+        reps: times.len(),
+        seconds: median(&mut times),
+        sites_seconds: median(&mut sites),
+        gemm_gflops_per_thread: gemm,
+        pass_gflops_per_thread: pass_gflops,
+        pass_of_gemm: pass_gflops / gemm,
+        outside_pass_cpu_seconds: threads as f64 * sites_total / reps - pass_cpu,
+        phases,
+        cpu,
+        simd,
     })
 }

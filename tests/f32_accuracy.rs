@@ -13,8 +13,12 @@ fn errors(a32: &[f64], a64: &[f64]) -> [f64; 2] {
     [e[0], e[1]]
 }
 
-/// The benchmark ring (6-128-128-1) at n = 20 000: the all-f32 pass of before §15.4 gave
-/// 4.1e-4 max-norm here, the f64 backward 1.7e-4; the backward error (condition-free) ≈ 1e-7.
+/// The benchmark ring (6-128-128-1) at n = 20 000 against issue 15's target, 1e-4 relative:
+/// measured 5.3e-5 max-norm, 5.0e-5 in the 2-norm (the all-f32 pass of before §15.4 gave 4.1e-4
+/// here, the f64 backward then 1.7e-4; the minimax activations and the register tile of §15.5
+/// moved the rounding). The forward error is the f32 rounding of the weights and the forward
+/// GEMMs amplified by M's conditioning (docs/DESIGN.md §20.1), so a change of summation order
+/// can move it by a few times: the backward error (condition-free) ≈ 1.2e-7 is the stable part.
 #[test]
 fn f32_ring_accelerations_track_f64() {
     let n = 20_000;
@@ -29,7 +33,7 @@ fn f32_ring_accelerations_track_f64() {
         "the f32 path must differ from f64 (is it f32 at all?)"
     );
     assert!(
-        max <= 3e-4 && l2 <= 3e-4,
+        max <= 1e-4 && l2 <= 1e-4,
         "ring n = {n}: max {max:e}, l2 {l2:e}"
     );
     assert!(b.backward <= 5e-7, "backward error {:e}", b.backward);

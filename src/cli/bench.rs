@@ -167,9 +167,12 @@ pub struct AccelBenchArgs {
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
-    /// Ring, --precision f32: instead of timing, print (one JSON line) where the f32 passes
-    /// lose accuracy — each stage (site records, assembled M and b, the solve) against f64 on
-    /// the same state (docs/DESIGN.md §15.4).
+    /// Ring: instead of the timing line, print (one JSON line) where the site pass spends its
+    /// CPU time — each phase (layer 0, activations, forward GEMMs, backward tile, backward
+    /// GEMMs, ∂ρ/∂x, records) with its counted GFLOP/s per thread against `lgn bench gemm`
+    /// measured in the same process ("pass"; docs/DESIGN.md §20.2); with --precision f32
+    /// also where the f32 passes lose accuracy — each stage (site records, assembled M and b,
+    /// the solve) against f64 on the same state (docs/DESIGN.md §15.4, §20.1).
     #[arg(long)]
     pub breakdown: bool,
 }
@@ -278,14 +281,32 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             lgn::limits::check_alloc("--n", n as u128, 256)?;
             let solver = a.solver.unwrap_or(SolverKind::Sparse);
             if a.breakdown {
-                let r = lgn::bench::precision_breakdown(
+                let ring = lgn::bench::RingSpec {
                     n,
-                    a.hidden,
-                    a.layers,
+                    hidden: a.hidden,
+                    layers: a.layers,
                     solver,
-                    a.precision.into(),
-                )?;
-                println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                    precision: a.precision.into(),
+                };
+                let pass = lgn::bench::pass_breakdown(&ring, a.min_seconds)?;
+                let mut out = serde_json::json!({ "pass": pass });
+                if a.precision == PrecisionArg::F32 {
+                    let r = lgn::bench::precision_breakdown(
+                        n,
+                        a.hidden,
+                        a.layers,
+                        solver,
+                        a.precision.into(),
+                    )?;
+                    // the stage errors at the top level, as before
+                    if let (Some(o), serde_json::Value::Object(r)) = (
+                        out.as_object_mut(),
+                        serde_json::to_value(&r).expect("serialisable"),
+                    ) {
+                        o.extend(r);
+                    }
+                }
+                println!("{out}");
                 return Ok(());
             }
             let r = lgn::bench::accel(

@@ -153,6 +153,7 @@ impl Mlp {
 
 use super::activation::{sigmoid_bias_slices_g, softplus_bias_slices_g};
 pub use super::activation::{softplus, softplus_derivs};
+use super::phase_clock::{Lap, PassPhase};
 use super::simd::{self, FmaMode, Kernel, Real, SimdLevel};
 
 /// Floating-point precision of the MLP passes of an [`MlpDensity`].
@@ -162,7 +163,8 @@ use super::simd::{self, FmaMode, Kernel, Real, SimdLevel};
 /// and ∂ρ/∂x are f64 (docs/DESIGN.md §15.4), and assembly and the solve of M·a = b stay f64.
 /// The records then carry relative errors of order 1e-7 … 5e-7 (f32 rounding of the forward
 /// tangents), which the solve passes on amplified by M's conditioning: docs/DESIGN.md §15.4 for
-/// the measured acceleration errors.
+/// the measured acceleration errors, §20.1 for which roundings dominate (the weights', coherent
+/// across sites) and why no cheap f64 part removes them on an ill-conditioned M.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
     #[default]
@@ -671,8 +673,18 @@ impl MlpDensity {
                 fused,
             };
             let qdir = (!qdir.is_empty()).then_some(&*qdir);
-            self.passes::<T, F>(net, xt, qdir, nb, record == Record::Full, &mut buf);
+            let mut clk = Lap::start();
+            self.passes::<T, F>(
+                net,
+                xt,
+                qdir,
+                nb,
+                record == Record::Full,
+                &mut buf,
+                &mut clk,
+            );
             self.write_records(nb, out, record, &buf, qdir.map(|_| xt));
+            clk.lap(PassPhase::Records, 0, 0);
         }
         T::put_workspace(ws);
         BACKWARD_WS.with(|c| c.set(ws_back));
@@ -694,6 +706,7 @@ impl MlpDensity {
         nb: usize,
         want_rho: bool,
         buf: &mut Buffers<'_, '_, T>,
+        clk: &mut Lap,
     ) {
         let kd = self.arity * self.dof;
         let p = self.mlp.sizes[0];
@@ -738,6 +751,8 @@ impl MlpDensity {
                     }
                 }
             }
+            let cdir = qdir.map_or(kd, |_| 2 * kd);
+            clk.lap(PassPhase::Layer0, 2 * h0 * (p + cdir) * nb, 0);
         }
 
         // Hidden layers forward.
@@ -785,12 +800,14 @@ impl MlpDensity {
             if !last {
                 let hn = sizes[l + 2];
                 let rn = &mut *rnext[0];
+                clk.lap(PassPhase::Activations, 0, h * nb);
                 T::gemm(
                     MatMut::from_row_major_slice_mut(rn, hn, width),
                     Accum::Replace,
                     weight(l + 1),
                     MatRef::from_row_major_slice(&u[..h * width], h, width),
                 );
+                clk.lap(PassPhase::ForwardGemm, 2 * h * hn * width, 0);
             } else if want_rho {
                 // output layer: ρ = w_L · a + b_L, accumulated row by row over the sites
                 let rho = &mut *buf.rho;
@@ -800,6 +817,9 @@ impl MlpDensity {
                         *r = F::fma(wi, *a, *r);
                     }
                 }
+            }
+            if last {
+                clk.lap(PassPhase::Activations, 0, h * nb);
             }
         }
 
@@ -845,6 +865,11 @@ impl MlpDensity {
                     buf.hess,
                 );
             }
+            clk.lap(
+                PassPhase::BackwardTile,
+                2 * (pair_index(kd, kd - 1, kd) + 1) * n,
+                0,
+            );
             let gmat = MatRef::from_row_major_slice(&buf.g[..n], h, nb);
             if l > 0 && T::from_f64_slice(&[]).is_some() {
                 // f64 passes: δ_{l-1} = W_lᵀ g straight into δ (g is a separate buffer)
@@ -878,6 +903,11 @@ impl MlpDensity {
                     weight64(0).transpose(),
                     gmat,
                 );
+            }
+            if l > 0 {
+                clk.lap(PassPhase::BackwardGemm, 2 * h * sizes[l] * nb, 0);
+            } else {
+                clk.lap(PassPhase::InputGrad, 2 * h * p * nb, 0);
             }
         }
     }

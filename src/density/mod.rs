@@ -17,6 +17,7 @@ pub mod dissipation_matrix;
 pub mod embed;
 pub mod fem;
 pub mod mlp;
+pub mod phase_clock;
 pub mod potential;
 pub mod simd;
 pub mod symmetric;
