@@ -35,6 +35,15 @@ fn quick_damped_experiment_reports_balance_and_nonnegative_damping() {
         "every model rollout failed: {:?}",
         r.notes
     );
+    // The learned D = ½ q̇ᵀ L Lᵀ q̇ row (docs/DESIGN.md §22): R ≻ 0 by construction, the model's
+    // rollouts balance their own work (DP5 1e-10), and most rollouts succeed.
+    assert!(
+        m["learned_d_damping_learned_raw_0"] > 0.0 && m["learned_d_damping_learned_raw_1"] > 0.0
+    );
+    assert!(m["learned_d_lagrangian_scale_alpha"] > 0.0, "{m:?}");
+    assert!(m["learned_d_damping_matrix_rel_error"].is_finite(), "{m:?}");
+    assert!(m["learned_d_model_power_balance_residual"] < 1e-6, "{m:?}");
+    assert!(m["learned_d_model_rollouts_failed"] < 5.0, "{:?}", r.notes);
     // The damped, driven mesh wave: the truth's balance closes, the learned rate is a
     // non-negative finite number, and the model's own rollout balances its own work.
     assert!(m["mesh_truth_power_balance_residual"] < 1e-8, "{m:?}");
@@ -45,6 +54,8 @@ fn quick_damped_experiment_reports_balance_and_nonnegative_damping() {
     for f in [
         "energy_decay.png",
         "energy_decay_mean.png",
+        "energy_decay_learned_d.png",
+        "energy_decay_mean_learned_d.png",
         "energy_decay_mesh.png",
         "metrics.json",
     ] {

@@ -164,6 +164,7 @@ fn sample_model() -> ModelData {
             attrs: tattrs,
         }),
         attrs,
+        dissipation: None,
     }
 }
 

@@ -611,7 +611,7 @@ pub fn fit<'py>(
         } else {
             samples = train::prepare_samples(kind, &raw, hnn).py_err()?;
             match dissipation {
-            DissipationKind::Learned => return Err(input("dissipation='learned' is for graph networks (model=lgn.Graph or graph=); a single-network lnn learns dissipation='linear'")),
+            DissipationKind::Learned if kind != ModelKind::Lnn => return Err(input(format!("dissipation='learned' learns the dissipation of an lnn or a graph network, not of a '{k}' model"))),
             DissipationKind::Linear if kind != ModelKind::Lnn => return Err(input(format!("dissipation='linear' learns the damping of an lnn, not of a '{k}' model"))),
             _ => {}
         }
@@ -753,15 +753,22 @@ pub fn fit<'py>(
                 }
                 r.map(|(m, r)| (AnyModel::Graph(Box::new(m)), r))
             }
-            Job::Net(t) if dissipation == DissipationKind::Linear => {
-                // As `lgn train --dissipation linear`: c_k = 0.1 initially (docs/DESIGN.md §13.2).
-                train::damped::DampedLnnTrainer::new(t, 0.1, cfg.mass_penalty, Some(&samples))
-                    .and_then(|mut tr| {
-                        let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
-                        let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
-                        ob.flush(None);
-                        rep.map(|r| (AnyModel::Net(tr.finish()), r))
-                    })
+            Job::Net(t) if dissipation != DissipationKind::None => {
+                // As `lgn train --dissipation linear|learned`: c_k = 0.1 or R = 0.1·I initially
+                // (docs/DESIGN.md §13.2, §22).
+                train::damped::dissipative_lnn_trainer(
+                    t,
+                    dissipation,
+                    &samples,
+                    cfg.mass_penalty,
+                    cfg.seed,
+                )
+                .and_then(|mut tr| {
+                    let mut ob = Observed::new(&mut tr, cfg.normalise, &mut epoch_cb);
+                    let rep = train::fit(&mut ob, &samples, &cfg, &mut step_cb);
+                    ob.flush(None);
+                    rep.map(|r| (AnyModel::Net(tr.finish()), r))
+                })
             }
             Job::Net(t) => train::NetTrainer::new(t, &samples, cfg.mass_penalty)
                 .and_then(|tr| tr.with_precision(cfg.precision))

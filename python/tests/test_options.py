@@ -98,18 +98,22 @@ def test_graph_model_simulation_writes_the_xdmf_sidecar(tmp_path):
         lgn.simulate(m, q[0], v[0], t_end=0.2, dt=0.1, path=path)
 
 
-def test_fit_linear_dissipation_matches_the_cli(lgn_bin, tmp_path):
+@pytest.mark.parametrize("form", ["linear", "learned"])
+def test_fit_lnn_dissipation_matches_the_cli(lgn_bin, tmp_path, form):
+    # linear: D = ½ Σ c_k q̇_k²; learned: D = ½ q̇ᵀ L(q)L(q)ᵀ q̇ (docs/DESIGN.md §22), as `lgn train`.
     data, cli = tmp_path / "damped.h5", tmp_path / "cli.h5"
     run(lgn_bin, "generate", "dblpend", "--n", "300", "--damping", "0.3", "--out", data)
+    embed = ["--embed-angles"] if form == "learned" else []
     # Two epochs train the damped LNN badly: the CLI writes the model, then refuses it
     # (no better than predicting zero) — the comparison is of the same run either way.
     r = subprocess.run([str(a) for a in (lgn_bin, "train", "--data", data, "--model", "lnn",
-                        "--dissipation", "linear", "--epochs", "2", "--hidden", "16", "--out",
-                        cli, "--quiet")], capture_output=True, text=True, timeout=600)
+                        *embed, "--dissipation", form, "--epochs", "2", "--hidden", "16",
+                        "--out", cli, "--quiet")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 or "no better than predicting zero" in r.stderr, r.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        m = lgn.fit("lnn", data, dissipation="linear", epochs=2, hidden=16, progress=False)
+        m = lgn.fit("lnn", data, dissipation=form, embed_angles=bool(embed), epochs=2,
+                    hidden=16, progress=False)
     assert m.report["epochs"] == 2
     c = lgn.load_model(cli)
     q, v = np.random.default_rng(1).uniform(-1, 1, (2, 20, 2))
@@ -143,8 +147,8 @@ def test_fit_learned_graph_dissipation_matches_the_cli(lgn_bin, tmp_path):
 def test_fit_dissipation_errors():
     q, v = np.random.default_rng(0).uniform(-1, 1, (2, 20, 2))
     data = (q, v, lgn.system("dblpend").accel(q, v))
-    with pytest.raises(lgn.InputError, match="graph networks"):
-        lgn.fit("lnn", data, dissipation="learned", epochs=1, progress=False)
+    with pytest.raises(lgn.InputError, match="'hnn'"):
+        lgn.fit("hnn", data, dissipation="learned", epochs=1, progress=False)
     with pytest.raises(lgn.InputError, match="'mlp'"):
         lgn.fit("mlp", data, dissipation="linear", epochs=1, progress=False)
     with pytest.raises(lgn.InputError, match="dissipation: unknown"):

@@ -177,7 +177,10 @@ pub struct TrainArgs {
     /// Dissipation the model learns next to L (docs/DESIGN.md §13): none (conservative), linear
     /// (D = ½ Σ c_k q̇_k², one learned c_k ≥ 0 per coordinate: joint friction, viscous drag; the
     /// coefficients are stored in the model file and printed at the end) or learned (a
-    /// state-dependent coefficient network; graph models). Use it on data from a damped system,
+    /// state-dependent dissipation network). lnn (docs/DESIGN.md §22): learned is
+    /// D = ½ q̇ᵀ L(q)L(q)ᵀ q̇, L lower triangular with a positive diagonal from a 32×2 network of q
+    /// (of cos q, sin q with --embed-angles), so D ≥ 0 and D(q, 0) = 0 whatever the weights;
+    /// it is stored in the model file (group dissipation). Use it on data from a damped system,
     /// e.g. `lgn generate dblpend --damping 0.3`. Graph/mesh models (docs/DESIGN.md §13.7):
     /// D = ½ Σ_i γ_i |q̇_i|², γ_i = s_i·softplus(N) ≥ 0 with s_i the node's mass scale; linear
     /// learns one constant N, learned a network of (q_i, node features). Training files with
@@ -550,9 +553,21 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
             r
         }
         DissipationKind::Learned => {
-            return Err(Error::input(
-                "--dissipation learned is for graph models (--graph/--mesh); a single-network lnn learns --dissipation linear",
-            ))
+            // docs/DESIGN.md §22: D = ½ q̇ᵀ L(q)L(q)ᵀ q̇, a network of q (lnn only).
+            if kind != ModelKind::Lnn {
+                return Err(Error::input(format!(
+                    "--dissipation learned trains an lnn (or a graph model); not a '{}' model",
+                    kind.as_str()
+                )));
+            }
+            train_mpi::refuse(comm, "--dissipation learned")?;
+            train::damped::train_dissipative_lnn(
+                model,
+                DissipationKind::Learned,
+                &samples,
+                &cfg,
+                &mut on_step,
+            )?
         }
     };
     bar.finish_and_clear();

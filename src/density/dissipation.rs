@@ -222,6 +222,9 @@ pub enum DissipationTerm {
     },
     /// D = ½ Σ_i γ_i(q_i) |q̇_i|² with a learned γ_i ≥ 0.
     Learned(LearnedNodeDissipation),
+    /// D = ½ q̇ᵀ L(q)L(q)ᵀ q̇ with a learned lower-triangular L of positive diagonal (a
+    /// single-network model's learned dissipation, docs/DESIGN.md §22.1).
+    Matrix(super::dissipation_matrix::MatrixDissipation),
 }
 
 impl DissipationTerm {
@@ -231,6 +234,7 @@ impl DissipationTerm {
             DissipationTerm::Linear { .. } => "linear",
             DissipationTerm::Edge { .. } => "edge_linear",
             DissipationTerm::Learned(_) => "learned",
+            DissipationTerm::Matrix(_) => "learned_matrix",
         }
     }
 
@@ -294,6 +298,7 @@ impl DissipationTerm {
                 }
                 l.net.validate()
             }
+            DissipationTerm::Matrix(m) => m.check(n_coords),
         }
     }
 
@@ -325,6 +330,13 @@ impl DissipationTerm {
                     }
                 }
             }
+            DissipationTerm::Matrix(m) => {
+                work.resize(v.len(), 0.0);
+                m.forces_block(q, v, 1, work);
+                for (g, w) in g.iter_mut().zip(work.iter()) {
+                    *g += w;
+                }
+            }
         }
     }
 
@@ -340,6 +352,7 @@ impl DissipationTerm {
     pub fn n_params(&self) -> usize {
         match self {
             DissipationTerm::Learned(l) => l.net.n_params(),
+            DissipationTerm::Matrix(m) => m.net.n_params(),
             _ => 0,
         }
     }
@@ -347,8 +360,10 @@ impl DissipationTerm {
     /// Accumulate ∂/∂θ of λᵀ(−∂D/∂q̇) (the dissipation's part of the adjoint (3.1), see
     /// docs/DESIGN.md §13.2) into `grad`.
     pub fn adjoint(&self, q: &[f64], v: &[f64], lam: &[f64], grad: &mut [f64]) {
-        if let DissipationTerm::Learned(l) = self {
-            l.adjoint_batch(&[(q, v, lam)], grad);
+        match self {
+            DissipationTerm::Learned(l) => l.adjoint_batch(&[(q, v, lam)], grad),
+            DissipationTerm::Matrix(m) => m.adjoint_block(q, v, lam, 1, -1.0, grad),
+            _ => {}
         }
     }
 }
@@ -576,6 +591,7 @@ impl Forces {
             .iter()
             .filter_map(|t| match t {
                 DissipationTerm::Learned(l) => Some(crate::train::hyperdual::flatten(&l.net)),
+                DissipationTerm::Matrix(m) => Some(crate::train::hyperdual::flatten(&m.net)),
                 _ => None,
             })
             .flatten()
@@ -598,11 +614,14 @@ impl Forces {
         }
         let mut o = 0;
         for t in &mut self.dissipation {
-            if let DissipationTerm::Learned(l) = t {
-                let k = l.net.n_params();
-                crate::train::hyperdual::unflatten(&mut l.net, &theta[o..o + k]);
-                o += k;
-            }
+            let net = match t {
+                DissipationTerm::Learned(l) => &mut l.net,
+                DissipationTerm::Matrix(m) => &mut m.net,
+                _ => continue,
+            };
+            let k = net.n_params();
+            crate::train::hyperdual::unflatten(net, &theta[o..o + k]);
+            o += k;
         }
         Ok(())
     }
@@ -712,8 +731,24 @@ mod tests {
     fn adjoint_matches_finite_differences() {
         let (n, d) = (4, 2);
         for q_input in [true, false] {
+            let mut terms = vec![DissipationTerm::Learned(learned(n, d, q_input, 5))];
+            if q_input {
+                // With a matrix term next to it: the parameters of both, in order.
+                let m = super::super::dissipation_matrix::MatrixDissipation::new(
+                    n * d,
+                    false,
+                    None,
+                    5,
+                    1,
+                    7,
+                    0.2,
+                    &[],
+                )
+                .unwrap();
+                terms.push(DissipationTerm::Matrix(m));
+            }
             let f = Forces {
-                dissipation: vec![DissipationTerm::Learned(learned(n, d, q_input, 5))],
+                dissipation: terms,
                 input: None,
             };
             let (q, v) = state(n * d, 1.1);

@@ -13,6 +13,7 @@ pub mod activation;
 pub mod analytic;
 mod contract512;
 pub mod dissipation;
+pub mod dissipation_matrix;
 pub mod embed;
 pub mod fem;
 pub mod mlp;

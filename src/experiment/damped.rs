@@ -1,6 +1,7 @@
 //! `lgn experiment damped`: a damped double pendulum (linear joint damping, docs/DESIGN.md
 //! §13.5) learned from accelerations — the Lagrangian network and the damping coefficients
-//! together ([`crate::train::damped`]) — then rolled out from held-out initial conditions.
+//! together ([`crate::train::damped`]) — then rolled out from held-out initial conditions; a
+//! second row learns D = ½ q̇ᵀ L(q)L(q)ᵀ q̇ instead (docs/DESIGN.md §22, metrics `learned_d_…`).
 //!
 //! Reported: the learned damping against the truth, acceleration and rollout errors, the energy
 //! decay of model and truth (true energy E_true evaluated on both trajectories, relative to the
@@ -9,10 +10,11 @@
 
 use super::{ExperimentOptions, ExperimentReport};
 use crate::data::damped::{dblpend_damped, dblpend_damped_samples};
+use crate::density::dissipation::DissipationKind;
 use crate::integrate::{integrate_with_work, solve, Dp5Options, Method};
 use crate::plot::{line_plot, Series};
 use crate::solve::SolverKind;
-use crate::train::damped::{model_damping, train_damped_lnn};
+use crate::train::damped::{model_damping, train_dissipative_lnn};
 use crate::train::loss::LossKind;
 use crate::train::mass_penalty::MassPenalty;
 use crate::train::optim::Schedule;
@@ -87,8 +89,59 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     let train_raw = dblpend_damped_samples(c.n_train, G, c.omega_max, c.damping, opts.seed)?;
     let test_raw =
         dblpend_damped_samples(2_000, G, c.omega_max, c.damping, opts.seed.wrapping_add(99))?;
+    // The linear row (metrics without prefix, as before), then the learned D = ½ q̇ᵀ L Lᵀ q̇
+    // (docs/DESIGN.md §22) on the same data and recipe (metrics `learned_d_…`).
+    pendulum_row(
+        opts,
+        &c,
+        &train_raw,
+        &test_raw,
+        DissipationKind::Linear,
+        &mut rep,
+    )?;
+    pendulum_row(
+        opts,
+        &c,
+        &train_raw,
+        &test_raw,
+        DissipationKind::Learned,
+        &mut rep,
+    )?;
+    rep.config("damping", c.damping);
+    rep.config("n_train", c.n_train as u64);
+    rep.config("omega_max", c.omega_max);
+    rep.config("hidden", c.hidden as u64);
+    rep.config("epochs", c.epochs as u64);
+    rep.config("n_ic", c.n_ic as u64);
+    rep.config("t_end", c.t_end);
+    rep.config("angle_embedding", c.embed as u64);
+    rep.notes.push(
+        "damping_learned_k = c_k / α with α the least-squares fit M_learned ≈ α M_true over the held-out states (mass_fit_rel_residual = its relative residual; lagrangian_scale_alpha_trace = the older trace ratio); damping_from_accel_k reads c off the model's damping acceleration: f = M_true M_learned⁻¹ ∂D/∂q̇ fitted per joint by f_k ≈ c_k θ̇_k".into(),
+    );
+    rep.notes.push(
+        "learned_d_*: the same with D = ½ q̇ᵀ R(q) q̇, R = L Lᵀ learned (docs/DESIGN.md §22): learned_d_damping_learned_k = mean R_kk/α over the held-out states, learned_d_damping_offdiag = mean R_01/α (truth 0), learned_d_damping_matrix_rel_error = mean ‖R/α − c I‖_F / ‖c I‖_F".into(),
+    );
+    rep.notes.push(
+        "energy errors: max over t ≤ t_end of |E_true(model state) − E_true(true state)| / (E₀ − E_ground), E_ground = −3g".into(),
+    );
+    super::damped_mesh::run_mesh(opts, &mut rep)?;
+    Ok(rep)
+}
+
+/// One double-pendulum row: train L with the dissipation `kind`, report it against the truth.
+fn pendulum_row(
+    opts: &ExperimentOptions,
+    c: &Config,
+    train_raw: &crate::io::SamplesData,
+    test_raw: &crate::io::SamplesData,
+    kind: DissipationKind,
+    rep: &mut ExperimentReport,
+) -> Result<()> {
+    let learned_d = kind == DissipationKind::Learned;
+    let pre = if learned_d { "learned_d_" } else { "" };
+    let key = |k: &str| format!("{pre}{k}");
     let mut samples =
-        train::prepare_samples(ModelKind::Lnn, &train_raw, train::HnnCoords::Velocity)?;
+        train::prepare_samples(ModelKind::Lnn, train_raw, train::HnnCoords::Velocity)?;
     let mut model = TrainedModel::init(ModelKind::Lnn, "dblpend", 2, c.hidden, 2, opts.seed)?;
     model.params = train_raw.params.clone();
     if c.embed {
@@ -113,14 +166,22 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         mass_penalty: Some(MassPenalty::new(mean_sq, MassPenalty::DEFAULT_MARGIN)?),
         ..TrainConfig::unstabilised()
     };
-    let (model, report) = train_damped_lnn(model, &samples, &cfg, &mut |_| {})?;
+    let (model, report) = train_dissipative_lnn(model, kind, &samples, &cfg, &mut |_| {})?;
     if report.epochs == 0 {
         return Err(Error::input(format!(
-            "training the damped LNN failed in its first epoch: {}",
+            "training the damped LNN ({} D) failed in its first epoch: {}",
+            kind.as_str(),
             report.stopped_by_error.clone().unwrap_or_default()
         )));
     }
-    let raw_c = model_damping(&model).ok_or_else(|| Error::input("no learned damping"))?;
+    let raw_c = if learned_d {
+        vec![]
+    } else {
+        model_damping(&model).ok_or_else(|| Error::input("no learned damping"))?
+    };
+    // Σ over the test states of R (learned units): the learned matrix's mean, and of the
+    // squared distance to α c I once α is known (accumulated as moments of R).
+    let (mut r_sum, mut r_sq) = ([0.0; 4], [0.0; 4]);
     // L is learned up to a factor α (αL, αD give the same motion, docs/DESIGN.md §13.8), so the
     // physical coefficient is c_learned / α. Over the held-out states: α by least squares,
     // M_learned ≈ α M_true (Frobenius), with the fit's relative residual; the older trace
@@ -151,7 +212,18 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         }
         tr_l += ml[[0, 0]] + ml[[1, 1]];
         let det = ml[[0, 0]] * ml[[1, 1]] - ml[[0, 1]] * ml[[1, 0]];
-        let fl = [raw_c[0] * v[0], raw_c[1] * v[1]];
+        // The model's dissipation force ∂D/∂q̇ (learned units), whatever its form.
+        let mut fl = [0.0; 2];
+        if let Some(f) = &dym.forces {
+            f.dissipation_grad(&q, &v, &mut fl);
+        }
+        if let Some(m) = &model.dissipation {
+            let r = m.matrix(&q);
+            for k in 0..4 {
+                r_sum[k] += r[k];
+                r_sq[k] += r[k] * r[k];
+            }
+        }
         let y = [
             (ml[[1, 1]] * fl[0] - ml[[0, 1]] * fl[1]) / det,
             (-ml[[1, 0]] * fl[0] + ml[[0, 0]] * fl[1]) / det,
@@ -168,27 +240,50 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
         ((ll - 2.0 * alpha * mm + alpha * alpha * tt).max(0.0) / (alpha * alpha * tt)).sqrt();
     // tr M_true = 3 for m = l = 1.
     let alpha_trace = tr_l / (3.0 * n_test);
-    let learned: Vec<f64> = raw_c.iter().map(|x| x / alpha).collect();
+    let raw: Vec<f64> = if learned_d {
+        vec![r_sum[0] / n_test, r_sum[3] / n_test]
+    } else {
+        raw_c.clone()
+    };
+    let learned: Vec<f64> = raw.iter().map(|x| x / alpha).collect();
     let from_accel: Vec<f64> = (0..2).map(|k| cf[k] / cv[k]).collect();
     let rel = |v: &[f64]| {
         v.iter()
             .map(|x| (x - c.damping).abs() / c.damping)
             .fold(0.0, f64::max)
     };
-    rep.metric("lagrangian_scale_alpha", alpha);
-    rep.metric("lagrangian_scale_alpha_trace", alpha_trace);
-    rep.metric("mass_fit_rel_residual", mass_residual);
-    rep.metric("damping_true", c.damping);
-    rep.metric("damping_learned_raw_0", raw_c[0]);
-    rep.metric("damping_learned_raw_1", raw_c[1]);
-    rep.metric("damping_learned_0", learned[0]);
-    rep.metric("damping_learned_1", learned[1]);
-    rep.metric("damping_rel_error_max", rel(&learned));
-    rep.metric("damping_from_accel_0", from_accel[0]);
-    rep.metric("damping_from_accel_1", from_accel[1]);
-    rep.metric("damping_from_accel_rel_error_max", rel(&from_accel));
-    rep.metric("best_val_loss", report.best_val_loss);
-    rep.metric("accel_rel_error", (num / den).sqrt());
+    rep.metric(&key("lagrangian_scale_alpha"), alpha);
+    rep.metric(&key("lagrangian_scale_alpha_trace"), alpha_trace);
+    rep.metric(&key("mass_fit_rel_residual"), mass_residual);
+    if !learned_d {
+        rep.metric("damping_true", c.damping);
+    }
+    rep.metric(&key("damping_learned_raw_0"), raw[0]);
+    rep.metric(&key("damping_learned_raw_1"), raw[1]);
+    rep.metric(&key("damping_learned_0"), learned[0]);
+    rep.metric(&key("damping_learned_1"), learned[1]);
+    rep.metric(&key("damping_rel_error_max"), rel(&learned));
+    if learned_d {
+        // ‖R/α − cI‖²_F summed over the states from the moments of R: per entry,
+        // Σ (r/α − t)² = Σ r²/α² − 2 t Σ r/α + N t², t = c on the diagonal, 0 off it.
+        let mut dist = 0.0;
+        for k in 0..4 {
+            let t = if k == 0 || k == 3 { c.damping } else { 0.0 };
+            dist += r_sq[k] / (alpha * alpha) - 2.0 * t * r_sum[k] / alpha + n_test * t * t;
+        }
+        let norm = 2.0 * c.damping * c.damping * n_test;
+        rep.metric(&key("damping_offdiag"), r_sum[1] / n_test / alpha);
+        // Root mean square over the states of the relative Frobenius distance.
+        rep.metric(
+            &key("damping_matrix_rel_error"),
+            (dist.max(0.0) / norm).sqrt(),
+        );
+    }
+    rep.metric(&key("damping_from_accel_0"), from_accel[0]);
+    rep.metric(&key("damping_from_accel_1"), from_accel[1]);
+    rep.metric(&key("damping_from_accel_rel_error_max"), rel(&from_accel));
+    rep.metric(&key("best_val_loss"), report.best_val_loss);
+    rep.metric(&key("accel_rel_error"), (num / den).sqrt());
 
     // Rollouts from held-out initial conditions.
     let nt = (c.t_end / c.dt_frame).round() as usize + 1;
@@ -263,13 +358,15 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             ));
         }
     }
-    rep.metric("model_rollouts_failed", failed as f64);
-    rep.metric("energy_curve_error_max", worst_e);
+    rep.metric(&key("model_rollouts_failed"), failed as f64);
+    rep.metric(&key("energy_curve_error_max"), worst_e);
     let ok = (c.n_ic - failed).max(1) as f64;
-    rep.metric("energy_curve_error_mean", mean_e / ok);
-    rep.metric("model_power_balance_residual", worst_balance);
-    rep.metric("truth_power_balance_residual", worst_balance_truth);
-    rep.metric("angle_error_after_1s_mean", q_err_1s / ok);
+    rep.metric(&key("energy_curve_error_mean"), mean_e / ok);
+    rep.metric(&key("model_power_balance_residual"), worst_balance);
+    if !learned_d {
+        rep.metric("truth_power_balance_residual", worst_balance_truth);
+    }
+    rep.metric(&key("angle_error_after_1s_mean"), q_err_1s / ok);
     for x in mean_true.iter_mut().chain(mean_model.iter_mut()) {
         *x /= ok;
     }
@@ -279,17 +376,28 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             rep.notes.join("; ")
         )));
     }
-    let f1 = opts.out.join("energy_decay.png");
+    let f1 = opts.out.join(format!(
+        "energy_decay{}.png",
+        if learned_d { "_learned_d" } else { "" }
+    ));
+    let what = if learned_d {
+        "learned D = ½ q̇ᵀLLᵀq̇"
+    } else {
+        "linear D"
+    };
     line_plot(
         &f1,
-        "damped double pendulum: true energy along truth and model rollouts",
+        &format!("damped double pendulum ({what}): true energy along truth and model rollouts"),
         "t",
         "E_true",
         &curves,
         (900, 500),
         opts.force,
     )?;
-    let f2 = opts.out.join("energy_decay_mean.png");
+    let f2 = opts.out.join(format!(
+        "energy_decay_mean{}.png",
+        if learned_d { "_learned_d" } else { "" }
+    ));
     line_plot(
         &f2,
         &format!(
@@ -307,18 +415,10 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
     )?;
     rep.files.push(f1);
     rep.files.push(f2);
-    rep.config("damping", c.damping);
-    rep.config("n_train", c.n_train as u64);
-    rep.config("omega_max", c.omega_max);
-    rep.config("hidden", c.hidden as u64);
-    rep.config("epochs", c.epochs as u64);
-    rep.config("n_ic", c.n_ic as u64);
-    rep.config("t_end", c.t_end);
-    rep.config("angle_embedding", c.embed as u64);
     opts.observer.stage(
         "damped",
         &format!(
-            "double pendulum: c/α = ({:.4}, {:.4}) against {}, energy curve max {:.4}, accel error {:.4}",
+            "double pendulum ({what}): c/α = ({:.4}, {:.4}) against {}, energy curve max {:.4}, accel error {:.4}",
             learned[0],
             learned[1],
             c.damping,
@@ -326,12 +426,5 @@ pub fn run(opts: &ExperimentOptions) -> Result<ExperimentReport> {
             (num / den).sqrt()
         ),
     );
-    rep.notes.push(
-        "damping_learned_k = c_k / α with α the least-squares fit M_learned ≈ α M_true over the held-out states (mass_fit_rel_residual = its relative residual; lagrangian_scale_alpha_trace = the older trace ratio); damping_from_accel_k reads c off the model's damping acceleration: f = M_true M_learned⁻¹ C θ̇ fitted per joint by f_k ≈ c_k θ̇_k".into(),
-    );
-    rep.notes.push(
-        "energy errors: max over t ≤ t_end of |E_true(model state) − E_true(true state)| / (E₀ − E_ground), E_ground = −3g".into(),
-    );
-    super::damped_mesh::run_mesh(opts, &mut rep)?;
-    Ok(rep)
+    Ok(())
 }

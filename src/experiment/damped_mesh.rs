@@ -48,7 +48,10 @@ fn config(quick: bool) -> MeshConfig {
         MeshConfig {
             nodes: 400,
             damping: 0.5,
-            n_train: 160,
+            // docs/DESIGN.md §22.5: with 160 samples the edge network absorbs part of the
+            // damping acceleration (0.6 % of the signal) in-sample and the rate came out
+            // 7–10 % low on square meshes; 640 gave 0.499–0.502 (truth 0.5).
+            n_train: 640,
             n_test: 20,
             hidden: 16,
             epochs: 30,
@@ -61,7 +64,9 @@ fn config(quick: bool) -> MeshConfig {
         MeshConfig {
             nodes: 10_000,
             damping: 0.5,
-            n_train: 120,
+            // 120 samples gave a rate of 0.318 (truth 0.5): too few for the damping, which is
+            // < 1 % of the acceleration, to be separated from the learned potential (§22.5).
+            n_train: 480,
             n_test: 20,
             hidden: 16,
             epochs: 30,

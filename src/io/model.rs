@@ -68,6 +68,9 @@ pub struct ModelData {
     pub training: Option<TrainingData>,
     /// Other root attributes (free-form strings / numbers).
     pub attrs: BTreeMap<String, AttrValue>,
+    /// A single-network model's learned dissipation network N of D = ½ q̇ᵀ L Lᵀ q̇ (group
+    /// `dissipation`, `kind = "learned"`, docs/SCHEMA.md, docs/DESIGN.md §22.1); optional.
+    pub dissipation: Option<crate::density::Mlp>,
 }
 
 const RESERVED: &[&str] = &[
@@ -171,6 +174,21 @@ impl ModelData {
         } else {
             None
         };
+        let dissipation = if ctx.exists("dissipation") {
+            match ctx.attr_str("dissipation", "kind", true).as_deref() {
+                Some("learned") => crate::model::file::read_net_out(ctx, "dissipation", None),
+                Some(k) => {
+                    ctx.problem(
+                        "/dissipation@kind",
+                        format!("'{k}' is not 'learned' (the only dissipation network of a single-network model)"),
+                    );
+                    None
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
         if !ctx.ok() {
             return None;
         }
@@ -187,6 +205,7 @@ impl ModelData {
             input_scale: input_scale?,
             training,
             attrs,
+            dissipation,
         };
         let problems = m.problems();
         let bad = !problems.is_empty();
@@ -367,6 +386,11 @@ impl ModelData {
                 out.extra_attrs("training", &t.attrs, TRAINING_RESERVED)?;
             }
             out.extra_attrs("/", &self.attrs, RESERVED)?;
+            if let Some(net) = &self.dissipation {
+                out.group("dissipation")?;
+                out.attr("dissipation", "kind", &AttrValue::Str("learned".into()))?;
+                crate::model::file::write_net(&out, "dissipation", net)?;
+            }
             out.commit().map(|_| ())
         })
     }

@@ -13,7 +13,8 @@ use std::path::Path;
 /// `model_kind` of a graph model.
 pub const GRAPH_MODEL_KIND: &str = "graph";
 
-fn write_net(out: &Out, g: &str, net: &Mlp) -> Result<()> {
+/// A network in group `g` (`layer_sizes`, `layers/i/{weight,bias}`, `input_shift`, `input_scale`).
+pub(crate) fn write_net(out: &Out, g: &str, net: &Mlp) -> Result<()> {
     let sizes: Array1<i64> = net.sizes.iter().map(|s| *s as i64).collect();
     out.i64(&format!("{g}/layer_sizes"), &sizes)?;
     out.group(&format!("{g}/layers"))?;
@@ -37,6 +38,11 @@ fn write_net(out: &Out, g: &str, net: &Mlp) -> Result<()> {
 }
 
 fn read_net(ctx: &mut Ctx, g: &str) -> Option<Mlp> {
+    read_net_out(ctx, g, Some(1))
+}
+
+/// The network of group `g` (see [`write_net`]) with `out` outputs (`None`: any width ≥ 1).
+pub(crate) fn read_net_out(ctx: &mut Ctx, g: &str, out: Option<usize>) -> Option<Mlp> {
     let sizes = ctx.i64_1d(&format!("{g}/layer_sizes"), true)?;
     if let Some((i, x)) = sizes.iter().enumerate().find(|(_, x)| **x < 1) {
         ctx.problem(
@@ -46,10 +52,13 @@ fn read_net(ctx: &mut Ctx, g: &str) -> Option<Mlp> {
         return None;
     }
     let sizes: Vec<usize> = sizes.iter().map(|x| *x as usize).collect();
-    if sizes.len() < 3 || *sizes.last().unwrap() != 1 {
+    if sizes.len() < 3 || out.is_some_and(|o| *sizes.last().unwrap() != o) {
         ctx.problem(
             format!("/{g}/layer_sizes"),
-            format!("{sizes:?}: expected input, at least one hidden layer, and 1 output"),
+            format!(
+                "{sizes:?}: expected input, at least one hidden layer, and {} output(s)",
+                out.map_or("the".to_string(), |o| o.to_string())
+            ),
         );
         return None;
     }
@@ -85,7 +94,12 @@ fn read_net(ctx: &mut Ctx, g: &str) -> Option<Mlp> {
         input_shift,
         input_scale,
     };
-    if let Err(e) = net.validate() {
+    let valid = if net.sizes.last() == Some(&1) {
+        net.validate()
+    } else {
+        crate::train::baselines::validate_any_output(&net)
+    };
+    if let Err(e) = valid {
         ctx.problem(format!("/{g}"), e.to_string());
         return None;
     }

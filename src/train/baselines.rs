@@ -99,27 +99,17 @@ pub fn vector_mlp_forward(m: &Mlp, x: &[f64]) -> Vec<f64> {
     a
 }
 
-/// Loss (and gradient into `grad`) of the plain MLP baseline over one block of samples.
-pub fn mlp_baseline_block(
+/// Forward pass of a vector-output MLP over a block of `nb` normalised inputs `x` (column-major
+/// p × nb: sample j's inputs contiguous). Returns the inputs of every layer (`acts[l]`), the
+/// softplus derivatives of the hidden layers (`s1s[l]`) and the outputs (column-major
+/// out × nb), what [`vector_mlp_backward`] needs.
+pub(crate) fn vector_mlp_forward_block(
     m: &Mlp,
-    data: &Samples,
-    idx: &[usize],
-    loss: LossKind,
-    inv_norm: f64,
-    grad: Option<&mut [f64]>,
-) -> Result<f64> {
+    x: Vec<f64>,
+    nb: usize,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<f64>) {
     let sizes = &m.sizes;
     let nl = sizes.len() - 1;
-    let p = sizes[0];
-    let dout = sizes[nl];
-    let nb = idx.len();
-    let mut x = vec![0.0; p * nb];
-    for (j, &i) in idx.iter().enumerate() {
-        for (c, v) in data.input_row(i).iter().enumerate() {
-            x[j * p + c] = (v - m.input_shift[c]) / m.input_scale[c];
-        }
-    }
-    // Forward, keeping activations (acts[l] = input of layer l) and σ'.
     let mut acts: Vec<Vec<f64>> = vec![x];
     let mut s1s: Vec<Vec<f64>> = vec![];
     let mut out = vec![];
@@ -150,27 +140,23 @@ pub fn mlp_baseline_block(
             out = z;
         }
     }
-    let mut gout = vec![0.0; dout * nb];
-    let mut total = 0.0;
-    for (j, &i) in idx.iter().enumerate() {
-        let pred = &out[j * dout..(j + 1) * dout];
-        if let Some(c) = pred.iter().position(|x| !x.is_finite()) {
-            return Err(Error::input(format!(
-                "the MLP prediction is not finite (output {c}) at sample {i}"
-            )));
-        }
-        total += loss.sample(
-            pred,
-            data.target_row(i),
-            data.weight(i) * inv_norm,
-            &mut gout[j * dout..(j + 1) * dout],
-        );
-    }
-    let Some(grad) = grad else {
-        return Ok(total);
-    };
+    (acts, s1s, out)
+}
+
+/// Reverse sweep of [`vector_mlp_forward_block`]: with `zbar` = ∂ℓ/∂(outputs) (column-major
+/// out × nb), accumulate ∂ℓ/∂θ into `grad` (layout of [`super::hyperdual::flatten`]).
+pub(crate) fn vector_mlp_backward(
+    m: &Mlp,
+    acts: &[Vec<f64>],
+    s1s: &[Vec<f64>],
+    zbar: Vec<f64>,
+    nb: usize,
+    grad: &mut [f64],
+) {
+    let sizes = &m.sizes;
+    let nl = sizes.len() - 1;
     let offs = param_offsets(sizes);
-    let mut zbar = gout;
+    let mut zbar = zbar;
     for l in (0..nl).rev() {
         let (hp, h) = (sizes[l], sizes[l + 1]);
         let (woff, boff) = offs[l];
@@ -203,6 +189,49 @@ pub fn mlp_baseline_block(
             zbar = abar;
         }
     }
+}
+
+/// Loss (and gradient into `grad`) of the plain MLP baseline over one block of samples.
+pub fn mlp_baseline_block(
+    m: &Mlp,
+    data: &Samples,
+    idx: &[usize],
+    loss: LossKind,
+    inv_norm: f64,
+    grad: Option<&mut [f64]>,
+) -> Result<f64> {
+    let sizes = &m.sizes;
+    let nl = sizes.len() - 1;
+    let p = sizes[0];
+    let dout = sizes[nl];
+    let nb = idx.len();
+    let mut x = vec![0.0; p * nb];
+    for (j, &i) in idx.iter().enumerate() {
+        for (c, v) in data.input_row(i).iter().enumerate() {
+            x[j * p + c] = (v - m.input_shift[c]) / m.input_scale[c];
+        }
+    }
+    let (acts, s1s, out) = vector_mlp_forward_block(m, x, nb);
+    let mut gout = vec![0.0; dout * nb];
+    let mut total = 0.0;
+    for (j, &i) in idx.iter().enumerate() {
+        let pred = &out[j * dout..(j + 1) * dout];
+        if let Some(c) = pred.iter().position(|x| !x.is_finite()) {
+            return Err(Error::input(format!(
+                "the MLP prediction is not finite (output {c}) at sample {i}"
+            )));
+        }
+        total += loss.sample(
+            pred,
+            data.target_row(i),
+            data.weight(i) * inv_norm,
+            &mut gout[j * dout..(j + 1) * dout],
+        );
+    }
+    let Some(grad) = grad else {
+        return Ok(total);
+    };
+    vector_mlp_backward(m, &acts, &s1s, gout, nb, grad);
     Ok(total)
 }
 

@@ -304,9 +304,23 @@ pub fn lnn_dense_block_penalised(
     lnn_dense_block_damped(dens, data, idx, loss, inv_norm, penalty, grad, None)
 }
 
-/// [`lnn_dense_block_penalised`] with linear damping D = ½ Σ_k c_k q̇_k² (docs/DESIGN.md §13.2):
-/// M a = ∂L/∂q − C q̇ − c ⊙ q̇. With `damping = (c, dc)`, ∂ℓ/∂c_k = −Σ λ_k q̇_k is accumulated
-/// into `dc` when a gradient is asked for.
+/// The dissipation of a single-network LNN in training ([`lnn_dense_block_damped`]).
+#[derive(Clone, Copy, Debug)]
+pub enum LnnDamping<'a> {
+    /// D = ½ Σ_k c_k q̇_k² with these (signed) c (docs/DESIGN.md §13.2); gradient slot ∂ℓ/∂c.
+    Linear(&'a [f64]),
+    /// D = ½ s q̇ᵀ R(q) q̇, R = L Lᵀ (docs/DESIGN.md §22) with the sign s of the learned mass;
+    /// gradient slot ∂ℓ/∂θ of R's network.
+    Matrix(
+        &'a crate::density::dissipation_matrix::MatrixDissipation,
+        f64,
+    ),
+}
+
+/// [`lnn_dense_block_penalised`] with dissipation: M a = ∂L/∂q − C q̇ − ∂D/∂q̇. Linear damping
+/// D = ½ Σ_k c_k q̇_k² (docs/DESIGN.md §13.2): with `damping = (Linear(c), dc)`,
+/// ∂ℓ/∂c_k = −Σ λ_k q̇_k is accumulated into `dc` when a gradient is asked for. A learned matrix
+/// D = ½ s q̇ᵀR(q)q̇ (§22): ∂ℓ/∂θ = −s Σ ∂(λᵀRq̇)/∂θ into the slot, one reverse sweep per block.
 #[allow(clippy::too_many_arguments)]
 pub fn lnn_dense_block_damped(
     dens: &MlpDensity,
@@ -316,7 +330,7 @@ pub fn lnn_dense_block_damped(
     inv_norm: f64,
     penalty: Option<MassPenalty>,
     grad: Option<&mut [f64]>,
-    mut damping: Option<(&[f64], &mut [f64])>,
+    mut damping: Option<(LnnDamping<'_>, &mut [f64])>,
 ) -> Result<(f64, usize, f64)> {
     let d = data.out_dim;
     let p = 2 * d;
@@ -342,17 +356,40 @@ pub fn lnn_dense_block_damped(
     let mut g = vec![0.0; d];
     let mut total = 0.0;
     let mut dropped = 0usize;
+    // The matrix dissipation's force s R(q) q̇ of every sample of the block, and the states and
+    // adjoints of the kept samples for its reverse sweep.
+    let mut mat_force = vec![];
+    let (mut kq, mut kv, mut kl) = (vec![], vec![], vec![]);
+    if let Some((LnnDamping::Matrix(md, s), _)) = &damping {
+        let (mut qb, mut vb) = (Vec::with_capacity(nb * d), Vec::with_capacity(nb * d));
+        for &i in idx {
+            let xr = data.input_row(i);
+            qb.extend_from_slice(&xr[..d]);
+            vb.extend_from_slice(&xr[d..2 * d]);
+        }
+        mat_force = vec![0.0; nb * d];
+        md.forces_block(&qb, &vb, nb, &mut mat_force);
+        mat_force.iter_mut().for_each(|f| *f *= s);
+    }
     for (j, &i) in idx.iter().enumerate() {
         let r = &rec[j * stride..(j + 1) * stride];
         let m0 = &r[lay.mass()..lay.mass() + d * d];
         for c in 0..d {
             a[c] = r[lay.grad_q() + c] - r[lay.cv() + c];
         }
-        if let Some((dc, _)) = &damping {
-            let v = &data.input_row(i)[d..];
-            for c in 0..d {
-                a[c] -= dc[c] * v[c];
+        match &damping {
+            Some((LnnDamping::Linear(dc), _)) => {
+                let v = &data.input_row(i)[d..];
+                for c in 0..d {
+                    a[c] -= dc[c] * v[c];
+                }
             }
+            Some((LnnDamping::Matrix(..), _)) => {
+                for c in 0..d {
+                    a[c] -= mat_force[j * d + c];
+                }
+            }
+            None => {}
         }
         let Some(piv) = solve_mass(m0, &mut m, d, &mut a) else {
             // Dropped: no loss and no site in the reverse sweep.
@@ -371,10 +408,18 @@ pub fn lnn_dense_block_damped(
                 continue;
             }
             let xr = data.input_row(i);
-            if let Some((_, gc)) = &mut damping {
-                for c in 0..d {
-                    gc[c] -= g[c] * xr[d + c];
+            match &mut damping {
+                Some((LnnDamping::Linear(_), gc)) => {
+                    for c in 0..d {
+                        gc[c] -= g[c] * xr[d + c];
+                    }
                 }
+                Some((LnnDamping::Matrix(..), _)) => {
+                    kq.extend_from_slice(&xr[..d]);
+                    kv.extend_from_slice(&xr[d..2 * d]);
+                    kl.extend_from_slice(&g);
+                }
+                None => {}
             }
             sites.extend_from_slice(xr);
             // u1 = (0, λ), u2 = (v, a), u3 = (λ, 0).
@@ -386,6 +431,9 @@ pub fn lnn_dense_block_damped(
             sites.extend(std::iter::repeat_n(0.0, d));
         }
         total += li;
+    }
+    if let Some((LnnDamping::Matrix(md, s), gm)) = &mut damping {
+        md.adjoint_block(&kq, &kv, &kl, kl.len() / d, -*s, gm);
     }
     let mut pen_total = 0.0;
     if let Some(pen) = penalty {

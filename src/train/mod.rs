@@ -116,6 +116,9 @@ pub struct TrainedModel {
     pub params: BTreeMap<String, f64>,
     /// For HNNs: what y is.
     pub hnn_coords: Option<HnnCoords>,
+    /// An lnn's learned dissipation D = ½ q̇ᵀ L(q)L(q)ᵀ q̇ (`--dissipation learned`,
+    /// docs/DESIGN.md §22; model-file group `dissipation`).
+    pub dissipation: Option<Box<crate::density::dissipation_matrix::MatrixDissipation>>,
 }
 
 impl TrainedModel {
@@ -164,6 +167,7 @@ impl TrainedModel {
             net,
             params: BTreeMap::new(),
             hnn_coords: None,
+            dissipation: None,
         })
     }
 
@@ -229,16 +233,23 @@ impl TrainedModel {
         match self.kind {
             ModelKind::Lnn => {
                 let dy = crate::systems::single_site(dens, solver)?;
-                // Learned linear damping (docs/DESIGN.md §13.2), when the model has one.
-                match damped::model_damping(self) {
-                    Some(c) => dy.with_forces(crate::density::dissipation::Forces {
-                        dissipation: vec![crate::density::dissipation::DissipationTerm::Linear {
-                            c,
-                        }],
-                        input: None,
-                    }),
-                    None => Ok(dy),
+                // Learned linear damping (docs/DESIGN.md §13.2) and the learned matrix
+                // dissipation (§22), when the model has them.
+                use crate::density::dissipation::DissipationTerm;
+                let mut terms = vec![];
+                if let Some(c) = damped::model_damping(self) {
+                    terms.push(DissipationTerm::Linear { c });
                 }
+                if let Some(m) = &self.dissipation {
+                    terms.push(DissipationTerm::Matrix((**m).clone()));
+                }
+                if terms.is_empty() {
+                    return Ok(dy);
+                }
+                dy.with_forces(crate::density::dissipation::Forces {
+                    dissipation: terms,
+                    input: None,
+                })
             }
             ModelKind::Lgn => {
                 let n = n
@@ -389,6 +400,7 @@ impl TrainedModel {
             input_scale: Array1::from(self.net.input_scale.clone()),
             training,
             attrs,
+            dissipation: self.dissipation.as_ref().map(|m| m.net.clone()),
         }
     }
 
@@ -460,6 +472,7 @@ impl TrainedModel {
             net,
             params,
             hnn_coords,
+            dissipation: None,
         };
         m.validate().map_err(|e| {
             Error::file(
@@ -468,6 +481,27 @@ impl TrainedModel {
             )
         })?;
         let mut m = m;
+        if let Some(net) = &md.dissipation {
+            // docs/DESIGN.md §22: the learned dissipation of an lnn.
+            if kind != ModelKind::Lnn {
+                return Err(bad(
+                    "/dissipation",
+                    format!(
+                        "a learned dissipation network belongs to an lnn, not to a '{}' model",
+                        kind.as_str()
+                    ),
+                ));
+            }
+            let term = crate::density::dissipation_matrix::MatrixDissipation {
+                net: net.clone(),
+                dof: m.dof,
+                embed: m.angle_embedding(),
+                q_period: m.q_period(),
+            };
+            term.check(m.dof)
+                .map_err(|e| bad("/dissipation", e.to_string()))?;
+            m.dissipation = Some(Box::new(term));
+        }
         if m.shift_invariant() {
             // Stored weights are projected already; projecting again removes the round-off of
             // any writer (idempotent) and checks the input scales.

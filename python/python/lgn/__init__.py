@@ -151,7 +151,8 @@ def fit(
     ``precision="f64"|"f32"`` (lgn on the ring: the MLP passes in single precision; §15),
     ``hnn_coords="velocity"``, ``dissipation="none"|"linear"|"learned"`` (as
     ``lgn train --dissipation``: ``"linear"`` learns D = ½ Σ c_k q̇_k² next to an lnn's L,
-    c_k ≥ 0; on graph networks ``"linear"`` learns one γ per node mass scale and
+    c_k ≥ 0, and ``"learned"`` D = ½ q̇ᵀ L(q)L(q)ᵀ q̇ with L from a network of q, D ≥ 0 by
+    construction, docs/DESIGN.md §22; on graph networks ``"linear"`` learns one γ per node mass scale and
     ``"learned"`` a state-dependent coefficient network; docs/DESIGN.md §13),
     ``input_map="given"|"learned"`` (driven data — a file with ``u`` and ``B`` — enter as the
     force B u as in ``lgn train``; ``"learned"`` learns B per node, as ``--input-map learned``),
