@@ -63,21 +63,26 @@ fn positions_only_cli_round_trip_and_errors() {
     );
     // Default flags: the weak-form objective.
     let model = d.join("m.h5");
-    let out = lgn(&[
-        "train",
-        "--data",
-        s(&pos),
-        "--model",
-        "lnn",
-        "--angles",
-        "--epochs",
-        "3",
-        "--hidden",
-        "16",
-        "--quiet",
-        "--out",
-        s(&model),
-    ]);
+    // A short LNN fit of the positions with `extra` flags.
+    let train_lnn = |extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "--data",
+            s(&pos),
+            "--model",
+            "lnn",
+            "--angles",
+            "--epochs",
+            "3",
+            "--hidden",
+            "16",
+            "--out",
+            s(&model),
+        ];
+        a.extend_from_slice(extra);
+        lgn(&a)
+    };
+    let out = train_lnn(&["--quiet"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(model.exists(), "{stderr}");
     let m = lgn::train::load_model(&model).unwrap();
@@ -91,25 +96,7 @@ fn positions_only_cli_round_trip_and_errors() {
         }
     };
     assert!((3..=10).contains(&k_of(&model)));
-    let w_args = |w: &str| {
-        lgn(&[
-            "train",
-            "--data",
-            s(&pos),
-            "--model",
-            "lnn",
-            "--angles",
-            "--epochs",
-            "3",
-            "--hidden",
-            "16",
-            "--window",
-            w,
-            "--force",
-            "--out",
-            s(&model),
-        ])
-    };
+    let w_args = |w: &str| train_lnn(&["--window", w, "--force"]);
     // (Three epochs of 16 units on four trajectories train no usable model; lgn train says so
     // and exits non-zero, but writes the file and its record.)
     w_args("4");
