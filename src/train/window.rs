@@ -235,12 +235,10 @@ mod tests {
         // Independent truth: the σ of the Gaussian noise added to exact trajectories.
         for sigma in [1e-3, 1e-2, 1e-1] {
             let s = estimate_position_noise(&pendulum(sigma, 7));
-            eprintln!("σ = {sigma}: σ̂ = {s}");
             assert!((s / sigma - 1.0).abs() < 0.15, "σ = {sigma}: estimated {s}");
         }
         // Noise-free chaotic trajectories: the smooth floor is far below 1e-3.
         let s0 = estimate_position_noise(&pendulum(0.0, 7));
-        eprintln!("σ = 0: σ̂ = {s0}");
         assert!(s0 < 2e-4, "noise-free estimate {s0}");
     }
 
@@ -276,7 +274,6 @@ mod tests {
             .iter()
             .map(|&s| choose_window(&pendulum(s, 5), p, WeakForm::default()).unwrap())
             .collect();
-        eprintln!("{ks:#?}");
         assert_eq!(ks[0].half_width, *CANDIDATES.start());
         for w in ks.windows(2) {
             assert!(w[1].half_width >= w[0].half_width, "{ks:?}");
