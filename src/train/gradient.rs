@@ -22,7 +22,7 @@
 //! Determinism: partial gradients are kept per fixed block (or fixed group of blocks) and
 //! summed in block order, never in rayon's dynamic reduction order.
 
-use super::hyperdual::{adjoint_block, n_params};
+use super::hyperdual::{adjoint_block, adjoint_block_dirs, n_params, SecondOrder};
 use super::loss::LossKind;
 use super::mass_penalty::{self, MassPenalty};
 use crate::density::{Density, Mlp, MlpDensity};
@@ -664,8 +664,10 @@ pub fn lnn_graph_sample_sens(
 
 /// Columns (sites × copies) of one [`adjoint_block`] call in the batched sweeps: the sites of
 /// all samples of a minibatch are packed into blocks this wide, so each layer is a GEMM of
-/// width 4·BATCH_COLS whatever the graph's size (docs/DESIGN.md §15).
-pub(crate) const BATCH_COLS: usize = 256;
+/// width 4·BATCH_COLS whatever the graph's size (docs/DESIGN.md §15). 64 since §24.3: at
+/// hidden 32 a block of 64 sites keeps a layer's channels (≈ 64 KB) in L2 and was the fastest
+/// width of the sweep (≈ 10 % faster than 256).
+pub(crate) const BATCH_COLS: usize = 64;
 
 /// The batched hyper-dual sweep over all `pairs` = samples × `ns` (sample, site) pairs:
 /// blocks of at most [`BATCH_COLS`] columns (`copies` columns per pair), grouped into at most
@@ -684,6 +686,41 @@ pub(crate) fn batched_adjoint<F>(
 ) where
     F: Fn(&mut [f64], usize, usize, usize, usize) + Sync,
 {
+    batched_adjoint_with(
+        net,
+        (pairs, ns, copies),
+        None::<PairDirs<'_, fn(&mut [f64], usize)>>,
+        grad,
+        fill,
+    )
+}
+
+/// Second-order columns of a batched sweep (docs/DESIGN.md §24): direction j belongs to pair
+/// `pair[j]` (ascending), adds `coef[j]·D_u D_u ρ` there, and `fill(col, j)` writes its raw
+/// tangent u into one input column (`p` values, zeroed first).
+pub(crate) struct PairDirs<'a, G> {
+    pub pair: &'a [usize],
+    pub coef: &'a [f64],
+    pub fill: G,
+}
+
+/// [`batched_adjoint`] with optional second-order columns ([`PairDirs`], only with one column
+/// per pair): each block carries, after its 4·nb channel columns, the directions of its pairs
+/// ([`hyperdual::adjoint_block_dirs`]).
+pub(crate) fn batched_adjoint_with<F, G>(
+    net: &Mlp,
+    (pairs, ns, copies): (usize, usize, usize),
+    dirs: Option<PairDirs<'_, G>>,
+    grad: &mut [f64],
+    fill: F,
+) where
+    F: Fn(&mut [f64], usize, usize, usize, usize) + Sync,
+    G: Fn(&mut [f64], usize) + Sync,
+{
+    assert!(
+        dirs.is_none() || copies == 1,
+        "second-order columns need one column per pair"
+    );
     let p = net.sizes[0];
     let per_block = (BATCH_COLS / copies).max(1);
     let nblocks = pairs.div_ceil(per_block);
@@ -693,22 +730,49 @@ pub(crate) fn batched_adjoint<F>(
     let groups = nblocks.clamp(1, GRAPH_GROUPS);
     let per = nblocks.div_ceil(groups);
     let np = grad.len();
+    let dirs = dirs.as_ref();
     let parts: Vec<Vec<f64>> = (0..groups)
         .into_par_iter()
         .map(|gi| {
             let mut g = vec![0.0; np];
-            let mut buf = vec![0.0; p * 4 * per_block * copies];
+            let mut buf: Vec<f64> = Vec::new();
+            let mut site: Vec<usize> = Vec::new();
             for b in gi * per..((gi + 1) * per).min(nblocks) {
                 let k0 = b * per_block;
                 let m = (pairs - k0).min(per_block);
                 let nb = m * copies;
-                let xin = &mut buf[..p * 4 * nb];
+                let (e0, e1) = dirs.map_or((0, 0), |d| {
+                    (
+                        d.pair.partition_point(|&k| k < k0),
+                        d.pair.partition_point(|&k| k < k0 + m),
+                    )
+                });
+                let nd = e1 - e0;
+                let len = p * (4 * nb + nd);
+                if buf.len() < len {
+                    buf.resize(len, 0.0);
+                }
+                let xin = &mut buf[..len];
                 xin.fill(0.0);
                 for j in 0..m {
                     let k = k0 + j;
                     fill(xin, nb, j * copies, k / ns, k % ns);
                 }
-                adjoint_block(net, xin, nb, &mut g);
+                let sd = match dirs {
+                    Some(d) if nd > 0 => {
+                        site.clear();
+                        site.extend(d.pair[e0..e1].iter().map(|&k| k - k0));
+                        for (j, col) in xin[4 * nb * p..].chunks_exact_mut(p).enumerate() {
+                            (d.fill)(col, e0 + j);
+                        }
+                        SecondOrder {
+                            site: &site,
+                            coef: &d.coef[e0..e1],
+                        }
+                    }
+                    _ => SecondOrder::NONE,
+                };
+                adjoint_block_dirs(net, xin, nb, sd, &mut g);
             }
             g
         })
@@ -769,11 +833,56 @@ pub(crate) fn mlp_sweep_batch(
     states: &[SweepChannels<'_>],
     grad: &mut [f64],
 ) {
+    mlp_sweep_batch_dirs(mlp, sites, d, states, None, grad)
+}
+
+/// Eigen-directions of the site mass penalty that ride in a graph sweep as second-order
+/// columns (docs/DESIGN.md §24): direction j at (sample, site) pair `pair[j]` (sample-major,
+/// ascending) with velocity tangent `u[j·kd..(j + 1)·kd]` and weight `coef[j]`.
+pub(crate) struct SiteDirs {
+    pub pair: Vec<usize>,
+    pub coef: Vec<f64>,
+    pub u: Vec<f64>,
+}
+
+impl SiteDirs {
+    /// From [`mass_penalty::block_penalty`]'s directions (`sample` = the pair index).
+    pub(crate) fn new(dirs: &[mass_penalty::Direction], kd: usize) -> SiteDirs {
+        let mut u = Vec::with_capacity(dirs.len() * kd);
+        for dir in dirs {
+            u.extend_from_slice(&dir.u);
+        }
+        SiteDirs {
+            pair: dirs.iter().map(|d| d.sample).collect(),
+            coef: dirs.iter().map(|d| d.coef).collect(),
+            u,
+        }
+    }
+}
+
+/// [`mlp_sweep_batch`] with the penalty's directions `dirs` (pairs of the same states) as
+/// second-order columns of the same blocks: adds ∂/∂θ Σ_j coef_j u_jᵀ m_s u_j, m_s = ∂²ρ/∂v_I²
+/// at the pair's input (docs/DESIGN.md §18.2, §24).
+pub(crate) fn mlp_sweep_batch_dirs(
+    mlp: &Mlp,
+    sites: &crate::sites::Sites,
+    d: usize,
+    states: &[SweepChannels<'_>],
+    dirs: Option<&SiteDirs>,
+    grad: &mut [f64],
+) {
     let (k, nf) = (sites.arity, sites.n_features);
     let kd = k * d;
     let p = 2 * kd + nf;
     let ns = sites.len();
-    batched_adjoint(mlp, states.len() * ns, ns, 1, grad, |xin, nb, j, smp, s| {
+    let pd = dirs.map(|dr| PairDirs {
+        pair: &dr.pair,
+        coef: &dr.coef,
+        fill: move |col: &mut [f64], j: usize| {
+            col[kd..2 * kd].copy_from_slice(&dr.u[j * kd..(j + 1) * kd]);
+        },
+    });
+    let fill = |xin: &mut [f64], nb: usize, j: usize, smp: usize, s: usize| {
         let ch = &states[smp];
         let col = |c: usize| (c * nb + j) * p;
         for (ia, &node) in sites.neighbourhood(s).iter().enumerate() {
@@ -787,7 +896,8 @@ pub(crate) fn mlp_sweep_batch(
             }
         }
         xin[col(0) + 2 * kd..col(0) + p].copy_from_slice(sites.features_of(s));
-    });
+    };
+    batched_adjoint_with(mlp, (states.len() * ns, ns, 1), pd, grad, fill);
 }
 
 /// Loss and gradient of a graph Lagrangian over samples `idx` (each row of `data.input` a whole
@@ -812,6 +922,42 @@ pub fn lnn_graph_loss_grad_sens(
     data: &Samples,
     idx: &[usize],
     loss: LossKind,
+    want_grad: bool,
+    mass_diag_sens: Option<&mut [f64]>,
+) -> Result<(f64, Vec<f64>)> {
+    graph_loss_grad(
+        dy,
+        mlps,
+        (data, idx),
+        (loss, None),
+        want_grad,
+        mass_diag_sens,
+    )
+}
+
+/// [`lnn_graph_loss_grad`] with the site mass penalty of docs/DESIGN.md §18.2 on every MLP
+/// term whose sites have a kinetic block (its value added to the loss): the blocks m_s are read
+/// from the forward pass's records (§19.2) and the penalty's eigen-directions ride in the same
+/// batched sweep as the Euler–Lagrange residual, one second-order column each (§24). Equal to
+/// [`lnn_graph_loss_grad`] plus [`super::site_penalty::sites_mass_penalty_blocks`] of each term
+/// up to the order of floating-point additions.
+pub fn lnn_graph_loss_grad_penalised(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    data: &Samples,
+    idx: &[usize],
+    (loss, penalty): (LossKind, Option<MassPenalty>),
+    want_grad: bool,
+) -> Result<(f64, Vec<f64>)> {
+    graph_loss_grad(dy, mlps, (data, idx), (loss, penalty), want_grad, None)
+}
+
+/// The body of [`lnn_graph_loss_grad_sens`] and [`lnn_graph_loss_grad_penalised`].
+fn graph_loss_grad(
+    dy: &mut Dynamics,
+    mlps: &[Option<&Mlp>],
+    (data, idx): (&Samples, &[usize]),
+    (loss, penalty): (LossKind, Option<MassPenalty>),
     want_grad: bool,
     mass_diag_sens: Option<&mut [f64]>,
 ) -> Result<(f64, Vec<f64>)> {
@@ -878,6 +1024,31 @@ pub fn lnn_graph_loss_grad_sens(
             }
         }
     }
+    // The site mass penalty of each term from the forward's records (docs/DESIGN.md §19.2).
+    let mut pen_dirs: Vec<Option<SiteDirs>> = Vec::new();
+    if let Some(pen) = penalty {
+        let (recs, _) = dy.minibatch_records();
+        let alen = dy.pattern.accel_len();
+        for (t, term) in dy.lagrangian.terms.iter().enumerate() {
+            let lay = term.density.accel_layout();
+            let ns = term.sites.len();
+            if mlps[t].is_none() || !lay.with_mass || ns == 0 {
+                pen_dirs.push(None);
+                continue;
+            }
+            let (kk, stride, off) = (lay.kd * lay.kd, lay.stride(), dy.pattern.accel_offsets[t]);
+            let mut ms = Vec::with_capacity(idx.len() * ns * kk);
+            for r in recs.chunks_exact(alen) {
+                for rs in r[off..off + ns * stride].chunks_exact(stride) {
+                    ms.extend_from_slice(&rs[lay.mass()..lay.mass() + kk]);
+                }
+            }
+            let w = super::site_penalty::pair_weights(pen, data, idx, ns);
+            let (pv, dirs) = mass_penalty::block_penalty(&ms, lay.kd, &w, pen, want_grad);
+            total += pv;
+            pen_dirs.push((!dirs.is_empty()).then(|| SiteDirs::new(&dirs, lay.kd)));
+        }
+    }
     if !want_grad {
         return Ok((total, grad));
     }
@@ -907,11 +1078,17 @@ pub fn lnn_graph_loss_grad_sens(
                 mlp.sizes[0]
             )));
         }
-        raw_mlp_adjoint_batch(
+        // u1 = (0, λ), u2 = (v, a), u3 = (λ, 0).
+        let channels: Vec<SweepChannels<'_>> = states
+            .iter()
+            .map(|&(q, v, a, lam)| [q, v, &[], lam, v, a, lam, &[]])
+            .collect();
+        mlp_sweep_batch_dirs(
             mlp,
             &term.sites,
             d,
-            &states,
+            &channels,
+            pen_dirs.get(t).and_then(|x| x.as_ref()),
             &mut grad[offs[t]..offs[t + 1]],
         );
     }

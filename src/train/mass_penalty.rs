@@ -121,45 +121,63 @@ pub fn block_penalty(
     let floor = pen.margin * mbar;
     let inv2 = 1.0 / (mbar * mbar);
     // Per block, in parallel (docs/DESIGN.md §19): its terms of P and ∂P/∂m̄, and the
-    // eigen-decomposition where a direction may follow; summed below in block order.
-    let per: Vec<BlockTerms> = (0..n)
-        .into_par_iter()
-        .with_min_len(256)
-        .map(|i| {
-            let mi = &ms[i * d * d..(i + 1) * d * d];
-            let mut t = BlockTerms::default();
-            if !mi.iter().all(|x| x.is_finite())
-                || (!pen.exact_scale && clearly_above(mi, d, sign, floor))
-            {
-                // Not finite, or no violated eigenvalue: no term and (m̄ held constant) no
-                // direction.
-                return t;
+    // eigen-decomposition where a direction may follow (into one buffer: eigenvalues,
+    // eigenvectors, ∂P/∂λ_k per block, no allocation per block); summed below in block order.
+    let ew = d * d + 2 * d;
+    let mut eig = vec![0.0; if want_grad { n * ew } else { ew }];
+    let mut per = vec![BlockTerms::default(); n];
+    let work = |i: usize, t: &mut BlockTerms, e: &mut [f64]| {
+        let mi = &ms[i * d * d..(i + 1) * d * d];
+        if !mi.iter().all(|x| x.is_finite())
+            || (!pen.exact_scale && clearly_above(mi, d, sign, floor))
+        {
+            // Not finite, or no violated eigenvalue: no term and (m̄ held constant) no
+            // direction.
+            return;
+        }
+        let (vals, rest) = e.split_at_mut(d);
+        let (vecs, g) = rest.split_at_mut(d * d);
+        let mut stack = [0.0; 64];
+        let mut heap = Vec::new();
+        let a: &mut [f64] = if d * d <= stack.len() {
+            &mut stack[..d * d]
+        } else {
+            heap.resize(d * d, 0.0);
+            &mut heap
+        };
+        a.copy_from_slice(mi);
+        sym_eigen_in(a, vecs, d);
+        for k in 0..d {
+            vals[k] = a[k * d + k];
+        }
+        g.fill(0.0);
+        for k in 0..d {
+            let viol = floor - sign * vals[k];
+            if viol > 0.0 {
+                t.p += w[i] * viol * viol * inv2;
+                g[k] = -2.0 * w[i] * viol * inv2 * sign;
+                t.dp += w[i] * (2.0 * viol * pen.margin * inv2 - 2.0 * viol * viol * inv2 / mbar);
             }
-            let (mut a, mut vecs) = (mi.to_vec(), vec![0.0; d * d]);
-            sym_eigen_in(&mut a, &mut vecs, d);
-            let vals: Vec<f64> = (0..d).map(|k| a[k * d + k]).collect();
-            let mut g = vec![0.0; d];
-            for k in 0..d {
-                let viol = floor - sign * vals[k];
-                if viol > 0.0 {
-                    t.p += w[i] * viol * viol * inv2;
-                    g[k] = -2.0 * w[i] * viol * inv2 * sign;
-                    t.dp +=
-                        w[i] * (2.0 * viol * pen.margin * inv2 - 2.0 * viol * viol * inv2 / mbar);
-                }
-            }
-            if want_grad && (pen.exact_scale || g.iter().any(|&x| x != 0.0)) {
-                t.eig = Some((vals, vecs, g));
-            }
-            t
-        })
-        .collect();
+        }
+        t.eig = want_grad && (pen.exact_scale || g.iter().any(|&x| x != 0.0));
+    };
+    if want_grad {
+        per.par_iter_mut()
+            .zip(eig.par_chunks_mut(ew))
+            .enumerate()
+            .with_min_len(256)
+            .for_each(|(i, (t, e))| work(i, t, e));
+    } else {
+        per.par_iter_mut()
+            .enumerate()
+            .with_min_len(256)
+            .for_each_init(|| vec![0.0; ew], |e, (i, t)| work(i, t, e));
+    }
     let (mut p, mut dp_dmbar) = (0.0, 0.0);
     for t in &per {
         p += t.p;
         dp_dmbar += t.dp;
     }
-    let eig = per.into_iter().map(|t| t.eig);
     if !want_grad || p == 0.0 {
         return (p, vec![]);
     }
@@ -169,8 +187,12 @@ pub fn block_penalty(
         0.0
     };
     let mut dirs = Vec::new();
-    for (i, e) in eig.enumerate() {
-        let Some((vals, vecs, g)) = e else { continue };
+    for (i, (t, e)) in per.iter().zip(eig.chunks_exact(ew)).enumerate() {
+        if !t.eig {
+            continue;
+        }
+        let (vals, rest) = e.split_at(d);
+        let (vecs, g) = rest.split_at(d * d);
         let fro = vals.iter().map(|x| x * x).sum::<f64>().sqrt();
         for k in 0..d {
             let coef = g[k] + if fro > 0.0 { dm * vals[k] / fro } else { 0.0 };
@@ -186,13 +208,13 @@ pub fn block_penalty(
     (p, dirs)
 }
 
-/// One block's share of [`block_penalty`]: its terms of P and ∂P/∂m̄, and (eigenvalues,
-/// eigenvectors, ∂P/∂λ_k) when it may give a direction.
-#[derive(Default)]
+/// One block's share of [`block_penalty`]: its terms of P and ∂P/∂m̄, and whether it may give
+/// a direction (its eigen-decomposition is then in the caller's buffer).
+#[derive(Clone, Copy, Default)]
 struct BlockTerms {
     p: f64,
     dp: f64,
-    eig: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    eig: bool,
 }
 
 /// True when every eigenvalue of s·m (m d × d, symmetrised) exceeds `floor` beyond rounding:

@@ -1084,34 +1084,16 @@ impl Objective {
         let dk = match self.kind {
             ModelKind::Lgn => {
                 let dy = self.dy.as_mut().expect("dynamics");
-                let (mut l, mut g) =
-                    gradient::lnn_graph_loss_grad(dy, &[Some(net)], data, idx, loss, want_grad)?;
-                if let Some(pen) = self.penalty {
-                    // docs/DESIGN.md §18.2: each site's kinetic block, same parameters.
-                    // The kinetic blocks come from the forward pass's records (§19).
-                    let term = &dy.lagrangian.terms[0];
-                    let lay = term.density.accel_layout();
-                    let (recs, _) = dy.minibatch_records();
-                    let kk = lay.kd * lay.kd;
-                    let ms: Vec<f64> = if lay.with_mass {
-                        recs.chunks_exact(lay.stride())
-                            .flat_map(|r| &r[lay.mass()..lay.mass() + kk])
-                            .copied()
-                            .collect()
-                    } else {
-                        vec![]
-                    };
-                    let gr = want_grad.then_some(&mut g[..]);
-                    let place = (&term.sites, dy.lagrangian.dof, None);
-                    l += site_penalty::sites_mass_penalty_blocks(
-                        net,
-                        place,
-                        (data, idx),
-                        pen,
-                        &ms,
-                        gr,
-                    );
-                }
+                // docs/DESIGN.md §18.2: each site's kinetic block, same parameters, from the
+                // forward pass's records (§19) and in the same sweep (§24).
+                let (l, g) = gradient::lnn_graph_loss_grad_penalised(
+                    dy,
+                    &[Some(net)],
+                    data,
+                    idx,
+                    (loss, self.penalty),
+                    want_grad,
+                )?;
                 return Ok((l, g, 0));
             }
             ModelKind::Lnn => DenseKind::Lnn,

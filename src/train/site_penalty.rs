@@ -80,11 +80,7 @@ pub fn sites_mass_penalty_blocks(
     if ns == 0 || idx.is_empty() || ms.len() != idx.len() * ns * kd * kd {
         return 0.0;
     }
-    let sw: f64 = idx.iter().map(|&i| data.weight(i)).sum();
-    let w: Vec<f64> = idx
-        .iter()
-        .flat_map(|&i| std::iter::repeat_n(pen.weight * data.weight(i) / (sw * ns as f64), ns))
-        .collect();
+    let w = pair_weights(pen, data, idx, ns);
     let (pv, dirs) = mass_penalty::block_penalty(ms, kd, &w, pen, grad.is_some());
     let Some(grad) = grad else { return pv };
     if dirs.is_empty() {
@@ -114,6 +110,15 @@ pub fn sites_mass_penalty_blocks(
         }
     });
     pv
+}
+
+/// The penalty's weight of every (sample, site) pair of the samples `idx` (sample-major, `ns`
+/// sites each): β w_i / (Σ_j w_j · n_s), docs/DESIGN.md §18.2.
+pub(crate) fn pair_weights(pen: MassPenalty, data: &Samples, idx: &[usize], ns: usize) -> Vec<f64> {
+    let sw: f64 = idx.iter().map(|&i| data.weight(i)).sum();
+    idx.iter()
+        .flat_map(|&i| std::iter::repeat_n(pen.weight * data.weight(i) / (sw * ns as f64), ns))
+        .collect()
 }
 
 /// [`sites_mass_penalty`] over every general term (`sites`, `stencil`) of a graph model, whose
@@ -293,6 +298,107 @@ mod tests {
                 "param {kk}: fd {fd} vs {}",
                 g[kk]
             );
+        }
+    }
+
+    /// The ring objective's fused path (docs/DESIGN.md §24): loss + P and the gradient with the
+    /// penalty's directions as second-order columns of the Euler–Lagrange sweep equal the
+    /// separate path (`lnn_graph_loss_grad` + [`sites_mass_penalty`]) to 1e-12, with m̄ held
+    /// and with its exact derivative, and the fused total matches central differences. 30
+    /// nodes × 5 samples: 150 pairs, three sweep blocks with their own directions.
+    #[test]
+    fn fused_ring_penalty_equals_separate_sweep_and_finite_differences() {
+        use crate::train::gradient::{lnn_graph_loss_grad, lnn_graph_loss_grad_penalised};
+        use crate::train::LossKind;
+        let n = 30;
+        assert!(5 * n > 2 * crate::train::gradient::BATCH_COLS);
+        let model = TrainedModel::init(ModelKind::Lgn, "wave1d", n, 10, 2, 8).unwrap();
+        let rows: Vec<Vec<f64>> = (0..5)
+            .map(|i| {
+                (0..2 * n)
+                    .map(|j| 0.6 * ((i * 17 + j * 5) as f64 * 0.41).sin())
+                    .collect()
+            })
+            .collect();
+        let data = Samples {
+            n: rows.len(),
+            in_dim: 2 * n,
+            out_dim: n,
+            input: rows.concat(),
+            target: (0..rows.len() * n)
+                .map(|i| (0.9 * i as f64).cos())
+                .collect(),
+            weights: Some(vec![1.0, 0.5, 2.0, 1.0, 0.7]),
+        };
+        let idx = [0usize, 1, 2, 3, 4];
+        let theta = hyperdual::flatten(&model.net);
+        let at = |th: &[f64], pen: MassPenalty, fused: bool, want: bool| {
+            let mut net = model.net.clone();
+            hyperdual::unflatten(&mut net, th);
+            let mut dy = model
+                .dynamics(Some(n), crate::solve::SolverKind::Auto)
+                .unwrap();
+            crate::train::gradient::set_mlp_terms(&mut dy, &[Some(&net)]).unwrap();
+            if fused {
+                let lp = (LossKind::Mse, Some(pen));
+                return lnn_graph_loss_grad_penalised(
+                    &mut dy,
+                    &[Some(&net)],
+                    &data,
+                    &idx,
+                    lp,
+                    want,
+                )
+                .unwrap();
+            }
+            let (l, mut g) =
+                lnn_graph_loss_grad(&mut dy, &[Some(&net)], &data, &idx, LossKind::Mse, want)
+                    .unwrap();
+            let term = &dy.lagrangian.terms[0];
+            let gr = want.then_some(&mut g[..]);
+            let p = sites_mass_penalty(
+                &net,
+                term.density.as_ref(),
+                &term.sites,
+                1,
+                None,
+                &data,
+                &idx,
+                pen,
+                gr,
+            );
+            assert!(p > 0.0, "the test needs violations");
+            (l + p, g)
+        };
+        for exact_scale in [false, true] {
+            let pen = MassPenalty {
+                exact_scale,
+                ..MassPenalty::new(2.5, 0.9).unwrap()
+            };
+            let (lf, gf) = at(&theta, pen, true, true);
+            let (ls, gs) = at(&theta, pen, false, true);
+            assert!((lf - ls).abs() <= 1e-12 * ls.abs(), "{lf} vs {ls}");
+            let scale = gs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (k, (a, b)) in gf.iter().zip(&gs).enumerate() {
+                assert!((a - b).abs() <= 1e-12 * scale, "param {k}: {a} vs {b}");
+            }
+            if !exact_scale {
+                continue;
+            }
+            let h = 1e-6;
+            for k in (0..theta.len()).step_by(3) {
+                let mut tp = theta.clone();
+                tp[k] += h;
+                let lp = at(&tp, pen, true, false).0;
+                tp[k] -= 2.0 * h;
+                let lm = at(&tp, pen, true, false).0;
+                let fd = (lp - lm) / (2.0 * h);
+                assert!(
+                    (fd - gf[k]).abs() <= 1e-6 * (fd.abs().max(gf[k].abs()) + 1e-3),
+                    "param {k}: fd {fd} vs {}",
+                    gf[k]
+                );
+            }
         }
     }
 }
