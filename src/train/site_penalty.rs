@@ -201,6 +201,27 @@ mod tests {
     use crate::train::hyperdual;
     use crate::train::{ModelKind, TrainedModel};
 
+    /// `count` states (q, q̇) of an n-node ring, entry j of state i `state(i, j)`, targets
+    /// `target(flat index)`.
+    fn ring_samples(
+        n: usize,
+        count: usize,
+        state: impl Fn(usize, usize) -> f64,
+        target: impl Fn(usize) -> f64,
+    ) -> Samples {
+        Samples {
+            n: count,
+            in_dim: 2 * n,
+            out_dim: n,
+            input: (0..count)
+                .flat_map(|i| (0..2 * n).map(move |j| (i, j)))
+                .map(|(i, j)| state(i, j))
+                .collect(),
+            target: (0..count * n).map(target).collect(),
+            weights: None,
+        }
+    }
+
     /// A periodic general graph model (stencils of a 7-ring, q wrapped with period 2) trained
     /// with the penalty: the whole loss (Euler–Lagrange residual + P) against central
     /// differences, and the validation loss without P.
@@ -249,21 +270,7 @@ mod tests {
             .dynamics(Some(n), crate::solve::SolverKind::Auto)
             .unwrap();
         let sites = dy.lagrangian.terms[0].sites.clone();
-        let rows: Vec<Vec<f64>> = (0..6)
-            .map(|i| {
-                (0..2 * n)
-                    .map(|j| ((i * 31 + j * 7) as f64 * 0.37).sin())
-                    .collect()
-            })
-            .collect();
-        let data = Samples {
-            n: rows.len(),
-            in_dim: 2 * n,
-            out_dim: n,
-            input: rows.concat(),
-            target: vec![1.0; rows.len() * n],
-            weights: None,
-        };
+        let data = ring_samples(n, 6, |i, j| ((i * 31 + j * 7) as f64 * 0.37).sin(), |_| 1.0);
         let idx: Vec<usize> = (0..data.n).collect();
         // A margin near 1 makes most eigenvalues violate it at a random initialisation.
         let pen = MassPenalty {
@@ -313,23 +320,13 @@ mod tests {
         let n = 30;
         assert!(5 * n > 2 * crate::train::gradient::BATCH_COLS);
         let model = TrainedModel::init(ModelKind::Lgn, "wave1d", n, 10, 2, 8).unwrap();
-        let rows: Vec<Vec<f64>> = (0..5)
-            .map(|i| {
-                (0..2 * n)
-                    .map(|j| 0.6 * ((i * 17 + j * 5) as f64 * 0.41).sin())
-                    .collect()
-            })
-            .collect();
-        let data = Samples {
-            n: rows.len(),
-            in_dim: 2 * n,
-            out_dim: n,
-            input: rows.concat(),
-            target: (0..rows.len() * n)
-                .map(|i| (0.9 * i as f64).cos())
-                .collect(),
-            weights: Some(vec![1.0, 0.5, 2.0, 1.0, 0.7]),
-        };
+        let mut data = ring_samples(
+            n,
+            5,
+            |i, j| 0.6 * ((i * 17 + j * 5) as f64 * 0.41).sin(),
+            |i| (0.9 * i as f64).cos(),
+        );
+        data.weights = Some(vec![1.0, 0.5, 2.0, 1.0, 0.7]);
         let idx = [0usize, 1, 2, 3, 4];
         let theta = hyperdual::flatten(&model.net);
         let at = |th: &[f64], pen: MassPenalty, fused: bool, want: bool| {
