@@ -201,6 +201,17 @@ mod tests {
     use crate::train::hyperdual;
     use crate::train::{ModelKind, TrainedModel};
 
+    /// The ring model's network at parameters `th` and its dynamics on n nodes.
+    fn ring_at(model: &TrainedModel, n: usize, th: &[f64]) -> (Mlp, crate::dynamics::Dynamics) {
+        let mut net = model.net.clone();
+        hyperdual::unflatten(&mut net, th);
+        let mut dy = model
+            .dynamics(Some(n), crate::solve::SolverKind::Auto)
+            .unwrap();
+        crate::train::gradient::set_mlp_terms(&mut dy, &[Some(&net)]).unwrap();
+        (net, dy)
+    }
+
     /// `count` states (q, q̇) of an n-node ring, entry j of state i `state(i, j)`, targets
     /// `target(flat index)`.
     fn ring_samples(
@@ -279,12 +290,7 @@ mod tests {
         };
         let theta = hyperdual::flatten(&model.net);
         let at = |th: &[f64], g: Option<&mut [f64]>| {
-            let mut net = model.net.clone();
-            hyperdual::unflatten(&mut net, th);
-            let mut dy = model
-                .dynamics(Some(n), crate::solve::SolverKind::Auto)
-                .unwrap();
-            crate::train::gradient::set_mlp_terms(&mut dy, &[Some(&net)]).unwrap();
+            let (net, dy) = ring_at(&model, n, th);
             let dens = dy.lagrangian.terms[0].density.clone();
             sites_mass_penalty(&net, dens.as_ref(), &sites, 1, None, &data, &idx, pen, g)
         };
@@ -330,12 +336,7 @@ mod tests {
         let idx = [0usize, 1, 2, 3, 4];
         let theta = hyperdual::flatten(&model.net);
         let at = |th: &[f64], pen: MassPenalty, fused: bool, want: bool| {
-            let mut net = model.net.clone();
-            hyperdual::unflatten(&mut net, th);
-            let mut dy = model
-                .dynamics(Some(n), crate::solve::SolverKind::Auto)
-                .unwrap();
-            crate::train::gradient::set_mlp_terms(&mut dy, &[Some(&net)]).unwrap();
+            let (net, mut dy) = ring_at(&model, n, th);
             if fused {
                 let lp = (LossKind::Mse, Some(pen));
                 return lnn_graph_loss_grad_penalised(
