@@ -92,29 +92,92 @@ pub fn accel(
     min_seconds: f64,
 ) -> Result<AccelBench> {
     let t0 = Instant::now();
-    let mut dy = ring_system(n, hidden, layers, solver, precision)?;
     let (q, v) = ring_state(n);
+    let build = |p: Precision| ring_system(n, hidden, layers, solver, p);
+    let sizes = bench_mlp(hidden, layers).sizes;
+    time_ring_accel(&build, &q, &v, &sizes, precision, min_seconds, t0)
+}
+
+/// [`accel`] for a trained ring model (`lgn bench accel --model M.h5`, an `lgn` model): its
+/// density on a periodic ring of n nodes at the training grid's spacing, on a state from the
+/// training data's distribution — a random smooth field of the training grid
+/// ([`crate::experiment::wave1d::random_wave_state`] with the model's `n`, `dx`, `modes`,
+/// `amplitude`; 4 modes of amplitude 1 when the file does not record them), repeated around
+/// the ring (it is periodic, so the copies join smoothly). n must be a multiple of the
+/// training grid's n. A trained model's mass matrix is what its data make it (definite for a
+/// wave), unlike the random benchmark network's (docs/DESIGN.md §20.1), so this is where the
+/// f32 error of a model a user has shows.
+pub fn accel_model(
+    model: &crate::train::TrainedModel,
+    n: usize,
+    solver: SolverKind,
+    precision: Precision,
+    min_seconds: f64,
+) -> Result<AccelBench> {
+    use crate::Error;
+    let t0 = Instant::now();
+    if model.kind != crate::train::ModelKind::Lgn {
+        return Err(Error::input(format!(
+            "--model: `lgn bench accel` times ring models (kind 'lgn'), this is a '{}' model",
+            model.kind.as_str()
+        )));
+    }
+    let param = |k: &str| model.params.get(k).copied();
+    let n_train = param("n").map(|x| x as usize).ok_or_else(|| {
+        Error::input("--model: the model file records no training grid size n (attribute params/n)")
+    })?;
+    if n_train < 3 || n % n_train != 0 {
+        return Err(Error::input(format!(
+            "--n {n}: must be a multiple of the model's training grid n = {n_train} (the benchmark \
+             state repeats a training-distribution field of that grid around the ring)"
+        )));
+    }
+    let dx = param("dx").unwrap_or(1.0 / n_train as f64);
+    let modes = param("modes").map_or(4, |m| m as usize);
+    let amplitude = param("amplitude").unwrap_or(1.0);
+    let mut rng = StdRng::seed_from_u64(n as u64);
+    let (q0, v0) =
+        crate::experiment::wave1d::random_wave_state(n_train, dx, modes, amplitude, &mut rng);
+    let reps = n / n_train;
+    let (q, v) = (q0.repeat(reps), v0.repeat(reps));
+    let build = |p: Precision| model.dynamics_in(Some(n), solver, p);
+    time_ring_accel(&build, &q, &v, &model.net.sizes, precision, min_seconds, t0)
+}
+
+/// Time one acceleration of the ring system `build(precision)` at (q, v): the median of
+/// [`repeat_accel`], the counted MLP work of the site network `sizes`, and with f32 passes the
+/// error against `build(F64)`.
+fn time_ring_accel(
+    build: &dyn Fn(Precision) -> Result<crate::dynamics::Dynamics>,
+    q: &[f64],
+    v: &[f64],
+    sizes: &[usize],
+    precision: Precision,
+    min_seconds: f64,
+    t0: Instant,
+) -> Result<AccelBench> {
+    let n = q.len();
+    let mut dy = build(precision)?;
     let mut a = vec![0.0; n];
     let setup_seconds = t0.elapsed().as_secs_f64();
     // warm-up (first touch of buffers, GEMM kernel dispatch)
-    dy.accelerations_into(&q, &v, &mut a)?;
-    let mut times: Vec<f64> = repeat_accel(&mut dy, &q, &v, &mut a, min_seconds)?
+    dy.accelerations_into(q, v, &mut a)?;
+    let mut times: Vec<f64> = repeat_accel(&mut dy, q, v, &mut a, min_seconds)?
         .into_iter()
         .map(|(t, _)| t)
         .collect();
     times.sort_by(f64::total_cmp);
     let seconds = times[times.len() / 2];
-    let mut sizes = vec![6];
-    sizes.extend(std::iter::repeat_n(hidden, layers));
-    sizes.push(1);
-    let flops = mlp_flops_per_site(&sizes, 3) * n as f64;
+    let flops = mlp_flops_per_site(sizes, 3) * n as f64;
     let (cpu, simd) = cpu_simd();
     let errs = if precision == Precision::F64 {
         None
     } else {
-        let a64 = ring_system(n, hidden, layers, solver, Precision::F64)?.accelerations(&q, &v)?;
+        let a64 = build(Precision::F64)?.accelerations(q, v)?;
         Some(rel_errors(&a, &a64))
     };
+    let hidden = sizes.get(1).copied().unwrap_or(0);
+    let layers = sizes.len().saturating_sub(2);
     Ok(AccelBench {
         n,
         solver: dy.solver.kind().to_string(),
