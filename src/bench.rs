@@ -207,31 +207,76 @@ pub fn ring_state(n: usize) -> (Vec<f64>, Vec<f64>) {
 pub fn gemm_gflops(m: usize, k: usize, n: usize, min_seconds: f64) -> f64 {
     use faer::linalg::matmul::matmul;
     use faer::{Accum, Mat, Par};
-    use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
     let a = Mat::<f64>::from_fn(m, k, |i, j| ((i * 7 + j * 3) % 11) as f64 * 0.1);
     let b = Mat::<f64>::from_fn(k, n, |i, j| ((i * 5 + j) % 13) as f64 * 0.1);
-    let reps_per_check = ((2e8 / (2.0 * (m * k * n) as f64)) as usize).max(1);
+    let reps = ((2e8 / (2.0 * (m * k * n) as f64)) as usize).max(1);
+    let flops = 2.0 * (m * k * n) as f64 * reps as f64;
+    on_every_thread(min_seconds, flops, || {
+        let mut c = Mat::<f64>::zeros(m, n);
+        for _ in 0..reps {
+            matmul(
+                c.as_mut(),
+                Accum::Replace,
+                a.as_ref(),
+                b.as_ref(),
+                1.0,
+                Par::Seq,
+            );
+        }
+        std::hint::black_box(&c);
+    })
+}
+
+/// The same product as [`gemm_gflops`] (C = A·B, m×k by k×n, f64, every thread at once) through
+/// lgn's own AVX-512 kernel (docs/DESIGN.md §23), row-major as the site pass calls it; `None`
+/// where that kernel does not run (the pass then uses faer).
+pub fn own_gemm_gflops(m: usize, k: usize, n: usize, min_seconds: f64) -> Option<f64> {
+    use crate::density::gemm512;
+    if !gemm512::available() || m == 0 || n == 0 || k == 0 {
+        return None;
+    }
+    let a: Vec<f64> = (0..m * k)
+        .map(|x| ((x / k * 7 + x % k * 3) % 11) as f64 * 0.1)
+        .collect();
+    let b: Vec<f64> = (0..k * n)
+        .map(|x| ((x / n * 5 + x % n) % 13) as f64 * 0.1)
+        .collect();
+    let reps = ((2e8 / (2.0 * (m * k * n) as f64)) as usize).max(1);
+    let flops = 2.0 * (m * k * n) as f64 * reps as f64;
+    Some(on_every_thread(min_seconds, flops, || {
+        let mut c = vec![0.0; m * n];
+        for _ in 0..reps {
+            gemm512::gemm_f64((m, n, k), &a, (k, 1), &b, n, &mut c, n, false);
+        }
+        std::hint::black_box(&c);
+    }))
+}
+
+/// The machine's f64 FMA peak in GFLOP/s, every rayon thread at once: 12 independent chains of
+/// vector FMAs in registers at the CPU's best width (zmm / ymm), dispatched at run time; `None`
+/// on CPUs without FMA (docs/DESIGN.md §23).
+pub fn fma_peak_gflops(min_seconds: f64) -> Option<f64> {
+    const ITERS: u64 = 2_000_000;
+    let flops = crate::density::gemm512::fma_peak_loop(1)? * ITERS as f64;
+    Some(on_every_thread(min_seconds, flops, || {
+        std::hint::black_box(crate::density::gemm512::fma_peak_loop(
+            std::hint::black_box(ITERS),
+        ));
+    }))
+}
+
+/// Runs `work` (which does `flops_per_call` flops) on every rayon thread at once, repeatedly
+/// for at least `min_seconds`, and returns the total GFLOP/s.
+fn on_every_thread(min_seconds: f64, flops_per_call: f64, work: impl Fn() + Sync) -> f64 {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
     let start = Instant::now();
     let mut done = 0usize;
     while start.elapsed().as_secs_f64() < min_seconds || done == 0 {
-        (0..threads).into_par_iter().for_each(|_| {
-            let mut c = Mat::<f64>::zeros(m, n);
-            for _ in 0..reps_per_check {
-                matmul(
-                    c.as_mut(),
-                    Accum::Replace,
-                    a.as_ref(),
-                    b.as_ref(),
-                    1.0,
-                    Par::Seq,
-                );
-            }
-            std::hint::black_box(&c);
-        });
-        done += reps_per_check * threads;
+        (0..threads).into_par_iter().for_each(|_| work());
+        done += threads;
     }
-    2.0 * (m * k * n) as f64 * done as f64 / start.elapsed().as_secs_f64() / 1e9
+    flops_per_call * done as f64 / start.elapsed().as_secs_f64() / 1e9
 }
 
 /// Default MLP used by benchmarks.
