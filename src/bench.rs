@@ -1038,6 +1038,10 @@ pub struct PassPhaseFigure {
     pub gflops_per_thread: Option<f64>,
     /// `gflops_per_thread` over the same process's f64 `bench gemm` figure per thread.
     pub of_gemm: Option<f64>,
+    /// `gflops_per_thread` over lgn's own kernel on the same product (`None` where it does not
+    /// run) and over the register-only FMA peak, per thread (docs/DESIGN.md §23).
+    pub of_own_gemm: Option<f64>,
+    pub of_peak: Option<f64>,
     /// Elementwise values per CPU second (activations: hidden units × sites), 10⁹/s.
     pub gvalues_per_second: Option<f64>,
 }
@@ -1063,6 +1067,13 @@ pub struct PassBreakdown {
     /// that over `gemm_gflops_per_thread`: the "site kernels against `bench gemm`".
     pub pass_gflops_per_thread: f64,
     pub pass_of_gemm: f64,
+    /// lgn's own AVX-512 kernel on the same product, per thread (`None` on CPUs where the pass
+    /// runs faer), and the pass against it (docs/DESIGN.md §23).
+    pub own_gemm_gflops_per_thread: Option<f64>,
+    pub pass_of_own_gemm: Option<f64>,
+    /// The register-only FMA loop's rate per thread, and the pass against it.
+    pub fma_peak_gflops_per_thread: Option<f64>,
+    pub pass_of_peak: Option<f64>,
     /// CPU seconds of the site phase outside the pass (input gather, finiteness check, rayon
     /// scheduling and idle time): threads × wall − Σ phases.
     pub outside_pass_cpu_seconds: f64,
@@ -1094,6 +1105,8 @@ pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown
     } = *ring;
     let threads = rayon::current_num_threads();
     let gemm = gemm_gflops(128, 128, 320, 1.0) / threads as f64;
+    let own = own_gemm_gflops(128, 128, 320, 1.0).map(|g| g / threads as f64);
+    let peak = fma_peak_gflops(0.5).map(|g| g / threads as f64);
     let mut dy = ring_system(n, hidden, layers, solver, precision)?;
     let (q, v) = ring_state(n);
     let mut a = vec![0.0; n];
@@ -1126,6 +1139,8 @@ pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown
                 share: cpu / pass_cpu.max(1e-300),
                 gflops_per_thread: gf,
                 of_gemm: gf.map(|g| g / gemm),
+                of_own_gemm: gf.zip(own).map(|(g, o)| g / o),
+                of_peak: gf.zip(peak).map(|(g, p)| g / p),
                 gvalues_per_second: (t.values > 0.0)
                     .then(|| t.values / t.cpu_seconds.max(1e-300) / 1e9),
             }
@@ -1144,6 +1159,10 @@ pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown
         gemm_gflops_per_thread: gemm,
         pass_gflops_per_thread: pass_gflops,
         pass_of_gemm: pass_gflops / gemm,
+        own_gemm_gflops_per_thread: own,
+        pass_of_own_gemm: own.map(|o| pass_gflops / o),
+        fma_peak_gflops_per_thread: peak,
+        pass_of_peak: peak.map(|p| pass_gflops / p),
         outside_pass_cpu_seconds: threads as f64 * sites_total / reps - pass_cpu,
         phases,
         cpu,

@@ -25,9 +25,16 @@ const MR: usize = 6;
 /// Columns of C per register tile (4 zmm of 8 f64).
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
 const NR: usize = 32;
-/// Inner-dimension block of one pass over a column panel.
+/// Inner-dimension block of one pass over a column panel (the packed panel of B is at most
+/// KC × NR values, 64 KB; k = 128 panels are 32 KB and stay in L1).
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
-const KC: usize = 64;
+const KC: usize = 256;
+
+#[cfg(all(target_arch = "x86_64", lgn_avx512))]
+thread_local! {
+    /// Per-thread buffer of the packed panel of B (grows once, then no allocation).
+    static PANEL: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// Whether [`gemm_f64`] runs lgn's kernel on this CPU (AVX-512 F with a rustc that has the
 /// intrinsics); otherwise it returns `false` and the caller uses faer.
@@ -147,24 +154,16 @@ fn next_rows(rem: usize) -> usize {
     }
 }
 
-/// Depth of one pass over a column panel: the inner dimension in pieces of at most KC, so a
-/// panel of B (KC × 32 values, 16 KB) stays in L1 even when B's row stride maps its rows onto
-/// few cache sets (a stride of 320 f64 puts 128 rows into 8 set groups: 16 lines per set
-/// for 12 ways).
-#[cfg(all(target_arch = "x86_64", lgn_avx512))]
-#[inline(always)]
-fn next_depth(rem: usize) -> usize {
-    if rem <= KC + KC / 2 {
-        rem
-    } else {
-        KC
-    }
-}
-
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
 impl Gemm {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn run(&self) {
+        let mut panel = PANEL.with(|c| c.take());
+        let depth = self.k.min(KC);
+        if panel.len() < depth * NR {
+            panel.resize(depth * NR, 0.0);
+        }
+        let pb = panel.as_mut_ptr();
         let mut j0 = 0;
         while j0 < self.n {
             let cols = (self.n - j0).min(NR);
@@ -173,10 +172,20 @@ impl Gemm {
             let mask: __mmask8 = if tail == 8 { 0xff } else { (1u8 << tail) - 1 };
             let mut p0 = 0;
             while p0 < self.k {
-                let pk = next_depth(self.k - p0);
+                let pk = (self.k - p0).min(KC);
+                // this panel of B, pk × 8·nz, copied contiguously (row stride NR)
+                for p in 0..pk {
+                    let src = self.b.add((p0 + p) * self.ldb + j0);
+                    let dst = pb.add(p * NR);
+                    for z in 0..nz {
+                        let m = if z + 1 == nz { mask } else { 0xff };
+                        _mm512_storeu_pd(dst.add(8 * z), _mm512_maskz_loadu_pd(m, src.add(8 * z)));
+                    }
+                }
                 let part = Gemm {
                     a: self.a.add(p0 * self.csa),
-                    b: self.b.add(p0 * self.ldb),
+                    b: pb,
+                    ldb: NR,
                     k: pk,
                     accumulate: self.accumulate || p0 > 0,
                     ..*self
@@ -204,6 +213,7 @@ impl Gemm {
             }
             j0 += NR;
         }
+        PANEL.with(|c| c.set(panel));
     }
 
     /// C[i0..i0+R, j0..j0+8·NZ] (the last zmm masked by `mask`) over the whole inner
@@ -212,7 +222,7 @@ impl Gemm {
     unsafe fn tile<const R: usize, const NZ: usize>(&self, i0: usize, j0: usize, mask: __mmask8) {
         let mut acc = [[_mm512_setzero_pd(); NZ]; R];
         let a = self.a.add(i0 * self.rsa);
-        let b = self.b.add(j0);
+        let b = self.b;
         let m = |z: usize| if z + 1 == NZ { mask } else { 0xff };
         for p in 0..self.k {
             let bp = b.add(p * self.ldb);
