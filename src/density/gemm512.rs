@@ -22,19 +22,10 @@ use std::arch::x86_64::*;
 /// Rows of C per register tile.
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
 const MR: usize = 6;
-/// Columns of C per register tile (4 zmm of 8 f64).
-#[cfg(all(target_arch = "x86_64", lgn_avx512))]
-const NR: usize = 32;
 /// Inner-dimension block of one pass over a column panel (the packed panel of B is at most
 /// KC × NR values, 64 KB; k = 128 panels are 32 KB and stay in L1).
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
 const KC: usize = 256;
-
-#[cfg(all(target_arch = "x86_64", lgn_avx512))]
-thread_local! {
-    /// Per-thread buffer of the packed panel of B (grows once, then no allocation).
-    static PANEL: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
-}
 
 /// Whether [`gemm_f64`] runs lgn's kernel on this CPU (AVX-512 F with a rustc that has the
 /// intrinsics); otherwise it returns `false` and the caller uses faer.
@@ -64,12 +55,42 @@ pub(crate) fn enabled() -> bool {
 /// small enough to stay in L2.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_f64(
-    (m, n, k): (usize, usize, usize),
+    mnk: (usize, usize, usize),
     a: &[f64],
-    (rsa, csa): (usize, usize),
+    a_strides: (usize, usize),
     b: &[f64],
     ldb: usize,
     c: &mut [f64],
+    ldc: usize,
+    accumulate: bool,
+) -> bool {
+    gemm_any(mnk, a, a_strides, b, ldb, c, ldc, accumulate)
+}
+
+/// [`gemm_f64`] for f32: the same tile with 16 lanes per zmm (6 × 64 values of C).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32(
+    mnk: (usize, usize, usize),
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) -> bool {
+    gemm_any(mnk, a, a_strides, b, ldb, c, ldc, accumulate)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gemm_any<T: Lane>(
+    (m, n, k): (usize, usize, usize),
+    a: &[T],
+    (rsa, csa): (usize, usize),
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
     ldc: usize,
     accumulate: bool,
 ) -> bool {
@@ -81,23 +102,23 @@ pub(crate) fn gemm_f64(
     }
     assert!(
         c.len() >= (m - 1) * ldc + n,
-        "gemm_f64: C slice too short for {m} × {n} with row stride {ldc}"
+        "gemm512: C slice too short for {m} × {n} with row stride {ldc}"
     );
     if k == 0 {
         if !accumulate {
             for i in 0..m {
-                c[i * ldc..i * ldc + n].fill(0.0);
+                c[i * ldc..i * ldc + n].fill(T::default());
             }
         }
         return true;
     }
     assert!(
         a.len() > (m - 1) * rsa + (k - 1) * csa,
-        "gemm_f64: A slice too short for {m} × {k} with strides ({rsa}, {csa})"
+        "gemm512: A slice too short for {m} × {k} with strides ({rsa}, {csa})"
     );
     assert!(
         b.len() >= (k - 1) * ldb + n,
-        "gemm_f64: B slice too short for {k} × {n} with row stride {ldb}"
+        "gemm512: B slice too short for {k} × {n} with row stride {ldb}"
     );
     #[cfg(all(target_arch = "x86_64", lgn_avx512))]
     {
@@ -121,22 +142,199 @@ pub(crate) fn gemm_f64(
     }
     #[cfg(not(all(target_arch = "x86_64", lgn_avx512)))]
     {
+        let _ = (rsa, csa, ldb, accumulate);
         unreachable!("available() is false without lgn_avx512")
+    }
+}
+
+/// The element types of the kernel and their zmm operations (8 f64 or 16 f32 lanes).
+pub(crate) trait Lane: Copy + Default + 'static {
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    type V: Copy;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    type M: Copy;
+    /// Lanes per zmm register.
+    const W: usize;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    fn full() -> Self::M;
+    /// The mask of the first `t` lanes, 1 ≤ t ≤ W.
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    fn first(t: usize) -> Self::M;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn zero() -> Self::V;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn load(p: *const Self) -> Self::V;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn loadz(m: Self::M, p: *const Self) -> Self::V;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn store(p: *mut Self, v: Self::V);
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn store_masked(p: *mut Self, m: Self::M, v: Self::V);
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn splat(x: Self) -> Self::V;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// This thread's panel buffer (put it back with [`Lane::put_panel`]).
+    fn take_panel() -> Vec<Self>;
+    fn put_panel(v: Vec<Self>);
+}
+
+thread_local! {
+    /// Per-thread buffers of the packed panel of B (grow once, then no allocation).
+    static PANEL64: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
+    static PANEL32: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Lane for f64 {
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    type V = __m512d;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    type M = __mmask8;
+    const W: usize = 8;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    fn full() -> __mmask8 {
+        0xff
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    fn first(t: usize) -> __mmask8 {
+        if t >= 8 {
+            0xff
+        } else {
+            (1u8 << t) - 1
+        }
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn zero() -> __m512d {
+        _mm512_setzero_pd()
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> __m512d {
+        _mm512_loadu_pd(p)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn loadz(m: __mmask8, p: *const f64) -> __m512d {
+        _mm512_maskz_loadu_pd(m, p)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn store(p: *mut f64, v: __m512d) {
+        _mm512_storeu_pd(p, v)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f64, m: __mmask8, v: __m512d) {
+        _mm512_mask_storeu_pd(p, m, v)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn splat(x: f64) -> __m512d {
+        _mm512_set1_pd(x)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        _mm512_fmadd_pd(a, b, c)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn add(a: __m512d, b: __m512d) -> __m512d {
+        _mm512_add_pd(a, b)
+    }
+    fn take_panel() -> Vec<f64> {
+        PANEL64.with(|c| c.take())
+    }
+    fn put_panel(v: Vec<f64>) {
+        PANEL64.with(|c| c.set(v))
+    }
+}
+
+impl Lane for f32 {
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    type V = __m512;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    type M = __mmask16;
+    const W: usize = 16;
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    fn full() -> __mmask16 {
+        0xffff
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    fn first(t: usize) -> __mmask16 {
+        if t >= 16 {
+            0xffff
+        } else {
+            (1u16 << t) - 1
+        }
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        _mm512_setzero_ps()
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn loadz(m: __mmask16, p: *const f32) -> __m512 {
+        _mm512_maskz_loadu_ps(m, p)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        _mm512_storeu_ps(p, v)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: __mmask16, v: __m512) {
+        _mm512_mask_storeu_ps(p, m, v)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> __m512 {
+        _mm512_set1_ps(x)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[cfg(all(target_arch = "x86_64", lgn_avx512))]
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(a, b)
+    }
+    fn take_panel() -> Vec<f32> {
+        PANEL32.with(|c| c.take())
+    }
+    fn put_panel(v: Vec<f32>) {
+        PANEL32.with(|c| c.set(v))
     }
 }
 
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
 #[derive(Clone, Copy)]
-struct Gemm {
+struct Gemm<T> {
     m: usize,
     n: usize,
     k: usize,
-    a: *const f64,
+    a: *const T,
     rsa: usize,
     csa: usize,
-    b: *const f64,
+    b: *const T,
     ldb: usize,
-    c: *mut f64,
+    c: *mut T,
     ldc: usize,
     accumulate: bool,
 }
@@ -155,37 +353,37 @@ fn next_rows(rem: usize) -> usize {
 }
 
 #[cfg(all(target_arch = "x86_64", lgn_avx512))]
-impl Gemm {
+impl<T: Lane> Gemm<T> {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn run(&self) {
-        let mut panel = PANEL.with(|c| c.take());
+        let (w, nr) = (T::W, 4 * T::W);
+        let mut panel = T::take_panel();
         let depth = self.k.min(KC);
-        if panel.len() < depth * NR {
-            panel.resize(depth * NR, 0.0);
+        if panel.len() < depth * nr {
+            panel.resize(depth * nr, T::default());
         }
         let pb = panel.as_mut_ptr();
         let mut j0 = 0;
         while j0 < self.n {
-            let cols = (self.n - j0).min(NR);
-            let nz = cols.div_ceil(8);
-            let tail = cols - 8 * (nz - 1);
-            let mask: __mmask8 = if tail == 8 { 0xff } else { (1u8 << tail) - 1 };
+            let cols = (self.n - j0).min(nr);
+            let nz = cols.div_ceil(w);
+            let mask = T::first(cols - w * (nz - 1));
             let mut p0 = 0;
             while p0 < self.k {
                 let pk = (self.k - p0).min(KC);
-                // this panel of B, pk × 8·nz, copied contiguously (row stride NR)
+                // this panel of B, pk × w·nz, copied contiguously (row stride nr)
                 for p in 0..pk {
                     let src = self.b.add((p0 + p) * self.ldb + j0);
-                    let dst = pb.add(p * NR);
+                    let dst = pb.add(p * nr);
                     for z in 0..nz {
-                        let m = if z + 1 == nz { mask } else { 0xff };
-                        _mm512_storeu_pd(dst.add(8 * z), _mm512_maskz_loadu_pd(m, src.add(8 * z)));
+                        let m = if z + 1 == nz { mask } else { T::full() };
+                        T::store(dst.add(w * z), T::loadz(m, src.add(w * z)));
                     }
                 }
                 let part = Gemm {
                     a: self.a.add(p0 * self.csa),
                     b: pb,
-                    ldb: NR,
+                    ldb: nr,
                     k: pk,
                     accumulate: self.accumulate || p0 > 0,
                     ..*self
@@ -211,47 +409,44 @@ impl Gemm {
                 }
                 p0 += pk;
             }
-            j0 += NR;
+            j0 += nr;
         }
-        PANEL.with(|c| c.set(panel));
+        T::put_panel(panel);
     }
 
-    /// C[i0..i0+R, j0..j0+8·NZ] (the last zmm masked by `mask`) over the whole inner
-    /// dimension, the R·NZ accumulators in registers.
+    /// C[i0..i0+R, j0..j0+W·NZ] (the last zmm masked by `mask`) over the whole inner
+    /// dimension, the R·NZ accumulators in registers; B is the packed panel (row stride ldb).
     #[inline(always)]
-    unsafe fn tile<const R: usize, const NZ: usize>(&self, i0: usize, j0: usize, mask: __mmask8) {
-        let mut acc = [[_mm512_setzero_pd(); NZ]; R];
+    unsafe fn tile<const R: usize, const NZ: usize>(&self, i0: usize, j0: usize, mask: T::M) {
+        let w = T::W;
+        let mut acc = [[T::zero(); NZ]; R];
         let a = self.a.add(i0 * self.rsa);
-        let b = self.b;
-        let m = |z: usize| if z + 1 == NZ { mask } else { 0xff };
+        let m = |z: usize| if z + 1 == NZ { mask } else { T::full() };
         for p in 0..self.k {
-            let bp = b.add(p * self.ldb);
-            let mut bv = [_mm512_setzero_pd(); NZ];
+            let bp = self.b.add(p * self.ldb);
+            let mut bv = [T::zero(); NZ];
             for (z, v) in bv.iter_mut().enumerate() {
-                *v = if z + 1 == NZ {
-                    _mm512_maskz_loadu_pd(mask, bp.add(8 * z))
-                } else {
-                    _mm512_loadu_pd(bp.add(8 * z))
-                };
+                // the panel's padding lanes are zero: full loads
+                *v = T::load(bp.add(w * z));
             }
             let ap = a.add(p * self.csa);
             for (i, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_pd(*ap.add(i * self.rsa));
+                let av = T::splat(*ap.add(i * self.rsa));
                 for (z, acc) in row.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_pd(av, bv[z], *acc);
+                    *acc = T::fmadd(av, bv[z], *acc);
                 }
             }
         }
         for (i, row) in acc.iter().enumerate() {
             let cp = self.c.add((i0 + i) * self.ldc + j0);
             for (z, v) in row.iter().enumerate() {
-                let q = cp.add(8 * z);
+                let q = cp.add(w * z);
                 let v = if self.accumulate {
-                    _mm512_add_pd(*v, _mm512_maskz_loadu_pd(m(z), q))
+                    T::add(*v, T::loadz(m(z), q))
                 } else {
                     *v
                 };
-                _mm512_mask_storeu_pd(q, m(z), v);
+                T::store_masked(q, m(z), v);
             }
         }
     }
@@ -411,6 +606,60 @@ mod tests {
                             // the padding between rows is never written
                             assert_eq!(x, c0[i * ldc + j], "padding C[{i},{j}] written");
                         }
+                    }
+                }
+            }
+        }
+        // f32: the 16-lane tile against an f64 reference of the same f32 inputs
+        for (t, &(m, n, k)) in shapes.iter().enumerate().take(40) {
+            let transposed = t % 2 == 0;
+            let pad = t % 4;
+            let (rsa, csa) = if transposed {
+                (1, m + pad)
+            } else {
+                (k + pad, 1)
+            };
+            let a: Vec<f32> = (0..(m - 1) * rsa + (k - 1) * csa + 1)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let ldb = n + pad;
+            let b: Vec<f32> = (0..(k - 1) * ldb + n)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let ldc = n + 2 * pad;
+            let c0: Vec<f32> = (0..(m - 1) * ldc + n)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            for accumulate in [false, true] {
+                let mut c = c0.clone();
+                assert!(gemm_f32(
+                    (m, n, k),
+                    &a,
+                    (rsa, csa),
+                    &b,
+                    ldb,
+                    &mut c,
+                    ldc,
+                    accumulate
+                ));
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut want = if accumulate {
+                            c0[i * ldc + j] as f64
+                        } else {
+                            0.0
+                        };
+                        for p in 0..k {
+                            want += a[i * rsa + p * csa] as f64 * b[p * ldb + j] as f64;
+                        }
+                        let got = c[i * ldc + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 4e-7 * (k as f64 + 1.0),
+                            "f32 {m}×{n}×{k} acc {accumulate}: C[{i},{j}] {got} vs {want}"
+                        );
+                    }
+                    for j in n..ldc.min(c.len() - i * ldc) {
+                        assert_eq!(c[i * ldc + j], c0[i * ldc + j], "f32 padding written");
                     }
                 }
             }

@@ -217,8 +217,8 @@ pub trait Real:
     fn gemm(dst: MatMut<'_, Self>, accum: Accum, lhs: MatRef<'_, Self>, rhs: MatRef<'_, Self>);
     /// The site pass's row-major product (docs/DESIGN.md §23): `c[i·ldc + j] (=|+=)
     /// Σ_p a[i·rsa + p·csa] · b[p·ldb + j]`, i < m, j < n, p < k (`accumulate` false replaces C).
-    /// f64 on AVX-512 CPUs runs lgn's register-tiled kernel (`gemm512::gemm_f64`), everything
-    /// else faer on the same strided views. The slices are checked against the largest index.
+    /// On AVX-512 CPUs lgn's register-tiled kernel runs (`gemm512::gemm_f64` / `gemm_f32`),
+    /// elsewhere faer on the same strided views. The slices are checked against the largest index.
     #[allow(clippy::too_many_arguments)]
     fn gemm_rm(
         mnk: (usize, usize, usize),
@@ -488,6 +488,23 @@ impl Real for f32 {
     #[inline]
     fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
         matmul(dst, accum, lhs, rhs, 1.0, Par::Seq);
+    }
+    #[inline]
+    fn gemm_rm(
+        mnk: (usize, usize, usize),
+        a: &[f32],
+        a_strides: (usize, usize),
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        if !(super::gemm512::enabled()
+            && super::gemm512::gemm_f32(mnk, a, a_strides, b, ldb, c, ldc, accumulate))
+        {
+            gemm_rm_faer(mnk, a, a_strides, b, ldb, c, ldc, accumulate)
+        }
     }
     #[inline(always)]
     fn from_f64_slice(_: &[f64]) -> Option<&[f32]> {
