@@ -148,6 +148,7 @@ fn gemm_any<T: Lane>(
 }
 
 /// The element types of the kernel and their zmm operations (8 f64 or 16 f32 lanes).
+#[cfg_attr(not(all(target_arch = "x86_64", lgn_avx512)), allow(dead_code))]
 pub(crate) trait Lane: Copy + Default + 'static {
     #[cfg(all(target_arch = "x86_64", lgn_avx512))]
     type V: Copy;
