@@ -471,16 +471,35 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let gf = lgn::bench::gemm_gflops(g.m, g.k, g.cols, 2.0);
             let threads = rayon::current_num_threads();
             let (cpu, simd) = lgn::bench::cpu_simd();
+            // lgn's own kernel on the same product, and the register-only FMA peak
+            let own = lgn::bench::own_gemm_gflops(g.m, g.k, g.cols, 2.0);
+            let peak = lgn::bench::fma_peak_gflops(1.0);
+            let of_peak = |x: Option<f64>| Some(x? / peak?);
             if g.json {
                 println!(
                     "{}",
-                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64", "cpu": cpu, "simd": simd})
+                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64", "cpu": cpu, "simd": simd,
+                        "own_gflops": own, "fma_peak_gflops": peak,
+                        "gflops_of_peak": of_peak(Some(gf)), "own_gflops_of_peak": of_peak(own)})
                 );
             } else {
                 println!(
                     "faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64); {cpu} ({simd})",
                     g.m, g.k, g.cols
                 );
+                match own {
+                    Some(o) => println!("lgn's own AVX-512 kernel, same product: {o:.1} GFLOP/s"),
+                    None => {
+                        println!("lgn's own kernel: not used on this CPU (faer runs the passes)")
+                    }
+                }
+                if let Some(p) = peak {
+                    println!(
+                        "FMA peak (register-only loop) on {threads} threads: {p:.1} GFLOP/s; faer {:.0} %{}",
+                        100.0 * gf / p,
+                        own.map_or(String::new(), |o| format!(", own kernel {:.0} %", 100.0 * o / p))
+                    );
+                }
             }
         }
     }
