@@ -74,6 +74,11 @@ fn dblpend_quick_lnn_conserves_energy_better_than_baseline() {
     // The LNN's rollouts all complete (a definite learned mass matrix along every trajectory),
     // and it beats the baseline on the median too (the mean is dominated by blow-ups).
     assert_eq!(m("lnn_rollout_failures"), 0.0);
+    // docs/DESIGN.md §21.6: the definite start ran (the initial network is indefinite at most
+    // states) and training ended with M definite at every checked training state.
+    assert!(m("lnn_indefinite_mass_fraction_initial") > 0.5);
+    assert!(m("lnn_definite_start_steps") >= 1.0);
+    assert_eq!(m("lnn_indefinite_mass_fraction"), 0.0);
     let (lnn_med, base_med) = (
         m("lnn_energy_error_median"),
         m("baseline_energy_error_median"),
