@@ -87,9 +87,10 @@ fn dblpend_quick_lnn_conserves_energy_better_than_baseline() {
         lnn_med < base_med,
         "median: lnn {lnn_med} vs baseline {base_med}"
     );
-    // Quick run (energy-shell training states, docs/DESIGN.md §21; 2026-12-01): LNN 1.6 %
-    // acceleration error on shell states, 0.67 % mean / 0.45 % median energy error, paper's
-    // protocol 0.59 % against the baseline's 12.8 %.
+    // Quick run (energy-shell training states and the definite start, docs/DESIGN.md §21;
+    // 2026-12-02): LNN 2.1 % acceleration error on shell states, 0.57 % mean / 0.36 % median
+    // energy error, paper's protocol 0.71 % against the baseline's 12.8 % (the full run:
+    // 0.076 %, §21.8).
     assert!(
         m("lnn_accel_rel_error") < 0.05,
         "{}",
