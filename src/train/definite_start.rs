@@ -17,7 +17,7 @@ use crate::solve::sym_eigen;
 use crate::{Error, Result};
 
 /// How [`definite_start`] runs: Adam on the penalty alone over minibatches of `batch`
-/// consecutive training states (cycling), at most `max_steps` steps, checked every
+/// consecutive training states (cycling), at most `max_steps` steps, M checked every
 /// `check_every` steps on up to [`CHECK_STATES`] states.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct DefiniteStart {
@@ -50,7 +50,7 @@ pub struct DefiniteStartReport {
     /// [`indefinite_fraction`] before and after.
     pub indefinite_before: f64,
     pub indefinite_after: f64,
-    /// The penalty was zero on the check states when it stopped (else `max_steps` ran out).
+    /// M was definite at every check state when it stopped (else `max_steps` ran out).
     pub satisfied: bool,
 }
 
@@ -91,10 +91,11 @@ pub fn indefinite_fraction(model: &TrainedModel, data: &Samples) -> Result<f64> 
     Ok(bad as f64 / idx.len() as f64)
 }
 
-/// Make the learned mass matrix of the single-site LNN `model` definite (with the penalty's
-/// margin) on the states of `data` before training: Adam on the mass penalty `pen` (8.1) alone,
-/// no data loss, until the penalty vanishes on the check states or `opts.max_steps` run out.
-/// Only the states are used (not the targets). Deterministic.
+/// Make the learned mass matrix of the single-site LNN `model` definite on the states of `data`
+/// before training: Adam on the mass penalty `pen` (8.1) alone, no data loss, until M is
+/// definite at every check state ([`indefinite_fraction`] = 0; the margin μ is the penalty's
+/// business in training) or `opts.max_steps` run out. Only the states are used (not the
+/// targets). Deterministic.
 pub fn definite_start(
     model: &mut TrainedModel,
     data: &Samples,
@@ -107,16 +108,12 @@ pub fn definite_start(
         )));
     }
     let indefinite_before = indefinite_fraction(model, data)?;
-    let check = check_indices(data.n);
-    let penalty_on_check = |m: &TrainedModel| -> Result<f64> {
-        Ok(lnn_dense_penalty_grad(&m.density()?, data, &check, pen, false).0)
-    };
     let mut theta = hyperdual::flatten(&model.net);
     let mut adam = Adam::new(theta.len(), 0.0);
     let batch = opts.batch.min(data.n);
     let chunks = data.n.div_ceil(batch);
     let mut steps = 0;
-    let mut satisfied = penalty_on_check(model)? == 0.0;
+    let mut satisfied = indefinite_before == 0.0;
     while !satisfied && steps < opts.max_steps {
         let c = steps % chunks;
         let idx: Vec<usize> = (c * batch..((c + 1) * batch).min(data.n)).collect();
@@ -130,7 +127,7 @@ pub fn definite_start(
         hyperdual::unflatten(&mut model.net, &theta);
         steps += 1;
         if steps % opts.check_every == 0 || steps == opts.max_steps {
-            satisfied = penalty_on_check(model)? == 0.0;
+            satisfied = indefinite_fraction(model, data)? == 0.0;
         }
     }
     Ok(DefiniteStartReport {
@@ -146,8 +143,8 @@ mod tests {
     use super::*;
 
     /// An embedded dblpend-shaped LNN at the paper's init, on random states: indefinite almost
-    /// everywhere; after the definite start, definite everywhere on the check states and on
-    /// states it never saw, with every eigenvalue of s·M above the margin there.
+    /// everywhere; after the definite start, definite at every seen state and at > 99 % of
+    /// states it never saw.
     #[test]
     fn definite_start_makes_m_definite_on_seen_and_unseen_states() {
         let raw = crate::data::dblpend_samples_bounded(3000, 9.8, 30.0, 5).unwrap();
@@ -183,10 +180,6 @@ mod tests {
         assert_eq!(rep.indefinite_before, before);
         assert_eq!(rep.indefinite_after, 0.0);
         assert!(indefinite_fraction(&model, &other).unwrap() < 0.01);
-        // The margin: every seen state's s·M has eigenvalues ≥ μ m̄ (the penalty is zero).
-        let all: Vec<usize> = (0..samples.n).collect();
-        let (p, _) = lnn_dense_penalty_grad(&model.density().unwrap(), &samples, &all, pen, false);
-        assert_eq!(p, 0.0);
         // Already definite: no step.
         let again = definite_start(&mut model, &samples, pen, &DefiniteStart::default()).unwrap();
         assert_eq!(again.steps, 0);
@@ -243,8 +236,8 @@ mod tests {
         assert_eq!(with.2, 0, "no sample may be dropped for this comparison");
         let pnorm = gp.iter().map(|x| x * x).sum::<f64>().sqrt();
         assert!(pnorm > 0.0);
-        for k in 0..gp.len() {
-            let d = with.1[k] - without.1[k] - gp[k];
+        for (k, gk) in gp.iter().enumerate() {
+            let d = with.1[k] - without.1[k] - gk;
             assert!(d.abs() <= 1e-9 * pnorm.max(1.0), "parameter {k}: {d:e}");
         }
     }
