@@ -142,22 +142,19 @@ pub fn definite_start(
 mod tests {
     use super::*;
 
+    fn shell_samples(n: usize, seed: u64) -> Samples {
+        let raw = crate::data::dblpend_samples_bounded(n, 9.8, 30.0, seed).unwrap();
+        crate::train::prepare_samples(ModelKind::Lnn, &raw, super::super::HnnCoords::Velocity)
+            .unwrap()
+    }
+
     /// An embedded dblpend-shaped LNN at the paper's init, on random states: indefinite almost
     /// everywhere; after the definite start, definite at every seen state and at > 99 % of
     /// states it never saw.
     #[test]
     fn definite_start_makes_m_definite_on_seen_and_unseen_states() {
-        let raw = crate::data::dblpend_samples_bounded(3000, 9.8, 30.0, 5).unwrap();
-        let unseen = crate::data::dblpend_samples_bounded(2000, 9.8, 30.0, 6).unwrap();
-        let samples =
-            crate::train::prepare_samples(ModelKind::Lnn, &raw, super::super::HnnCoords::Velocity)
-                .unwrap();
-        let other = crate::train::prepare_samples(
-            ModelKind::Lnn,
-            &unseen,
-            super::super::HnnCoords::Velocity,
-        )
-        .unwrap();
+        let samples = shell_samples(3000, 5);
+        let other = shell_samples(2000, 6);
         // The paper init's M is random: some seeds start definite, many indefinite almost
         // everywhere (the experiment's 64 × 2 at seed 10: 100 %). Take the first of the latter.
         let init = |seed: u64| {
@@ -191,10 +188,7 @@ mod tests {
     #[test]
     fn penalty_gradient_matches_differences_and_the_training_loss() {
         use crate::train::gradient::lnn_dense_loss_grad_penalised;
-        let raw = crate::data::dblpend_samples_bounded(300, 9.8, 30.0, 8).unwrap();
-        let samples =
-            crate::train::prepare_samples(ModelKind::Lnn, &raw, super::super::HnnCoords::Velocity)
-                .unwrap();
+        let samples = shell_samples(300, 8);
         let mut model = TrainedModel::init(ModelKind::Lnn, "dblpend", 2, 16, 2, 4).unwrap();
         model.set_angle_embedding(4).unwrap();
         crate::train::fit_normalisation(&mut model, &samples);
@@ -244,10 +238,7 @@ mod tests {
 
     #[test]
     fn definite_start_refuses_bad_options_and_models() {
-        let raw = crate::data::dblpend_samples_bounded(100, 9.8, 30.0, 5).unwrap();
-        let samples =
-            crate::train::prepare_samples(ModelKind::Lnn, &raw, super::super::HnnCoords::Velocity)
-                .unwrap();
+        let samples = shell_samples(100, 5);
         let mut model = TrainedModel::init(ModelKind::Lnn, "dblpend", 2, 8, 1, 3).unwrap();
         let pen = MassPenalty::new(1.0, 0.1).unwrap();
         let bad = DefiniteStart {

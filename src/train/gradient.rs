@@ -486,7 +486,7 @@ fn penalty_sites(
 
 /// ∂/∂θ Σ_s S_s of the reverse-sweep `sites` ([x | u1 | u2 | u3] rows of 2d values each),
 /// through the angle embedding when the density has one; added into `grad`.
-fn sweep_sites(dens: &MlpDensity, sites: &[f64], d: usize, grad: &mut [f64]) {
+pub(crate) fn sweep_sites(dens: &MlpDensity, sites: &[f64], d: usize, grad: &mut [f64]) {
     let p = 2 * d;
     let ns = sites.len() / (4 * p);
     if ns == 0 {
