@@ -92,29 +92,92 @@ pub fn accel(
     min_seconds: f64,
 ) -> Result<AccelBench> {
     let t0 = Instant::now();
-    let mut dy = ring_system(n, hidden, layers, solver, precision)?;
     let (q, v) = ring_state(n);
+    let build = |p: Precision| ring_system(n, hidden, layers, solver, p);
+    let sizes = bench_mlp(hidden, layers).sizes;
+    time_ring_accel(&build, &q, &v, &sizes, precision, min_seconds, t0)
+}
+
+/// [`accel`] for a trained ring model (`lgn bench accel --model M.h5`, an `lgn` model): its
+/// density on a periodic ring of n nodes at the training grid's spacing, on a state from the
+/// training data's distribution — a random smooth field of the training grid
+/// ([`crate::experiment::wave1d::random_wave_state`] with the model's `n`, `dx`, `modes`,
+/// `amplitude`; 4 modes of amplitude 1 when the file does not record them), repeated around
+/// the ring (it is periodic, so the copies join smoothly). n must be a multiple of the
+/// training grid's n. A trained model's mass matrix is what its data make it (definite for a
+/// wave), unlike the random benchmark network's (docs/DESIGN.md §20.1), so this is where the
+/// f32 error of a model a user has shows.
+pub fn accel_model(
+    model: &crate::train::TrainedModel,
+    n: usize,
+    solver: SolverKind,
+    precision: Precision,
+    min_seconds: f64,
+) -> Result<AccelBench> {
+    use crate::Error;
+    let t0 = Instant::now();
+    if model.kind != crate::train::ModelKind::Lgn {
+        return Err(Error::input(format!(
+            "--model: `lgn bench accel` times ring models (kind 'lgn'), this is a '{}' model",
+            model.kind.as_str()
+        )));
+    }
+    let param = |k: &str| model.params.get(k).copied();
+    let n_train = param("n").map(|x| x as usize).ok_or_else(|| {
+        Error::input("--model: the model file records no training grid size n (attribute params/n)")
+    })?;
+    if n_train < 3 || n % n_train != 0 {
+        return Err(Error::input(format!(
+            "--n {n}: must be a multiple of the model's training grid n = {n_train} (the benchmark \
+             state repeats a training-distribution field of that grid around the ring)"
+        )));
+    }
+    let dx = param("dx").unwrap_or(1.0 / n_train as f64);
+    let modes = param("modes").map_or(4, |m| m as usize);
+    let amplitude = param("amplitude").unwrap_or(1.0);
+    let mut rng = StdRng::seed_from_u64(n as u64);
+    let (q0, v0) =
+        crate::experiment::wave1d::random_wave_state(n_train, dx, modes, amplitude, &mut rng);
+    let reps = n / n_train;
+    let (q, v) = (q0.repeat(reps), v0.repeat(reps));
+    let build = |p: Precision| model.dynamics_in(Some(n), solver, p);
+    time_ring_accel(&build, &q, &v, &model.net.sizes, precision, min_seconds, t0)
+}
+
+/// Time one acceleration of the ring system `build(precision)` at (q, v): the median of
+/// [`repeat_accel`], the counted MLP work of the site network `sizes`, and with f32 passes the
+/// error against `build(F64)`.
+fn time_ring_accel(
+    build: &dyn Fn(Precision) -> Result<crate::dynamics::Dynamics>,
+    q: &[f64],
+    v: &[f64],
+    sizes: &[usize],
+    precision: Precision,
+    min_seconds: f64,
+    t0: Instant,
+) -> Result<AccelBench> {
+    let n = q.len();
+    let mut dy = build(precision)?;
     let mut a = vec![0.0; n];
     let setup_seconds = t0.elapsed().as_secs_f64();
     // warm-up (first touch of buffers, GEMM kernel dispatch)
-    dy.accelerations_into(&q, &v, &mut a)?;
-    let mut times: Vec<f64> = repeat_accel(&mut dy, &q, &v, &mut a, min_seconds)?
+    dy.accelerations_into(q, v, &mut a)?;
+    let mut times: Vec<f64> = repeat_accel(&mut dy, q, v, &mut a, min_seconds)?
         .into_iter()
         .map(|(t, _)| t)
         .collect();
     times.sort_by(f64::total_cmp);
     let seconds = times[times.len() / 2];
-    let mut sizes = vec![6];
-    sizes.extend(std::iter::repeat_n(hidden, layers));
-    sizes.push(1);
-    let flops = mlp_flops_per_site(&sizes, 3) * n as f64;
+    let flops = mlp_flops_per_site(sizes, 3) * n as f64;
     let (cpu, simd) = cpu_simd();
     let errs = if precision == Precision::F64 {
         None
     } else {
-        let a64 = ring_system(n, hidden, layers, solver, Precision::F64)?.accelerations(&q, &v)?;
+        let a64 = build(Precision::F64)?.accelerations(q, v)?;
         Some(rel_errors(&a, &a64))
     };
+    let hidden = sizes.get(1).copied().unwrap_or(0);
+    let layers = sizes.len().saturating_sub(2);
     Ok(AccelBench {
         n,
         solver: dy.solver.kind().to_string(),
@@ -207,31 +270,81 @@ pub fn ring_state(n: usize) -> (Vec<f64>, Vec<f64>) {
 pub fn gemm_gflops(m: usize, k: usize, n: usize, min_seconds: f64) -> f64 {
     use faer::linalg::matmul::matmul;
     use faer::{Accum, Mat, Par};
-    use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
     let a = Mat::<f64>::from_fn(m, k, |i, j| ((i * 7 + j * 3) % 11) as f64 * 0.1);
     let b = Mat::<f64>::from_fn(k, n, |i, j| ((i * 5 + j) % 13) as f64 * 0.1);
-    let reps_per_check = ((2e8 / (2.0 * (m * k * n) as f64)) as usize).max(1);
+    let reps = ((2e8 / (2.0 * (m * k * n) as f64)) as usize).max(1);
+    let flops = 2.0 * (m * k * n) as f64 * reps as f64;
+    on_every_thread(min_seconds, flops, || {
+        let mut c = Mat::<f64>::zeros(m, n);
+        for _ in 0..reps {
+            matmul(
+                c.as_mut(),
+                Accum::Replace,
+                a.as_ref(),
+                b.as_ref(),
+                1.0,
+                Par::Seq,
+            );
+        }
+        std::hint::black_box(&c);
+    })
+}
+
+/// The same product as [`gemm_gflops`] (C = A·B, m×k by k×n, f64, every thread at once) through
+/// lgn's own AVX-512 kernel (docs/DESIGN.md §23), row-major as the site pass calls it; `None`
+/// where that kernel does not run (the pass then uses faer).
+pub fn own_gemm_gflops(m: usize, k: usize, n: usize, min_seconds: f64) -> Option<f64> {
+    use crate::density::gemm512;
+    if !gemm512::available() || m == 0 || n == 0 || k == 0 {
+        return None;
+    }
+    let a: Vec<f64> = (0..m * k)
+        .map(|x| ((x / k * 7 + x % k * 3) % 11) as f64 * 0.1)
+        .collect();
+    let b: Vec<f64> = (0..k * n)
+        .map(|x| ((x / n * 5 + x % n) % 13) as f64 * 0.1)
+        .collect();
+    let reps = ((2e8 / (2.0 * (m * k * n) as f64)) as usize).max(1);
+    let flops = 2.0 * (m * k * n) as f64 * reps as f64;
+    Some(on_every_thread(min_seconds, flops, || {
+        let mut c = vec![0.0; m * n];
+        for _ in 0..reps {
+            gemm512::gemm_f64((m, n, k), &a, (k, 1), &b, n, &mut c, n, false);
+        }
+        std::hint::black_box(&c);
+    }))
+}
+
+/// The machine's f64 FMA peak in GFLOP/s, every rayon thread at once: 12 independent chains of
+/// vector FMAs in registers at the CPU's best width (zmm / ymm), dispatched at run time; `None`
+/// on CPUs without FMA (docs/DESIGN.md §23). The best of ≈ 10 ms bursts over `min_seconds`,
+/// so that time slices lost to other processes do not lower a peak.
+pub fn fma_peak_gflops(min_seconds: f64) -> Option<f64> {
+    use crate::density::gemm512::fma_peak_loop;
+    const ITERS: u64 = 200_000;
+    let flops = fma_peak_loop(1)? * ITERS as f64;
+    let start = Instant::now();
+    let mut best = 0.0f64;
+    while start.elapsed().as_secs_f64() < min_seconds || best == 0.0 {
+        best = best.max(on_every_thread(0.0, flops, || {
+            std::hint::black_box(fma_peak_loop(std::hint::black_box(ITERS)));
+        }));
+    }
+    Some(best)
+}
+
+/// Runs `work` (which does `flops_per_call` flops) on every rayon thread at once, repeatedly
+/// for at least `min_seconds`, and returns the total GFLOP/s.
+fn on_every_thread(min_seconds: f64, flops_per_call: f64, work: impl Fn() + Sync) -> f64 {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
     let start = Instant::now();
     let mut done = 0usize;
     while start.elapsed().as_secs_f64() < min_seconds || done == 0 {
-        (0..threads).into_par_iter().for_each(|_| {
-            let mut c = Mat::<f64>::zeros(m, n);
-            for _ in 0..reps_per_check {
-                matmul(
-                    c.as_mut(),
-                    Accum::Replace,
-                    a.as_ref(),
-                    b.as_ref(),
-                    1.0,
-                    Par::Seq,
-                );
-            }
-            std::hint::black_box(&c);
-        });
-        done += reps_per_check * threads;
+        (0..threads).into_par_iter().for_each(|_| work());
+        done += threads;
     }
-    2.0 * (m * k * n) as f64 * done as f64 / start.elapsed().as_secs_f64() / 1e9
+    flops_per_call * done as f64 / start.elapsed().as_secs_f64() / 1e9
 }
 
 /// Default MLP used by benchmarks.
@@ -993,6 +1106,10 @@ pub struct PassPhaseFigure {
     pub gflops_per_thread: Option<f64>,
     /// `gflops_per_thread` over the same process's f64 `bench gemm` figure per thread.
     pub of_gemm: Option<f64>,
+    /// `gflops_per_thread` over lgn's own kernel on the same product (`None` where it does not
+    /// run) and over the register-only FMA peak, per thread (docs/DESIGN.md §23).
+    pub of_own_gemm: Option<f64>,
+    pub of_peak: Option<f64>,
     /// Elementwise values per CPU second (activations: hidden units × sites), 10⁹/s.
     pub gvalues_per_second: Option<f64>,
 }
@@ -1018,6 +1135,13 @@ pub struct PassBreakdown {
     /// that over `gemm_gflops_per_thread`: the issue's "site kernels against `bench gemm`".
     pub pass_gflops_per_thread: f64,
     pub pass_of_gemm: f64,
+    /// lgn's own AVX-512 kernel on the same product, per thread (`None` on CPUs where the pass
+    /// runs faer), and the pass against it (docs/DESIGN.md §23).
+    pub own_gemm_gflops_per_thread: Option<f64>,
+    pub pass_of_own_gemm: Option<f64>,
+    /// The register-only FMA loop's rate per thread, and the pass against it.
+    pub fma_peak_gflops_per_thread: Option<f64>,
+    pub pass_of_peak: Option<f64>,
     /// CPU seconds of the site phase outside the pass (input gather, finiteness check, rayon
     /// scheduling and idle time): threads × wall − Σ phases.
     pub outside_pass_cpu_seconds: f64,
@@ -1049,6 +1173,8 @@ pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown
     } = *ring;
     let threads = rayon::current_num_threads();
     let gemm = gemm_gflops(128, 128, 320, 1.0) / threads as f64;
+    let own = own_gemm_gflops(128, 128, 320, 1.0).map(|g| g / threads as f64);
+    let peak = fma_peak_gflops(0.5).map(|g| g / threads as f64);
     let mut dy = ring_system(n, hidden, layers, solver, precision)?;
     let (q, v) = ring_state(n);
     let mut a = vec![0.0; n];
@@ -1081,6 +1207,8 @@ pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown
                 share: cpu / pass_cpu.max(1e-300),
                 gflops_per_thread: gf,
                 of_gemm: gf.map(|g| g / gemm),
+                of_own_gemm: gf.zip(own).map(|(g, o)| g / o),
+                of_peak: gf.zip(peak).map(|(g, p)| g / p),
                 gvalues_per_second: (t.values > 0.0)
                     .then(|| t.values / t.cpu_seconds.max(1e-300) / 1e9),
             }
@@ -1099,6 +1227,10 @@ pub fn pass_breakdown(ring: &RingSpec, min_seconds: f64) -> Result<PassBreakdown
         gemm_gflops_per_thread: gemm,
         pass_gflops_per_thread: pass_gflops,
         pass_of_gemm: pass_gflops / gemm,
+        own_gemm_gflops_per_thread: own,
+        pass_of_own_gemm: own.map(|o| pass_gflops / o),
+        fma_peak_gflops_per_thread: peak,
+        pass_of_peak: peak.map(|p| pass_gflops / p),
         outside_pass_cpu_seconds: threads as f64 * sites_total / reps - pass_cpu,
         phases,
         cpu,

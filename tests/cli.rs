@@ -289,3 +289,93 @@ fn bench_accel_prints_one_json_line() {
     assert!(v["seconds"].as_f64().unwrap() > 0.0);
     assert!(v["setup_seconds"].as_f64().unwrap() >= 0.0);
 }
+
+/// `lgn bench accel --model`: a trained ring model timed on a long ring at its training
+/// spacing, and its f32 passes against f64 — a trained wave's mass matrix is definite, so the
+/// f32 error stays far below issue 15's 1e-4 (measured 4.7e-6 for a 6-128-128-1 model at
+/// n = 10⁵; the random benchmark network's indefinite M gives 2.2e-4, docs/DESIGN.md §20.1).
+#[test]
+fn bench_accel_times_a_trained_model_in_f32() {
+    let dir = std::env::temp_dir().join(format!("lgn-bench-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (data, model) = (dir.join("d.h5"), dir.join("m.h5"));
+    let (data, model) = (data.to_str().unwrap(), model.to_str().unwrap());
+    let (code, _, err) = lgn(&[
+        "generate", "wave1d", "--n", "300", "--grid", "50", "--out", data, "--force",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = lgn(&[
+        "train",
+        "--data",
+        data,
+        "--model",
+        "lgn",
+        "--hidden",
+        "32",
+        "--epochs",
+        "6",
+        "--shift-invariant",
+        "--out",
+        model,
+        "--force",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let bench = |n: &str, precision: &str| {
+        lgn(&[
+            "bench",
+            "accel",
+            "--model",
+            model,
+            "--n",
+            n,
+            "--precision",
+            precision,
+            "--min-seconds",
+            "0",
+            "--json",
+        ])
+    };
+    let (code, out, err) = bench("5000", "f32");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["n"], 5000);
+    assert_eq!(v["hidden"], 32);
+    assert_eq!(v["precision"], "f32");
+    let (max, l2) = (
+        v["rel_err_vs_f64"].as_f64().unwrap(),
+        v["rel_l2_err_vs_f64"].as_f64().unwrap(),
+    );
+    assert!(max > 0.0, "the f32 path must differ from f64");
+    assert!(
+        max <= 1e-4 && l2 <= 1e-4,
+        "f32 vs f64: max {max:e}, l2 {l2:e}"
+    );
+    let (code, out, _) = bench("5000", "f64");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["rel_err_vs_f64"].is_null() && v["seconds"].as_f64().unwrap() > 0.0);
+    // the state repeats a field of the training grid: n must be a multiple of it
+    let (code, out, err) = bench("5001", "f64");
+    assert_ne!(code, 0);
+    assert!(
+        out.is_empty() && err.contains("multiple of") && err.contains("n = 50"),
+        "{err}"
+    );
+    // ring models only; a missing file is named
+    let missing = dir.join("none.h5");
+    let (code, _, err) = lgn(&[
+        "bench",
+        "accel",
+        "--model",
+        missing.to_str().unwrap(),
+        "--n",
+        "100",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("none.h5") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -46,5 +46,19 @@ fn phase_flops_add_up_to_the_counted_pass_work() {
         let share: f64 = b.phases.iter().map(|p| p.share).sum();
         assert!((share - 1.0).abs() < 1e-9, "shares sum to {share}");
         assert!(b.gemm_gflops_per_thread > 0.0 && b.pass_of_gemm > 0.0);
+        // the own-kernel and peak ratios are the same pass figure over their own rates
+        for (rate, ratio) in [
+            (b.own_gemm_gflops_per_thread, b.pass_of_own_gemm),
+            (b.fma_peak_gflops_per_thread, b.pass_of_peak),
+        ] {
+            assert_eq!(rate.is_some(), ratio.is_some());
+            if let (Some(r), Some(q)) = (rate, ratio) {
+                assert!(r > 0.0 && (q * r - b.pass_gflops_per_thread).abs() <= 1e-9 * r * q);
+            }
+        }
+        let fwd = phase("forward_gemm");
+        if let (Some(o), Some(g)) = (b.own_gemm_gflops_per_thread, fwd.gflops_per_thread) {
+            assert!((fwd.of_own_gemm.unwrap() * o - g).abs() <= 1e-9 * g);
+        }
     }
 }

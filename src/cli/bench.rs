@@ -131,7 +131,7 @@ pub struct TrainBenchArgs {
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  lgn bench accel --n 100000 --hidden 128 --solver sparse --json\n  lgn bench accel --n 1600 --hidden 128 --solver dense --json\n  lgn bench accel --mesh-nodes 1000000 --density fem --json\n  lgn bench accel --mesh meshes/disk_fine.msh --density mlp --hidden 32 --json"
+    after_help = "Examples:\n  lgn bench accel --n 100000 --hidden 128 --solver sparse --json\n  lgn bench accel --n 1600 --hidden 128 --solver dense --json\n  lgn bench accel --mesh-nodes 1000000 --density fem --json\n  lgn bench accel --mesh meshes/disk_fine.msh --density mlp --hidden 32 --json\n  lgn bench accel --model wave/model.h5 --n 100000 --precision f32 --json"
 )]
 pub struct AccelBenchArgs {
     /// Grid points (nodes) of the ring.
@@ -144,6 +144,14 @@ pub struct AccelBenchArgs {
     /// (`unit_square_nodes`).
     #[arg(long, conflicts_with = "n")]
     pub mesh_nodes: Option<usize>,
+    /// Ring: time a trained `lgn` model (from `lgn train --model lgn` or `lgn experiment
+    /// wave`) instead of the random benchmark network — its density on a ring of --n nodes at
+    /// the training spacing, on a smooth field of the training distribution repeated around
+    /// the ring (--n must be a multiple of the training grid). With --precision f32 the error
+    /// against f64 is the one a user's own model has (a trained wave's mass matrix is definite;
+    /// the random network's is not, docs/DESIGN.md §20.1).
+    #[arg(long, conflicts_with_all = ["mesh", "mesh_nodes", "hidden", "layers", "breakdown"])]
+    pub model: Option<std::path::PathBuf>,
     /// Mesh density: the P1 FEM ground truth or a learned node + edge MLP density
     /// (random paper initialisation, --hidden × --layers). The ring always uses an MLP.
     #[arg(long, value_enum, default_value_t = BenchDensity::Mlp)]
@@ -314,14 +322,33 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 println!("{out}");
                 return Ok(());
             }
-            let r = lgn::bench::accel(
-                n,
-                a.hidden,
-                a.layers,
-                solver,
-                a.precision.into(),
-                a.min_seconds,
-            )?;
+            let r = match &a.model {
+                Some(path) => lgn::bench::accel_model(
+                    &match lgn::model::AnyModel::load(path)? {
+                        lgn::model::AnyModel::Net(m) => m,
+                        lgn::model::AnyModel::Graph(_) => {
+                            return Err(lgn::Error::input(format!(
+                                "--model {}: a graph model; `lgn bench accel --model` times ring \
+                                 models (`lgn train --model lgn`); time a graph model with \
+                                 `lgn bench accel --mesh FILE.msh` or `lgn simulate`",
+                                path.display()
+                            )))
+                        }
+                    },
+                    n,
+                    solver,
+                    a.precision.into(),
+                    a.min_seconds,
+                )?,
+                None => lgn::bench::accel(
+                    n,
+                    a.hidden,
+                    a.layers,
+                    solver,
+                    a.precision.into(),
+                    a.min_seconds,
+                )?,
+            };
             if a.json {
                 println!("{}", serde_json::to_string(&r).expect("serialisable"));
             } else {
@@ -444,16 +471,35 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let gf = lgn::bench::gemm_gflops(g.m, g.k, g.cols, 2.0);
             let threads = rayon::current_num_threads();
             let (cpu, simd) = lgn::bench::cpu_simd();
+            // lgn's own kernel on the same product, and the register-only FMA peak
+            let own = lgn::bench::own_gemm_gflops(g.m, g.k, g.cols, 2.0);
+            let peak = lgn::bench::fma_peak_gflops(1.0);
+            let of_peak = |x: Option<f64>| Some(x? / peak?);
             if g.json {
                 println!(
                     "{}",
-                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64", "cpu": cpu, "simd": simd})
+                    serde_json::json!({"m": g.m, "k": g.k, "n": g.cols, "threads": threads, "gflops": gf, "precision": "f64", "cpu": cpu, "simd": simd,
+                        "own_gflops": own, "fma_peak_gflops": peak,
+                        "gflops_of_peak": of_peak(Some(gf)), "own_gflops_of_peak": of_peak(own)})
                 );
             } else {
                 println!(
                     "faer GEMM {}×{}×{} on {threads} threads: {gf:.1} GFLOP/s (f64); {cpu} ({simd})",
                     g.m, g.k, g.cols
                 );
+                match own {
+                    Some(o) => println!("lgn's own AVX-512 kernel, same product: {o:.1} GFLOP/s"),
+                    None => {
+                        println!("lgn's own kernel: not used on this CPU (faer runs the passes)")
+                    }
+                }
+                if let Some(p) = peak {
+                    println!(
+                        "FMA peak (register-only loop) on {threads} threads: {p:.1} GFLOP/s; faer {:.0} %{}",
+                        100.0 * gf / p,
+                        own.map_or(String::new(), |o| format!(", own kernel {:.0} %", 100.0 * o / p))
+                    );
+                }
             }
         }
     }

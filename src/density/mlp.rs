@@ -801,11 +801,16 @@ impl MlpDensity {
                 let hn = sizes[l + 2];
                 let rn = &mut *rnext[0];
                 clk.lap(PassPhase::Activations, 0, h * nb);
-                T::gemm(
-                    MatMut::from_row_major_slice_mut(rn, hn, width),
-                    Accum::Replace,
-                    weight(l + 1),
-                    MatRef::from_row_major_slice(&u[..h * width], h, width),
+                // R_{l+1} = W_{l+1} · U (f64 on AVX-512: lgn's kernel, docs/DESIGN.md §23)
+                T::gemm_rm(
+                    (hn, width, h),
+                    &net.w[l + 1],
+                    (h, 1),
+                    &u[..h * width],
+                    width,
+                    &mut rn[..hn * width],
+                    width,
+                    false,
                 );
                 clk.lap(PassPhase::ForwardGemm, 2 * h * hn * width, 0);
             } else if want_rho {
@@ -825,8 +830,6 @@ impl MlpDensity {
 
         // Backward: δ_{nh-1} = w_L; Hessian terms; δ_{l-1} = W_lᵀ(σ'(z_l) ⊙ δ_l), in f64 with
         // the f64 weights whatever T is (docs/DESIGN.md §15.4).
-        let weight64 =
-            |l: usize| MatRef::from_row_major_slice(&self.net.w[l], sizes[l + 1], sizes[l]);
         {
             for (i, &wi) in self.net.w[nh].iter().enumerate() {
                 buf.delta[i * nb..(i + 1) * nb].fill(wi);
@@ -870,15 +873,19 @@ impl MlpDensity {
                 2 * (pair_index(kd, kd - 1, kd) + 1) * n,
                 0,
             );
-            let gmat = MatRef::from_row_major_slice(&buf.g[..n], h, nb);
             if l > 0 && T::from_f64_slice(&[]).is_some() {
-                // f64 passes: δ_{l-1} = W_lᵀ g straight into δ (g is a separate buffer)
+                // f64 passes: δ_{l-1} = W_lᵀ g straight into δ (g is a separate buffer); Wᵀ
+                // as the strided view (1, h_{l-1}) of the row-major W_l
                 let hp = sizes[l];
-                f64::gemm(
-                    MatMut::from_row_major_slice_mut(&mut buf.delta[..hp * nb], hp, nb),
-                    Accum::Replace,
-                    weight64(l).transpose(),
-                    gmat,
+                f64::gemm_rm(
+                    (hp, nb, h),
+                    &self.net.w[l],
+                    (1, hp),
+                    &buf.g[..n],
+                    nb,
+                    &mut buf.delta[..hp * nb],
+                    nb,
+                    false,
                 );
             } else if l > 0 {
                 // the hidden-layer backward GEMM in T (f32: the only backward GEMM of size
@@ -887,21 +894,29 @@ impl MlpDensity {
                 for (a, b) in buf.g_t[..n].iter_mut().zip(&buf.g[..n]) {
                     *a = T::from_f64(*b);
                 }
-                T::gemm(
-                    MatMut::from_row_major_slice_mut(&mut buf.delta_t[..hp * nb], hp, nb),
-                    Accum::Replace,
-                    weight(l).transpose(),
-                    MatRef::from_row_major_slice(&buf.g_t[..n], h, nb),
+                T::gemm_rm(
+                    (hp, nb, h),
+                    &net.w[l],
+                    (1, hp),
+                    &buf.g_t[..n],
+                    nb,
+                    &mut buf.delta_t[..hp * nb],
+                    nb,
+                    false,
                 );
                 for (a, b) in buf.delta[..hp * nb].iter_mut().zip(&buf.delta_t[..hp * nb]) {
                     *a = b.to_f64();
                 }
             } else {
-                f64::gemm(
-                    MatMut::from_row_major_slice_mut(&mut *buf.grad_x, p, nb),
-                    Accum::Replace,
-                    weight64(0).transpose(),
-                    gmat,
+                f64::gemm_rm(
+                    (p, nb, h),
+                    &self.net.w[0],
+                    (1, p),
+                    &buf.g[..n],
+                    nb,
+                    &mut buf.grad_x[..p * nb],
+                    nb,
+                    false,
                 );
             }
             if l > 0 {

@@ -16,6 +16,7 @@ pub mod dissipation;
 pub mod dissipation_matrix;
 pub mod embed;
 pub mod fem;
+pub(crate) mod gemm512;
 pub mod mlp;
 pub mod phase_clock;
 pub mod potential;

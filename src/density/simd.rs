@@ -215,11 +215,66 @@ pub trait Real:
     fn log1p_unit<F: FmaMode>(e: Self) -> Self;
     /// `dst = accum·dst + lhs·rhs` through faer, sequential.
     fn gemm(dst: MatMut<'_, Self>, accum: Accum, lhs: MatRef<'_, Self>, rhs: MatRef<'_, Self>);
+    /// The site pass's row-major product (docs/DESIGN.md §23): `c[i·ldc + j] (=|+=)
+    /// Σ_p a[i·rsa + p·csa] · b[p·ldb + j]`, i < m, j < n, p < k (`accumulate` false replaces C).
+    /// On AVX-512 CPUs lgn's register-tiled kernel runs (`gemm512::gemm_f64` / `gemm_f32`),
+    /// elsewhere faer on the same strided views. The slices are checked against the largest index.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_rm(
+        mnk: (usize, usize, usize),
+        a: &[Self],
+        a_strides: (usize, usize),
+        b: &[Self],
+        ldb: usize,
+        c: &mut [Self],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        gemm_rm_faer(mnk, a, a_strides, b, ldb, c, ldc, accumulate)
+    }
     /// The slice itself when `Self` is f64 (no conversion needed).
     fn from_f64_slice(x: &[f64]) -> Option<&[Self]>;
     /// Take this thread's scratch vector (put it back with [`Real::put_workspace`]).
     fn take_workspace() -> Vec<Self>;
     fn put_workspace(v: Vec<Self>);
+}
+
+/// [`Real::gemm_rm`] through faer (sequential) on strided views of the slices.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rm_faer<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    a: &[T],
+    (rsa, csa): (usize, usize),
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm_rm: C slice too short");
+    assert!(
+        k == 0 || (a.len() > (m - 1) * rsa + (k - 1) * csa && b.len() >= (k - 1) * ldb + n),
+        "gemm_rm: A or B slice too short"
+    );
+    let as_isize = |x: usize| isize::try_from(x).expect("stride fits isize");
+    // SAFETY: the asserts bound every element the views address (i < m, p < k, j < n); the
+    // views live only for this call and C is borrowed mutably.
+    let (av, bv, cv) = unsafe {
+        (
+            MatRef::from_raw_parts(a.as_ptr(), m, k, as_isize(rsa), as_isize(csa)),
+            MatRef::from_raw_parts(b.as_ptr(), k, n, as_isize(ldb), 1),
+            MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, as_isize(ldc), 1),
+        )
+    };
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    T::gemm(cv, accum, av, bv);
 }
 
 /// Σ c_k x^(n−k) by Horner's rule, coefficients highest first.
@@ -333,6 +388,23 @@ impl Real for f64 {
     fn gemm(dst: MatMut<'_, f64>, accum: Accum, lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>) {
         matmul(dst, accum, lhs, rhs, 1.0, Par::Seq);
     }
+    #[inline]
+    fn gemm_rm(
+        mnk: (usize, usize, usize),
+        a: &[f64],
+        a_strides: (usize, usize),
+        b: &[f64],
+        ldb: usize,
+        c: &mut [f64],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        if !(super::gemm512::enabled()
+            && super::gemm512::gemm_f64(mnk, a, a_strides, b, ldb, c, ldc, accumulate))
+        {
+            gemm_rm_faer(mnk, a, a_strides, b, ldb, c, ldc, accumulate)
+        }
+    }
     #[inline(always)]
     fn from_f64_slice(x: &[f64]) -> Option<&[f64]> {
         Some(x)
@@ -416,6 +488,23 @@ impl Real for f32 {
     #[inline]
     fn gemm(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
         matmul(dst, accum, lhs, rhs, 1.0, Par::Seq);
+    }
+    #[inline]
+    fn gemm_rm(
+        mnk: (usize, usize, usize),
+        a: &[f32],
+        a_strides: (usize, usize),
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        if !(super::gemm512::enabled()
+            && super::gemm512::gemm_f32(mnk, a, a_strides, b, ldb, c, ldc, accumulate))
+        {
+            gemm_rm_faer(mnk, a, a_strides, b, ldb, c, ldc, accumulate)
+        }
     }
     #[inline(always)]
     fn from_f64_slice(_: &[f64]) -> Option<&[f32]> {

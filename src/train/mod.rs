@@ -230,7 +230,18 @@ impl TrainedModel {
     /// simulation). `n` is the number of ring nodes for lgn models (default: the training
     /// grid's `n`); ignored for lnn.
     pub fn dynamics(&self, n: Option<usize>, solver: SolverKind) -> Result<Dynamics> {
-        let dens: Arc<dyn Density> = Arc::new(self.density()?);
+        self.dynamics_in(n, solver, Precision::F64)
+    }
+
+    /// [`TrainedModel::dynamics`] with the network's passes evaluated in `precision` (f32:
+    /// single-precision MLP passes inside the f64 assembly and solve; docs/DESIGN.md §15.4).
+    pub fn dynamics_in(
+        &self,
+        n: Option<usize>,
+        solver: SolverKind,
+        precision: Precision,
+    ) -> Result<Dynamics> {
+        let dens: Arc<dyn Density> = Arc::new(self.density()?.with_precision(precision));
         match self.kind {
             ModelKind::Lnn => {
                 let dy = crate::systems::single_site(dens, solver)?;
