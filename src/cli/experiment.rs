@@ -54,8 +54,8 @@ pub struct ExperimentArgs {
     /// dblpend only: hidden layers of both networks (default 2; the paper's is 4).
     #[arg(long)]
     pub layers: Option<usize>,
-    /// dblpend only: training epochs of both networks (default 150 for the LNN and 50 for the
-    /// baseline; --quick 150 and 60).
+    /// dblpend only: training epochs of both networks (default 250 for the LNN on 200k states
+    /// and 50 for the baseline; --quick 150 and 60 on 30k states).
     #[arg(long)]
     pub epochs: Option<usize>,
 }

@@ -318,6 +318,7 @@ pub(super) fn summarise(
             "n_val": report.n_val,
             "interrupted": report.interrupted,
             "stopped_by_error": report.stopped_by_error,
+            "indefinite_mass_fraction": report.indefinite_mass_fraction.map(num),
         })
     );
     if report.no_better_than_zero && !report.interrupted {
@@ -339,6 +340,12 @@ pub(super) fn warn_stops(report: &train::TrainReport) {
         eprintln!(
             "interrupted after {} epochs; writing the best model so far",
             report.epochs
+        );
+    }
+    if let Some(f) = report.indefinite_mass_fraction.filter(|&f| f > 0.0) {
+        eprintln!(
+            "warning: the learned mass matrix is not definite at {:.1} % of the training states (docs/DESIGN.md §21.6): the model's energy is not an energy there; train longer or check --mass-penalty",
+            100.0 * f
         );
     }
 }
@@ -541,8 +548,16 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
             // train::train, on this rank's share of the samples.
             let mut t = train::NetTrainer::new(model, &samples, cfg.mass_penalty)?
                 .with_precision(cfg.precision)?;
-            let report = train_mpi::fit(comm, &mut t, samples, &shard, &cfg, &mut on_step)?;
-            (t.into_model(), report)
+            // docs/DESIGN.md §21.6: states on which to report an M left indefinite.
+            let check = (cfg.mass_penalty.is_some() && kind == ModelKind::Lnn)
+                .then(|| samples.subset(&(0..samples.n.min(4096)).collect::<Vec<_>>()));
+            let mut report = train_mpi::fit(comm, &mut t, samples, &shard, &cfg, &mut on_step)?;
+            let model = t.into_model();
+            if let Some(c) = &check {
+                report.indefinite_mass_fraction =
+                    Some(train::definite_start::indefinite_fraction(&model, c)?);
+            }
+            (model, report)
         }
         DissipationKind::Linear => {
             train_mpi::refuse(comm, "--dissipation linear")?;

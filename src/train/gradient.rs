@@ -435,49 +435,118 @@ pub fn lnn_dense_block_damped(
     if let Some((LnnDamping::Matrix(md, s), gm)) = &mut damping {
         md.adjoint_block(&kq, &kv, &kl, kl.len() / d, -*s, gm);
     }
-    let mut pen_total = 0.0;
-    if let Some(pen) = penalty {
-        let ms: Vec<f64> = (0..nb)
-            .flat_map(|j| {
-                let r = &rec[j * stride..(j + 1) * stride];
-                r[lay.mass()..lay.mass() + d * d].iter().copied()
-            })
-            .collect();
-        let w: Vec<f64> = idx
-            .iter()
-            .map(|&i| pen.weight * data.weight(i) * inv_norm * d as f64)
-            .collect();
-        let (pv, dirs) = mass_penalty::block_penalty(&ms, d, &w, pen, want);
-        pen_total = pv;
-        for dir in &dirs {
-            // S = D_u3 ρ − D_u1 D_u2 ρ with u1 = (0, −coef u), u2 = (0, u), u3 = 0: coef uᵀMu.
-            sites.extend_from_slice(data.input_row(idx[dir.sample]));
-            sites.extend(std::iter::repeat_n(0.0, d));
-            sites.extend(dir.u.iter().map(|x| -dir.coef * x));
-            sites.extend(std::iter::repeat_n(0.0, d));
-            sites.extend_from_slice(&dir.u);
-            sites.extend(std::iter::repeat_n(0.0, p));
-        }
-    }
+    let pen_total = match penalty {
+        Some(pen) => penalty_sites(&rec, (lay, d), data, idx, inv_norm, pen, want, &mut sites),
+        None => 0.0,
+    };
     if let Some(grad) = grad {
-        let ns = sites.len() / (4 * p);
-        if ns > 0 {
-            // Channel-major columns: column c·ns + s holds channel c of site s.
-            let mut xin = vec![0.0; 4 * p * ns];
-            for s in 0..ns {
-                for c in 0..4 {
-                    let src = &sites[(s * 4 + c) * p..(s * 4 + c + 1) * p];
-                    xin[(c * ns + s) * p..(c * ns + s + 1) * p].copy_from_slice(src);
-                }
-            }
-            if dens.embedded() {
-                // Through the angle embedding (docs/DESIGN.md §14.6).
-                xin = crate::density::embed::embed_adjoint_channels(&xin, ns, d);
-            }
-            adjoint_block(&dens.mlp, &mut xin, ns, grad);
-        }
+        sweep_sites(dens, &sites, d, grad);
     }
     Ok((total + pen_total, dropped, pen_total))
+}
+
+/// The mass penalty (8.1) of a block from its forward records `rec` (layout `lay`, `d`
+/// coordinates): its value, and, when `want`, one reverse-sweep site per active eigen-direction
+/// appended to `sites` ([x | u1 | u2 | u3] rows, docs/DESIGN.md (8.2)).
+#[allow(clippy::too_many_arguments)]
+fn penalty_sites(
+    rec: &[f64],
+    (lay, d): (crate::density::SiteLayout, usize),
+    data: &Samples,
+    idx: &[usize],
+    inv_norm: f64,
+    pen: MassPenalty,
+    want: bool,
+    sites: &mut Vec<f64>,
+) -> f64 {
+    let stride = lay.stride();
+    let p = 2 * d;
+    let ms: Vec<f64> = (0..idx.len())
+        .flat_map(|j| {
+            let r = &rec[j * stride..(j + 1) * stride];
+            r[lay.mass()..lay.mass() + d * d].iter().copied()
+        })
+        .collect();
+    let w: Vec<f64> = idx
+        .iter()
+        .map(|&i| pen.weight * data.weight(i) * inv_norm * d as f64)
+        .collect();
+    let (pv, dirs) = mass_penalty::block_penalty(&ms, d, &w, pen, want);
+    for dir in &dirs {
+        // S = D_u3 ρ − D_u1 D_u2 ρ with u1 = (0, −coef u), u2 = (0, u), u3 = 0: coef uᵀMu.
+        sites.extend_from_slice(data.input_row(idx[dir.sample]));
+        sites.extend(std::iter::repeat_n(0.0, d));
+        sites.extend(dir.u.iter().map(|x| -dir.coef * x));
+        sites.extend(std::iter::repeat_n(0.0, d));
+        sites.extend_from_slice(&dir.u);
+        sites.extend(std::iter::repeat_n(0.0, p));
+    }
+    pv
+}
+
+/// ∂/∂θ Σ_s S_s of the reverse-sweep `sites` ([x | u1 | u2 | u3] rows of 2d values each),
+/// through the angle embedding when the density has one; added into `grad`.
+pub(crate) fn sweep_sites(dens: &MlpDensity, sites: &[f64], d: usize, grad: &mut [f64]) {
+    let p = 2 * d;
+    let ns = sites.len() / (4 * p);
+    if ns == 0 {
+        return;
+    }
+    // Channel-major columns: column c·ns + s holds channel c of site s.
+    let mut xin = vec![0.0; 4 * p * ns];
+    for s in 0..ns {
+        for c in 0..4 {
+            let src = &sites[(s * 4 + c) * p..(s * 4 + c + 1) * p];
+            xin[(c * ns + s) * p..(c * ns + s + 1) * p].copy_from_slice(src);
+        }
+    }
+    if dens.embedded() {
+        // Through the angle embedding (docs/DESIGN.md §14.6).
+        xin = crate::density::embed::embed_adjoint_channels(&xin, ns, d);
+    }
+    adjoint_block(&dens.mlp, &mut xin, ns, grad);
+}
+
+/// The mass penalty (8.1) alone over the minibatch `idx` of a single-site LNN, no data loss
+/// (docs/DESIGN.md §21.6): its value and, with `grad`, its gradient added into `grad` (m̄ held
+/// constant, floored as `pen` says). Parallel over fixed blocks of [`SAMPLE_BLOCK`] samples like
+/// [`lnn_dense_loss_grad`]; the weights are those of the training loss (β/N).
+pub fn lnn_dense_penalty_grad(
+    dens: &MlpDensity,
+    data: &Samples,
+    idx: &[usize],
+    pen: MassPenalty,
+    want_grad: bool,
+) -> (f64, Vec<f64>) {
+    let d = data.out_dim;
+    let p = 2 * d;
+    let np = if want_grad {
+        n_params(&dens.mlp.sizes)
+    } else {
+        0
+    };
+    let inv = data.inv_norm(idx);
+    let lay = dens.layout();
+    let parts: Vec<(f64, Vec<f64>)> = idx
+        .par_chunks(SAMPLE_BLOCK)
+        .map(|chunk| {
+            let nb = chunk.len();
+            let mut x = vec![0.0; p * nb];
+            for (j, &i) in chunk.iter().enumerate() {
+                x[j * p..(j + 1) * p].copy_from_slice(data.input_row(i));
+            }
+            let mut rec = vec![0.0; lay.stride() * nb];
+            dens.eval_block(&x, nb, &mut rec);
+            let mut sites = vec![];
+            let pv = penalty_sites(&rec, (lay, d), data, chunk, inv, pen, want_grad, &mut sites);
+            let mut g = vec![0.0; np];
+            if want_grad {
+                sweep_sites(dens, &sites, d, &mut g);
+            }
+            (pv, g)
+        })
+        .collect();
+    sum_partials(parts, np)
 }
 
 /// Factorise a learned mass matrix `m0` (d × d) into `m` and solve `rhs` in place: the pivots,

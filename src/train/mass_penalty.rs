@@ -42,6 +42,10 @@ pub struct MassPenalty {
     /// held constant the penalty's gradient shrinks the whole learned L while M is indefinite
     /// ((17.1)); below the floor it grows it again, so L cannot collapse to M → 0. None: no floor.
     pub scale_floor: Option<f64>,
+    /// Before the data loss sees the network, make M definite by Adam steps on this penalty
+    /// alone (single-site LNNs in [`crate::train::train`]; docs/DESIGN.md §21.6,
+    /// [`crate::train::definite_start`]). None: start from the initial network as it is.
+    pub definite_start: Option<crate::train::definite_start::DefiniteStart>,
 }
 
 impl MassPenalty {
@@ -64,6 +68,7 @@ impl MassPenalty {
             margin,
             exact_scale: false,
             scale_floor: None,
+            definite_start: None,
         })
     }
 }

@@ -17,6 +17,7 @@ pub use error::TrainError;
 
 pub mod baselines;
 pub mod damped;
+pub mod definite_start;
 pub mod distributed;
 pub mod gradient;
 pub mod graph;
@@ -844,6 +845,12 @@ pub struct TrainReport {
     /// True when the best model is no better than predicting zero (`best_val_loss ≥
     /// zero_val_loss`): training failed even if it ran to the end.
     pub no_better_than_zero: bool,
+    /// Single-site LNNs with a mass penalty ([`train`]): what the definite start did (None: not
+    /// asked for), and the fraction of training states at which the returned model's learned M
+    /// is not definite ([`definite_start::indefinite_fraction`]; > 0 means training ended with
+    /// an indefinite M there, e.g. on the indefinite-M plateau, docs/DESIGN.md §21.6).
+    pub definite_start: Option<definite_start::DefiniteStartReport>,
+    pub indefinite_mass_fraction: Option<f64>,
 }
 
 /// What [`fit`] trains on: weighted samples addressed by index. [`Samples`] (one system's
@@ -1134,8 +1141,21 @@ pub fn train(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(&Progress),
 ) -> Result<(TrainedModel, TrainReport)> {
+    let mut model = model;
+    // docs/DESIGN.md §21.6: an LNN whose M starts indefinite can sit on the indefinite-M
+    // plateau for most of its budget; the definite start removes that start.
+    let lnn_penalty = cfg.mass_penalty.filter(|_| model.kind == ModelKind::Lnn);
+    let start = match lnn_penalty.and_then(|p| p.definite_start.map(|o| (p, o))) {
+        Some((p, o)) => Some(definite_start::definite_start(&mut model, data, p, &o)?),
+        None => None,
+    };
     let mut t = NetTrainer::new(model, data, cfg.mass_penalty)?.with_precision(cfg.precision)?;
-    let report = fit(&mut t, data, cfg, on_step)?;
+    let mut report = fit(&mut t, data, cfg, on_step)?;
+    report.definite_start = start;
+    if lnn_penalty.is_some() {
+        report.indefinite_mass_fraction =
+            Some(definite_start::indefinite_fraction(&t.model, data)?);
+    }
     Ok((t.model, report))
 }
 
@@ -1257,6 +1277,8 @@ pub fn fit<D: TrainingSet, T: Trainable<D> + ?Sized>(
         n_val,
         zero_val_loss,
         no_better_than_zero: true,
+        definite_start: None,
+        indefinite_mass_fraction: None,
     };
     let start = Instant::now();
     let mut seen = 0usize;

@@ -32,7 +32,7 @@
 use super::gradient::{mlp_sweep_batch, SampleState, SweepChannels};
 use super::gradient::{small_lu_solve, solve_mass, Samples};
 use super::graph::{kinetic_backward, potential_adjoint_batch, GraphTrainer};
-use super::hyperdual::{self, adjoint_block, n_params};
+use super::hyperdual::{self, n_params};
 use super::loss::LossKind;
 use super::mass_penalty::{self, MassPenalty};
 use super::{Trainable, TrainedModel};
@@ -435,21 +435,8 @@ fn dense_block(
         }
     }
     if let (Some(grad), Some(mlp)) = (grad, mlp) {
-        let nsw = sites.len() / (4 * p);
-        if nsw > 0 {
-            let mut xin = vec![0.0; 4 * p * nsw];
-            for s in 0..nsw {
-                for c in 0..4 {
-                    let src = &sites[(s * 4 + c) * p..(s * 4 + c + 1) * p];
-                    xin[(c * nsw + s) * p..(c * nsw + s + 1) * p].copy_from_slice(src);
-                }
-            }
-            if mlp.embedded() {
-                // Through the angle embedding (docs/DESIGN.md §14.6, §12.9).
-                xin = crate::density::embed::embed_adjoint_channels(&xin, nsw, d);
-            }
-            adjoint_block(&mlp.mlp, &mut xin, nsw, grad);
-        }
+        // Through the angle embedding when the network has one (docs/DESIGN.md §14.6, §12.9).
+        super::gradient::sweep_sites(mlp, &sites, d, grad);
     }
     (total, dropped)
 }
