@@ -73,3 +73,65 @@ fn train_starts_and_ends_with_a_definite_mass_matrix() {
     let (_, rep) = train::train(best, &samples, &plain, &mut |_| {}).unwrap();
     assert!(rep.definite_start.is_none() && rep.indefinite_mass_fraction.is_none());
 }
+
+/// `lgn train --model lnn --mass-penalty W` runs the same definite start (through the CLI's
+/// rank-aware path) and reports it: the steps it took and the indefinite fraction of the
+/// returned model; without the penalty neither is reported.
+#[test]
+fn lgn_train_with_a_mass_penalty_starts_definite_and_reports_it() {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(format!("lgn-definite-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (data, model) = (dir.join("dp.h5"), dir.join("m.h5"));
+    let lgn = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lgn"))
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
+            .args(args)
+            .output()
+            .expect("run lgn");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status.code(), stdout, stderr)
+    };
+    let (d, m) = (data.to_str().unwrap(), model.to_str().unwrap());
+    let (code, _, err) = lgn(&["generate", "dblpend", "--n", "3000", "--out", d, "--force"]);
+    assert_eq!(code, Some(0), "{err}");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            d,
+            "--model",
+            "lnn",
+            "--hidden",
+            "32",
+            "--embed-angles",
+            "--epochs",
+            "3",
+            "--out",
+            m,
+            "--force",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let (_, out, err) = lgn(&args);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("{err}"));
+        serde_json::from_str::<serde_json::Value>(line).unwrap()
+    };
+    let v = train(&["--mass-penalty", "1000"]);
+    let steps = v["definite_start_steps"]
+        .as_u64()
+        .expect("definite_start_steps");
+    assert!(steps >= 1, "this paper init starts indefinite: {v}");
+    let f = v["indefinite_mass_fraction"]
+        .as_f64()
+        .expect("indefinite_mass_fraction");
+    assert!(f <= 0.05, "M left indefinite at {f} of the states: {v}");
+    let v = train(&[]);
+    assert!(v["definite_start_steps"].is_null() && v["indefinite_mass_fraction"].is_null());
+    std::fs::remove_dir_all(&dir).ok();
+}

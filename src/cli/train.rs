@@ -123,7 +123,9 @@ pub struct TrainArgs {
     /// (eigenvalues of one sign, at least --mass-margin × their typical size). --model lnn: off
     /// by default; use it when rollouts hit singular or indefinite mass matrices, with a weight
     /// near the data's mean squared acceleration (≈ 1000 for the double pendulum): much smaller
-    /// weights lose to the data loss in the first epochs. --model lgn and graph networks with
+    /// weights lose to the data loss in the first epochs; the network is first made definite by
+    /// the penalty alone (the definite start, docs/DESIGN.md §21.7; JSON `definite_start_steps`,
+    /// `indefinite_mass_fraction`). --model lgn and graph networks with
     /// --density sites|stencil: on by default on each site's kinetic block ∂²ρ/∂q̇² (weight =
     /// the training data's mean squared acceleration; docs/DESIGN.md §18.2).
     #[arg(long)]
@@ -319,6 +321,7 @@ pub(super) fn summarise(
             "interrupted": report.interrupted,
             "stopped_by_error": report.stopped_by_error,
             "indefinite_mass_fraction": report.indefinite_mass_fraction.map(num),
+            "definite_start_steps": report.definite_start.map(|s| s.steps),
         })
     );
     if report.no_better_than_zero && !report.interrupted {
@@ -546,12 +549,17 @@ fn run_ranks(args: TrainArgs, comm: &dyn Comm) -> Result<()> {
     let (best, report) = match args.dissipation {
         DissipationKind::None => {
             // train::train, on this rank's share of the samples.
+            let start = match cfg.mass_penalty.filter(|_| kind == ModelKind::Lnn) {
+                Some(p) => train_mpi::definite_start(comm, &mut model, &samples, p)?,
+                None => None,
+            };
             let mut t = train::NetTrainer::new(model, &samples, cfg.mass_penalty)?
                 .with_precision(cfg.precision)?;
             // docs/DESIGN.md §21.6: states on which to report an M left indefinite.
             let check = (cfg.mass_penalty.is_some() && kind == ModelKind::Lnn)
                 .then(|| samples.subset(&(0..samples.n.min(4096)).collect::<Vec<_>>()));
             let mut report = train_mpi::fit(comm, &mut t, samples, &shard, &cfg, &mut on_step)?;
+            report.definite_start = start;
             let model = t.into_model();
             if let Some(c) = &check {
                 report.indefinite_mass_fraction =

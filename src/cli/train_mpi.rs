@@ -134,3 +134,28 @@ pub(super) fn still_over(comm: &dyn Comm, fixed: &[usize], raw: &SamplesData) ->
         recipe::still_at_scale(fixed, &raw.qdot, &raw.qddot, scale),
     )
 }
+
+/// The definite start of an LNN trained with a mass penalty (docs/DESIGN.md §21.7: M made
+/// definite by the penalty alone before the data loss, so training does not sit on the
+/// indefinite-M plateau of §21.6), run on rank 0's samples; every rank then takes rank 0's
+/// network, so the ranks start from the same parameters. An error on rank 0 is every rank's.
+pub(super) fn definite_start(
+    comm: &dyn Comm,
+    model: &mut train::TrainedModel,
+    samples: &train::Samples,
+    penalty: train::MassPenalty,
+) -> Result<Option<train::definite_start::DefiniteStartReport>> {
+    use train::definite_start::{definite_start, DefiniteStart};
+    let r = if comm.is_root() {
+        definite_start(model, samples, penalty, &DefiniteStart::default()).map(Some)
+    } else {
+        Ok(None)
+    };
+    let r = agree(comm, r)?;
+    if comm.size() > 1 {
+        let mut theta = train::hyperdual::flatten(&model.net);
+        comm.broadcast(0, &mut theta)?;
+        train::hyperdual::unflatten(&mut model.net, &theta);
+    }
+    Ok(r)
+}
